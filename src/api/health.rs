@@ -1,0 +1,39 @@
+//! `GET /health`: is the service up, how much is stored, and is polling working.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::db::stored_event_count;
+use crate::error::AppError;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/health", get(health))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    events_stored: u64,
+    /// False when started with `--no-poll`.
+    polling: bool,
+    last_poll_at: Option<DateTime<Utc>>,
+    last_poll_error: Option<String>,
+    polls: u64,
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
+    let events_stored = state.db.run(|conn| stored_event_count(conn)).await?;
+    let report = state.poll_status.snapshot();
+    Ok(Json(Health {
+        status: "ok",
+        events_stored,
+        polling: state.polling,
+        last_poll_at: report.last_poll_at,
+        last_poll_error: report.last_poll_error,
+        polls: report.polls,
+    }))
+}

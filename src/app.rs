@@ -1,0 +1,105 @@
+//! Wiring: [`AppState`], the [`router`], and [`App`], which opens the database,
+//! starts the poller and serves until told to stop. Tests build an [`App`] on a
+//! listener bound to port 0 and stop it with a [`CancellationToken`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::api;
+use crate::config::Config;
+use crate::db::Db;
+use crate::github::{PollStatus, Poller};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    /// The poller's latest report, for `/health`.
+    pub poll_status: Arc<PollStatus>,
+    /// Whether this process polls GitHub at all.
+    pub polling: bool,
+}
+
+/// The HTTP application: every endpoint, with a request span naming the matched route.
+pub fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("(unmatched)", MatchedPath::as_str);
+            tracing::info_span!("request", method = %request.method(), route)
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    api::router().layer(trace).with_state(state)
+}
+
+/// A ready-to-run service: database open and migrated, listener bound.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    poller: Option<Poller>,
+}
+
+impl App {
+    /// Opens the database (running migrations) and prepares the poller.
+    pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<App> {
+        let location = config.db.clone();
+        let db = tokio::task::spawn_blocking(move || Db::open(&location))
+            .await?
+            .with_context(|| format!("opening database {}", config.db))?;
+        let poll_status = Arc::new(PollStatus::default());
+        let poller = match &config.poller {
+            Some(poller_config) => Some(
+                Poller::new(poller_config, db.clone(), poll_status.clone())
+                    .context("building the GitHub client")?,
+            ),
+            None => None,
+        };
+        let state = AppState {
+            db,
+            poll_status,
+            polling: poller.is_some(),
+        };
+        Ok(App {
+            listener,
+            state,
+            poller,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves and polls until `shutdown` is cancelled; then stops accepting
+    /// requests, lets in-flight ones finish, and waits for the poller to stop.
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let poller = self
+            .poller
+            .map(|poller| tokio::spawn(poller.run(shutdown.child_token())));
+        tracing::info!(address = %self.listener.local_addr()?, "serving HTTP");
+        let served = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .context("HTTP server failed");
+        // The server may also end on its own (an accept error): stop the poller too.
+        shutdown.cancel();
+        if let Some(poller) = poller {
+            poller.await.context("poller task panicked")?;
+        }
+        served
+    }
+}

@@ -1,0 +1,152 @@
+//! The event-count bar chart: counts in, PNG bytes out, rendered in memory with
+//! an embedded font so it works on machines without system fonts.
+
+use std::sync::OnceLock;
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, register_font};
+
+use crate::db::EventCounts;
+
+/// Chart size in pixels: readable on a laptop screen, a few tens of KB as PNG.
+const WIDTH: u32 = 800;
+const HEIGHT: u32 = 500;
+
+/// The family name under which the embedded DejaVu Sans is registered.
+const FONT_FAMILY: &str = "sans-serif";
+
+/// Bar colours per type: Watch, PullRequest, Issues.
+const BAR_COLOURS: [RGBColor; 3] = [
+    RGBColor(0xf2, 0xa9, 0x00),
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x2c, 0xa0, 0x2c),
+];
+
+/// Why a chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("embedded font rejected: {0}")]
+    Font(String),
+    #[error("drawing failed: {0}")]
+    Draw(String),
+    #[error("PNG encoding failed: {0}")]
+    Encode(#[from] png::EncodingError),
+}
+
+fn ensure_font() -> Result<(), ChartError> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            register_font(FONT_FAMILY, FontStyle::Normal, dejavu::sans::regular())
+                .map_err(|_| "DejaVu Sans".to_owned())
+        })
+        .clone()
+        .map_err(ChartError::Font)
+}
+
+/// "the last 90 minutes", "the last 2 hours", "the last 3 days".
+pub fn describe_window(offset_minutes: i64) -> String {
+    const HOUR: i64 = 60;
+    const DAY: i64 = 24 * HOUR;
+    let (amount, unit) = if offset_minutes % DAY == 0 {
+        (offset_minutes / DAY, "day")
+    } else if offset_minutes % HOUR == 0 {
+        (offset_minutes / HOUR, "hour")
+    } else {
+        (offset_minutes, "minute")
+    };
+    let plural = if amount == 1 { "" } else { "s" };
+    if amount == 1 {
+        format!("the last {unit}")
+    } else {
+        format!("the last {amount} {unit}{plural}")
+    }
+}
+
+/// A bar chart of `counts` titled with `window` (e.g. "the last 60 minutes"), as PNG.
+pub fn render_event_counts(counts: &EventCounts, window: &str) -> Result<Vec<u8>, ChartError> {
+    ensure_font()?;
+    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    draw_bars(&mut pixels, counts, window).map_err(|e| ChartError::Draw(e.to_string()))?;
+    let mut png_bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&pixels)?;
+    writer.finish()?;
+    Ok(png_bytes)
+}
+
+fn draw_bars(
+    pixels: &mut [u8],
+    counts: &EventCounts,
+    window: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let bars = counts.by_type();
+    let tallest = bars.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    // Headroom above the tallest bar for its value label.
+    let y_max = (tallest + tallest / 8).max(tallest + 1);
+    // A segmented range over 0..n has n + 1 segments: one per bar needs n - 1.
+    let last_bar = bars.len() - 1;
+
+    let root = BitMapBackend::with_buffer(pixels, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("GitHub events in {window}"), (FONT_FAMILY, 26))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..last_bar).into_segmented(), 0..y_max)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("Event type")
+        .y_desc("Events")
+        .axis_desc_style((FONT_FAMILY, 18))
+        .label_style((FONT_FAMILY, 15))
+        .x_label_formatter(&|segment| match segment {
+            SegmentValue::CenterOf(i) => bars.get(*i).map_or(String::new(), |(t, _)| t.to_string()),
+            _ => String::new(),
+        })
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, count))| {
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0),
+                (SegmentValue::Exact(i + 1), *count),
+            ],
+            BAR_COLOURS[i % BAR_COLOURS.len()].filled(),
+        );
+        bar.set_margin(0, 0, 30, 30);
+        bar
+    }))?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, count))| {
+        Text::new(
+            count.to_string(),
+            (SegmentValue::CenterOf(i), *count),
+            (FONT_FAMILY, 18)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom)),
+        )
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_naturally() {
+        assert_eq!(describe_window(1), "the last minute");
+        assert_eq!(describe_window(90), "the last 90 minutes");
+        assert_eq!(describe_window(60), "the last hour");
+        assert_eq!(describe_window(120), "the last 2 hours");
+        assert_eq!(describe_window(2 * 1440), "the last 2 days");
+    }
+}

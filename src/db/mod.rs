@@ -1,0 +1,167 @@
+//! SQLite storage: the connection pool, per-connection pragmas, the embedded
+//! migrations, and [`Db::run`], which keeps rusqlite's blocking calls off the
+//! async runtime. Query functions live in the submodules, one file per concern.
+
+mod metrics;
+mod write;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+pub use metrics::{EventCounts, PrGapSummary, average_pr_gap, event_counts, pr_counts};
+pub use write::{InsertStats, insert_events, stored_event_count};
+
+use crate::config::DbLocation;
+
+refinery::embed_migrations!("migrations");
+
+/// How long a connection waits for another writer before `SQLITE_BUSY`. Writers
+/// hold the lock for one poll's transaction (milliseconds), so this is ample.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pooled connections: WAL lets readers run beside the one writer.
+const POOL_SIZE: u32 = 8;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migrating the database schema: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The database handle shared by the poller and the HTTP handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    /// For `:memory:` only: an in-memory database vanishes with its last
+    /// connection, so one is held for the life of the handle.
+    _memory_keeper: Option<Arc<Mutex<Connection>>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(location: &DbLocation) -> Result<Db, DbError> {
+        let db = match location {
+            DbLocation::File(path) => {
+                create_parent_dir(path)?;
+                let manager = SqliteConnectionManager::file(path).with_init(|conn| {
+                    apply_pragmas(conn)?;
+                    // WAL is a property of the file; asking again is a cheap no-op.
+                    let mode: String =
+                        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                            row.get(0)
+                        })?;
+                    if !mode.eq_ignore_ascii_case("wal") {
+                        tracing::warn!(%mode, "SQLite refused WAL journal mode");
+                    }
+                    Ok(())
+                });
+                let pool = r2d2::Pool::builder().max_size(POOL_SIZE).build(manager)?;
+                Db {
+                    pool,
+                    _memory_keeper: None,
+                }
+            }
+            DbLocation::Memory => {
+                // Plain ":memory:" would give each pooled connection its own empty
+                // database, and shared-cache mode fails under concurrency with
+                // "database table is locked"; the memdb VFS shares one database
+                // with ordinary locking. The name is unique per handle so that two
+                // in-memory handles in one process (tests) stay apart.
+                static NEXT_MEMORY_DB: AtomicU64 = AtomicU64::new(0);
+                let name = format!(
+                    "file:/ghmetrics-{}-{}?vfs=memdb",
+                    std::process::id(),
+                    NEXT_MEMORY_DB.fetch_add(1, Ordering::Relaxed)
+                );
+                let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_URI;
+                let mut keeper = Connection::open_with_flags(&name, flags)?;
+                apply_pragmas(&mut keeper)?;
+                let manager = SqliteConnectionManager::file(&name)
+                    .with_flags(flags)
+                    .with_init(apply_pragmas);
+                let pool = r2d2::Pool::builder()
+                    .max_size(POOL_SIZE)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .build(manager)?;
+                Db {
+                    pool,
+                    _memory_keeper: Some(Arc::new(Mutex::new(keeper))),
+                }
+            }
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.get()?;
+        let report = migrations::runner().run(&mut *conn)?;
+        for migration in report.applied_migrations() {
+            tracing::info!(migration = %migration, "applied database migration");
+        }
+        Ok(())
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    ///
+    /// If the caller's future is dropped, `work` still runs to completion, so a
+    /// transaction in flight at shutdown commits (or rolls back) as a whole.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            Ok(work(&mut conn)?)
+        })
+        .await?
+    }
+
+    /// A pooled connection for blocking code (the importer, tests).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+fn apply_pragmas(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // In WAL mode NORMAL never corrupts the file and loses nothing on a process
+    // crash; only an OS crash or power cut can drop the last transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), DbError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}

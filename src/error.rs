@@ -1,0 +1,50 @@
+//! [`AppError`]: every way an HTTP request can fail, mapped to a status and a
+//! JSON body `{"detail": "..."}`. Internal causes are logged, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::chart::ChartError;
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A query parameter is missing or invalid: the message names it and says why.
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Db(_) | AppError::Chart(_) | AppError::Task(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "internal server error; see the service log".to_owned()
+        } else {
+            self.to_string()
+        };
+        (status, Json(json!({ "detail": detail }))).into_response()
+    }
+}

@@ -1,0 +1,263 @@
+//! The events ghmetrics keeps, and the tolerant parser that turns one GitHub event
+//! (from `/events` or a GH Archive line: the same JSON shape) into a row.
+//!
+//! Tolerant on purpose: GitHub trimmed payloads in October 2025 and adds new
+//! `action` values over time, so only the fields we store are read, `action`
+//! stays a plain string, and a field that is absent becomes `None`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::DateTime;
+use serde::Deserialize;
+
+/// The event types ghmetrics stores; every other type is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Watch,
+    PullRequest,
+    Issues,
+}
+
+impl EventType {
+    /// Every tracked type, in the order the API and the chart list them.
+    pub const ALL: [EventType; 3] = [EventType::Watch, EventType::PullRequest, EventType::Issues];
+
+    /// GitHub's name for the type, as stored in `events.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Watch => "WatchEvent",
+            EventType::PullRequest => "PullRequestEvent",
+            EventType::Issues => "IssuesEvent",
+        }
+    }
+
+    /// The tracked type with GitHub's name `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored event: a row of the `events` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// GitHub's event id; ids grow over time and identify an event across pages and feeds.
+    pub id: i64,
+    pub event_type: EventType,
+    /// When GitHub says the event happened, Unix epoch seconds (UTC).
+    pub created_at: i64,
+    /// `owner/name`.
+    pub repo_name: String,
+    pub actor_login: Option<String>,
+    /// `payload.action` (`opened`, `closed`, `started`, ...), kept verbatim.
+    pub action: Option<String>,
+    /// The pull request or issue number, where the payload has one.
+    pub number: Option<i64>,
+}
+
+/// Why one event could not be stored; the rest of its page or file is unaffected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MalformedEvent {
+    #[error("not a JSON event object: {0}")]
+    Json(String),
+    #[error("missing or invalid `{0}`")]
+    Field(&'static str),
+    #[error("unparseable created_at {0:?}")]
+    CreatedAt(String),
+}
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(default, borrow)]
+    id: Option<RawId<'a>>,
+    #[serde(rename = "type", default, borrow)]
+    event_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    repo: Option<RawRepo<'a>>,
+    #[serde(default, borrow)]
+    actor: Option<RawActor<'a>>,
+    #[serde(default, borrow)]
+    payload: Option<RawPayload<'a>>,
+}
+
+/// GitHub sends ids as strings of digits; accept a bare number too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawId<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Number(i64),
+}
+
+#[derive(Deserialize)]
+struct RawRepo<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawActor<'a> {
+    #[serde(default, borrow)]
+    login: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawPayload<'a> {
+    #[serde(default, borrow)]
+    action: Option<Cow<'a, str>>,
+    #[serde(default)]
+    number: Option<i64>,
+    #[serde(default)]
+    pull_request: Option<RawNumbered>,
+    #[serde(default)]
+    issue: Option<RawNumbered>,
+}
+
+#[derive(Deserialize)]
+struct RawNumbered {
+    #[serde(default)]
+    number: Option<i64>,
+}
+
+/// Parses one event. `Ok(None)` for a well-formed event of an untracked type.
+pub fn parse_event(json: &str) -> Result<Option<Event>, MalformedEvent> {
+    let raw: RawEvent<'_> =
+        serde_json::from_str(json).map_err(|e| MalformedEvent::Json(e.to_string()))?;
+    let event_type = raw.event_type.ok_or(MalformedEvent::Field("type"))?;
+    let Some(event_type) = EventType::from_name(&event_type) else {
+        return Ok(None);
+    };
+    let id = match raw.id.ok_or(MalformedEvent::Field("id"))? {
+        RawId::Text(text) => text.parse::<i64>().ok(),
+        RawId::Number(n) => Some(n),
+    }
+    .filter(|id| *id > 0)
+    .ok_or(MalformedEvent::Field("id"))?;
+    let created_at = raw.created_at.ok_or(MalformedEvent::Field("created_at"))?;
+    let created_at = DateTime::parse_from_rfc3339(&created_at)
+        .map_err(|_| MalformedEvent::CreatedAt(created_at.clone().into_owned()))?
+        .timestamp();
+    let repo_name = raw
+        .repo
+        .and_then(|repo| repo.name)
+        .filter(|name| !name.is_empty())
+        .ok_or(MalformedEvent::Field("repo.name"))?
+        .into_owned();
+    let actor_login = raw.actor.and_then(|a| a.login).map(Cow::into_owned);
+    let payload = raw.payload;
+    let action = payload
+        .as_ref()
+        .and_then(|p| p.action.as_deref())
+        .map(str::to_owned);
+    let number = payload.and_then(|p| match event_type {
+        EventType::PullRequest => p.number.or(p.pull_request.and_then(|pr| pr.number)),
+        EventType::Issues => p.issue.and_then(|issue| issue.number).or(p.number),
+        EventType::Watch => None,
+    });
+    Ok(Some(Event {
+        id,
+        event_type,
+        created_at,
+        repo_name,
+        actor_login,
+        action,
+        number,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_pull_request_event() {
+        let json = r#"{"id":"17244207400","type":"PullRequestEvent",
+            "actor":{"id":1,"login":"octocat"},
+            "repo":{"id":2,"name":"octo/repo"},
+            "payload":{"action":"opened","number":42,"pull_request":{"number":42,"state":"open"}},
+            "public":true,"created_at":"2021-07-21T06:00:01Z"}"#;
+        let event = parse_event(json).unwrap().unwrap();
+        assert_eq!(
+            event,
+            Event {
+                id: 17244207400,
+                event_type: EventType::PullRequest,
+                created_at: 1626847201,
+                repo_name: "octo/repo".into(),
+                actor_login: Some("octocat".into()),
+                action: Some("opened".into()),
+                number: Some(42),
+            }
+        );
+    }
+
+    #[test]
+    fn parses_the_trimmed_2025_payload_and_new_actions() {
+        let json = r#"{"id":"50000000001","type":"PullRequestEvent","actor":{"login":"a"},
+            "repo":{"name":"o/r"},"payload":{"action":"merged","pull_request":{"number":7}},
+            "created_at":"2025-11-01T00:00:00Z"}"#;
+        let event = parse_event(json).unwrap().unwrap();
+        assert_eq!(event.action.as_deref(), Some("merged"));
+        assert_eq!(event.number, Some(7));
+    }
+
+    #[test]
+    fn issue_number_comes_from_the_issue() {
+        let json = r#"{"id":"5","type":"IssuesEvent","repo":{"name":"o/r"},
+            "payload":{"action":"closed","issue":{"number":9,"title":"x"}},
+            "created_at":"2019-11-27T03:00:00Z"}"#;
+        let event = parse_event(json).unwrap().unwrap();
+        assert_eq!((event.number, event.actor_login), (Some(9), None));
+    }
+
+    #[test]
+    fn untracked_types_are_skipped_not_malformed() {
+        let json = r#"{"id":"1","type":"PushEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#;
+        assert_eq!(parse_event(json), Ok(None));
+    }
+
+    #[test]
+    fn malformed_tracked_events_say_why() {
+        let cases = [
+            (
+                r#"{"type":"WatchEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#,
+                MalformedEvent::Field("id"),
+            ),
+            (
+                r#"{"id":"x1","type":"WatchEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#,
+                MalformedEvent::Field("id"),
+            ),
+            (
+                r#"{"id":"1","type":"WatchEvent","created_at":"2019-11-27T03:00:00Z"}"#,
+                MalformedEvent::Field("repo.name"),
+            ),
+            (
+                r#"{"id":"1","type":"WatchEvent","repo":{"name":"o/r"}}"#,
+                MalformedEvent::Field("created_at"),
+            ),
+            (
+                r#"{"id":"1","type":"WatchEvent","repo":{"name":"o/r"},"created_at":"yesterday"}"#,
+                MalformedEvent::CreatedAt("yesterday".into()),
+            ),
+            (
+                r#"{"id":"1","repo":{"name":"o/r"}}"#,
+                MalformedEvent::Field("type"),
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(parse_event(json), Err(expected), "{json}");
+        }
+        assert!(matches!(parse_event("[1,2]"), Err(MalformedEvent::Json(_))));
+        assert!(matches!(
+            parse_event(r#"{"id":"1","#),
+            Err(MalformedEvent::Json(_))
+        ));
+    }
+}

@@ -1,0 +1,23 @@
+//! ghmetrics streams GitHub's public events into SQLite and answers metrics
+//! about them over HTTP.
+//!
+//! - [`github`]: the REST client and the poller that stores new events.
+//! - [`event`]: the tracked event types and the tolerant event parser.
+//! - [`db`]: the SQLite pool, migrations, and the query behind each metric.
+//! - [`api`]: the axum handlers; [`error`] maps failures to HTTP responses.
+//! - [`chart`]: the PNG bar chart.
+//! - [`app`]: state, router and the serve loop; [`config`] and [`cli`] feed it.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod chart;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod event;
+pub mod github;
+
+pub use app::{App, AppState, router};
+pub use config::Config;
