@@ -141,6 +141,40 @@ fn draw_bars(
 mod tests {
     use super::*;
 
+    fn decode(png_bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        pixels.truncate(info.buffer_size());
+        (info, pixels)
+    }
+
+    fn pixels_of(pixels: &[u8], colour: RGBColor) -> usize {
+        pixels
+            .chunks_exact(3)
+            .filter(|p| p[0] == colour.0 && p[1] == colour.1 && p[2] == colour.2)
+            .count()
+    }
+
+    #[test]
+    fn bars_are_drawn_in_proportion_to_the_counts() {
+        let counts = EventCounts {
+            watch: 30,
+            pull_request: 10,
+            issues: 0,
+        };
+        let (info, pixels) = decode(&render_event_counts(&counts, "the last hour").unwrap());
+        assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
+        let areas = BAR_COLOURS.map(|colour| pixels_of(&pixels, colour));
+        assert_eq!(areas[2], 0, "an empty type has no bar");
+        let ratio = areas[0] as f64 / areas[1] as f64;
+        assert!((2.8..3.2).contains(&ratio), "bar areas {areas:?}");
+        // The title was rendered: the band above the plot (no axes there) has ink.
+        let title_band = &pixels[..(WIDTH * 45 * 3) as usize];
+        let dark = title_band.chunks_exact(3).filter(|p| p.iter().all(|c| *c < 80)).count();
+        assert!(dark > 200, "only {dark} dark pixels in the title band: no text?");
+    }
+
     #[test]
     fn windows_read_naturally() {
         assert_eq!(describe_window(1), "the last minute");
