@@ -142,7 +142,9 @@ mod tests {
     use super::*;
 
     fn decode(png_bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
-        let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+            .read_info()
+            .unwrap();
         let mut pixels = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut pixels).unwrap();
         pixels.truncate(info.buffer_size());
@@ -171,8 +173,14 @@ mod tests {
         assert!((2.8..3.2).contains(&ratio), "bar areas {areas:?}");
         // The title was rendered: the band above the plot (no axes there) has ink.
         let title_band = &pixels[..(WIDTH * 45 * 3) as usize];
-        let dark = title_band.chunks_exact(3).filter(|p| p.iter().all(|c| *c < 80)).count();
-        assert!(dark > 200, "only {dark} dark pixels in the title band: no text?");
+        let dark = title_band
+            .chunks_exact(3)
+            .filter(|p| p.iter().all(|c| *c < 80))
+            .count();
+        assert!(
+            dark > 200,
+            "only {dark} dark pixels in the title band: no text?"
+        );
     }
 
     #[test]

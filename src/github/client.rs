@@ -103,11 +103,17 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Makes rustls use ring. reqwest is built without a default crypto provider
+/// (ring builds faster and smaller than aws-lc), and a reqwest client built
+/// before a provider is installed panics. Idempotent.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl GithubClient {
     pub fn new(config: &PollerConfig) -> Result<Self, reqwest::Error> {
-        // reqwest is built without a default crypto provider (ring is lighter than
-        // aws-lc); install it once. A second call fails harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,

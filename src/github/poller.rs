@@ -2,12 +2,13 @@
 //! the last ETag, all new events in one transaction); [`Poller::run`] repeats it,
 //! sleeping as long as GitHub asks, backing off on failures, until cancelled.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde_json::value::RawValue;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{FetchError, GithubClient, PageResponse};
@@ -84,28 +85,34 @@ pub struct PollReport {
     pub events_inserted: u64,
 }
 
-/// The poller's shared, always-current [`PollReport`].
-#[derive(Debug, Default)]
-pub struct PollStatus(Mutex<PollReport>);
+/// The poller's shared, always-current [`PollReport`]; subscribers (tests, a
+/// future dashboard) are woken after every poll.
+#[derive(Debug)]
+pub struct PollStatus(watch::Sender<PollReport>);
+
+impl Default for PollStatus {
+    fn default() -> Self {
+        PollStatus(watch::Sender::new(PollReport::default()))
+    }
+}
 
 impl PollStatus {
     pub fn snapshot(&self) -> PollReport {
-        self.lock().clone()
+        self.0.borrow().clone()
+    }
+
+    /// A receiver that sees each new report.
+    pub fn subscribe(&self) -> watch::Receiver<PollReport> {
+        self.0.subscribe()
     }
 
     fn record(&self, result: &Result<PollOutcome, PollError>, inserted: u64) {
-        let mut report = self.lock();
-        report.last_poll_at = Some(Utc::now());
-        report.polls += 1;
-        report.events_inserted += inserted;
-        report.last_poll_error = result.as_ref().err().map(ToString::to_string);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, PollReport> {
-        // The report is plain data; one written by a panicking thread is still usable.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.send_modify(|report| {
+            report.last_poll_at = Some(Utc::now());
+            report.polls += 1;
+            report.events_inserted += inserted;
+            report.last_poll_error = result.as_ref().err().map(ToString::to_string);
+        });
     }
 }
 

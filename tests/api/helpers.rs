@@ -1,0 +1,374 @@
+//! Shared test scaffolding: a scripted mock of GitHub's `/events`, the service
+//! spawned on a random port, and expected answers computed straight from the
+//! fixture JSON (independently of the service's parser and SQL).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ghmetrics::App;
+use ghmetrics::config::{Config, DbLocation, PollerConfig};
+use ghmetrics::github::PollReport;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The tracked types, as the API names them.
+pub const TRACKED: [&str; 3] = ["WatchEvent", "PullRequestEvent", "IssuesEvent"];
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The real events of `tests/fixtures/`, newest first (as GitHub serves them).
+pub fn fixture_events() -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events-2021-07-21-sample.json.gz"
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut events: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e["id"].as_str().unwrap().parse::<i64>().unwrap()));
+    events
+}
+
+/// What the service should answer for a set of events, computed from raw JSON.
+pub struct Expected {
+    pub by_type: BTreeMap<String, u64>,
+    pub pr_counts: Vec<(String, u64)>,
+    /// Repository -> its PR opening times (epoch seconds), sorted.
+    pub openings: BTreeMap<String, Vec<i64>>,
+}
+
+impl Expected {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Value>) -> Expected {
+        let mut seen = HashSet::new();
+        let mut by_type: BTreeMap<String, u64> =
+            TRACKED.iter().map(|t| (t.to_string(), 0)).collect();
+        let mut prs: BTreeMap<String, u64> = BTreeMap::new();
+        let mut openings: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for event in events {
+            let kind = event["type"].as_str().unwrap();
+            if !TRACKED.contains(&kind) || !seen.insert(event["id"].as_str().unwrap().to_owned()) {
+                continue;
+            }
+            *by_type.get_mut(kind).unwrap() += 1;
+            let repo = event["repo"]["name"].as_str().unwrap().to_owned();
+            if kind == "PullRequestEvent" {
+                *prs.entry(repo.clone()).or_default() += 1;
+                if event["payload"]["action"] == "opened" {
+                    let at =
+                        chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
+                            .unwrap()
+                            .timestamp();
+                    openings.entry(repo).or_default().push(at);
+                }
+            }
+        }
+        for times in openings.values_mut() {
+            times.sort();
+        }
+        let mut pr_counts: Vec<(String, u64)> = prs.into_iter().collect();
+        pr_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Expected {
+            by_type,
+            pr_counts,
+            openings,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_type.values().sum()
+    }
+}
+
+/// A scripted failure the mock serves instead of the next response.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Status(u16),
+    /// 403 with `X-RateLimit-Remaining: 0` and a reset this many seconds ahead.
+    RateLimitReset {
+        reset_in_secs: u64,
+    },
+    /// The given status with `Retry-After`.
+    RetryAfter {
+        status: u16,
+        secs: u64,
+    },
+    /// 200 with this body.
+    Body(&'static str),
+    /// Answer only after this long (longer than the client's timeout).
+    Delay(Duration),
+    /// Serve this request normally (to aim a later fault at page 2).
+    Pass,
+}
+
+/// One request the mock saw.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub at: Instant,
+    pub page: usize,
+    pub headers: HeaderMap,
+    pub status: u16,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+struct MockState {
+    base_url: String,
+    feed: Vec<Value>,
+    page_size: usize,
+    poll_interval_secs: u64,
+    faults: VecDeque<Fault>,
+    seen: Vec<SeenRequest>,
+}
+
+/// An in-process stand-in for GitHub's `/events`, on 127.0.0.1:0.
+#[derive(Clone)]
+pub struct MockGithub {
+    pub url: String,
+    state: Arc<Mutex<MockState>>,
+}
+
+impl MockGithub {
+    pub async fn start(page_size: usize) -> MockGithub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(MockState {
+            base_url: url.clone(),
+            feed: Vec::new(),
+            page_size,
+            poll_interval_secs: 1,
+            faults: VecDeque::new(),
+            seen: Vec::new(),
+        }));
+        let app = Router::new()
+            .route("/events", get(serve_events))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        MockGithub { url, state }
+    }
+
+    /// The events the feed serves from now on, newest first.
+    pub fn set_feed(&self, events: &[Value]) {
+        self.state.lock().unwrap().feed = events.to_vec();
+    }
+
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Where `Link` headers point (default: the mock itself).
+    pub fn set_link_base(&self, base: &str) {
+        self.state.lock().unwrap().base_url = base.to_owned();
+    }
+
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The ETag the mock gives page 1 of the current feed: weak and quoted, like GitHub's.
+    pub fn etag(&self) -> String {
+        etag_of(&self.state.lock().unwrap().feed)
+    }
+}
+
+fn etag_of(feed: &[Value]) -> String {
+    let newest = feed.first().map_or("empty", |e| e["id"].as_str().unwrap());
+    format!("W/\"{newest}-{}\"", feed.len())
+}
+
+async fn serve_events(
+    State(state): State<Arc<Mutex<MockState>>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let (fault, response) = {
+        let mut mock = state.lock().unwrap();
+        let fault = mock.faults.pop_front();
+        let response = if fault.as_ref().is_some_and(|f| !matches!(f, Fault::Pass)) {
+            None
+        } else {
+            Some(page_response(&mock, page, &headers))
+        };
+        (fault, response)
+    };
+    let response = match (fault, response) {
+        (Some(Fault::Delay(delay)), _) => {
+            tokio::time::sleep(delay).await;
+            let mock = state.lock().unwrap();
+            page_response(&mock, page, &headers)
+        }
+        (Some(Fault::Pass) | None, Some(response)) => response,
+        (Some(fault), _) => fault_response(fault),
+        (None, None) => unreachable!(),
+    };
+    state.lock().unwrap().seen.push(SeenRequest {
+        at: Instant::now(),
+        page,
+        headers,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+fn page_response(mock: &MockState, page: usize, headers: &HeaderMap) -> Response {
+    let etag = etag_of(&mock.feed);
+    let interval = mock.poll_interval_secs.to_string();
+    if page == 1
+        && headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str())
+    {
+        return (StatusCode::NOT_MODIFIED, [("x-poll-interval", interval)]).into_response();
+    }
+    let start = (page - 1) * mock.page_size;
+    let items: Vec<&Value> = mock.feed.iter().skip(start).take(mock.page_size).collect();
+    let mut response = (
+        StatusCode::OK,
+        [
+            ("x-poll-interval", interval),
+            ("content-type", "application/json".to_owned()),
+        ],
+        serde_json::to_string(&items).unwrap(),
+    )
+        .into_response();
+    let pages = mock.feed.len().div_ceil(mock.page_size).max(1);
+    let response_headers = response.headers_mut();
+    if page == 1 {
+        response_headers.insert("etag", HeaderValue::from_str(&etag).unwrap());
+    }
+    if page < pages {
+        let link = format!(
+            "<{base}/events?per_page=100&page={next}>; rel=\"next\", <{base}/events?per_page=100&page={pages}>; rel=\"last\"",
+            base = mock.base_url,
+            next = page + 1
+        );
+        response_headers.insert("link", HeaderValue::from_str(&link).unwrap());
+    }
+    response
+}
+
+fn fault_response(fault: Fault) -> Response {
+    match fault {
+        Fault::Status(status) => StatusCode::from_u16(status).unwrap().into_response(),
+        Fault::RateLimitReset { reset_in_secs } => {
+            let reset = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + reset_in_secs;
+            (
+                StatusCode::FORBIDDEN,
+                [
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                    ("x-ratelimit-reset", reset.to_string()),
+                ],
+                r#"{"message":"API rate limit exceeded"}"#,
+            )
+                .into_response()
+        }
+        Fault::RetryAfter { status, secs } => (
+            StatusCode::from_u16(status).unwrap(),
+            [("retry-after", secs.to_string())],
+            r#"{"message":"You have exceeded a secondary rate limit"}"#,
+        )
+            .into_response(),
+        Fault::Body(body) => (StatusCode::OK, [("x-poll-interval", "1")], body).into_response(),
+        Fault::Delay(_) | Fault::Pass => unreachable!("handled by the caller"),
+    }
+}
+
+/// Poller settings for tests: the mock's URL and short backoffs.
+pub fn test_poller_config(api_url: &str) -> PollerConfig {
+    let mut config = PollerConfig::new(api_url.parse().unwrap(), None);
+    config.backoff_base = Duration::from_millis(20);
+    config.backoff_max = Duration::from_millis(100);
+    config.request_timeout = Duration::from_secs(2);
+    config
+}
+
+/// The service, running on 127.0.0.1:0.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+    pub status: watch::Receiver<PollReport>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: DbLocation, poller: Option<PollerConfig>) -> TestApp {
+        ghmetrics::github::client::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = Config {
+            listen: listener.local_addr().unwrap(),
+            db,
+            poller,
+        };
+        let app = App::build(&config, listener).await.unwrap();
+        let address = app.local_addr().unwrap();
+        let status = app.state().poll_status.subscribe();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until(shutdown.clone()));
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            status,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("http://{}{path_and_query}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path_and_query: &str) -> (u16, Value) {
+        let response = self.get(path_and_query).await;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        let json =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"));
+        (status, json)
+    }
+
+    /// Waits (bounded by [`PATIENCE`]) until the poll report satisfies `done`.
+    pub async fn wait_for_report(&mut self, done: impl FnMut(&PollReport) -> bool) -> PollReport {
+        tokio::time::timeout(PATIENCE, self.status.wait_for(done))
+            .await
+            .expect("the poller did not get there in time")
+            .unwrap()
+            .clone()
+    }
+
+    /// Stops the service as SIGTERM would, and checks it stopped cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("shutdown took over 5 s")
+            .unwrap()
+            .unwrap();
+    }
+}

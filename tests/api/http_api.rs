@@ -1,0 +1,316 @@
+//! The HTTP contract: answers against independently computed values, 422s,
+//! the chart, persistence across restarts, and analysts reading alongside.
+
+use chrono::Utc;
+use ghmetrics::config::DbLocation;
+use ghmetrics::db::{Db, insert_events};
+use ghmetrics::event::{Event, EventType};
+use serde_json::{Value, json};
+
+use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
+
+fn event(id: i64, event_type: EventType, repo: &str, action: &str, created_at: i64) -> Event {
+    Event {
+        id,
+        event_type,
+        created_at,
+        repo_name: repo.to_owned(),
+        actor_login: Some("tester".to_owned()),
+        action: Some(action.to_owned()),
+        number: Some(id),
+    }
+}
+
+/// A service with no poller over a temp-file database holding `events`.
+async fn app_with(events: &[Event]) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let location = DbLocation::File(dir.path().join("events.db"));
+    let db = Db::open(&location).unwrap();
+    insert_events(&mut db.get().unwrap(), events).unwrap();
+    (TestApp::spawn(location, None).await, dir)
+}
+
+#[tokio::test]
+async fn event_counts_follow_the_window() {
+    let now = Utc::now().timestamp();
+    let ages_and_types = [
+        (30, EventType::Watch),
+        (4 * 60, EventType::Watch),
+        (9 * 60, EventType::PullRequest),
+        (59 * 60, EventType::Issues),
+        (3 * 3600, EventType::Issues),
+        (40 * 86400, EventType::PullRequest),
+    ];
+    let events: Vec<Event> = ages_and_types
+        .iter()
+        .enumerate()
+        .map(|(i, (age, t))| event(i as i64 + 1, *t, "o/r", "opened", now - age))
+        .collect();
+    let (app, _dir) = app_with(&events).await;
+    for minutes in [1, 5, 10, 60, 240, 10_000_000] {
+        let (status, body) = app
+            .get_json(&format!("/metrics/event-counts?offset_minutes={minutes}"))
+            .await;
+        assert_eq!(status, 200);
+        // Ages are at least 30 s away from every window edge, so the second that
+        // passes between computing `now` here and in the handler cannot matter.
+        let within = |t: EventType| {
+            ages_and_types
+                .iter()
+                .filter(|(age, kind)| *kind == t && *age <= minutes * 60)
+                .count()
+        };
+        let expected = json!({
+            "WatchEvent": within(EventType::Watch),
+            "PullRequestEvent": within(EventType::PullRequest),
+            "IssuesEvent": within(EventType::Issues),
+        });
+        assert_eq!(body, expected, "offset_minutes={minutes}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_match_the_real_fixture() {
+    let raw = fixture_events();
+    let mock = MockGithub::start(100).await;
+    // All 800 events as one feed: 8 pages, more than GitHub serves today.
+    mock.set_feed(&raw);
+    let expected = Expected::of(&raw);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.events_inserted == expected.total())
+        .await;
+
+    let (_, counts) = app
+        .get_json("/metrics/event-counts?offset_minutes=10000000")
+        .await;
+    let expected_counts: serde_json::Map<String, Value> = expected
+        .by_type
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    assert_eq!(counts, Value::Object(expected_counts));
+
+    // Order matters, so compare the text: most PRs first, ties by name.
+    let ranked = |pairs: &[(String, u64)]| {
+        let fields: Vec<String> = pairs
+            .iter()
+            .map(|(repo, n)| format!("{}:{n}", serde_json::to_string(repo).unwrap()))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    };
+    let body = app.get("/metrics/pr-counts").await.text().await.unwrap();
+    assert_eq!(body, ranked(&expected.pr_counts));
+    let top = app
+        .get("/metrics/pr-counts?limit=3")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(top, ranked(&expected.pr_counts[..3]));
+
+    let mut checked_averages = 0;
+    for (repo, times) in &expected.openings {
+        let query = format!(
+            "/metrics/average-pr-time?repo_name={}",
+            repo.replace('/', "%2F")
+        );
+        let (status, body) = app.get_json(&query).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["pr_count"], times.len());
+        if times.len() >= 2 {
+            let mean = (times[times.len() - 1] - times[0]) as f64 / (times.len() - 1) as f64;
+            let got = body["average_seconds"].as_f64().unwrap();
+            assert!((got - mean).abs() < 1e-9, "{repo}: {got} vs {mean}");
+            checked_averages += 1;
+        } else {
+            assert_eq!(body["average_seconds"], Value::Null);
+            assert_eq!(
+                body["message"],
+                "Only 1 PR event(s) found. At least 2 are required."
+            );
+        }
+    }
+    assert!(
+        checked_averages >= 1,
+        "the fixture has a repository with several openings"
+    );
+    let (_, unknown) = app
+        .get_json("/metrics/average-pr-time?repo_name=no/such-repo")
+        .await;
+    assert_eq!(
+        unknown["message"],
+        "Only 0 PR event(s) found. At least 2 are required."
+    );
+    assert_eq!(unknown["average_seconds"], Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn in_memory_database_is_shared_by_concurrent_requests() {
+    let raw = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&raw[..300]);
+    let expected = Expected::of(&raw[..300]);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.events_inserted == expected.total())
+        .await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (http, url) = (app.http.clone(), format!("http://{}/health", app.address));
+        requests.spawn(async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        });
+    }
+    while let Some(health) = requests.join_next().await {
+        assert_eq!(
+            health.unwrap()["events_stored"],
+            expected.total(),
+            "every pooled connection sees one database"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn chart_is_a_png_of_the_window() {
+    let now = Utc::now().timestamp();
+    let events: Vec<Event> = (1..=12)
+        .map(|i| {
+            event(
+                i,
+                if i <= 8 {
+                    EventType::Watch
+                } else {
+                    EventType::Issues
+                },
+                "o/r",
+                "started",
+                now - 60,
+            )
+        })
+        .collect();
+    let (app, _dir) = app_with(&events).await;
+    for query in ["", "?offset_minutes=5", "?offset_minutes=10000000"] {
+        let response = app.get(&format!("/metrics/visualization{query}")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        let bytes = response.bytes().await.unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes[..]))
+            .read_info()
+            .unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert!(info.width >= 400 && info.height >= 300);
+        let first = &pixels[..3];
+        let distinct = pixels[..info.buffer_size()]
+            .chunks_exact(3)
+            .filter(|p| p != &first)
+            .count();
+        assert!(distinct > 1000, "{query}: the image is blank");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_the_data_and_analysts_can_read_alongside() {
+    let raw = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&raw[..300]);
+    let expected = Expected::of(&raw[..300]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/events.db");
+    let location = DbLocation::File(path.clone());
+
+    let mut app = TestApp::spawn(location.clone(), Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.events_inserted == expected.total())
+        .await;
+    // An analyst's own connection while the service runs: WAL, and an answer.
+    let analyst = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = analyst
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let count: u64 = analyst
+        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, expected.total());
+    let gaps: u64 = analyst
+        .query_row(
+            "SELECT count(*) FROM pr_gaps WHERE gap_seconds IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let expected_gaps: usize = expected.openings.values().map(|t| t.len() - 1).sum();
+    assert_eq!(gaps, expected_gaps as u64);
+    app.stop().await;
+
+    let restarted = TestApp::spawn(location, None).await;
+    let (_, health) = restarted.get_json("/health").await;
+    assert_eq!(health["events_stored"], expected.total());
+    assert_eq!(health["polling"], false);
+    let (_, counts) = restarted
+        .get_json("/metrics/event-counts?offset_minutes=10000000")
+        .await;
+    assert_eq!(counts["WatchEvent"], expected.by_type["WatchEvent"]);
+    drop(analyst);
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_get_422_with_a_detail_naming_them() {
+    let (app, _dir) = app_with(&[]).await;
+    let cases = [
+        ("/metrics/event-counts", "offset_minutes"),
+        ("/metrics/event-counts?offset_minutes=", "offset_minutes"),
+        ("/metrics/event-counts?offset_minutes=0", "offset_minutes"),
+        ("/metrics/event-counts?offset_minutes=-5", "offset_minutes"),
+        ("/metrics/event-counts?offset_minutes=1.5", "offset_minutes"),
+        ("/metrics/event-counts?offset_minutes=ten", "offset_minutes"),
+        (
+            "/metrics/event-counts?offset_minutes=99999999999999999999",
+            "offset_minutes",
+        ),
+        (
+            "/metrics/event-counts?offset_minutes=9223372036854775807",
+            "offset_minutes",
+        ),
+        (
+            "/metrics/event-counts?offset_minutes=153722867280912930",
+            "offset_minutes",
+        ),
+        ("/metrics/visualization?offset_minutes=0", "offset_minutes"),
+        (
+            "/metrics/visualization?offset_minutes=abc",
+            "offset_minutes",
+        ),
+        (
+            "/metrics/visualization?offset_minutes=9223372036854775807",
+            "offset_minutes",
+        ),
+        ("/metrics/average-pr-time", "repo_name"),
+        ("/metrics/average-pr-time?repo_name=", "repo_name"),
+        ("/metrics/average-pr-time?repo_name=%20%20", "repo_name"),
+        ("/metrics/pr-counts?limit=0", "limit"),
+        ("/metrics/pr-counts?limit=x", "limit"),
+        ("/metrics/pr-counts?limit=-1", "limit"),
+    ];
+    for (path, parameter) in cases {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        let detail = body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: {body}"));
+        assert!(detail.contains(parameter), "{path}: {detail}");
+    }
+    let (status, body) = app.get_json("/no/such/path").await;
+    assert_eq!((status, body), (404, json!({"detail": "not found"})));
+    app.stop().await;
+}

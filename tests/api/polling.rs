@@ -1,0 +1,264 @@
+//! The poller against the mock GitHub: pagination, dedupe, ETags, faults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ghmetrics::config::DbLocation;
+use ghmetrics::db::{Db, stored_event_count};
+use ghmetrics::github::{FetchError, PollError, PollStatus, Poller};
+
+use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
+
+fn stored(db: &Db) -> u64 {
+    stored_event_count(&db.get().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn service_follows_pages_dedupes_overlaps_and_honours_the_etag() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    // First the older 300 events (3 pages), then a feed that moved on by 150.
+    let first_feed = &events[300..600];
+    let second_feed = &events[150..450];
+    mock.set_feed(first_feed);
+    let dir = tempfile::tempdir().unwrap();
+    let db = DbLocation::File(dir.path().join("events.db"));
+    let mut app = TestApp::spawn(db, Some(test_poller_config(&mock.url))).await;
+
+    let expected_first = Expected::of(first_feed);
+    app.wait_for_report(|r| r.events_inserted == expected_first.total())
+        .await;
+    let first_poll: Vec<usize> = mock.seen().iter().map(|r| r.page).collect();
+    assert_eq!(first_poll, [1, 2, 3], "all pages of the first poll");
+
+    mock.set_feed(second_feed);
+    let expected_all = Expected::of(events[150..600].iter());
+    let report = app
+        .wait_for_report(|r| r.events_inserted >= expected_all.total())
+        .await;
+    assert_eq!(
+        report.events_inserted,
+        expected_all.total(),
+        "overlap stored once"
+    );
+
+    // The feed stands still: the next polls are conditional and answered 304.
+    let polls_so_far = report.polls;
+    app.wait_for_report(|r| r.polls >= polls_so_far + 2).await;
+    let seen = mock.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.status, 304);
+    assert_eq!(last.header("if-none-match"), Some(mock.etag().as_str()));
+    let after_304: Vec<_> = seen.iter().skip_while(|r| r.status != 304).collect();
+    assert!(
+        after_304.iter().all(|r| r.page == 1),
+        "no later pages after a 304"
+    );
+
+    let (status, counts) = app
+        .get_json("/metrics/event-counts?offset_minutes=10000000")
+        .await;
+    assert_eq!(status, 200);
+    for (kind, n) in &expected_all.by_type {
+        assert_eq!(counts[kind], *n, "{kind}");
+    }
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(health["events_stored"], expected_all.total());
+    assert_eq!(health["last_poll_error"], serde_json::Value::Null);
+    app.stop().await;
+}
+
+/// One poll whose first request meets `fault`.
+async fn fail_with(mock: &MockGithub, poller: &mut Poller, fault: Fault) -> PollError {
+    mock.push_faults([fault]);
+    poller.poll_once().await.unwrap_err()
+}
+
+#[tokio::test]
+async fn poll_once_reports_each_fault_and_waits_as_asked() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&events[..250]);
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let mut poller = Poller::new(
+        &test_poller_config(&mock.url),
+        db.clone(),
+        Arc::new(PollStatus::default()),
+    )
+    .unwrap();
+
+    let error = fail_with(&mock, &mut poller, Fault::Status(500)).await;
+    assert_eq!(error.requested_wait(), None, "{error}");
+    let error = fail_with(&mock, &mut poller, Fault::Status(503)).await;
+    assert!(error.to_string().contains("503"), "{error}");
+    let error = fail_with(
+        &mock,
+        &mut poller,
+        Fault::RateLimitReset { reset_in_secs: 120 },
+    )
+    .await;
+    let wait = error.requested_wait().unwrap();
+    assert!((119..=120).contains(&wait.as_secs()), "{wait:?}");
+    let error = fail_with(
+        &mock,
+        &mut poller,
+        Fault::RetryAfter {
+            status: 429,
+            secs: 7,
+        },
+    )
+    .await;
+    assert_eq!(error.requested_wait(), Some(Duration::from_secs(7)));
+    let error = fail_with(
+        &mock,
+        &mut poller,
+        Fault::RetryAfter {
+            status: 403,
+            secs: 3,
+        },
+    )
+    .await;
+    assert_eq!(error.requested_wait(), Some(Duration::from_secs(3)));
+    let error = fail_with(&mock, &mut poller, Fault::Status(403)).await;
+    assert_eq!(error.requested_wait(), None, "a plain 403 backs off");
+    for body in [
+        "not json",
+        r#"{"message":"Server Error"}"#,
+        r#"[{"id":"1","type":"#,
+    ] {
+        let error = fail_with(&mock, &mut poller, Fault::Body(body)).await;
+        assert!(
+            matches!(
+                error,
+                PollError::Fetch {
+                    source: FetchError::MalformedBody(_),
+                    ..
+                }
+            ),
+            "{body}: {error}"
+        );
+    }
+    let error = fail_with(&mock, &mut poller, Fault::Delay(Duration::from_secs(4))).await;
+    assert!(
+        matches!(
+            error,
+            PollError::Fetch {
+                source: FetchError::Transport(_),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(stored(&db), 0, "nothing stored from failed first pages");
+
+    // Page 1 arrives, page 2 fails: page 1 is kept, and the next poll fetches
+    // everything again (no 304) without storing anything twice.
+    mock.push_faults([Fault::Pass, Fault::Status(502)]);
+    let error = poller.poll_once().await.unwrap_err();
+    assert!(matches!(error, PollError::Fetch { page: 2, .. }), "{error}");
+    assert_eq!(stored(&db), Expected::of(&events[..100]).total());
+
+    let outcome = poller.poll_once().await.unwrap();
+    let expected = Expected::of(&events[..250]);
+    assert_eq!(outcome.pages, 3);
+    assert_eq!(outcome.received, 250);
+    assert_eq!(
+        outcome.stored.inserted + Expected::of(&events[..100]).total(),
+        expected.total()
+    );
+    assert_eq!(stored(&db), expected.total());
+    assert_eq!(
+        outcome.next_poll_in,
+        Duration::from_secs(1),
+        "X-Poll-Interval"
+    );
+
+    let again = poller.poll_once().await.unwrap();
+    assert!(again.not_modified());
+    assert_eq!(stored(&db), expected.total());
+}
+
+#[tokio::test]
+async fn service_waits_out_faults_then_catches_up() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&events[..300]);
+    mock.push_faults([
+        Fault::Status(500),
+        Fault::RetryAfter {
+            status: 429,
+            secs: 1,
+        },
+        Fault::Body("<html>upstream error</html>"),
+        Fault::RateLimitReset { reset_in_secs: 2 },
+    ]);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let expected = Expected::of(&events[..300]);
+    let report = app
+        .wait_for_report(|r| r.events_inserted == expected.total() && r.last_poll_error.is_none())
+        .await;
+    assert!(report.polls >= 5, "four failures, then success: {report:?}");
+
+    let seen = mock.seen();
+    let gap_after = |status: u16| {
+        let i = seen.iter().position(|r| r.status == status).unwrap();
+        seen[i + 1].at - seen[i].at
+    };
+    assert!(
+        gap_after(429) >= Duration::from_millis(950),
+        "Retry-After: 1 honoured"
+    );
+    assert!(
+        gap_after(403) >= Duration::from_millis(950),
+        "rate-limit reset honoured"
+    );
+
+    let (_, counts) = app
+        .get_json("/metrics/event-counts?offset_minutes=10000000")
+        .await;
+    for (kind, n) in &expected.by_type {
+        assert_eq!(counts[kind], *n, "{kind} stored exactly once");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_carry_githubs_headers_and_the_token_stays_home() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&events[..150]);
+    // Page 2's link points at another origin (same server, other host name).
+    let other_origin = mock.url.replace("127.0.0.1", "localhost");
+    mock.set_link_base(&other_origin);
+    mock.push_faults([Fault::Status(500)]);
+    let mut config = test_poller_config(&mock.url);
+    config.token = ghmetrics::config::GithubToken::new("t0ken-secret-value");
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+
+    let error = poller.poll_once().await.unwrap_err();
+    assert!(!format!("{error} {error:?}").contains("t0ken"), "{error:?}");
+    poller.poll_once().await.unwrap();
+    assert_eq!(stored(&db), Expected::of(&events[..150]).total());
+
+    let seen = mock.seen();
+    let first = &seen[0];
+    assert_eq!(
+        first.header("authorization"),
+        Some("Bearer t0ken-secret-value")
+    );
+    assert!(
+        first
+            .header("user-agent")
+            .unwrap()
+            .starts_with("ghmetrics/")
+    );
+    assert_eq!(first.header("accept"), Some("application/vnd.github+json"));
+    assert_eq!(first.header("x-github-api-version"), Some("2022-11-28"));
+    let page_two = seen.iter().find(|r| r.page == 2).unwrap();
+    assert_eq!(
+        page_two.header("authorization"),
+        None,
+        "no token for another origin"
+    );
+}
