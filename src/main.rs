@@ -1,6 +1,7 @@
 //! The `ghmetrics` binary: parse the command line, set up logging, run the library.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -17,6 +18,8 @@ const DEFAULT_LOG_FILTER: &str = "ghmetrics=info,tower_http=info";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        // Colour codes only for a person at a terminal, not in journald or files.
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),

@@ -1,1 +1,293 @@
 //! The real binary: signals, exit codes, bad flags, `kill -9`, and secrets in output.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Expected, Fault, MockGithub, PATIENCE, fixture_events};
+
+/// A running `ghmetrics` process and everything it has printed so far.
+struct Service {
+    child: Child,
+    address: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+impl Service {
+    /// Starts the binary on 127.0.0.1:0 and waits for its "serving HTTP" line.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Service {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ghmetrics"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let address_tx = address_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("serving HTTP")
+                        && let Some(address) = line.split("address=").nth(1)
+                    {
+                        let _ = address_tx
+                            .send(address.split_whitespace().next().unwrap().parse().unwrap());
+                    }
+                    let mut all = output.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let address = match address_rx.recv_timeout(PATIENCE) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("service did not start: {}", output.lock().unwrap());
+            }
+        };
+        Service {
+            child,
+            address,
+            output,
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit, failing past `limit`.
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "still running after {limit:?}: {}",
+                    self.output.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    async fn health(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/health", self.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls `/health` until `done` holds (an external process has no other signal).
+    async fn wait_for_health(
+        &self,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let health = self.health().await;
+            if done(&health) {
+                return health;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting; last /health: {health}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn db_arg(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_stop_it_cleanly() {
+    ghmetrics::github::client::install_crypto_provider();
+    for signal in ["TERM", "INT"] {
+        let mut service = Service::start(&["--no-poll", "--db", ":memory:"], &[]);
+        assert_eq!(service.health().await["status"], "ok");
+        let started = Instant::now();
+        service.signal(signal);
+        let status = service.wait(Duration::from_secs(5));
+        assert!(status.success(), "SIG{signal}: {status:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn bad_settings_fail_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let unusable_db = blocker.join("events.db");
+    let cases: [&[&str]; 3] = [
+        &["--listen", "nonsense"],
+        &["--github-api-url", "::not a url::"],
+        &[
+            "--no-poll",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            unusable_db.to_str().unwrap(),
+        ],
+    ];
+    for args in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(cases[2])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("a-file"), "names the path: {stderr}");
+}
+
+#[test]
+fn help_explains_every_flag() {
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let help = String::from_utf8_lossy(&output.stdout);
+        for flag in [
+            "--listen",
+            "--db",
+            "--github-api-url",
+            "--no-poll",
+            "GHMETRICS_DB",
+            "GITHUB_API_URL",
+        ] {
+            assert!(help.contains(flag), "{args:?} lacks {flag}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn kill_9_mid_poll_leaves_a_sound_database() {
+    ghmetrics::github::client::install_crypto_provider();
+    let raw = fixture_events();
+    let expected = Expected::of(&raw).total();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&raw);
+    let dir = tempfile::tempdir().unwrap();
+    // Kill at a different moment of the first poll each time: the poll's one
+    // transaction must be all there or not there at all.
+    for (round, delay_ms) in [0u64, 5, 15, 40, 120].into_iter().enumerate() {
+        let path = dir.path().join(format!("round-{round}.db"));
+        let requests_before = mock.seen().len();
+        let mut service = Service::start(
+            &["--db", &db_arg(&path), "--github-api-url", &mock.url],
+            &[],
+        );
+        let deadline = Instant::now() + PATIENCE;
+        while mock.seen().len() == requests_before {
+            assert!(Instant::now() < deadline, "never polled");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        service.signal("KILL");
+        service.wait(Duration::from_secs(5));
+
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let stored: u64 = conn
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .unwrap();
+        assert!(
+            stored == 0 || stored == expected,
+            "round {round}: {stored} of {expected}: a torn poll"
+        );
+        drop(conn);
+
+        // The next start picks up where it left off and completes the data.
+        let restarted = Service::start(
+            &["--db", &db_arg(&path), "--github-api-url", &mock.url],
+            &[],
+        );
+        restarted
+            .wait_for_health(|h| h["events_stored"] == expected)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_any_output() {
+    ghmetrics::github::client::install_crypto_provider();
+    const TOKEN: &str = "ghp_Zx9SecretTokenValue0123456789";
+    let raw = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&raw[..200]);
+    mock.push_faults([Fault::Status(500), Fault::Status(401), Fault::Body("{oops")]);
+    let mut service = Service::start(
+        &["--db", ":memory:", "--github-api-url", &mock.url],
+        &[("GITHUB_TOKEN", TOKEN), ("RUST_LOG", "trace")],
+    );
+    service
+        .wait_for_health(|h| h["events_stored"] == Expected::of(&raw[..200]).total())
+        .await;
+    service.signal("TERM");
+    assert!(service.wait(Duration::from_secs(5)).success());
+    let seen = mock.seen();
+    assert!(
+        seen.iter()
+            .all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}"))),
+        "the token was used"
+    );
+    let output = service.output.lock().unwrap().clone();
+    assert!(
+        output.contains("poll failed"),
+        "faults were logged:\n{output}"
+    );
+    assert!(
+        !output.contains("Zx9SecretToken"),
+        "token leaked:\n{output}"
+    );
+}
