@@ -82,10 +82,10 @@ struct RawEvent<'a> {
     created_at: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     repo: Option<RawRepo<'a>>,
-    #[serde(default, borrow)]
-    actor: Option<RawActor<'a>>,
-    #[serde(default, borrow)]
-    payload: Option<RawPayload<'a>>,
+    #[serde(default)]
+    actor: Option<RawActor>,
+    #[serde(default)]
+    payload: Option<RawPayload>,
 }
 
 /// GitHub sends ids as strings of digits; accept a bare number too.
@@ -103,16 +103,16 @@ struct RawRepo<'a> {
 }
 
 #[derive(Deserialize)]
-struct RawActor<'a> {
-    #[serde(default, borrow)]
-    login: Option<Cow<'a, str>>,
+struct RawActor {
+    #[serde(default, deserialize_with = "lenient")]
+    login: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct RawPayload<'a> {
-    #[serde(default, borrow)]
-    action: Option<Cow<'a, str>>,
-    #[serde(default)]
+struct RawPayload {
+    #[serde(default, deserialize_with = "lenient")]
+    action: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     number: Option<i64>,
     #[serde(default)]
     pull_request: Option<RawNumbered>,
@@ -122,8 +122,28 @@ struct RawPayload<'a> {
 
 #[derive(Deserialize)]
 struct RawNumbered {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     number: Option<i64>,
+}
+
+/// An optional field we store but do not need: a value of an unexpected JSON
+/// type becomes `None` instead of costing the whole event. Only for small leaf
+/// values (the untagged enum buffers what it reads).
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient<T> {
+        Expected(T),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Lenient::<T>::deserialize(deserializer)? {
+        Lenient::Expected(value) => Some(value),
+        Lenient::Other(_) => None,
+    })
 }
 
 /// Parses one event. `Ok(None)` for a well-formed event of an untracked type.
@@ -150,17 +170,11 @@ pub fn parse_event(json: &str) -> Result<Option<Event>, MalformedEvent> {
         .filter(|name| !name.is_empty())
         .ok_or(MalformedEvent::Field("repo.name"))?
         .into_owned();
-    let actor_login = raw.actor.and_then(|a| a.login).map(Cow::into_owned);
-    let payload = raw.payload;
-    let action = payload
-        .as_ref()
-        .and_then(|p| p.action.as_deref())
-        .map(str::to_owned);
-    let number = payload.and_then(|p| match event_type {
-        EventType::PullRequest => p.number.or(p.pull_request.and_then(|pr| pr.number)),
-        EventType::Issues => p.issue.and_then(|issue| issue.number).or(p.number),
-        EventType::Watch => None,
-    });
+    let actor_login = raw.actor.and_then(|a| a.login);
+    let (action, number) = match raw.payload {
+        Some(payload) => (payload.action.clone(), payload_number(payload, event_type)),
+        None => (None, None),
+    };
     Ok(Some(Event {
         id,
         event_type,
@@ -170,6 +184,16 @@ pub fn parse_event(json: &str) -> Result<Option<Event>, MalformedEvent> {
         action,
         number,
     }))
+}
+
+/// The PR or issue number: PR payloads carry it at the top (and, before the
+/// 2025 trim, in `pull_request`); issue payloads in `issue`.
+fn payload_number(p: RawPayload, event_type: EventType) -> Option<i64> {
+    match event_type {
+        EventType::PullRequest => p.number.or(p.pull_request.and_then(|pr| pr.number)),
+        EventType::Issues => p.issue.and_then(|issue| issue.number).or(p.number),
+        EventType::Watch => None,
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +239,27 @@ mod tests {
             "created_at":"2019-11-27T03:00:00Z"}"#;
         let event = parse_event(json).unwrap().unwrap();
         assert_eq!((event.number, event.actor_login), (Some(9), None));
+    }
+
+    #[test]
+    fn odd_optional_fields_do_not_cost_the_event() {
+        let json = r#"{"id":"8","type":"PullRequestEvent","repo":{"name":"o/r"},
+            "actor":{"login":17},"payload":{"action":["x"],"number":"12","pull_request":{"number":null}},
+            "created_at":"2019-11-27T03:00:00+02:00"}"#;
+        let event = parse_event(json).unwrap().unwrap();
+        assert_eq!(
+            (event.actor_login, event.action, event.number),
+            (None, None, None)
+        );
+        // 2019-11-27T03:00:00Z is 1574823600; +02:00 is two hours earlier.
+        assert_eq!(
+            event.created_at,
+            1574823600 - 2 * 3600,
+            "offsets are converted to UTC"
+        );
+        let null_payload = r#"{"id":"9","type":"WatchEvent","repo":{"name":"o/r"},"payload":null,
+            "created_at":"2019-11-27T03:00:00Z"}"#;
+        assert_eq!(parse_event(null_payload).unwrap().unwrap().action, None);
     }
 
     #[test]

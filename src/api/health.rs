@@ -23,6 +23,8 @@ struct Health {
     last_poll_at: Option<DateTime<Utc>>,
     last_poll_error: Option<String>,
     polls: u64,
+    /// Tracked events skipped as malformed since start.
+    events_malformed: u64,
 }
 
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
@@ -35,5 +37,6 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError>
         last_poll_at: report.last_poll_at,
         last_poll_error: report.last_poll_error,
         polls: report.polls,
+        events_malformed: report.events_malformed,
     }))
 }

@@ -57,7 +57,12 @@ impl PollOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error("page {page}: {source}")]
-    Fetch { page: u32, source: FetchError },
+    Fetch {
+        page: u32,
+        source: FetchError,
+        /// What the pages before the failing one stored.
+        stored: InsertStats,
+    },
     #[error("storing events: {0}")]
     Store(#[from] DbError),
 }
@@ -83,6 +88,8 @@ pub struct PollReport {
     pub polls: u64,
     /// Events this process stored since start.
     pub events_inserted: u64,
+    /// Tracked events skipped since start because they could not be parsed.
+    pub events_malformed: u64,
 }
 
 /// The poller's shared, always-current [`PollReport`]; subscribers (tests, a
@@ -106,11 +113,18 @@ impl PollStatus {
         self.0.subscribe()
     }
 
-    fn record(&self, result: &Result<PollOutcome, PollError>, inserted: u64) {
+    fn record(&self, result: &Result<PollOutcome, PollError>) {
         self.0.send_modify(|report| {
             report.last_poll_at = Some(Utc::now());
             report.polls += 1;
-            report.events_inserted += inserted;
+            match result {
+                Ok(outcome) => {
+                    report.events_inserted += outcome.stored.inserted;
+                    report.events_malformed += outcome.malformed;
+                }
+                Err(PollError::Fetch { stored, .. }) => report.events_inserted += stored.inserted,
+                Err(PollError::Store(_)) => {}
+            }
             report.last_poll_error = result.as_ref().err().map(ToString::to_string);
         });
     }
@@ -201,6 +215,7 @@ impl Poller {
                     failure = Some(PollError::Fetch {
                         page: page_number,
                         source,
+                        stored: InsertStats::default(),
                     });
                     break;
                 }
@@ -214,6 +229,7 @@ impl Poller {
                 failure = Some(PollError::Fetch {
                     page: page_number,
                     source,
+                    stored: InsertStats::default(),
                 });
                 break;
             }
@@ -241,7 +257,12 @@ impl Poller {
                 .await?;
         }
         match failure {
-            Some(error) => Err(error),
+            Some(mut error) => {
+                if let PollError::Fetch { stored, .. } = &mut error {
+                    *stored = outcome.stored;
+                }
+                Err(error)
+            }
             None => {
                 if outcome.pages > 0 {
                     // Remembered only once everything is stored, so a poll that
@@ -273,8 +294,7 @@ impl Poller {
 
     /// Logs and records a poll's result; returns how long to wait before the next.
     fn after_poll(&mut self, result: &Result<PollOutcome, PollError>) -> Duration {
-        let inserted = result.as_ref().map_or(0, |o| o.stored.inserted);
-        self.status.record(result, inserted);
+        self.status.record(result);
         match result {
             Ok(outcome) => {
                 self.backoff.reset();

@@ -155,8 +155,16 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     // everything again (no 304) without storing anything twice.
     mock.push_faults([Fault::Pass, Fault::Status(502)]);
     let error = poller.poll_once().await.unwrap_err();
-    assert!(matches!(error, PollError::Fetch { page: 2, .. }), "{error}");
-    assert_eq!(stored(&db), Expected::of(&events[..100]).total());
+    let PollError::Fetch {
+        page: 2,
+        stored: kept,
+        ..
+    } = error
+    else {
+        panic!("expected a page-2 failure: {error}");
+    };
+    assert_eq!(kept.inserted, Expected::of(&events[..100]).total());
+    assert_eq!(stored(&db), kept.inserted);
 
     let outcome = poller.poll_once().await.unwrap();
     let expected = Expected::of(&events[..250]);
@@ -261,4 +269,32 @@ async fn requests_carry_githubs_headers_and_the_token_stays_home() {
         None,
         "no token for another origin"
     );
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_skipped_and_counted_not_the_page() {
+    let mut feed = fixture_events()[..120].to_vec();
+    let tracked_position = feed.iter().position(|e| e["type"] == "WatchEvent").unwrap();
+    let mut broken = feed[tracked_position].clone();
+    broken.as_object_mut().unwrap().remove("id");
+    let mut bad_time = feed[tracked_position].clone();
+    bad_time["id"] = serde_json::json!("1");
+    bad_time["created_at"] = serde_json::json!("not a time");
+    let mut no_repo = feed[tracked_position].clone();
+    no_repo["id"] = serde_json::json!("2");
+    no_repo.as_object_mut().unwrap().remove("repo");
+    feed.splice(5..5, [broken, bad_time, no_repo]);
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&feed);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let expected = Expected::of(&fixture_events()[..120]).total();
+    let report = app.wait_for_report(|r| r.polls >= 1).await;
+    assert_eq!(
+        (report.events_inserted, report.events_malformed),
+        (expected, 3)
+    );
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(health["events_malformed"], 3);
+    assert_eq!(health["events_stored"], expected);
+    app.stop().await;
 }
