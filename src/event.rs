@@ -162,8 +162,12 @@ pub fn parse_event(json: &str) -> Result<Option<Event>, MalformedEvent> {
     .ok_or(MalformedEvent::Field("id"))?;
     let created_at = raw.created_at.ok_or(MalformedEvent::Field("created_at"))?;
     let created_at = DateTime::parse_from_rfc3339(&created_at)
-        .map_err(|_| MalformedEvent::CreatedAt(created_at.clone().into_owned()))?
-        .timestamp();
+        .ok()
+        .map(|time| time.timestamp())
+        // Before 1970 is no GitHub event, and keeping times non-negative keeps
+        // the rollups' integer bucketing a plain division.
+        .filter(|seconds| *seconds >= 0)
+        .ok_or_else(|| MalformedEvent::CreatedAt(created_at.clone().into_owned()))?;
     let repo_name = raw
         .repo
         .and_then(|repo| repo.name)

@@ -3,13 +3,20 @@
 
 use rusqlite::{Connection, params};
 
+use super::write::{SECONDS_PER_DAY, SECONDS_PER_MINUTE};
 use crate::event::EventType;
 
-/// `?1`: window start, epoch seconds.
+/// Events per type since a moment, from three disjoint ranges: the raw events
+/// before the first whole minute (`?1` <= created_at < `?2`), whole minutes
+/// before the first whole day (`?3` <= minute < `?4`), and whole days (day >= `?5`).
+/// Each part is an index range of at most a minute of events, 1,440 minutes or
+/// the stored days, so the cost does not grow with the number of events.
 const EVENT_COUNTS_SQL: &str = "SELECT
-    (SELECT count(*) FROM events WHERE type = 'WatchEvent' AND created_at >= ?1),
-    (SELECT count(*) FROM events WHERE type = 'PullRequestEvent' AND created_at >= ?1),
-    (SELECT count(*) FROM events WHERE type = 'IssuesEvent' AND created_at >= ?1)";
+    (SELECT count(*) FROM events WHERE type = t.type AND created_at >= ?1 AND created_at < ?2)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
+       WHERE type = t.type AND minute >= ?3 AND minute < ?4)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day WHERE type = t.type AND day >= ?5)
+    FROM (SELECT 'WatchEvent' AS type UNION ALL SELECT 'PullRequestEvent' UNION ALL SELECT 'IssuesEvent') AS t";
 
 /// `?1`: repository name.
 const AVERAGE_PR_GAP_SQL: &str = "SELECT count(*), avg(gap) FROM (
@@ -18,12 +25,9 @@ const AVERAGE_PR_GAP_SQL: &str = "SELECT count(*), avg(gap) FROM (
     WHERE type = 'PullRequestEvent' AND repo_name = ?1 AND action = 'opened'
     )";
 
-/// `?1`: row limit (negative for all).
-const PR_COUNTS_SQL: &str = "SELECT repo_name, count(*) AS prs
-    FROM events
-    WHERE type = 'PullRequestEvent'
-    GROUP BY repo_name
-    ORDER BY prs DESC, repo_name
+/// `?1`: row limit (negative for all). Read in rank order from `pr_counts_by_rank`.
+const PR_COUNTS_SQL: &str = "SELECT repo_name, events FROM pr_counts
+    ORDER BY events DESC, repo_name
     LIMIT ?1";
 
 /// Stored events per tracked type.
@@ -49,18 +53,39 @@ impl EventCounts {
 }
 
 /// Events of each tracked type with `created_at >= since` (epoch seconds).
-///
-/// Three scalar subqueries rather than `GROUP BY type`: each is a range search on
-/// `events_by_type_time`, and a type with no events still answers 0.
 pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqlite::Error> {
+    // No event is older than 1970 (the parser rejects it), so clamping keeps the
+    // bucket arithmetic below free of negative-number rounding.
+    let since = since.max(0);
+    let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
+    let minutes_per_day = SECONDS_PER_DAY / SECONDS_PER_MINUTE;
+    let first_day = ceil_div(first_minute, minutes_per_day);
     let mut stmt = conn.prepare_cached(EVENT_COUNTS_SQL)?;
-    stmt.query_row(params![since], |row| {
-        Ok(EventCounts {
-            watch: row.get(0)?,
-            pull_request: row.get(1)?,
-            issues: row.get(2)?,
-        })
+    let mut rows = stmt.query(params![
+        since,
+        first_minute * SECONDS_PER_MINUTE,
+        first_minute,
+        first_day * minutes_per_day,
+        first_day,
+    ])?;
+    let mut counts = [0u64; 3];
+    for count in &mut counts {
+        *count = rows
+            .next()?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)?
+            .get(0)?;
+    }
+    let [watch, pull_request, issues] = counts;
+    Ok(EventCounts {
+        watch,
+        pull_request,
+        issues,
     })
+}
+
+/// `a / b` rounded up, for `a >= 0, b > 0` (`i64::div_ceil` is not stable).
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a / b + i64::from(a % b != 0)
 }
 
 /// The gaps between consecutive PR openings of one repository.
@@ -121,7 +146,80 @@ mod tests {
     fn db_with(events: &[Event]) -> Db {
         let db = Db::open(&DbLocation::Memory).unwrap();
         insert_events(&mut db.get().unwrap(), events).unwrap();
+        assert_eq!(
+            crate::db::rollup_disagreement(&db.get().unwrap()).unwrap(),
+            None
+        );
         db
+    }
+
+    /// A small deterministic generator (no rand crate needed for tests).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn event_counts_are_exact_across_minute_and_day_boundaries() {
+        let base = 1_700_000_000 - 1_700_000_000 % SECONDS_PER_DAY; // a midnight
+        let span = 3 * SECONDS_PER_DAY;
+        let mut rng = Lcg(7);
+        let events: Vec<Event> = (1..=3000)
+            .map(|id| {
+                let event_type = EventType::ALL[rng.below(3) as usize];
+                event(
+                    id,
+                    event_type,
+                    "r/r",
+                    Some("opened"),
+                    base + rng.below(span as u64) as i64,
+                )
+            })
+            .collect();
+        // Inserted in three batches, with one batch repeated: duplicates must
+        // not touch the rollups.
+        let db = db_with(&events[..1000]);
+        let mut conn = db.get().unwrap();
+        insert_events(&mut conn, &events[500..2000]).unwrap();
+        insert_events(&mut conn, &events[1500..]).unwrap();
+        assert_eq!(crate::db::rollup_disagreement(&conn).unwrap(), None);
+
+        let mut probes = vec![
+            0,
+            base,
+            base + 1,
+            base + 59,
+            base + 60,
+            base + SECONDS_PER_DAY,
+            base + span,
+        ];
+        probes.extend(events.iter().take(50).map(|e| e.created_at));
+        probes.extend((0..200).map(|_| base - 100 + rng.below(span as u64 + 200) as i64));
+        for since in probes {
+            let expected = |t: EventType| {
+                events
+                    .iter()
+                    .filter(|e| e.event_type == t && e.created_at >= since)
+                    .count() as u64
+            };
+            let counts = event_counts(&conn, since).unwrap();
+            assert_eq!(
+                counts.by_type().map(|(_, n)| n),
+                EventType::ALL.map(expected),
+                "since {since}"
+            );
+        }
+        assert_eq!(
+            event_counts(&conn, i64::MIN).unwrap(),
+            event_counts(&conn, 0).unwrap()
+        );
     }
 
     #[test]
@@ -266,27 +364,47 @@ mod tests {
         assert_eq!(crate::db::stored_event_count(&conn).unwrap(), 2);
     }
 
-    /// Every metric query must search an index, never scan the table.
+    /// Every metric query reads index ranges: a SEARCH on an index or primary
+    /// key, or (pr-counts) a walk of the rank index that LIMIT stops early;
+    /// never a table scan or a sort of all rows.
     #[test]
     fn metric_queries_use_indexes() {
         let db = db_with(&[]);
         let conn = db.get().unwrap();
-        let queries = [EVENT_COUNTS_SQL, AVERAGE_PR_GAP_SQL, PR_COUNTS_SQL];
-        for sql in queries {
+        let tables = [
+            "events",
+            "event_counts_by_minute",
+            "event_counts_by_day",
+            "pr_counts",
+        ];
+        for sql in [EVENT_COUNTS_SQL, AVERAGE_PR_GAP_SQL, PR_COUNTS_SQL] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let zeros = vec![0; stmt.parameter_count()];
             let plan: Vec<String> = stmt
-                .query_map([0], |row| row.get::<_, String>(3))
+                .query_map(rusqlite::params_from_iter(zeros), |row| {
+                    row.get::<_, String>(3)
+                })
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-            let touches_events: Vec<&String> =
-                plan.iter().filter(|step| step.contains("events")).collect();
-            assert!(!touches_events.is_empty(), "{plan:?}");
-            for step in touches_events {
-                assert!(
-                    step.starts_with("SEARCH") && step.contains("INDEX"),
-                    "{sql}\n{plan:?}"
-                );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{sql}\n{plan:#?}"
+            );
+            let table_steps: Vec<&String> = plan
+                .iter()
+                .filter(|step| {
+                    step.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|t| tables.contains(&t))
+                })
+                .collect();
+            assert!(!table_steps.is_empty(), "{plan:#?}");
+            for step in table_steps {
+                let searches = step.starts_with("SEARCH")
+                    && (step.contains("INDEX") || step.contains("PRIMARY KEY"));
+                let ranked = step == "SCAN pr_counts USING COVERING INDEX pr_counts_by_rank";
+                assert!(searches || ranked, "{sql}\n{plan:#?}");
             }
         }
     }

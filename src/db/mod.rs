@@ -14,7 +14,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use metrics::{EventCounts, PrGapSummary, average_pr_gap, event_counts, pr_counts};
-pub use write::{InsertStats, insert_events, stored_event_count};
+pub use write::{InsertStats, insert_events, rollup_disagreement, stored_event_count};
 
 use crate::config::DbLocation;
 
@@ -163,5 +163,40 @@ fn create_parent_dir(path: &Path) -> Result<(), DbError> {
             })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before the rollups existed gets them filled in by V2.
+    #[test]
+    fn v2_backfills_rollups_from_existing_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations::runner()
+                .set_target(refinery::Target::Version(1))
+                .run(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO events (id, type, created_at, repo_name, action) VALUES
+                 (1, 'WatchEvent', 1700000000, 'a/b', 'started'),
+                 (2, 'PullRequestEvent', 1700000030, 'a/b', 'opened'),
+                 (3, 'PullRequestEvent', 1700090000, 'c/d', 'closed'),
+                 (4, 'PullRequestEvent', 1700090001, 'a/b', 'closed');",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&DbLocation::File(path)).unwrap();
+        let conn = db.get().unwrap();
+        assert_eq!(rollup_disagreement(&conn).unwrap(), None);
+        assert_eq!(stored_event_count(&conn).unwrap(), 4);
+        assert_eq!(
+            metrics::pr_counts(&conn, None).unwrap(),
+            [("a/b".to_owned(), 2), ("c/d".to_owned(), 1)]
+        );
     }
 }

@@ -1,8 +1,15 @@
-//! Writing events: one transaction per batch, deduplicated by event id.
+//! Writing events: one transaction per batch, deduplicated by event id, with the
+//! rollup tables (see `migrations/V2__rollups.sql`) updated in the same transaction.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::event::Event;
+use crate::event::{Event, EventType};
+
+/// Seconds per rollup bucket.
+pub const SECONDS_PER_MINUTE: i64 = 60;
+pub const SECONDS_PER_DAY: i64 = 86_400;
 
 /// What one batch insert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -11,6 +18,63 @@ pub struct InsertStats {
     pub inserted: u64,
     /// Events already stored (or repeated within the batch), left untouched.
     pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for InsertStats {
+    fn add_assign(&mut self, other: Self) {
+        self.inserted += other.inserted;
+        self.duplicates += other.duplicates;
+    }
+}
+
+/// Rollup increments for the rows one batch really inserted.
+#[derive(Default)]
+struct RollupDeltas {
+    by_minute: HashMap<(EventType, i64), u64>,
+    by_day: HashMap<(EventType, i64), u64>,
+    pr_counts: HashMap<String, u64>,
+}
+
+impl RollupDeltas {
+    fn add(&mut self, event: &Event) {
+        // created_at is never negative (the parser rejects it), so `/` floors.
+        *self
+            .by_minute
+            .entry((event.event_type, event.created_at / SECONDS_PER_MINUTE))
+            .or_default() += 1;
+        *self
+            .by_day
+            .entry((event.event_type, event.created_at / SECONDS_PER_DAY))
+            .or_default() += 1;
+        if event.event_type == EventType::PullRequest {
+            *self.pr_counts.entry(event.repo_name.clone()).or_default() += 1;
+        }
+    }
+
+    fn apply(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let mut minute = conn.prepare_cached(
+            "INSERT INTO event_counts_by_minute (type, minute, events) VALUES (?1, ?2, ?3)
+             ON CONFLICT (type, minute) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for ((event_type, bucket), n) in &self.by_minute {
+            minute.execute(params![event_type.as_str(), bucket, n])?;
+        }
+        let mut day = conn.prepare_cached(
+            "INSERT INTO event_counts_by_day (type, day, events) VALUES (?1, ?2, ?3)
+             ON CONFLICT (type, day) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for ((event_type, bucket), n) in &self.by_day {
+            day.execute(params![event_type.as_str(), bucket, n])?;
+        }
+        let mut prs = conn.prepare_cached(
+            "INSERT INTO pr_counts (repo_name, events) VALUES (?1, ?2)
+             ON CONFLICT (repo_name) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for (repo, n) in &self.pr_counts {
+            prs.execute(params![repo, n])?;
+        }
+        Ok(())
+    }
 }
 
 /// Stores `events` in one transaction; an event whose id is already stored is skipped.
@@ -22,6 +86,7 @@ pub fn insert_events(
     // busy_timeout instead of failing half-way with SQLITE_BUSY on lock upgrade.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut stats = InsertStats::default();
+    let mut rollups = RollupDeltas::default();
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (id, type, created_at, repo_name, actor_login, action, number)
@@ -40,16 +105,56 @@ pub fn insert_events(
             ])?;
             if changed == 1 {
                 stats.inserted += 1;
+                rollups.add(event);
             } else {
                 stats.duplicates += 1;
             }
         }
     }
+    rollups.apply(&tx)?;
     tx.commit()?;
     Ok(stats)
 }
 
-/// How many events are stored in all.
+/// How many events are stored in all (from the day rollup: no table scan).
 pub fn stored_event_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    conn.query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+    conn.query_row(
+        "SELECT coalesce(sum(events), 0) FROM event_counts_by_day",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Checks that the rollup tables agree with `events`, returning the first
+/// disagreement. The tests run it after imports, polls and duplicate inserts.
+pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite::Error> {
+    let checks = [
+        (
+            "event_counts_by_minute",
+            "SELECT type, created_at / 60 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
+            "SELECT type, minute AS bucket, events AS n FROM event_counts_by_minute",
+        ),
+        (
+            "event_counts_by_day",
+            "SELECT type, created_at / 86400 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
+            "SELECT type, day AS bucket, events AS n FROM event_counts_by_day",
+        ),
+        (
+            "pr_counts",
+            "SELECT 'PullRequestEvent', repo_name, count(*) FROM events WHERE type = 'PullRequestEvent' GROUP BY 2",
+            "SELECT 'PullRequestEvent', repo_name, events FROM pr_counts",
+        ),
+    ];
+    for (table, truth, rollup) in checks {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT * FROM ({truth} EXCEPT {rollup}) UNION ALL SELECT * FROM ({rollup} EXCEPT {truth}))"
+        );
+        let differing: u64 = conn.query_row(&sql, [], |row| row.get(0))?;
+        if differing > 0 {
+            return Ok(Some(format!(
+                "{table}: {differing} rows disagree with events"
+            )));
+        }
+    }
+    Ok(None)
 }

@@ -184,6 +184,12 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     let again = poller.poll_once().await.unwrap();
     assert!(again.not_modified());
     assert_eq!(stored(&db), expected.total());
+    let conn = db.get().unwrap();
+    assert_eq!(ghmetrics::db::rollup_disagreement(&conn).unwrap(), None);
+    let truth: u64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(truth, expected.total());
 }
 
 #[tokio::test]
