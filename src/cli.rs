@@ -27,6 +27,28 @@ pub struct Cli {
 pub enum Command {
     /// Poll GitHub and serve the metrics API (the default).
     Serve(ServeArgs),
+    /// Import GH Archive files (.json.gz, .json, .ndjson; a directory means every such file in it).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// SQLite database file to import into (may be in use by `serve`).
+    #[arg(long, env = "GHMETRICS_DB", default_value = "data/events.db")]
+    pub db: DbLocation,
+
+    /// Events per transaction.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+
+    /// Keep only this repository's events (`owner/name`; repeatable), e.g. to
+    /// backfill the history of repositories you care about.
+    #[arg(long = "repo", value_name = "OWNER/NAME")]
+    pub repos: Vec<String>,
+
+    /// Files or directories to import.
+    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    pub inputs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -50,12 +72,9 @@ pub struct ServeArgs {
 }
 
 impl Cli {
-    /// The arguments of the command to run (`serve` when none is named).
-    pub fn serve_args(self) -> ServeArgs {
-        match self.command {
-            Some(Command::Serve(args)) => args,
-            None => self.serve,
-        }
+    /// The command to run (`serve` when none is named).
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
     }
 }
 
@@ -75,7 +94,30 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
-        Cli::try_parse_from(args).map(Cli::serve_args)
+        match Cli::try_parse_from(args)?.into_command() {
+            Command::Serve(args) => Ok(args),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn import_takes_files_and_a_db() {
+        let cli = Cli::try_parse_from(["ghmetrics", "import", "--db", "x.db", "a.json.gz", "dir"])
+            .unwrap();
+        let Command::Import(args) = cli.into_command() else {
+            panic!()
+        };
+        assert_eq!(args.db, DbLocation::File("x.db".into()));
+        assert_eq!(
+            args.inputs,
+            [std::path::PathBuf::from("a.json.gz"), "dir".into()]
+        );
+        assert_eq!(args.batch_size, 20_000);
+        assert!(
+            Cli::try_parse_from(["ghmetrics", "import"]).is_err(),
+            "files are required"
+        );
+        assert!(Cli::try_parse_from(["ghmetrics", "import", "--batch-size", "0", "f"]).is_err());
     }
 
     #[test]

@@ -146,10 +146,31 @@ where
     })
 }
 
-/// Parses one event. `Ok(None)` for a well-formed event of an untracked type.
-pub fn parse_event(json: &str) -> Result<Option<Event>, MalformedEvent> {
+/// The top-level `type` of an event serialized the way GitHub and GH Archive
+/// write it, `{"id":"<digits>","type":"<name>",...`; `None` for any other layout.
+/// Being the second key of the outer object, it cannot be a nested `type`.
+fn leading_type(json: &[u8]) -> Option<&[u8]> {
+    let rest = json.strip_prefix(br#"{"id":""#)?;
+    let digits = rest.iter().position(|b| !b.is_ascii_digit())?;
+    let rest = rest[digits..].strip_prefix(br#"","type":""#)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    Some(&rest[..end])
+}
+
+/// Parses one event. `Ok(None)` for an event of an untracked type.
+///
+/// Most events are of untracked types (pushes, comments, ...). When the line
+/// starts the way GitHub writes events, such an event is recognised from its
+/// first bytes and skipped without parsing the rest; it is then not validated.
+pub fn parse_event<J: AsRef<[u8]> + ?Sized>(json: &J) -> Result<Option<Event>, MalformedEvent> {
+    let json = json.as_ref();
+    if let Some(name) = leading_type(json)
+        && !EventType::ALL.iter().any(|t| t.as_str().as_bytes() == name)
+    {
+        return Ok(None);
+    }
     let raw: RawEvent<'_> =
-        serde_json::from_str(json).map_err(|e| MalformedEvent::Json(e.to_string()))?;
+        serde_json::from_slice(json).map_err(|e| MalformedEvent::Json(e.to_string()))?;
     let event_type = raw.event_type.ok_or(MalformedEvent::Field("type"))?;
     let Some(event_type) = EventType::from_name(&event_type) else {
         return Ok(None);
@@ -270,6 +291,56 @@ mod tests {
     fn untracked_types_are_skipped_not_malformed() {
         let json = r#"{"id":"1","type":"PushEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#;
         assert_eq!(parse_event(json), Ok(None));
+        // Another key order takes the full parse and reaches the same answer.
+        let reordered = r#"{"type":"PushEvent","id":"1","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#;
+        assert_eq!(parse_event(reordered), Ok(None));
+        // A nested "type" is never mistaken for the event's own.
+        let nested = r#"{"id":"3","actor":{"type":"PushEvent"},"type":"WatchEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#;
+        assert_eq!(
+            parse_event(nested).unwrap().unwrap().event_type,
+            EventType::Watch
+        );
+    }
+
+    #[test]
+    fn leading_type_reads_only_the_github_layout() {
+        assert_eq!(
+            leading_type(br#"{"id":"17","type":"WatchEvent","x":1}"#),
+            Some(&b"WatchEvent"[..])
+        );
+        assert_eq!(
+            leading_type(br#"{"id":"17","actor":{},"type":"WatchEvent"}"#),
+            None
+        );
+        assert_eq!(leading_type(br#"{"type":"WatchEvent"}"#), None);
+        assert_eq!(leading_type(br#"{"id":"17","type":"Watch"#), None);
+    }
+
+    /// Every event of the recorded fixtures: the fast path and the full parse agree.
+    #[test]
+    fn fast_path_agrees_with_the_full_parse_on_real_events() {
+        use std::io::Read;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/events-2021-07-21-sample.json.gz"
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let mut tracked = 0;
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let is_tracked = EventType::from_name(value["type"].as_str().unwrap()).is_some();
+            // The same event re-serialized with sorted keys defeats the fast path.
+            let reordered = serde_json::to_string(&value).unwrap();
+            assert_eq!(leading_type(reordered.as_bytes()), None);
+            let fast = parse_event(line).unwrap();
+            assert_eq!(fast, parse_event(&reordered).unwrap());
+            assert_eq!(fast.is_some(), is_tracked);
+            tracked += usize::from(is_tracked);
+        }
+        assert_eq!(tracked, 58 + 64 + 21);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`db`]: the SQLite pool, migrations, and the query behind each metric.
 //! - [`api`]: the axum handlers; [`error`] maps failures to HTTP responses.
 //! - [`chart`]: the PNG bar chart.
+//! - [`import`]: GH Archive files into the same table, streaming.
 //! - [`app`]: state, router and the serve loop; [`config`] and [`cli`] feed it.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod event;
 pub mod github;
+pub mod import;
 
 pub use app::{App, AppState, router};
 pub use config::Config;

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use ghmetrics::App;
-use ghmetrics::cli::Cli;
+use ghmetrics::cli::{Cli, Command, ImportArgs, ServeArgs};
 use ghmetrics::config::GithubToken;
+use ghmetrics::db::Db;
+use ghmetrics::import::ImportOptions;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -25,7 +27,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .init();
-    match run(cli) {
+    let result = match cli.into_command() {
+        Command::Serve(args) => serve(args),
+        Command::Import(args) => import(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -35,11 +41,11 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = std::env::var("GITHUB_TOKEN")
         .ok()
         .and_then(GithubToken::new);
-    let config = cli.serve_args().into_config(token);
+    let config = args.into_config(token);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -49,6 +55,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     app.run_until(shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Imports files on plain threads (no async runtime needed), then prints a summary.
+fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let db = Db::open(&args.db).with_context(|| format!("opening database {}", args.db))?;
+    let options = ImportOptions {
+        batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
+        progress_bar: std::io::stderr().is_terminal(),
+        repos: args.repos,
+    };
+    let summary = ghmetrics::import::import(&db, &args.inputs, &options)?;
+    println!("{}", summary.describe());
+    for failure in &summary.files_failed {
+        println!("failed: {failure}");
+    }
+    if summary.files_failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} file(s) could not be read completely",
+            summary.files_failed.len()
+        )
+    }
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

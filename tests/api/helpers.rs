@@ -27,20 +27,33 @@ pub const TRACKED: [&str; 3] = ["WatchEvent", "PullRequestEvent", "IssuesEvent"]
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The real events of `tests/fixtures/`, newest first (as GitHub serves them).
-pub fn fixture_events() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/events-2021-07-21-sample.json.gz"
-    );
+/// The recorded GH Archive files in `tests/fixtures/`.
+pub const FIXTURE_FILES: [&str; 3] = [
+    "events-2015-01-01-first1000.json.gz",
+    "events-2019-11-27-first100.json.gz",
+    "events-2021-07-21-sample.json.gz",
+];
+
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The events of one fixture file, in file order.
+pub fn fixture_file_events(name: &str) -> Vec<Value> {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+    flate2::read::GzDecoder::new(std::fs::File::open(fixture_path(name)).unwrap())
         .read_to_string(&mut text)
         .unwrap();
-    let mut events: Vec<Value> = text
-        .lines()
+    text.lines()
         .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+        .collect()
+}
+
+/// The 2021 fixture's 800 events, newest first (as GitHub serves them).
+pub fn fixture_events() -> Vec<Value> {
+    let mut events = fixture_file_events("events-2021-07-21-sample.json.gz");
     events.sort_by_key(|e| std::cmp::Reverse(e["id"].as_str().unwrap().parse::<i64>().unwrap()));
     events
 }

@@ -3,5 +3,6 @@
 
 mod helpers;
 mod http_api;
+mod import;
 mod polling;
 mod process;

@@ -1,0 +1,421 @@
+//! `ghmetrics import`: GH Archive files (`.json.gz`, or plain `.json` /
+//! `.ndjson`, one event per line) into the same `events` table as the poller,
+//! with the same parser and the same dedupe.
+//!
+//! Three threads form a pipeline so that inflating, parsing and writing overlap:
+//! a reader inflates newline-aligned chunks, the calling thread parses them, a
+//! writer inserts batches (one transaction each, so the poller and readers of a
+//! live database wait for at most one batch). Memory stays flat: a few chunks
+//! and batches are in flight, whatever the file size.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use flate2::read::MultiGzDecoder;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::db::{Db, DbError, InsertStats, insert_events};
+use crate::event::{Event, parse_event};
+
+/// Bytes of whole lines handed from the reader to the parser at a time.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Chunks or batches queued between two stages: enough to smooth out
+/// hiccups, few enough to keep memory flat.
+const QUEUE_DEPTH: usize = 4;
+/// How many bad lines are reported individually (the rest are only counted).
+const BAD_LINES_REPORTED: u64 = 10;
+/// How often progress is logged when stderr is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Import settings.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Events per transaction.
+    pub batch_size: usize,
+    /// Draw a progress bar (a person is watching) rather than log lines.
+    pub progress_bar: bool,
+    /// Only keep events of these repositories (`owner/name`); all when empty.
+    pub repos: Vec<String>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            // Large enough that per-transaction costs vanish, small enough that a
+            // concurrent poller waits well under its busy_timeout.
+            batch_size: 20_000,
+            progress_bar: false,
+            repos: Vec::new(),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Files read to the end.
+    pub files_complete: usize,
+    /// Files that could not be read (missing, unreadable, truncated), with why.
+    pub files_failed: Vec<String>,
+    /// Compressed (on-disk) bytes read.
+    pub bytes_read: u64,
+    /// Non-empty lines seen.
+    pub lines: u64,
+    pub stored: InsertStats,
+    /// Events of untracked types (or other repositories, with a filter).
+    pub skipped: u64,
+    /// Lines that were not a valid event.
+    pub bad_lines: u64,
+    pub elapsed: Duration,
+}
+
+impl ImportSummary {
+    /// One line for people: what happened and how fast.
+    pub fn describe(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        format!(
+            "{} file(s) imported, {} failed; {} lines read, {} events stored, {} duplicates, {} skipped, {} bad lines; {:.2} s ({:.0} lines/s, {:.0} events stored/s)",
+            self.files_complete,
+            self.files_failed.len(),
+            self.lines,
+            self.stored.inserted,
+            self.stored.duplicates,
+            self.skipped,
+            self.bad_lines,
+            seconds,
+            self.lines as f64 / seconds,
+            self.stored.inserted as f64 / seconds,
+        )
+    }
+}
+
+/// Why an import stopped before the end (a file that cannot be read is not
+/// this: it is recorded in [`ImportSummary::files_failed`] and the next file follows).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the database writer stopped unexpectedly")]
+    WriterGone,
+}
+
+/// The files `inputs` name: files as given, directories expanded to their
+/// importable files in name order.
+pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut failures = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            match std::fs::read_dir(input) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(|entry| entry.ok().map(|e| e.path()))
+                        .filter(|path| path.is_file() && is_importable(path))
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(error) => failures.push(format!("{}: {error}", input.display())),
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    (files, failures)
+}
+
+fn is_importable(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    [".json.gz", ".ndjson.gz", ".json", ".ndjson"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+}
+
+/// Imports every file `inputs` names into `db`.
+pub fn import(
+    db: &Db,
+    inputs: &[PathBuf],
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let started = Instant::now();
+    let (files, mut files_failed) = expand_inputs(inputs);
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = Progress::new(total_bytes, options.progress_bar);
+
+    let (batch_tx, batch_rx) = sync_channel::<Vec<Event>>(QUEUE_DEPTH);
+    let writer_db = db.clone();
+    let writer = thread::Builder::new()
+        .name("import-writer".into())
+        .spawn(move || write_batches(&writer_db, batch_rx))
+        .map_err(|_| ImportError::WriterGone)?;
+
+    let mut parser = Parser {
+        options,
+        batch: Vec::with_capacity(options.batch_size),
+        batch_tx,
+        summary: ImportSummary::default(),
+        progress: &progress,
+    };
+    let mut writer_alive = true;
+    for file in &files {
+        match parser.import_file(file) {
+            Ok(Ok(())) => parser.summary.files_complete += 1,
+            Ok(Err(reason)) => {
+                tracing::error!(file = %file.display(), %reason, "could not read the whole file; its lines read so far are kept");
+                files_failed.push(format!("{}: {reason}", file.display()));
+            }
+            Err(WriterGone) => {
+                writer_alive = false;
+                break;
+            }
+        }
+    }
+    if writer_alive {
+        let _ = parser.flush();
+    }
+    let Parser {
+        batch_tx,
+        mut summary,
+        ..
+    } = parser;
+    drop(batch_tx);
+    let stored = writer.join().map_err(|_| ImportError::WriterGone)??;
+    progress.finish();
+    summary.stored = stored;
+    summary.files_failed = files_failed;
+    summary.bytes_read = progress.bytes.load(Ordering::Relaxed);
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The writer thread: one transaction per batch until the channel closes.
+fn write_batches(db: &Db, batches: Receiver<Vec<Event>>) -> Result<InsertStats, ImportError> {
+    let mut conn = db.get()?;
+    let mut total = InsertStats::default();
+    for batch in batches {
+        total += insert_events(&mut conn, &batch).map_err(DbError::from)?;
+    }
+    Ok(total)
+}
+
+/// The writer hung up (it failed; its error comes from `join`).
+struct WriterGone;
+
+struct Parser<'a> {
+    options: &'a ImportOptions,
+    batch: Vec<Event>,
+    batch_tx: SyncSender<Vec<Event>>,
+    summary: ImportSummary,
+    progress: &'a Progress,
+}
+
+impl Parser<'_> {
+    /// Parses one file; the inner `Err` says why it could not be read to the end.
+    fn import_file(&mut self, path: &Path) -> Result<Result<(), String>, WriterGone> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        let counted = CountingReader {
+            inner: file,
+            bytes: self.progress.bytes.clone(),
+        };
+        let gzipped = path.extension().is_some_and(|ext| ext == "gz");
+        let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Vec<u8>>>(QUEUE_DEPTH);
+        let reader = thread::Builder::new()
+            .name("import-reader".into())
+            .spawn(move || {
+                if gzipped {
+                    read_chunks(MultiGzDecoder::new(counted), &chunk_tx);
+                } else {
+                    read_chunks(counted, &chunk_tx);
+                }
+            });
+        if let Err(error) = reader {
+            return Ok(Err(format!("cannot start a reader thread: {error}")));
+        }
+        let name = path.display().to_string();
+        let mut line_number = 0u64;
+        for chunk in chunk_rx {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok(Err(format!("truncated after line {line_number} ({error})")));
+                }
+                Err(error) => {
+                    return Ok(Err(format!(
+                        "read failed after line {line_number}: {error}"
+                    )));
+                }
+            };
+            for line in chunk.split(|b| *b == b'\n') {
+                line_number += 1;
+                self.take_line(line, &name, line_number)?;
+            }
+            // The chunk ends with '\n', so split() yields one empty tail: not a line.
+            line_number -= 1;
+            self.progress.update(&self.summary);
+        }
+        Ok(Ok(()))
+    }
+
+    fn take_line(&mut self, line: &[u8], file: &str, line_number: u64) -> Result<(), WriterGone> {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            return Ok(());
+        }
+        self.summary.lines += 1;
+        match parse_event(line) {
+            Ok(Some(event)) if self.wanted(&event) => {
+                self.batch.push(event);
+                if self.batch.len() >= self.options.batch_size {
+                    self.flush()?;
+                }
+            }
+            Ok(_) => self.summary.skipped += 1,
+            Err(reason) => {
+                self.summary.bad_lines += 1;
+                if self.summary.bad_lines <= BAD_LINES_REPORTED {
+                    tracing::warn!("{file}:{line_number}: skipped: {reason}");
+                } else if self.summary.bad_lines == BAD_LINES_REPORTED + 1 {
+                    tracing::warn!("more bad lines follow; only their count is reported");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wanted(&self, event: &Event) -> bool {
+        self.options.repos.is_empty() || self.options.repos.contains(&event.repo_name)
+    }
+
+    fn flush(&mut self) -> Result<(), WriterGone> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.options.batch_size));
+        self.batch_tx.send(batch).map_err(|_| WriterGone)
+    }
+}
+
+/// The reader thread: whole lines, about [`CHUNK_BYTES`] at a time. On a read
+/// error the complete lines before it are sent, then the error.
+fn read_chunks(source: impl Read, chunks: &SyncSender<io::Result<Vec<u8>>>) {
+    let mut reader = BufReader::with_capacity(1 << 20, source);
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
+        let mut failure = None;
+        while chunk.len() < CHUNK_BYTES {
+            match reader.read_until(b'\n', &mut chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let at_end = failure.is_some() || chunk.len() < CHUNK_BYTES;
+        if failure.is_some() {
+            // Keep complete lines only: a torn last line is part of the failure.
+            let complete = chunk.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            chunk.truncate(complete);
+        } else if chunk.last().is_some_and(|b| *b != b'\n') {
+            chunk.push(b'\n');
+        }
+        if !chunk.is_empty() && chunks.send(Ok(chunk)).is_err() {
+            return;
+        }
+        if let Some(error) = failure {
+            let _ = chunks.send(Err(error));
+            return;
+        }
+        if at_end {
+            return;
+        }
+    }
+}
+
+/// Counts the bytes read from the file, for progress.
+struct CountingReader<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A progress bar for a person at a terminal, periodic log lines otherwise.
+struct Progress {
+    bytes: Arc<AtomicU64>,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_log: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(total_bytes: u64, bar: bool) -> Progress {
+        let bar = bar.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        let now = Instant::now();
+        Progress {
+            bytes: Arc::new(AtomicU64::new(0)),
+            bar,
+            started: now,
+            last_log: std::cell::Cell::new(now),
+        }
+    }
+
+    fn update(&self, summary: &ImportSummary) {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let rate = summary.lines as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(bytes);
+                bar.set_message(format!("{} lines, {rate:.0} lines/s", summary.lines));
+            }
+            None if self.last_log.get().elapsed() >= LOG_EVERY => {
+                self.last_log.set(Instant::now());
+                tracing::info!(
+                    bytes_read = bytes,
+                    lines = summary.lines,
+                    lines_per_s = rate as u64,
+                    "importing"
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

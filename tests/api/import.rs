@@ -1,0 +1,239 @@
+//! `ghmetrics import`: real GH Archive files, dedupe against itself and the
+//! poller, bad input, and importing into a database the service is using.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+
+use ghmetrics::config::DbLocation;
+use ghmetrics::db::{Db, rollup_disagreement, stored_event_count};
+use ghmetrics::import::{ImportOptions, import};
+use serde_json::Value;
+
+use crate::helpers::{
+    Expected, FIXTURE_FILES, MockGithub, TestApp, fixture_events, fixture_file_events,
+    fixture_path, test_poller_config,
+};
+
+fn all_fixture_events() -> Vec<Value> {
+    FIXTURE_FILES
+        .iter()
+        .flat_map(|name| fixture_file_events(name))
+        .collect()
+}
+
+fn fixture_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in FIXTURE_FILES {
+        std::fs::copy(fixture_path(name), dir.path().join(name)).unwrap();
+    }
+    // Not importable: ignored when the directory is expanded.
+    std::fs::write(dir.path().join("notes.txt"), "not events").unwrap();
+    dir
+}
+
+fn small_batches() -> ImportOptions {
+    // Small batches so that the three fixtures span many transactions.
+    ImportOptions {
+        batch_size: 37,
+        ..ImportOptions::default()
+    }
+}
+
+#[test]
+fn imports_real_archives_once_however_often_they_are_imported() {
+    let data = fixture_dir();
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let expected = Expected::of(&all_fixture_events());
+    let lines: u64 = FIXTURE_FILES
+        .iter()
+        .map(|f| fixture_file_events(f).len() as u64)
+        .sum();
+
+    let first = import(&db, &[data.path().to_path_buf()], &small_batches()).unwrap();
+    assert_eq!(first.files_complete, 3);
+    assert!(first.files_failed.is_empty());
+    assert_eq!(first.lines, lines);
+    assert_eq!(first.stored.inserted, expected.total());
+    assert_eq!(
+        first.skipped + first.stored.inserted + first.stored.duplicates,
+        lines
+    );
+    assert_eq!(first.bad_lines, 0);
+
+    let again = import(&db, &[data.path().join(FIXTURE_FILES[2])], &small_batches()).unwrap();
+    assert_eq!(again.stored.inserted, 0);
+    assert_eq!(
+        again.stored.duplicates,
+        Expected::of(&fixture_file_events(FIXTURE_FILES[2])).total()
+    );
+
+    let conn = db.get().unwrap();
+    assert_eq!(stored_event_count(&conn).unwrap(), expected.total());
+    assert_eq!(rollup_disagreement(&conn).unwrap(), None);
+    let by_type: Vec<(String, u64)> = conn
+        .prepare("SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected_by_type: Vec<(String, u64)> = expected.by_type.into_iter().collect();
+    assert_eq!(by_type, expected_by_type);
+}
+
+#[tokio::test]
+async fn import_adds_only_what_the_poller_has_not_stored() {
+    let raw = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&raw[..300]);
+    let dir = tempfile::tempdir().unwrap();
+    let location = DbLocation::File(dir.path().join("events.db"));
+    let polled = Expected::of(&raw[..300]).total();
+    let mut app = TestApp::spawn(location.clone(), Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.events_inserted == polled).await;
+
+    // The service keeps running (and polling) while the import writes.
+    let db = Db::open(&location).unwrap();
+    let file = fixture_path("events-2021-07-21-sample.json.gz");
+    let summary = tokio::task::spawn_blocking(move || import(&db, &[file], &small_batches()))
+        .await
+        .unwrap()
+        .unwrap();
+    let total = Expected::of(&raw).total();
+    assert_eq!(summary.stored.inserted, total - polled);
+    assert_eq!(summary.stored.duplicates, polled);
+
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(health["events_stored"], total);
+    let (_, counts) = app
+        .get_json("/metrics/event-counts?offset_minutes=10000000")
+        .await;
+    assert_eq!(counts["PullRequestEvent"], 64);
+    app.stop().await;
+    let db = Db::open(&location).unwrap();
+    assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
+}
+
+/// A gzip file cut short, as an interrupted download leaves it.
+fn truncated_copy(dir: &std::path::Path) -> PathBuf {
+    let whole = std::fs::read(fixture_path("events-2015-01-01-first1000.json.gz")).unwrap();
+    let path = dir.join("truncated.json.gz");
+    std::fs::write(&path, &whole[..whole.len() / 3]).unwrap();
+    path
+}
+
+#[test]
+fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let good: Vec<Value> = fixture_file_events("events-2019-11-27-first100.json.gz");
+    let plain = dir.path().join("mixed.ndjson");
+    let mut file = std::fs::File::create(&plain).unwrap();
+    for (i, event) in good.iter().enumerate() {
+        writeln!(file, "{event}").unwrap();
+        match i {
+            3 => writeln!(file, "this is not json").unwrap(),
+            4 => writeln!(
+                file,
+                r#"{{"id":"12","type":"WatchEvent","created_at":"2019-11-27T03:00:00Z"}}"#
+            )
+            .unwrap(),
+            5 => writeln!(file).unwrap(),
+            6 => write!(file, "{{\"id\":\"13\",\"type\":\"IssuesEvent\"\r\n").unwrap(),
+            _ => {}
+        }
+    }
+    drop(file);
+    let truncated = truncated_copy(dir.path());
+    let missing = dir.path().join("missing.json.gz");
+
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let summary = import(&db, &[plain, truncated, missing], &small_batches()).unwrap();
+    assert_eq!(summary.bad_lines, 3);
+    assert_eq!(summary.files_complete, 1);
+    assert_eq!(summary.files_failed.len(), 2, "{:?}", summary.files_failed);
+    assert!(summary.files_failed[0].contains("truncated.json.gz"));
+    assert!(summary.files_failed[1].contains("missing.json.gz"));
+
+    // Everything readable before the truncation point was kept.
+    let stored = stored_event_count(&db.get().unwrap()).unwrap();
+    let from_plain = Expected::of(&good).total();
+    assert!(
+        stored > from_plain,
+        "some of the truncated file was imported"
+    );
+    let whole_2015 =
+        Expected::of(&fixture_file_events("events-2015-01-01-first1000.json.gz")).total();
+    assert!(stored < from_plain + whole_2015, "but not all of it");
+    assert_eq!(summary.stored.inserted, stored);
+    assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
+}
+
+#[test]
+fn the_import_command_reports_and_fails_on_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("cli.db");
+    let truncated = truncated_copy(dir.path());
+    let good = fixture_path("events-2021-07-21-sample.json.gz");
+    let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(["import", "--db", db_path.to_str().unwrap()])
+        .arg(&good)
+        .arg(&truncated)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 file(s) imported, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("failed: ") && stdout.contains("truncated.json.gz"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("could not be read completely"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(["import", "--db", db_path.to_str().unwrap()])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("0 events stored, 143 duplicates"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_repository_filter_keeps_only_those_repositories() {
+    let events = fixture_file_events("events-2021-07-21-sample.json.gz");
+    let wanted = ["gabrieldonadel/pull-requests-limits", "weseek/growi"];
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let options = ImportOptions {
+        repos: wanted.iter().map(|r| r.to_string()).collect(),
+        ..small_batches()
+    };
+    let summary = import(
+        &db,
+        &[fixture_path("events-2021-07-21-sample.json.gz")],
+        &options,
+    )
+    .unwrap();
+    let expected = Expected::of(
+        events
+            .iter()
+            .filter(|e| wanted.contains(&e["repo"]["name"].as_str().unwrap())),
+    );
+    assert!(expected.total() >= 5);
+    assert_eq!(summary.stored.inserted, expected.total());
+    let repos: Vec<String> = db
+        .get()
+        .unwrap()
+        .prepare("SELECT DISTINCT repo_name FROM events ORDER BY 1")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(repos, wanted);
+}
