@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod github;
 pub mod import;
+pub mod synthetic;
 
 pub use app::{App, AppState, router};
 pub use config::Config;

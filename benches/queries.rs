@@ -1,0 +1,78 @@
+//! The metric queries against a large database.
+//!
+//! `GHMETRICS_BENCH_DB=/path/to.db cargo bench --bench queries` measures an
+//! existing database (build the 10-million-event one with
+//! `examples/generate_events.rs`, see BENCHMARKS.md); without it, a 200,000-event
+//! database is generated in a temporary directory first.
+
+use std::hint::black_box;
+use std::io::Read;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ghmetrics::config::DbLocation;
+use ghmetrics::db::{Db, average_pr_gap, event_counts, insert_events, pr_counts};
+use ghmetrics::synthetic::{Generator, SyntheticSettings};
+
+fn fixture_lines() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events-2021-07-21-sample.json.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+fn database() -> (Db, Option<tempfile::TempDir>) {
+    if let Ok(path) = std::env::var("GHMETRICS_BENCH_DB") {
+        return (Db::open(&DbLocation::File(PathBuf::from(path))).unwrap(), None);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&DbLocation::File(dir.path().join("bench.db"))).unwrap();
+    let span_seconds = 30 * 86_400;
+    let settings = SyntheticSettings {
+        events: 200_000,
+        start: chrono::Utc::now().timestamp() - span_seconds,
+        span_seconds,
+        repositories: 20_000,
+        actors: 20_000,
+        first_id: 1,
+        seed: 7,
+    };
+    let mut generator = Generator::new(fixture_lines(), settings).unwrap();
+    let events: Vec<_> = std::iter::from_fn(|| generator.next_event()).collect();
+    insert_events(&mut db.get().unwrap(), &events).unwrap();
+    (db, Some(dir))
+}
+
+fn metric_queries(c: &mut Criterion) {
+    let (db, _dir) = database();
+    let conn = db.get().unwrap();
+    let busiest: String = conn
+        .query_row(
+            "SELECT repo_name FROM events WHERE type = 'PullRequestEvent' AND action = 'opened'
+             AND repo_name = (SELECT repo_name FROM pr_counts ORDER BY events DESC LIMIT 1) LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let openings = average_pr_gap(&conn, &busiest).unwrap().openings;
+    eprintln!("busiest repository {busiest}: {openings} PR openings");
+
+    let now = chrono::Utc::now().timestamp();
+    let mut group = c.benchmark_group("event_counts");
+    for (label, minutes) in [("1min", 1), ("1h", 60), ("1d", 1440), ("7d", 7 * 1440), ("all", 10_000_000)] {
+        group.bench_function(label, |b| b.iter(|| event_counts(&conn, black_box(now - minutes * 60)).unwrap()));
+    }
+    group.finish();
+    c.bench_function("average_pr_gap/busiest", |b| {
+        b.iter(|| average_pr_gap(&conn, black_box(&busiest)).unwrap())
+    });
+    c.bench_function("average_pr_gap/unknown", |b| {
+        b.iter(|| average_pr_gap(&conn, black_box("no/such-repo")).unwrap())
+    });
+    c.bench_function("pr_counts/limit_100", |b| b.iter(|| pr_counts(&conn, black_box(Some(100))).unwrap()));
+}
+
+criterion_group!(benches, metric_queries);
+criterion_main!(benches);
