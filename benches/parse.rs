@@ -17,7 +17,10 @@ fn lines(name: &str) -> Vec<String> {
 
 fn parser(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_event");
-    for name in ["events-2015-01-01-first1000.json.gz", "events-2021-07-21-sample.json.gz"] {
+    for name in [
+        "events-2015-01-01-first1000.json.gz",
+        "events-2021-07-21-sample.json.gz",
+    ] {
         let lines = lines(name);
         let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
         group.throughput(Throughput::Bytes(bytes as u64));

@@ -15,7 +15,10 @@ use ghmetrics::db::{Db, average_pr_gap, event_counts, insert_events, pr_counts};
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 fn fixture_lines() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events-2021-07-21-sample.json.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events-2021-07-21-sample.json.gz"
+    );
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
         .read_to_string(&mut text)
@@ -25,7 +28,10 @@ fn fixture_lines() -> Vec<String> {
 
 fn database() -> (Db, Option<tempfile::TempDir>) {
     if let Ok(path) = std::env::var("GHMETRICS_BENCH_DB") {
-        return (Db::open(&DbLocation::File(PathBuf::from(path))).unwrap(), None);
+        return (
+            Db::open(&DbLocation::File(PathBuf::from(path))).unwrap(),
+            None,
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&DbLocation::File(dir.path().join("bench.db"))).unwrap();
@@ -61,8 +67,16 @@ fn metric_queries(c: &mut Criterion) {
 
     let now = chrono::Utc::now().timestamp();
     let mut group = c.benchmark_group("event_counts");
-    for (label, minutes) in [("1min", 1), ("1h", 60), ("1d", 1440), ("7d", 7 * 1440), ("all", 10_000_000)] {
-        group.bench_function(label, |b| b.iter(|| event_counts(&conn, black_box(now - minutes * 60)).unwrap()));
+    for (label, minutes) in [
+        ("1min", 1),
+        ("1h", 60),
+        ("1d", 1440),
+        ("7d", 7 * 1440),
+        ("all", 10_000_000),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter(|| event_counts(&conn, black_box(now - minutes * 60)).unwrap())
+        });
     }
     group.finish();
     c.bench_function("average_pr_gap/busiest", |b| {
@@ -71,7 +85,9 @@ fn metric_queries(c: &mut Criterion) {
     c.bench_function("average_pr_gap/unknown", |b| {
         b.iter(|| average_pr_gap(&conn, black_box("no/such-repo")).unwrap())
     });
-    c.bench_function("pr_counts/limit_100", |b| b.iter(|| pr_counts(&conn, black_box(Some(100))).unwrap()));
+    c.bench_function("pr_counts/limit_100", |b| {
+        b.iter(|| pr_counts(&conn, black_box(Some(100))).unwrap())
+    });
 }
 
 criterion_group!(benches, metric_queries);

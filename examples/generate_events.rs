@@ -70,6 +70,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = args.db {
         let db = Db::open(&DbLocation::File(path.clone()))?;
         let mut conn = db.get()?;
+        // A large page cache, as `ghmetrics import` uses for bulk writes.
+        conn.pragma_update(None, "cache_size", -64 * 1024)?;
         let mut batch = Vec::with_capacity(100_000);
         while let Some(event) = generator.next_event() {
             batch.push(event);
@@ -79,11 +81,19 @@ fn main() -> anyhow::Result<()> {
             }
         }
         insert_events(&mut conn, &batch)?;
-        println!("{} events into {} in {:.1?}", args.events, path.display(), started.elapsed());
+        println!(
+            "{} events into {} in {:.1?}",
+            args.events,
+            path.display(),
+            started.elapsed()
+        );
     } else if let Some(path) = args.out {
         let file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
         let mut out: Box<dyn Write> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
+            Box::new(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            ))
         } else {
             Box::new(file)
         };
@@ -93,7 +103,12 @@ fn main() -> anyhow::Result<()> {
         }
         out.flush()?;
         drop(out);
-        println!("{} events into {} in {:.1?}", args.events, path.display(), started.elapsed());
+        println!(
+            "{} events into {} in {:.1?}",
+            args.events,
+            path.display(),
+            started.elapsed()
+        );
     }
     Ok(())
 }

@@ -49,7 +49,10 @@ pub struct Generator {
 
 impl Generator {
     /// A generator varying `lines` (GH Archive lines); `None` if none is a usable event.
-    pub fn new(lines: impl IntoIterator<Item = String>, settings: SyntheticSettings) -> Option<Generator> {
+    pub fn new(
+        lines: impl IntoIterator<Item = String>,
+        settings: SyntheticSettings,
+    ) -> Option<Generator> {
         let templates: Vec<Template> = lines.into_iter().filter_map(template).collect();
         let tracked = (0..templates.len())
             .filter(|i| templates[*i].event.is_some())
@@ -76,11 +79,15 @@ impl Generator {
         let i = self.made;
         self.made += 1;
         let offset = if self.settings.events > 1 {
-            (i128::from(self.settings.span_seconds) * i128::from(i) / i128::from(self.settings.events - 1)) as i64
+            (i128::from(self.settings.span_seconds) * i128::from(i)
+                / i128::from(self.settings.events - 1)) as i64
         } else {
             0
         };
-        (self.settings.first_id + i as i64, self.settings.start + offset)
+        (
+            self.settings.first_id + i as i64,
+            self.settings.start + offset,
+        )
     }
 
     fn repository(&mut self) -> String {
@@ -112,12 +119,19 @@ impl Generator {
             .to_string();
         let mut line = template
             .line
-            .replacen(&format!("\"id\":\"{}\"", template.id), &format!("\"id\":\"{id}\""), 1)
+            .replacen(
+                &format!("\"id\":\"{}\"", template.id),
+                &format!("\"id\":\"{id}\""),
+                1,
+            )
             .replace(&format!("/{}\"", template.repo), &format!("/{repo}\""))
             .replace(&format!("\"{}\"", template.repo), &format!("\"{repo}\""));
         let key = format!("\"created_at\":\"{}\"", template.created_at);
         if let Some(position) = line.rfind(&key) {
-            line.replace_range(position..position + key.len(), &format!("\"created_at\":\"{created_at}\""));
+            line.replace_range(
+                position..position + key.len(),
+                &format!("\"created_at\":\"{created_at}\""),
+            );
         }
         Some(line)
     }
@@ -176,7 +190,10 @@ mod tests {
 
     fn fixture_lines() -> Vec<String> {
         use std::io::Read;
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events-2021-07-21-sample.json.gz");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/events-2021-07-21-sample.json.gz"
+        );
         let mut text = String::new();
         flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
             .read_to_string(&mut text)

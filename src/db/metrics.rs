@@ -1,7 +1,7 @@
 //! The metric queries: one SQL statement per metric, each answered from an index
 //! (see `migrations/V1__events.sql`; the tests check `EXPLAIN QUERY PLAN`).
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::write::{SECONDS_PER_DAY, SECONDS_PER_MINUTE};
 use crate::event::EventType;
@@ -18,12 +18,19 @@ const EVENT_COUNTS_SQL: &str = "SELECT
     + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day WHERE type = t.type AND day >= ?5)
     FROM (SELECT 'WatchEvent' AS type UNION ALL SELECT 'PullRequestEvent' UNION ALL SELECT 'IssuesEvent') AS t";
 
-/// `?1`: repository name.
-const AVERAGE_PR_GAP_SQL: &str = "SELECT count(*), avg(gap) FROM (
+/// `?1`: repository name. The mean of consecutive gaps telescopes to
+/// (last - first) / (n - 1), read from the `pr_openings` rollup in O(1); the
+/// window form below computes the same from the events themselves.
+const AVERAGE_PR_GAP_SQL: &str = "SELECT openings,
+    CASE WHEN openings >= 2 THEN (last_at - first_at) * 1.0 / (openings - 1) END
+    FROM pr_openings WHERE repo_name = ?1";
+
+/// `?1`: repository name. The definition itself: the mean of the gaps that
+/// `LAG()` finds between consecutive openings (as in the `pr_gaps` view).
+const AVERAGE_PR_GAP_WINDOW_SQL: &str = "SELECT count(*), avg(gap) FROM (
     SELECT created_at - LAG(created_at) OVER (ORDER BY created_at, id) AS gap
     FROM events
-    WHERE type = 'PullRequestEvent' AND repo_name = ?1 AND action = 'opened'
-    )";
+    WHERE type = 'PullRequestEvent' AND repo_name = ?1 AND action = 'opened')";
 
 /// `?1`: row limit (negative for all). Read in rank order from `pr_counts_by_rank`.
 const PR_COUNTS_SQL: &str = "SELECT repo_name, events FROM pr_counts
@@ -98,11 +105,30 @@ pub struct PrGapSummary {
 }
 
 /// Mean gap between consecutive PR openings of `repo_name`, ordered by time.
-///
-/// The gaps come from `LAG()` (the same window as the `pr_gaps` view); their sum
-/// is an exact integer, so the mean equals (last - first) / (n - 1).
 pub fn average_pr_gap(conn: &Connection, repo_name: &str) -> Result<PrGapSummary, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(AVERAGE_PR_GAP_SQL)?;
+    let summary = stmt
+        .query_row(params![repo_name], |row| {
+            Ok(PrGapSummary {
+                openings: row.get(0)?,
+                average_seconds: row.get(1)?,
+            })
+        })
+        .optional()?;
+    Ok(summary.unwrap_or(PrGapSummary {
+        openings: 0,
+        average_seconds: None,
+    }))
+}
+
+/// The same answer as [`average_pr_gap`], computed from the events with `LAG()`:
+/// the definition, for checking the rollup and for analysts' reference. Its cost
+/// grows with the repository's openings.
+pub fn average_pr_gap_by_window(
+    conn: &Connection,
+    repo_name: &str,
+) -> Result<PrGapSummary, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(AVERAGE_PR_GAP_WINDOW_SQL)?;
     stmt.query_row(params![repo_name], |row| {
         Ok(PrGapSummary {
             openings: row.get(0)?,
@@ -151,6 +177,22 @@ mod tests {
             None
         );
         db
+    }
+
+    /// The rollup answer, after checking it against the LAG() definition.
+    fn checked_average(db: &Db, repo: &str) -> PrGapSummary {
+        let conn = db.get().unwrap();
+        let fast = average_pr_gap(&conn, repo).unwrap();
+        let window = average_pr_gap_by_window(&conn, repo).unwrap();
+        assert_eq!(fast.openings, window.openings, "{repo}");
+        match (fast.average_seconds, window.average_seconds) {
+            (Some(a), Some(b)) => assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                "{repo}: {a} vs {b}"
+            ),
+            (a, b) => assert_eq!(a, b, "{repo}"),
+        }
+        fast
     }
 
     /// A small deterministic generator (no rand crate needed for tests).
@@ -236,7 +278,7 @@ mod tests {
             event(7, EventType::Issues, "a/b", Some("opened"), 1_000 + 900),
         ];
         let db = db_with(&events);
-        let summary = average_pr_gap(&db.get().unwrap(), "a/b").unwrap();
+        let summary = checked_average(&db, "a/b");
         // Openings at 1000, 1100, 1700: gaps 100 and 600.
         assert_eq!(summary.openings, 3);
         assert_eq!(summary.average_seconds, Some(350.0));
@@ -249,10 +291,9 @@ mod tests {
             event(1, PullRequest, "one/pr", Some("opened"), 10),
             event(2, PullRequest, "one/pr", Some("closed"), 20),
         ]);
-        let conn = db.get().unwrap();
-        let one = average_pr_gap(&conn, "one/pr").unwrap();
+        let one = checked_average(&db, "one/pr");
         assert_eq!((one.openings, one.average_seconds), (1, None));
-        let none = average_pr_gap(&conn, "no/such").unwrap();
+        let none = checked_average(&db, "no/such");
         assert_eq!((none.openings, none.average_seconds), (0, None));
     }
 
@@ -264,7 +305,7 @@ mod tests {
             event(2, PullRequest, "s/t", Some("opened"), 100),
             event(3, PullRequest, "s/t", Some("opened"), 100),
         ]);
-        let summary = average_pr_gap(&db.get().unwrap(), "s/t").unwrap();
+        let summary = checked_average(&db, "s/t");
         assert_eq!((summary.openings, summary.average_seconds), (3, Some(0.0)));
     }
 
@@ -289,7 +330,7 @@ mod tests {
         }
         let expected = (events[499].created_at - events[0].created_at) as f64 / 499.0;
         let db = db_with(&events);
-        let summary = average_pr_gap(&db.get().unwrap(), "big/repo").unwrap();
+        let summary = checked_average(&db, "big/repo");
         assert_eq!(summary.openings, 500);
         assert!((summary.average_seconds.unwrap() - expected).abs() < 1e-9 * expected);
     }
@@ -375,9 +416,15 @@ mod tests {
             "events",
             "event_counts_by_minute",
             "event_counts_by_day",
+            "pr_openings",
             "pr_counts",
         ];
-        for sql in [EVENT_COUNTS_SQL, AVERAGE_PR_GAP_SQL, PR_COUNTS_SQL] {
+        for sql in [
+            EVENT_COUNTS_SQL,
+            AVERAGE_PR_GAP_SQL,
+            AVERAGE_PR_GAP_WINDOW_SQL,
+            PR_COUNTS_SQL,
+        ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let zeros = vec![0; stmt.parameter_count()];
             let plan: Vec<String> = stmt

@@ -13,7 +13,9 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-pub use metrics::{EventCounts, PrGapSummary, average_pr_gap, event_counts, pr_counts};
+pub use metrics::{
+    EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts, pr_counts,
+};
 pub use write::{InsertStats, insert_events, rollup_disagreement, stored_event_count};
 
 use crate::config::DbLocation;

@@ -33,6 +33,8 @@ struct RollupDeltas {
     by_minute: HashMap<(EventType, i64), u64>,
     by_day: HashMap<(EventType, i64), u64>,
     pr_counts: HashMap<String, u64>,
+    /// Per repository: openings, first and last opening time.
+    pr_openings: HashMap<String, (u64, i64, i64)>,
 }
 
 impl RollupDeltas {
@@ -48,6 +50,16 @@ impl RollupDeltas {
             .or_default() += 1;
         if event.event_type == EventType::PullRequest {
             *self.pr_counts.entry(event.repo_name.clone()).or_default() += 1;
+            if event.action.as_deref() == Some("opened") {
+                let at = event.created_at;
+                let entry = self
+                    .pr_openings
+                    .entry(event.repo_name.clone())
+                    .or_insert((0, at, at));
+                entry.0 += 1;
+                entry.1 = entry.1.min(at);
+                entry.2 = entry.2.max(at);
+            }
         }
     }
 
@@ -72,6 +84,16 @@ impl RollupDeltas {
         )?;
         for (repo, n) in &self.pr_counts {
             prs.execute(params![repo, n])?;
+        }
+        let mut openings = conn.prepare_cached(
+            "INSERT INTO pr_openings (repo_name, openings, first_at, last_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repo_name) DO UPDATE SET
+                 openings = openings + excluded.openings,
+                 first_at = min(first_at, excluded.first_at),
+                 last_at = max(last_at, excluded.last_at)",
+        )?;
+        for (repo, (n, first, last)) in &self.pr_openings {
+            openings.execute(params![repo, n, first, last])?;
         }
         Ok(())
     }
@@ -143,6 +165,12 @@ pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite
             "pr_counts",
             "SELECT 'PullRequestEvent', repo_name, count(*) FROM events WHERE type = 'PullRequestEvent' GROUP BY 2",
             "SELECT 'PullRequestEvent', repo_name, events FROM pr_counts",
+        ),
+        (
+            "pr_openings",
+            "SELECT repo_name, count(*), min(created_at), max(created_at) FROM events
+             WHERE type = 'PullRequestEvent' AND action = 'opened' GROUP BY 1",
+            "SELECT repo_name, openings, first_at, last_at FROM pr_openings",
         ),
     ];
     for (table, truth, rollup) in checks {
