@@ -14,6 +14,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::api;
+use crate::chart::ChartCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::github::{PollStatus, Poller};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub poll_status: Arc<PollStatus>,
     /// Whether this process polls GitHub at all.
     pub polling: bool,
+    /// Rendered charts, reused while the counts stay the same.
+    pub charts: Arc<ChartCache>,
 }
 
 /// The HTTP application: every endpoint, with a request span naming the matched route.
@@ -68,6 +71,7 @@ impl App {
             db,
             poll_status,
             polling: poller.is_some(),
+            charts: Arc::default(),
         };
         Ok(App {
             listener,

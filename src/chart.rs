@@ -1,7 +1,10 @@
 //! The event-count bar chart: counts in, PNG bytes out, rendered in memory with
 //! an embedded font so it works on machines without system fonts.
 
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
 
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
@@ -65,6 +68,42 @@ pub fn describe_window(offset_minutes: i64) -> String {
     }
 }
 
+/// Charts kept by [`ChartCache`]: one per window a dashboard or client polls.
+const CACHED_CHARTS: usize = 16;
+
+/// Recently rendered charts. The same counts and window always give the same
+/// PNG, so a chart is rendered once per change of the data rather than once per
+/// request (rendering costs milliseconds; a cache hit, microseconds).
+#[derive(Debug, Default)]
+pub struct ChartCache(Mutex<VecDeque<(EventCounts, String, Bytes)>>);
+
+impl ChartCache {
+    /// The chart for `counts` and `window`, rendered only if not cached.
+    pub fn get_or_render(&self, counts: &EventCounts, window: &str) -> Result<Bytes, ChartError> {
+        if let Some(png) = self
+            .lock()
+            .iter()
+            .find(|(c, w, _)| c == counts && w == window)
+        {
+            return Ok(png.2.clone());
+        }
+        let png = Bytes::from(render_event_counts(counts, window)?);
+        let mut cache = self.lock();
+        if cache.len() == CACHED_CHARTS {
+            cache.pop_front();
+        }
+        cache.push_back((*counts, window.to_owned(), png.clone()));
+        Ok(png)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(EventCounts, String, Bytes)>> {
+        // Plain data: a cache written by a panicking thread is still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// A bar chart of `counts` titled with `window` (e.g. "the last 60 minutes"), as PNG.
 pub fn render_event_counts(counts: &EventCounts, window: &str) -> Result<Vec<u8>, ChartError> {
     ensure_font()?;
@@ -74,6 +113,8 @@ pub fn render_event_counts(counts: &EventCounts, window: &str) -> Result<Vec<u8>
     let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    // Flat colours compress well even at the fastest setting.
+    encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(&pixels)?;
     writer.finish()?;
@@ -181,6 +222,31 @@ mod tests {
             dark > 200,
             "only {dark} dark pixels in the title band: no text?"
         );
+    }
+
+    #[test]
+    fn the_cache_renders_once_per_counts_and_window() {
+        let cache = ChartCache::default();
+        let counts = EventCounts {
+            watch: 3,
+            pull_request: 1,
+            issues: 2,
+        };
+        let first = cache.get_or_render(&counts, "the last hour").unwrap();
+        let again = cache.get_or_render(&counts, "the last hour").unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr(), "served from the cache");
+        let other = cache
+            .get_or_render(&EventCounts { watch: 4, ..counts }, "the last hour")
+            .unwrap();
+        assert_ne!(first, other, "new counts, new chart");
+        let other_window = cache.get_or_render(&counts, "the last day").unwrap();
+        assert_ne!(first, other_window);
+        for watch in 0..CACHED_CHARTS as u64 * 2 {
+            cache
+                .get_or_render(&EventCounts { watch, ..counts }, "x")
+                .unwrap();
+        }
+        assert_eq!(cache.lock().len(), CACHED_CHARTS);
     }
 
     #[test]

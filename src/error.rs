@@ -22,6 +22,8 @@ pub enum AppError {
     Chart(#[from] ChartError),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Internal(&'static str),
 }
 
 impl AppError {
@@ -29,7 +31,7 @@ impl AppError {
         match self {
             AppError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Db(_) | AppError::Chart(_) | AppError::Task(_) => {
+            AppError::Db(_) | AppError::Chart(_) | AppError::Task(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }

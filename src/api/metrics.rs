@@ -1,18 +1,20 @@
 //! `GET /metrics/...`: the four metrics, each one SQL query (see `db::metrics`).
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::params::QueryParams;
 use crate::app::AppState;
 use crate::chart;
-use crate::db::{self, EventCounts};
+use crate::db::{self, Db, DbError, EventCounts};
 use crate::error::AppError;
 
 /// The chart's window when `offset_minutes` is not given.
@@ -85,26 +87,85 @@ async fn event_counts(
     Ok(Json(counts_since(&state, offset_minutes).await?))
 }
 
-/// Repository -> PR count, serialized as a JSON object in rank order.
-struct RankedCounts(Vec<(String, u64)>);
+/// Bytes of JSON per streamed chunk of the pr-counts answer.
+const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks buffered between the database thread and the client.
+const STREAM_QUEUE: usize = 4;
 
-impl Serialize for RankedCounts {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (repo, count) in &self.0 {
-            map.serialize_entry(repo, count)?;
-        }
-        map.end()
-    }
-}
-
+/// Repository -> PR count as a JSON object in rank order, streamed: the answer
+/// for a million repositories is never held in memory at once.
 async fn pr_counts(
     State(state): State<AppState>,
     params: QueryParams,
-) -> Result<Json<RankedCounts>, AppError> {
+) -> Result<Response, AppError> {
     let limit = params.positive_integer("limit")?.map(|n| n as u64);
-    let counts = state.db.run(move |conn| db::pr_counts(conn, limit)).await?;
-    Ok(Json(RankedCounts(counts)))
+    let (chunks_tx, chunks_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(STREAM_QUEUE);
+    let (started_tx, started_rx) = oneshot::channel::<Result<(), DbError>>();
+    let db = state.db.clone();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let mut started = Some(started_tx);
+        let result = write_pr_counts(&db, limit, |chunk| {
+            if let Some(started) = started.take() {
+                let _ = started.send(Ok(()));
+            }
+            // False once the client has gone away: stop reading rows.
+            chunks_tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        });
+        if let Err(error) = result {
+            match started.take() {
+                // Nothing sent yet: the handler still answers with a proper 500.
+                Some(started) => {
+                    let _ = started.send(Err(error));
+                }
+                None => {
+                    tracing::error!(%error, "pr-counts failed mid-stream; closing the response");
+                    let _ = chunks_tx.blocking_send(Err(std::io::Error::other("database error")));
+                }
+            }
+        }
+    });
+    match started_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(error.into()),
+        Err(_) => return Err(AppError::Internal("pr-counts task ended without answering")),
+    }
+    let body = Body::from_stream(ReceiverStream::new(chunks_rx));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Writes the pr-counts JSON object in chunks of about [`STREAM_CHUNK_BYTES`].
+fn write_pr_counts(
+    db: &Db,
+    limit: Option<u64>,
+    mut emit: impl FnMut(Vec<u8>) -> bool,
+) -> Result<(), DbError> {
+    let conn = db.get()?;
+    let mut chunk = Vec::with_capacity(STREAM_CHUNK_BYTES + 1024);
+    chunk.push(b'{');
+    let mut first = true;
+    let mut client_gone = false;
+    db::for_each_pr_count(&conn, limit, |repo, count| {
+        if !first {
+            chunk.push(b',');
+        }
+        first = false;
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut chunk, repo);
+        chunk.push(b':');
+        chunk.extend_from_slice(count.to_string().as_bytes());
+        if chunk.len() >= STREAM_CHUNK_BYTES {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK_BYTES + 1024));
+            client_gone = !emit(full);
+        }
+        !client_gone
+    })?;
+    if !client_gone {
+        chunk.push(b'}');
+        emit(chunk);
+    }
+    Ok(())
 }
 
 async fn visualization(
@@ -117,9 +178,10 @@ async fn visualization(
     let counts = counts_since(&state, offset_minutes).await?;
     let window = chart::describe_window(offset_minutes);
     let span = tracing::Span::current();
+    let charts = state.charts.clone();
     let png = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        chart::render_event_counts(&counts, &window)
+        charts.get_or_render(&counts, &window)
     })
     .await??;
     Ok(([(header::CONTENT_TYPE, "image/png")], png))

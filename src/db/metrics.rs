@@ -143,11 +143,32 @@ pub fn pr_counts(
     conn: &Connection,
     limit: Option<u64>,
 ) -> Result<Vec<(String, u64)>, rusqlite::Error> {
+    let mut counts = Vec::new();
+    for_each_pr_count(conn, limit, |repo, n| {
+        counts.push((repo.to_owned(), n));
+        true
+    })?;
+    Ok(counts)
+}
+
+/// Visits the [`pr_counts`] rows in rank order without collecting them, until
+/// `visit` returns false. Memory stays flat however many repositories there are.
+pub fn for_each_pr_count(
+    conn: &Connection,
+    limit: Option<u64>,
+    mut visit: impl FnMut(&str, u64) -> bool,
+) -> Result<(), rusqlite::Error> {
     let mut stmt = conn.prepare_cached(PR_COUNTS_SQL)?;
     // SQLite reads a negative LIMIT as "no limit".
     let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let rows = stmt.query_map(params![limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    rows.collect()
+    let mut rows = stmt.query(params![limit])?;
+    while let Some(row) = rows.next()? {
+        let repo: String = row.get(0)?;
+        if !visit(&repo, row.get(1)?) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use metrics::{
-    EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts, pr_counts,
+    EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
+    for_each_pr_count, pr_counts,
 };
 pub use write::{InsertStats, insert_events, rollup_disagreement, stored_event_count};
 

@@ -314,3 +314,74 @@ async fn bad_parameters_get_422_with_a_detail_naming_them() {
     assert_eq!((status, body), (404, json!({"detail": "not found"})));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pr_counts_stream_many_repositories_in_rank_order() {
+    // Enough repositories that the answer spans many 64 KiB chunks.
+    let repos = 12_000;
+    let mut events = Vec::new();
+    let mut id = 0;
+    for r in 0..repos {
+        for _ in 0..(r % 5 + 1) {
+            id += 1;
+            events.push(event(
+                id,
+                EventType::PullRequest,
+                &format!("owner-{r}/repo\"{r}"),
+                "closed",
+                1_600_000_000,
+            ));
+        }
+    }
+    let mut expected: Vec<(String, u64)> = (0..repos)
+        .map(|r| (format!("owner-{r}/repo\"{r}"), (r % 5 + 1) as u64))
+        .collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (app, _dir) = app_with(&events).await;
+
+    let response = app.get("/metrics/pr-counts").await;
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = response.text().await.unwrap();
+    assert!(body.len() > 4 * 64 * 1024, "{} bytes", body.len());
+    // Keys in document order: deserialize as a sequence of pairs.
+    let ordered: Vec<(String, u64)> = ordered_pairs(&body);
+    assert_eq!(ordered, expected);
+
+    let top: Vec<(String, u64)> = ordered_pairs(
+        &app.get("/metrics/pr-counts?limit=7")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(top, expected[..7]);
+    app.stop().await;
+}
+
+/// A JSON object's entries in document order (serde_json's Map would sort them).
+fn ordered_pairs(json: &str) -> Vec<(String, u64)> {
+    struct Pairs(Vec<(String, u64)>);
+    impl<'de> serde::Deserialize<'de> for Pairs {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Pairs;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Pairs, A::Error> {
+                    let mut pairs = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        pairs.push(entry);
+                    }
+                    Ok(Pairs(pairs))
+                }
+            }
+            d.deserialize_map(Visitor)
+        }
+    }
+    serde_json::from_str::<Pairs>(json).unwrap().0
+}
