@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -95,7 +96,15 @@ impl App {
             .poller
             .map(|poller| tokio::spawn(poller.run(shutdown.child_token())));
         tracing::info!(address = %self.listener.local_addr()?, "serving HTTP");
-        let served = axum::serve(self.listener, router(self.state))
+        // Answers are small and often written in more than one piece (streamed
+        // bodies): without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+        // would hold the last piece back for tens of milliseconds.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("HTTP server failed");

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::params::QueryParams;
@@ -99,40 +99,51 @@ async fn pr_counts(
     params: QueryParams,
 ) -> Result<Response, AppError> {
     let limit = params.positive_integer("limit")?.map(|n| n as u64);
-    let (chunks_tx, chunks_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(STREAM_QUEUE);
-    let (started_tx, started_rx) = oneshot::channel::<Result<(), DbError>>();
+    let (chunks_tx, mut chunks_rx) = mpsc::channel::<Result<Bytes, DbError>>(STREAM_QUEUE);
     let db = state.db.clone();
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let mut started = Some(started_tx);
         let result = write_pr_counts(&db, limit, |chunk| {
-            if let Some(started) = started.take() {
-                let _ = started.send(Ok(()));
-            }
             // False once the client has gone away: stop reading rows.
             chunks_tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
         });
         if let Err(error) = result {
-            match started.take() {
-                // Nothing sent yet: the handler still answers with a proper 500.
-                Some(started) => {
-                    let _ = started.send(Err(error));
-                }
-                None => {
-                    tracing::error!(%error, "pr-counts failed mid-stream; closing the response");
-                    let _ = chunks_tx.blocking_send(Err(std::io::Error::other("database error")));
-                }
-            }
+            let _ = chunks_tx.blocking_send(Err(error));
         }
     });
-    match started_rx.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(error.into()),
-        Err(_) => return Err(AppError::Internal("pr-counts task ended without answering")),
-    }
-    let body = Body::from_stream(ReceiverStream::new(chunks_rx));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    // Until the first chunk arrives nothing is sent, so a failure is still a 500.
+    let first = match chunks_rx.recv().await {
+        Some(first) => first?,
+        None => return Err(AppError::Internal("pr-counts task ended without answering")),
+    };
+    let second = match chunks_rx.recv().await {
+        // The whole answer fit in one chunk: a plain body with Content-Length.
+        None => return Ok((json, first).into_response()),
+        Some(second) => second,
+    };
+    let rest = ReceiverStream::new(chunks_rx);
+    let stream = answer_stream(first, second, rest);
+    Ok((json, Body::from_stream(stream)).into_response())
+}
+
+/// The chunks of a streamed answer; an error after the first chunk can only
+/// close the response, and is logged.
+fn answer_stream(
+    first: Bytes,
+    second: Result<Bytes, DbError>,
+    rest: ReceiverStream<Result<Bytes, DbError>>,
+) -> impl tokio_stream::Stream<Item = Result<Bytes, std::io::Error>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::iter([Ok(first), second])
+        .chain(rest)
+        .map(|chunk| {
+            chunk.map_err(|error| {
+                tracing::error!(%error, "pr-counts failed mid-stream; closing the response");
+                std::io::Error::other("database error")
+            })
+        })
 }
 
 /// Writes the pr-counts JSON object in chunks of about [`STREAM_CHUNK_BYTES`].
