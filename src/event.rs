@@ -32,6 +32,15 @@ impl EventType {
         }
     }
 
+    /// The one-byte code stored in `events.type_code` (see `migrations/V4__compact_events.sql`).
+    pub fn code(self) -> i64 {
+        match self {
+            EventType::Watch => 1,
+            EventType::PullRequest => 2,
+            EventType::Issues => 3,
+        }
+    }
+
     /// The tracked type with GitHub's name `name`, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)

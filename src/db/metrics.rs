@@ -1,5 +1,5 @@
 //! The metric queries: one SQL statement per metric, each answered from an index
-//! (see `migrations/V1__events.sql`; the tests check `EXPLAIN QUERY PLAN`).
+//! (see `migrations/`; the tests check `EXPLAIN QUERY PLAN`).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -12,11 +12,12 @@ use crate::event::EventType;
 /// Each part is an index range of at most a minute of events, 1,440 minutes or
 /// the stored days, so the cost does not grow with the number of events.
 const EVENT_COUNTS_SQL: &str = "SELECT
-    (SELECT count(*) FROM events WHERE type = t.type AND created_at >= ?1 AND created_at < ?2)
+    (SELECT count(*) FROM events WHERE type_code = t.code AND created_at >= ?1 AND created_at < ?2)
     + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
        WHERE type = t.type AND minute >= ?3 AND minute < ?4)
     + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day WHERE type = t.type AND day >= ?5)
-    FROM (SELECT 'WatchEvent' AS type UNION ALL SELECT 'PullRequestEvent' UNION ALL SELECT 'IssuesEvent') AS t";
+    FROM (SELECT 1 AS code, 'WatchEvent' AS type
+          UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t";
 
 /// `?1`: repository name. The mean of consecutive gaps telescopes to
 /// (last - first) / (n - 1), read from the `pr_openings` rollup in O(1); the
@@ -30,7 +31,7 @@ const AVERAGE_PR_GAP_SQL: &str = "SELECT openings,
 const AVERAGE_PR_GAP_WINDOW_SQL: &str = "SELECT count(*), avg(gap) FROM (
     SELECT created_at - LAG(created_at) OVER (ORDER BY created_at, id) AS gap
     FROM events
-    WHERE type = 'PullRequestEvent' AND repo_name = ?1 AND action = 'opened')";
+    WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1)";
 
 /// `?1`: row limit (negative for all). Read in rank order from `pr_counts_by_rank`.
 const PR_COUNTS_SQL: &str = "SELECT repo_name, events FROM pr_counts
@@ -424,6 +425,32 @@ mod tests {
         .unwrap();
         assert_eq!((again.inserted, again.duplicates), (1, 1));
         assert_eq!(crate::db::stored_event_count(&conn).unwrap(), 2);
+    }
+
+    /// The codes in `EventType::code` and the CASE of the generated `type`
+    /// column (migration V4) must name the same types.
+    #[test]
+    fn type_column_reads_back_each_code() {
+        let events: Vec<Event> = EventType::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| event(i as i64 + 1, t, "a/b", None, 10))
+            .collect();
+        let db = db_with(&events);
+        let conn = db.get().unwrap();
+        for e in &events {
+            let (code, name): (i64, String) = conn
+                .query_row(
+                    "SELECT type_code, type FROM events WHERE id = ?1",
+                    [e.id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(
+                (code, name.as_str()),
+                (e.event_type.code(), e.event_type.as_str())
+            );
+        }
     }
 
     /// Every metric query reads index ranges: a SEARCH on an index or primary

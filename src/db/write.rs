@@ -111,14 +111,14 @@ pub fn insert_events(
     let mut rollups = RollupDeltas::default();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (id, type, created_at, repo_name, actor_login, action, number)
+            "INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (id) DO NOTHING",
         )?;
         for event in events {
             let changed = insert.execute(params![
                 event.id,
-                event.event_type.as_str(),
+                event.event_type.code(),
                 event.created_at,
                 event.repo_name,
                 event.actor_login,
