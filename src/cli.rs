@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
-use crate::config::{Config, DEFAULT_API_URL, DbLocation, GithubToken, PollerConfig};
+use crate::config::{
+    Config, DEFAULT_API_URL, DbLocation, GithubToken, PollerConfig, RepoName, read_watch_file,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,7 +46,7 @@ pub struct ImportArgs {
     /// Keep only this repository's events (`owner/name`; repeatable), e.g. to
     /// backfill the history of repositories you care about.
     #[arg(long = "repo", value_name = "OWNER/NAME")]
-    pub repos: Vec<String>,
+    pub repos: Vec<RepoName>,
 
     /// Files or directories to import.
     #[arg(required = true, value_name = "FILE_OR_DIR")]
@@ -69,6 +71,15 @@ pub struct ServeArgs {
     /// Serve what is stored and poll nothing.
     #[arg(long, env = "GHMETRICS_NO_POLL", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_poll: bool,
+
+    /// Also poll this repository's own event feed, for complete data about it
+    /// (repeatable; the environment variable takes a comma-separated list).
+    #[arg(long = "watch-repo", env = "GHMETRICS_WATCH", value_name = "OWNER/NAME", value_delimiter = ',')]
+    pub watch_repos: Vec<RepoName>,
+
+    /// A file of repositories to watch: one `owner/name` per line, `#` comments.
+    #[arg(long, value_name = "PATH")]
+    pub watch_file: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -80,12 +91,22 @@ impl Cli {
 
 impl ServeArgs {
     /// The service configuration; `token` is `GITHUB_TOKEN`, read by the caller.
-    pub fn into_config(self, token: Option<GithubToken>) -> Config {
-        Config {
+    pub fn into_config(self, token: Option<GithubToken>) -> Result<Config, String> {
+        let mut watched = self.watch_repos;
+        if let Some(path) = &self.watch_file {
+            watched.extend(read_watch_file(path)?);
+        }
+        watched.sort();
+        watched.dedup();
+        Ok(Config {
             listen: self.listen,
             db: self.db,
-            poller: (!self.no_poll).then(|| PollerConfig::new(self.github_api_url, token)),
-        }
+            poller: (!self.no_poll).then(|| {
+                let mut poller = PollerConfig::new(self.github_api_url, token);
+                poller.watched = watched;
+                poller
+            }),
+        })
     }
 }
 
@@ -146,9 +167,38 @@ mod tests {
         assert_eq!(args.listen.port(), 9000);
         assert_eq!(args.db, DbLocation::Memory);
         assert!(args.no_poll);
-        assert!(args.clone().into_config(None).poller.is_none());
+        assert!(args.clone().into_config(None).unwrap().poller.is_none());
         let top_level = parse(&["ghmetrics", "--db", ":memory:"]).unwrap();
         assert_eq!(top_level.db, DbLocation::Memory);
+    }
+
+    #[test]
+    fn watched_repositories_come_from_flags_and_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("watch");
+        std::fs::write(&file, "c/c\n# comment\na/a\n").unwrap();
+        let args = parse(&[
+            "ghmetrics",
+            "--watch-repo",
+            "b/b",
+            "--watch-repo",
+            "a/a,d/d",
+            "--watch-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let config = args.into_config(None).unwrap();
+        let watched: Vec<String> = config
+            .poller
+            .unwrap()
+            .watched
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(watched, ["a/a", "b/b", "c/c", "d/d"]);
+        assert!(parse(&["ghmetrics", "--watch-repo", "nope"]).is_err());
+        let missing = parse(&["ghmetrics", "--watch-file", "/no/such/file"]).unwrap();
+        assert!(missing.into_config(None).is_err());
     }
 
     #[test]

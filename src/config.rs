@@ -62,6 +62,64 @@ impl fmt::Debug for GithubToken {
     }
 }
 
+/// A repository as `owner/name`, checked against GitHub's naming rules (letters,
+/// digits, `-`, `_`, `.`), so that a typo is an error at startup rather than a
+/// 404 every minute.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepoName(String);
+
+impl RepoName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for RepoName {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let value = value.trim();
+        let valid_part = |part: &str| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        match value.split_once('/') {
+            Some((owner, name)) if valid_part(owner) && valid_part(name) => {
+                Ok(RepoName(value.to_owned()))
+            }
+            _ => Err(format!(
+                "{value:?} is not a repository: expected owner/name (letters, digits, '-', '_', '.')"
+            )),
+        }
+    }
+}
+
+/// Reads a watch file: one `owner/name` per line; blank lines and `#` comments ignored.
+pub fn read_watch_file(path: &std::path::Path) -> Result<Vec<RepoName>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read watch file {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.split('#').next().unwrap_or("").trim();
+            (!line.is_empty()).then(|| {
+                line.parse()
+                    .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+            })
+        })
+        .collect()
+}
+
 /// How the poller talks to GitHub and how patiently it retries.
 #[derive(Clone, Debug)]
 pub struct PollerConfig {
@@ -75,6 +133,10 @@ pub struct PollerConfig {
     pub backoff_base: Duration,
     /// Longest wait after failures.
     pub backoff_max: Duration,
+    /// Repositories whose own event feeds are polled too (`--watch-repo`).
+    pub watched: Vec<RepoName>,
+    /// How long before a repository that answered 404 or 451 is asked again.
+    pub gone_retry: Duration,
 }
 
 /// GitHub's public API; the default for `--github-api-url`.
@@ -91,6 +153,10 @@ impl PollerConfig {
             backoff_base: Duration::from_secs(2),
             // "A few minutes": long enough to ride out an outage without hammering it.
             backoff_max: Duration::from_secs(300),
+            watched: Vec::new(),
+            // Renamed or deleted repositories rarely come back; asking a few
+            // times a day costs nothing and notices if they do.
+            gone_retry: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -117,6 +183,36 @@ mod tests {
         let printed = format!("{config:?} {config:#?}");
         assert!(!printed.contains("supersecret"), "{printed}");
         assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn repository_names_are_checked() {
+        for good in ["rust-lang/rust", "a/b", " owner/name.js ", "o_1/x-y.z"] {
+            assert_eq!(
+                good.parse::<RepoName>().unwrap().as_str(),
+                good.trim(),
+                "{good}"
+            );
+        }
+        for bad in ["", "rust", "a/", "/b", "a/b/c", "a b/c", "a/..", "../b", "a/b?x=1"] {
+            assert!(bad.parse::<RepoName>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn watch_files_skip_comments_and_name_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watch.txt");
+        std::fs::write(&path, "# mine\nrust-lang/rust\n\n  tokio-rs/axum  # web\n").unwrap();
+        let repos = read_watch_file(&path).unwrap();
+        assert_eq!(
+            repos.iter().map(RepoName::as_str).collect::<Vec<_>>(),
+            ["rust-lang/rust", "tokio-rs/axum"]
+        );
+        std::fs::write(&path, "a/b\nnot a repo\n").unwrap();
+        let error = read_watch_file(&path).unwrap_err();
+        assert!(error.ends_with(":2: \"not a repo\" is not a repository: expected owner/name (letters, digits, '-', '_', '.')"), "{error}");
+        assert!(read_watch_file(&dir.path().join("missing")).is_err());
     }
 
     #[test]

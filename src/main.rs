@@ -45,7 +45,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = std::env::var("GITHUB_TOKEN")
         .ok()
         .and_then(GithubToken::new);
-    let config = args.into_config(token);
+    let config = args.into_config(token).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -63,7 +63,7 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     let options = ImportOptions {
         batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
         progress_bar: std::io::stderr().is_terminal(),
-        repos: args.repos,
+        repos: args.repos.iter().map(ToString::to_string).collect(),
     };
     let summary = ghmetrics::import::import(&db, &args.inputs, &options)?;
     println!("{}", summary.describe());

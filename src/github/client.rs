@@ -1,11 +1,13 @@
 //! HTTP access to GitHub's events API: the headers GitHub asks for, conditional
 //! requests, `Link` pagination, and reading rate-limit and poll-interval hints.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 
+use super::budget::RateBudget;
 use crate::config::{GithubToken, PollerConfig};
 
 /// GitHub's default poll interval when a response carries no `X-Poll-Interval`.
@@ -22,12 +24,13 @@ const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 /// The REST API version this client was written against.
 const API_VERSION: &str = "2022-11-28";
 
-/// A GitHub REST API client for the events feed.
+/// A GitHub REST API client for the events feeds. Clones share one rate budget.
 #[derive(Clone, Debug)]
 pub struct GithubClient {
     http: reqwest::Client,
     api_url: Url,
     token: Option<GithubToken>,
+    budget: Arc<RateBudget>,
 }
 
 /// A successful (`200`) page of events.
@@ -49,6 +52,8 @@ pub struct ResponseHints {
     pub poll_interval: Duration,
     /// Set when `X-RateLimit-Remaining` is 0: how long until `X-RateLimit-Reset`.
     pub rate_limit_wait: Option<Duration>,
+    /// `X-RateLimit-Remaining`, and how long until `X-RateLimit-Reset`.
+    pub quota: Option<(u64, Duration)>,
 }
 
 impl ResponseHints {
@@ -133,6 +138,7 @@ impl GithubClient {
             http,
             api_url: config.api_url.clone(),
             token: config.token.clone(),
+            budget: Arc::default(),
         })
     }
 
@@ -164,10 +170,14 @@ impl GithubClient {
             value.set_sensitive(true);
             request = request.header(header::AUTHORIZATION, value);
         }
+        self.budget.acquire().await;
         let response = request.send().await?;
         let status = response.status();
         let headers = response.headers();
         let hints = read_hints(headers, SystemTime::now());
+        if let Some((remaining, resets_in)) = hints.quota {
+            self.budget.observe(remaining, resets_in);
+        }
         match status {
             StatusCode::OK => {
                 let etag = headers
@@ -210,20 +220,19 @@ pub fn read_hints(headers: &HeaderMap, now: SystemTime) -> ResponseHints {
         .map_or(DEFAULT_POLL_INTERVAL, |secs| {
             Duration::from_secs(secs).max(MIN_WAIT)
         });
-    let rate_limit_wait = match header_u64(headers, "x-ratelimit-remaining") {
-        Some(0) => {
-            let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            let wait = header_u64(headers, "x-ratelimit-reset")
-                .map_or(DEFAULT_POLL_INTERVAL, |reset| {
-                    Duration::from_secs(reset.saturating_sub(now_secs))
-                });
-            Some(wait.clamp(MIN_WAIT, MAX_RATE_LIMIT_WAIT))
-        }
+    let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let resets_in = header_u64(headers, "x-ratelimit-reset").map(|reset| {
+        Duration::from_secs(reset.saturating_sub(now_secs)).clamp(MIN_WAIT, MAX_RATE_LIMIT_WAIT)
+    });
+    let remaining = header_u64(headers, "x-ratelimit-remaining");
+    let rate_limit_wait = match remaining {
+        Some(0) => Some(resets_in.unwrap_or(DEFAULT_POLL_INTERVAL)),
         _ => None,
     };
     ResponseHints {
         poll_interval,
         rate_limit_wait,
+        quota: remaining.zip(resets_in),
     }
 }
 
@@ -319,6 +328,14 @@ mod tests {
         assert_eq!(past.rate_limit_wait, Some(MIN_WAIT));
         let remaining = read_hints(&headers(&[("x-ratelimit-remaining", "12")]), now);
         assert_eq!(remaining.rate_limit_wait, None);
+        let quota = read_hints(
+            &headers(&[
+                ("x-ratelimit-remaining", "12"),
+                ("x-ratelimit-reset", "1700000600"),
+            ]),
+            now,
+        );
+        assert_eq!(quota.quota, Some((12, Duration::from_secs(600))));
     }
 
     #[test]

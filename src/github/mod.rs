@@ -1,5 +1,6 @@
 //! GitHub: the REST client for the events feed and the poller that stores it.
 
+pub mod budget;
 pub mod client;
 pub mod poller;
 

@@ -1,0 +1,108 @@
+//! The request budget shared by every feed: GitHub allows so many requests per
+//! hour (`X-RateLimit-Remaining` until `X-RateLimit-Reset`). Rather than spend
+//! it in a burst and then stall until the reset, requests are spaced so that
+//! what remains lasts until the reset.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug, Default)]
+pub struct RateBudget(Mutex<BudgetState>);
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    /// No request starts before this.
+    next_allowed: Option<Instant>,
+    /// Requests left in the current window, and when the window resets.
+    quota: Option<(u64, Instant)>,
+}
+
+impl RateBudget {
+    /// Takes in what a response said about the budget.
+    pub fn observe(&self, remaining: u64, resets_in: Duration) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.quota = Some((remaining, Instant::now() + resets_in));
+    }
+
+    /// Waits until the next request fits the budget, and books it.
+    pub async fn acquire(&self) {
+        let now = Instant::now();
+        let wait = self.book(now);
+        if !wait.is_zero() {
+            tracing::debug!(wait_ms = wait.as_millis() as u64, "pacing requests to the rate budget");
+            tokio::time::sleep_until(now + wait).await;
+        }
+    }
+
+    /// How long after `now` the next request may start; books it.
+    fn book(&self, now: Instant) -> Duration {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = state.next_allowed.map_or(now, |next| next.max(now));
+        let mut gap = Duration::ZERO;
+        match &mut state.quota {
+            Some((_, reset_at)) if *reset_at <= at => state.quota = None,
+            Some((0, reset_at)) => {
+                at = *reset_at;
+                state.quota = None;
+            }
+            Some((remaining, reset_at)) => {
+                gap = (*reset_at - at) / u32::try_from(*remaining).unwrap_or(u32::MAX);
+                *remaining -= 1;
+            }
+            None => {}
+        }
+        state.next_allowed = Some(at + gap);
+        at - now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn request_times(budget: &RateBudget, requests: usize) -> Vec<u64> {
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..requests {
+            budget.acquire().await;
+            times.push((Instant::now() - start).as_secs());
+        }
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_budget_does_not_wait() {
+        assert_eq!(request_times(&RateBudget::default(), 5).await, [0; 5]);
+    }
+
+    /// 10 requests left for 100 s: one every 10 s, not 10 at once and then a stall.
+    #[tokio::test(start_paused = true)]
+    async fn remaining_requests_are_spread_until_the_reset() {
+        let budget = RateBudget::default();
+        budget.observe(10, Duration::from_secs(100));
+        assert_eq!(request_times(&budget, 4).await, [0, 10, 20, 30]);
+    }
+
+    /// An exhausted budget waits for the reset; after it, requests flow freely
+    /// until a response says otherwise.
+    #[tokio::test(start_paused = true)]
+    async fn exhausted_budget_waits_for_the_reset() {
+        let budget = RateBudget::default();
+        budget.observe(0, Duration::from_secs(30));
+        assert_eq!(request_times(&budget, 3).await, [30, 30, 30]);
+    }
+
+    /// A fresh observation replaces the local count (the server knows best).
+    #[tokio::test(start_paused = true)]
+    async fn a_new_observation_replaces_the_old() {
+        let budget = RateBudget::default();
+        budget.observe(2, Duration::from_secs(60));
+        assert_eq!(request_times(&budget, 1).await, [0]);
+        budget.observe(1000, Duration::from_secs(1030));
+        // The second request still honours the gap booked by the first (30 s);
+        // the third is spaced by the new budget (1 s).
+        assert_eq!(request_times(&budget, 2).await, [30, 31]);
+    }
+}
