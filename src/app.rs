@@ -2,6 +2,7 @@
 //! starts the poller and serves until told to stop. Tests build an [`App`] on a
 //! listener bound to port 0 and stop it with a [`CancellationToken`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use tracing::Level;
 use crate::api;
 use crate::chart::ChartCache;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, start_watching};
 use crate::github::{PollStatus, Poller};
 
 /// What every handler can reach.
@@ -30,6 +31,9 @@ pub struct AppState {
     pub polling: bool,
     /// Rendered charts, reused while the counts stay the same.
     pub charts: Arc<ChartCache>,
+    /// Watched repositories (polled through their own feed) and since when
+    /// (epoch seconds); empty without polling.
+    pub watched: Arc<HashMap<String, i64>>,
 }
 
 /// The HTTP application: every endpoint, with a request span naming the matched route.
@@ -61,6 +65,15 @@ impl App {
             .await?
             .with_context(|| format!("opening database {}", config.db))?;
         let poll_status = Arc::new(PollStatus::default());
+        let watched_names: Vec<String> = config
+            .poller
+            .iter()
+            .flat_map(|poller| poller.watched.iter().map(ToString::to_string))
+            .collect();
+        let watched = db
+            .run(move |conn| start_watching(conn, &watched_names, chrono::Utc::now().timestamp()))
+            .await
+            .context("recording watched repositories")?;
         let poller = match &config.poller {
             Some(poller_config) => Some(
                 Poller::new(poller_config, db.clone(), poll_status.clone())
@@ -73,6 +86,7 @@ impl App {
             poll_status,
             polling: poller.is_some(),
             charts: Arc::default(),
+            watched: Arc::new(watched),
         };
         Ok(App {
             listener,

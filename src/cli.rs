@@ -74,7 +74,12 @@ pub struct ServeArgs {
 
     /// Also poll this repository's own event feed, for complete data about it
     /// (repeatable; the environment variable takes a comma-separated list).
-    #[arg(long = "watch-repo", env = "GHMETRICS_WATCH", value_name = "OWNER/NAME", value_delimiter = ',')]
+    #[arg(
+        long = "watch-repo",
+        env = "GHMETRICS_WATCH",
+        value_name = "OWNER/NAME",
+        value_delimiter = ','
+    )]
     pub watch_repos: Vec<RepoName>,
 
     /// A file of repositories to watch: one `owner/name` per line, `#` comments.

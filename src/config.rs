@@ -137,6 +137,8 @@ pub struct PollerConfig {
     pub watched: Vec<RepoName>,
     /// How long before a repository that answered 404 or 451 is asked again.
     pub gone_retry: Duration,
+    /// The first polls of the watched repositories are spread over this long.
+    pub watch_spread: Duration,
 }
 
 /// GitHub's public API; the default for `--github-api-url`.
@@ -157,6 +159,7 @@ impl PollerConfig {
             // Renamed or deleted repositories rarely come back; asking a few
             // times a day costs nothing and notices if they do.
             gone_retry: Duration::from_secs(6 * 3600),
+            watch_spread: Duration::from_secs(60),
         }
     }
 }
@@ -194,7 +197,9 @@ mod tests {
                 "{good}"
             );
         }
-        for bad in ["", "rust", "a/", "/b", "a/b/c", "a b/c", "a/..", "../b", "a/b?x=1"] {
+        for bad in [
+            "", "rust", "a/", "/b", "a/b/c", "a b/c", "a/..", "../b", "a/b?x=1",
+        ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad:?}");
         }
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::db::stored_event_count;
+use crate::db::{FeedCoverage, global_feed_coverage, stored_event_count};
 use crate::error::AppError;
 
 pub fn router() -> Router<AppState> {
@@ -25,10 +25,26 @@ struct Health {
     polls: u64,
     /// Tracked events skipped as malformed since start.
     events_malformed: u64,
+    /// How much of the global feed the polls of the last hour saw.
+    global_feed_coverage: FeedCoverage,
+    /// Repositories polled through their own feed.
+    watched_repositories: usize,
 }
 
+/// The coverage window of `/health`.
+const COVERAGE_WINDOW_SECONDS: i64 = 3600;
+
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
-    let events_stored = state.db.run(|conn| stored_event_count(conn)).await?;
+    let now = Utc::now().timestamp();
+    let (events_stored, global_feed_coverage) = state
+        .db
+        .run(move |conn| {
+            Ok((
+                stored_event_count(conn)?,
+                global_feed_coverage(conn, now, COVERAGE_WINDOW_SECONDS)?,
+            ))
+        })
+        .await?;
     let report = state.poll_status.snapshot();
     Ok(Json(Health {
         status: "ok",
@@ -38,5 +54,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError>
         last_poll_error: report.last_poll_error,
         polls: report.polls,
         events_malformed: report.events_malformed,
+        global_feed_coverage,
+        watched_repositories: state.watched.len(),
     }))
 }

@@ -37,6 +37,12 @@ struct AveragePrTime {
     pr_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// `watched`: the repository's own feed is polled, so openings since
+    /// `watched_since` are complete; `global_feed`: only what the sampled
+    /// global feed happened to show.
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watched_since: Option<DateTime<Utc>>,
 }
 
 async fn average_pr_time(
@@ -55,11 +61,21 @@ async fn average_pr_time(
             summary.openings
         )
     });
+    let watched_since = state
+        .watched
+        .get(&repo_name)
+        .and_then(|&since| DateTime::from_timestamp(since, 0));
     Ok(Json(AveragePrTime {
         repo_name,
         average_seconds: summary.average_seconds,
         pr_count: summary.openings,
         message,
+        source: if watched_since.is_some() {
+            "watched"
+        } else {
+            "global_feed"
+        },
+        watched_since,
     }))
 }
 

@@ -2,6 +2,7 @@
 //! migrations, and [`Db::run`], which keeps rusqlite's blocking calls off the
 //! async runtime. Query functions live in the submodules, one file per concern.
 
+mod feeds;
 mod metrics;
 mod write;
 
@@ -13,6 +14,10 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
+pub use feeds::{
+    FeedCoverage, FeedPoll, GLOBAL_FEED, global_feed_coverage, newest_seen_id, record_feed_poll,
+    start_watching,
+};
 pub use metrics::{
     EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
     for_each_pr_count, pr_counts,

@@ -31,7 +31,10 @@ impl RateBudget {
         let now = Instant::now();
         let wait = self.book(now);
         if !wait.is_zero() {
-            tracing::debug!(wait_ms = wait.as_millis() as u64, "pacing requests to the rate budget");
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "pacing requests to the rate budget"
+            );
             tokio::time::sleep_until(now + wait).await;
         }
     }

@@ -1,6 +1,8 @@
-//! The poller: [`Poller::poll_once`] does one round (every page, conditional on
-//! the last ETag, all new events in one transaction); [`Poller::run`] repeats it,
-//! sleeping as long as GitHub asks, backing off on failures, until cancelled.
+//! The poller: [`Poller::poll_feed`] does one round of one feed (every page,
+//! conditional on the feed's last ETag, all new events in one transaction, one
+//! `feed_polls` row); [`Poller::run`] schedules the global feed and every watched
+//! repository's feed, each as often as GitHub asks, backing off on failures,
+//! within the shared rate budget, until cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +14,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{FetchError, GithubClient, PageResponse};
-use crate::config::PollerConfig;
-use crate::db::{Db, DbError, InsertStats, insert_events};
+use crate::config::{PollerConfig, RepoName};
+use crate::db::{
+    Db, DbError, FeedPoll, GLOBAL_FEED, InsertStats, insert_events, newest_seen_id,
+    record_feed_poll,
+};
 use crate::event::{Event, parse_event};
 
 /// Most pages followed in one poll. GitHub serves 3 today; the cap only guards
@@ -34,6 +39,8 @@ pub struct PollOutcome {
     pub stored: InsertStats,
     /// How long GitHub asks us to wait before the next poll.
     pub next_poll_in: Duration,
+    /// The ids of every event received (all types), for coverage.
+    pub ids: Vec<i64>,
 }
 
 impl PollOutcome {
@@ -45,6 +52,7 @@ impl PollOutcome {
             malformed: 0,
             stored: InsertStats::default(),
             next_poll_in: Duration::ZERO,
+            ids: Vec::new(),
         }
     }
 
@@ -68,6 +76,15 @@ pub enum PollError {
 }
 
 impl PollError {
+    /// 404 or 451: the repository is gone, renamed or blocked.
+    fn unavailable(&self) -> bool {
+        matches!(
+            self,
+            PollError::Fetch { source: FetchError::Status { status }, .. }
+                if matches!(status.as_u16(), 404 | 451)
+        )
+    }
+
     /// The wait GitHub asked for (rate limits), if any; otherwise back off.
     pub fn requested_wait(&self) -> Option<Duration> {
         match self {
@@ -111,6 +128,11 @@ impl PollStatus {
     /// A receiver that sees each new report.
     pub fn subscribe(&self) -> watch::Receiver<PollReport> {
         self.0.subscribe()
+    }
+
+    fn record_watched(&self, stored: InsertStats) {
+        self.0
+            .send_modify(|report| report.events_inserted += stored.inserted);
     }
 
     fn record(&self, result: &Result<PollOutcome, PollError>) {
@@ -163,14 +185,87 @@ impl Backoff {
     }
 }
 
-/// Polls `GET /events` into the database.
+/// Which feed a [`Feed`] polls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedKind {
+    /// `GET /events`: the newest public events of all GitHub.
+    Global,
+    /// `GET /repos/{owner}/{name}/events`: one watched repository.
+    Repo(RepoName),
+}
+
+/// One feed's polling state.
+#[derive(Debug)]
+struct Feed {
+    kind: FeedKind,
+    /// ETag of the last complete poll's first page.
+    etag: Option<String>,
+    /// The largest event id this feed has shown (kept across restarts).
+    newest_id: Option<i64>,
+    next_due: tokio::time::Instant,
+    backoff: Backoff,
+    /// Answered 404 or 451 last time (reported once, retried rarely).
+    unavailable: bool,
+}
+
+impl Feed {
+    fn name(&self) -> &str {
+        match &self.kind {
+            FeedKind::Global => GLOBAL_FEED,
+            FeedKind::Repo(repo) => repo.as_str(),
+        }
+    }
+
+    fn path(&self) -> String {
+        match &self.kind {
+            FeedKind::Global => "events?per_page=100".to_owned(),
+            FeedKind::Repo(repo) => format!("repos/{repo}/events?per_page=100"),
+        }
+    }
+}
+
+/// Whether a poll's answer reached back to what the feed showed before, from
+/// the event ids (which grow over time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Continuity {
+    /// Events in the answer newer than the previous newest.
+    pub new_events: u64,
+    /// `None` on a first poll: nothing to compare with.
+    pub overlap: Option<bool>,
+    /// With a gap: the ids strictly between the previous newest and the oldest
+    /// received, an upper bound on the events never seen.
+    pub missed_ids: Option<u64>,
+}
+
+pub fn continuity(previous_newest: Option<i64>, ids: &[i64]) -> Continuity {
+    let (Some(previous), Some(&oldest)) = (previous_newest, ids.iter().min()) else {
+        return Continuity {
+            new_events: ids.len() as u64,
+            overlap: None,
+            missed_ids: None,
+        };
+    };
+    let new_events = ids.iter().filter(|&&id| id > previous).count() as u64;
+    // Seeing the previous newest again (or its successor) means nothing
+    // between the two polls went by unseen.
+    let overlap = oldest <= previous.saturating_add(1);
+    Continuity {
+        new_events,
+        overlap: Some(overlap),
+        missed_ids: (!overlap).then(|| oldest.abs_diff(previous) - 1),
+    }
+}
+
+/// Polls GitHub's event feeds into the database.
 pub struct Poller {
     client: GithubClient,
     db: Db,
     status: Arc<PollStatus>,
-    backoff: Backoff,
-    /// ETag of the last complete poll's first page.
-    etag: Option<String>,
+    /// The global feed first, then the watched repositories.
+    feeds: Vec<Feed>,
+    gone_retry: Duration,
+    /// The first gap in the global feed is worth a warning; later ones are counted.
+    gap_warned: bool,
 }
 
 impl Poller {
@@ -179,18 +274,111 @@ impl Poller {
         db: Db,
         status: Arc<PollStatus>,
     ) -> Result<Self, reqwest::Error> {
+        let now = tokio::time::Instant::now();
+        let backoff = Backoff::new(config.backoff_base, config.backoff_max);
+        let watched = config.watched.len() as u32;
+        let feeds = std::iter::once(FeedKind::Global)
+            .chain(config.watched.iter().cloned().map(FeedKind::Repo))
+            .enumerate()
+            .map(|(i, kind)| Feed {
+                kind,
+                etag: None,
+                newest_id: None,
+                // Watched repositories are spread over the first interval
+                // rather than asked all at once.
+                next_due: now + config.watch_spread * i as u32 / (watched + 1),
+                backoff: backoff.clone(),
+                unavailable: false,
+            })
+            .collect();
         Ok(Poller {
             client: GithubClient::new(config)?,
             db,
             status,
-            backoff: Backoff::new(config.backoff_base, config.backoff_max),
-            etag: None,
+            feeds,
+            gone_retry: config.gone_retry,
+            gap_warned: false,
         })
     }
 
-    /// One round: every page of the feed, then one transaction for all new events.
+    /// One round of the global feed.
     pub async fn poll_once(&mut self) -> Result<PollOutcome, PollError> {
-        let first = self.client.endpoint("events?per_page=100");
+        self.poll_feed(0).await
+    }
+
+    /// One round of feed `index` (0: global, then the watched repositories in
+    /// order), recorded in `feed_polls`.
+    pub async fn poll_feed(&mut self, index: usize) -> Result<PollOutcome, PollError> {
+        if self.feeds[index].newest_id.is_none() {
+            let name = self.feeds[index].name().to_owned();
+            self.feeds[index].newest_id =
+                self.db.run(move |conn| newest_seen_id(conn, &name)).await?;
+        }
+        let result = self.fetch_and_store(index).await;
+        self.record_poll(index, &result).await;
+        result
+    }
+
+    async fn record_poll(&mut self, index: usize, result: &Result<PollOutcome, PollError>) {
+        let feed = &mut self.feeds[index];
+        let global = feed.kind == FeedKind::Global;
+        let mut row = FeedPoll {
+            polled_at: Utc::now().timestamp(),
+            feed: feed.name().to_owned(),
+            previous_newest_id: feed.newest_id,
+            ..FeedPoll::default()
+        };
+        match result {
+            Ok(outcome) if outcome.not_modified() => {
+                if !global {
+                    return; // a quiet repository would fill the table with 304s
+                }
+                row.outcome = "not_modified";
+            }
+            Ok(outcome) => {
+                let found = continuity(feed.newest_id, &outcome.ids);
+                row.outcome = "ok";
+                row.pages = outcome.pages;
+                row.received = outcome.received;
+                row.inserted = outcome.stored.inserted;
+                row.oldest_id = outcome.ids.iter().min().copied();
+                row.newest_id = outcome.ids.iter().max().copied();
+                row.new_events = Some(found.new_events);
+                row.overlap = found.overlap;
+                // Ids are global: a gap in one repository's feed says nothing
+                // about how many of *its* events were missed.
+                row.missed_estimate = found.missed_ids.filter(|_| global);
+                feed.newest_id = feed.newest_id.max(row.newest_id);
+                if global && found.overlap == Some(false) && !self.gap_warned {
+                    self.gap_warned = true;
+                    tracing::warn!(
+                        missed_estimate = found.missed_ids,
+                        "the global feed moved on faster than it was polled: events were missed \
+                         between two polls. Set GITHUB_TOKEN for a higher rate limit, or watch the \
+                         repositories you care about with --watch-repo for complete data"
+                    );
+                }
+            }
+            Err(error) => {
+                row.outcome = if error.unavailable() {
+                    "unavailable"
+                } else {
+                    "error"
+                };
+                row.error = Some(error.to_string());
+                if let PollError::Fetch { stored, .. } = error {
+                    row.inserted = stored.inserted;
+                }
+            }
+        }
+        if let Err(error) = self.db.run(move |conn| record_feed_poll(conn, &row)).await {
+            tracing::warn!(%error, "could not record the poll in feed_polls");
+        }
+    }
+
+    /// Every page of the feed, then one transaction for all new events.
+    async fn fetch_and_store(&mut self, index: usize) -> Result<PollOutcome, PollError> {
+        let first = self.client.endpoint(&self.feeds[index].path());
         let mut outcome = PollOutcome::empty();
         let mut events = Vec::new();
         let mut next = Some(first);
@@ -201,7 +389,7 @@ impl Poller {
         while let Some(url) = next.take() {
             let page_number = outcome.pages + 1;
             let etag = if page_number == 1 {
-                self.etag.as_deref()
+                self.feeds[index].etag.as_deref()
             } else {
                 None
             };
@@ -267,44 +455,71 @@ impl Poller {
                 if outcome.pages > 0 {
                     // Remembered only once everything is stored, so a poll that
                     // failed half-way is fetched again in full.
-                    self.etag = first_etag;
+                    self.feeds[index].etag = first_etag;
                 }
                 Ok(outcome)
             }
         }
     }
 
-    /// Polls until `cancel` fires. A transaction in flight when it fires still
-    /// completes (see [`Db::run`]).
+    /// Polls every feed, each when it is due, until `cancel` fires. A
+    /// transaction in flight when it fires still completes (see [`Db::run`]).
     pub async fn run(mut self, cancel: CancellationToken) {
-        tracing::info!(url = %self.client.endpoint("events"), "poller started");
-        loop {
-            let result = tokio::select! {
-                _ = cancel.cancelled() => break,
-                result = self.poll_once() => result,
-            };
-            let wait = self.after_poll(&result);
+        tracing::info!(
+            url = %self.client.endpoint("events"),
+            watched_repositories = self.feeds.len() - 1,
+            "poller started"
+        );
+        // There is always the global feed, so the loop ends only on cancel.
+        while let Some((index, due)) = self
+            .feeds
+            .iter()
+            .enumerate()
+            .map(|(i, feed)| (i, feed.next_due))
+            .min_by_key(|&(_, due)| due)
+        {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(due) => {}
             }
+            let result = tokio::select! {
+                _ = cancel.cancelled() => break,
+                result = self.poll_feed(index) => result,
+            };
+            let wait = self.after_poll(index, &result);
+            self.feeds[index].next_due = tokio::time::Instant::now() + wait;
         }
         tracing::info!("poller stopped");
     }
 
-    /// Logs and records a poll's result; returns how long to wait before the next.
-    fn after_poll(&mut self, result: &Result<PollOutcome, PollError>) -> Duration {
-        self.status.record(result);
+    /// Logs and reports a poll's result; returns how long the feed waits before the next.
+    fn after_poll(&mut self, index: usize, result: &Result<PollOutcome, PollError>) -> Duration {
+        let feed = &mut self.feeds[index];
+        match &feed.kind {
+            FeedKind::Global => self.status.record(result),
+            FeedKind::Repo(_) => match result {
+                Ok(outcome) => self.status.record_watched(outcome.stored),
+                Err(PollError::Fetch { stored, .. }) => self.status.record_watched(*stored),
+                Err(PollError::Store(_)) => {}
+            },
+        }
+        let feed_name = feed.name().to_owned();
         match result {
             Ok(outcome) => {
-                self.backoff.reset();
+                feed.backoff.reset();
+                if feed.unavailable {
+                    feed.unavailable = false;
+                    tracing::info!(feed = %feed_name, "repository is available again");
+                }
                 if outcome.not_modified() {
                     tracing::debug!(
+                        feed = %feed_name,
                         next_poll_in_s = outcome.next_poll_in.as_secs(),
                         "no new events (304)"
                     );
                 } else {
                     tracing::info!(
+                        feed = %feed_name,
                         pages = outcome.pages,
                         received = outcome.received,
                         inserted = outcome.stored.inserted,
@@ -316,15 +531,34 @@ impl Poller {
                 }
                 outcome.next_poll_in
             }
+            Err(error) if error.unavailable() && matches!(feed.kind, FeedKind::Repo(_)) => {
+                if !feed.unavailable {
+                    feed.unavailable = true;
+                    tracing::warn!(
+                        feed = %feed_name,
+                        error = %error,
+                        retry_in_s = self.gone_retry.as_secs(),
+                        "watched repository not found or unavailable (deleted, renamed, private or blocked); asking again rarely"
+                    );
+                }
+                self.gone_retry
+            }
             Err(error) => {
                 let wait = error
                     .requested_wait()
-                    .unwrap_or_else(|| self.backoff.next_wait());
-                tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "poll failed");
+                    .unwrap_or_else(|| feed.backoff.next_wait());
+                tracing::warn!(feed = %feed_name, error = %error, retry_in_ms = wait.as_millis() as u64, "poll failed");
                 wait
             }
         }
     }
+}
+
+/// Just the id of an event of any type.
+#[derive(serde::Deserialize)]
+struct EventId<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Parses one page body (a JSON array of events) into `events`, counting what it skips.
@@ -336,6 +570,13 @@ fn parse_page(
     let items: Vec<&RawValue> = serde_json::from_slice(body)
         .map_err(|e| FetchError::MalformedBody(format!("expected a JSON array of events: {e}")))?;
     outcome.received += items.len() as u64;
+    for item in &items {
+        if let Ok(EventId { id: Some(id) }) = serde_json::from_str::<EventId>(item.get())
+            && let Ok(id) = id.parse()
+        {
+            outcome.ids.push(id);
+        }
+    }
     for item in items {
         match parse_event(item.get()) {
             Ok(Some(event)) => events.push(event),
@@ -352,6 +593,31 @@ fn parse_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn continuity_finds_overlaps_and_gaps() {
+        let first = continuity(None, &[105, 101, 103]);
+        assert_eq!(
+            (first.new_events, first.overlap, first.missed_ids),
+            (3, None, None)
+        );
+        // Saw 100 again: overlap, two new events.
+        let overlap = continuity(Some(100), &[102, 100, 101, 99]);
+        assert_eq!(
+            (overlap.new_events, overlap.overlap, overlap.missed_ids),
+            (2, Some(true), None)
+        );
+        // 101 follows 100 directly: nothing missed.
+        assert_eq!(continuity(Some(100), &[101, 102]).overlap, Some(true));
+        // 101..=149 never seen.
+        let gap = continuity(Some(100), &[150, 160]);
+        assert_eq!(
+            (gap.new_events, gap.overlap, gap.missed_ids),
+            (2, Some(false), Some(49))
+        );
+        // An empty answer tells nothing.
+        assert_eq!(continuity(Some(100), &[]).overlap, None);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {

@@ -91,9 +91,17 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     assert_eq!(error.requested_wait(), None, "{error}");
     let error = fail_with(&mock, &mut poller, Fault::Status(503)).await;
     assert!(error.to_string().contains("503"), "{error}");
+    // A poller of its own: after this answer its next request rightly waits
+    // two minutes for the reset.
+    let mut exhausted = Poller::new(
+        &test_poller_config(&mock.url),
+        db.clone(),
+        Arc::new(PollStatus::default()),
+    )
+    .unwrap();
     let error = fail_with(
         &mock,
-        &mut poller,
+        &mut exhausted,
         Fault::RateLimitReset { reset_in_secs: 120 },
     )
     .await;

@@ -1,0 +1,184 @@
+//! Bookkeeping of the feeds (migration V5): one `feed_polls` row per poll, the
+//! coverage of the global feed computed from them, and `watched_repos`.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The `feed` value of the global feed's rows.
+pub const GLOBAL_FEED: &str = "global";
+
+/// One poll of one feed, as stored in `feed_polls`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedPoll {
+    pub polled_at: i64,
+    pub feed: String,
+    /// `ok`, `not_modified`, `error` or `unavailable`.
+    pub outcome: &'static str,
+    pub pages: u32,
+    pub received: u64,
+    pub inserted: u64,
+    pub oldest_id: Option<i64>,
+    pub newest_id: Option<i64>,
+    pub previous_newest_id: Option<i64>,
+    pub new_events: Option<u64>,
+    pub overlap: Option<bool>,
+    pub missed_estimate: Option<u64>,
+    pub error: Option<String>,
+}
+
+pub fn record_feed_poll(conn: &Connection, poll: &FeedPoll) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO feed_polls (polled_at, feed, outcome, pages, received, inserted, oldest_id,
+             newest_id, previous_newest_id, new_events, overlap, missed_estimate, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        poll.polled_at,
+        poll.feed,
+        poll.outcome,
+        poll.pages,
+        poll.received,
+        poll.inserted,
+        poll.oldest_id,
+        poll.newest_id,
+        poll.previous_newest_id,
+        poll.new_events,
+        poll.overlap,
+        poll.missed_estimate,
+        poll.error,
+    ])?;
+    Ok(())
+}
+
+/// The newest event id a feed has shown, so coverage carries across restarts.
+pub fn newest_seen_id(conn: &Connection, feed: &str) -> Result<Option<i64>, rusqlite::Error> {
+    conn.query_row(
+        "SELECT max(newest_id) FROM feed_polls WHERE feed = ?1",
+        [feed],
+        |row| row.get(0),
+    )
+}
+
+/// How much of the global feed the polls since a moment saw.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct FeedCoverage {
+    pub window_seconds: i64,
+    pub polls: u64,
+    /// Polls whose answer did not reach back to the previous poll's newest event.
+    pub polls_with_gap: u64,
+    /// Events seen for the first time.
+    pub events_seen: u64,
+    /// Upper bound on the events that went by unseen (from the id ranges).
+    pub events_missed_estimate: u64,
+    /// `events_seen / (events_seen + events_missed_estimate)`; `None` before
+    /// there is anything to compare.
+    pub coverage: Option<f64>,
+}
+
+pub fn global_feed_coverage(
+    conn: &Connection,
+    now: i64,
+    window_seconds: i64,
+) -> Result<FeedCoverage, rusqlite::Error> {
+    let (polls, polls_with_gap, events_seen, events_missed_estimate): (u64, u64, u64, u64) = conn
+        .query_row(
+        "SELECT count(*), coalesce(sum(overlap = 0), 0), coalesce(sum(new_events), 0),
+                    coalesce(sum(missed_estimate), 0)
+             FROM feed_polls WHERE feed = ?1 AND polled_at > ?2",
+        params![GLOBAL_FEED, now - window_seconds],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
+    let total = events_seen + events_missed_estimate;
+    Ok(FeedCoverage {
+        window_seconds,
+        polls,
+        polls_with_gap,
+        events_seen,
+        events_missed_estimate,
+        coverage: (total > 0).then(|| events_seen as f64 / total as f64),
+    })
+}
+
+/// Records that these repositories are watched (keeping the original start of
+/// any already watched) and returns when each watch began.
+pub fn start_watching(
+    conn: &Connection,
+    repos: &[String],
+    now: i64,
+) -> Result<HashMap<String, i64>, rusqlite::Error> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO watched_repos (repo_name, watched_since) VALUES (?1, ?2)
+         ON CONFLICT (repo_name) DO NOTHING",
+    )?;
+    let mut since =
+        conn.prepare_cached("SELECT watched_since FROM watched_repos WHERE repo_name = ?1")?;
+    let mut watched = HashMap::new();
+    for repo in repos {
+        insert.execute(params![repo, now])?;
+        let started: Option<i64> = since.query_row([repo], |row| row.get(0)).optional()?;
+        watched.insert(repo.clone(), started.unwrap_or(now));
+    }
+    Ok(watched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DbLocation;
+    use crate::db::Db;
+
+    fn poll(polled_at: i64, new_events: u64, missed: Option<u64>) -> FeedPoll {
+        FeedPoll {
+            polled_at,
+            feed: GLOBAL_FEED.to_owned(),
+            outcome: "ok",
+            new_events: Some(new_events),
+            overlap: Some(missed.is_none()),
+            missed_estimate: missed,
+            ..FeedPoll::default()
+        }
+    }
+
+    #[test]
+    fn coverage_sums_the_window_only() {
+        let db = Db::open(&DbLocation::Memory).unwrap();
+        let conn = db.get().unwrap();
+        let now = 1_700_000_000;
+        for p in [
+            poll(now - 4000, 500, Some(10_000)), // outside the hour
+            poll(now - 3000, 300, None),
+            poll(now - 2000, 300, Some(600)),
+            poll(now - 1000, 200, Some(300)),
+        ] {
+            record_feed_poll(&conn, &p).unwrap();
+        }
+        let mut other = poll(now - 10, 99, Some(99));
+        other.feed = "a/b".to_owned();
+        record_feed_poll(&conn, &other).unwrap();
+        let coverage = global_feed_coverage(&conn, now, 3600).unwrap();
+        assert_eq!(
+            (
+                coverage.polls,
+                coverage.polls_with_gap,
+                coverage.events_seen,
+                coverage.events_missed_estimate
+            ),
+            (3, 2, 800, 900)
+        );
+        assert_eq!(coverage.coverage, Some(800.0 / 1700.0));
+        let empty = global_feed_coverage(&conn, now + 100_000, 3600).unwrap();
+        assert_eq!((empty.polls, empty.coverage), (0, None));
+    }
+
+    #[test]
+    fn a_watch_keeps_its_first_start() {
+        let db = Db::open(&DbLocation::Memory).unwrap();
+        let conn = db.get().unwrap();
+        let repos = vec!["a/a".to_owned(), "b/b".to_owned()];
+        let first = start_watching(&conn, &repos[..1], 100).unwrap();
+        assert_eq!(first["a/a"], 100);
+        let again = start_watching(&conn, &repos, 200).unwrap();
+        assert_eq!((again["a/a"], again["b/b"]), (100, 200));
+    }
+}
