@@ -2,14 +2,14 @@
 //! spawned on a random port, and expected answers computed straight from the
 //! fixture JSON (independently of the service's parser and SQL).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -133,6 +133,8 @@ pub enum Fault {
 #[derive(Clone, Debug)]
 pub struct SeenRequest {
     pub at: Instant,
+    /// `/events` or `/repos/{owner}/{name}/events`.
+    pub path: String,
     pub page: usize,
     pub headers: HeaderMap,
     pub status: u16,
@@ -147,6 +149,8 @@ impl SeenRequest {
 struct MockState {
     base_url: String,
     feed: Vec<Value>,
+    /// Per-repository feeds by `owner/name`; any other repository is a 404.
+    repo_feeds: HashMap<String, Vec<Value>>,
     page_size: usize,
     poll_interval_secs: u64,
     faults: VecDeque<Fault>,
@@ -167,6 +171,7 @@ impl MockGithub {
         let state = Arc::new(Mutex::new(MockState {
             base_url: url.clone(),
             feed: Vec::new(),
+            repo_feeds: HashMap::new(),
             page_size,
             poll_interval_secs: 1,
             faults: VecDeque::new(),
@@ -174,6 +179,7 @@ impl MockGithub {
         }));
         let app = Router::new()
             .route("/events", get(serve_events))
+            .route("/repos/{owner}/{name}/events", get(serve_repo_events))
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         MockGithub { url, state }
@@ -182,6 +188,20 @@ impl MockGithub {
     /// The events the feed serves from now on, newest first.
     pub fn set_feed(&self, events: &[Value]) {
         self.state.lock().unwrap().feed = events.to_vec();
+    }
+
+    /// What `/repos/{repo}/events` serves from now on, newest first.
+    pub fn set_repo_feed(&self, repo: &str, events: &[Value]) {
+        self.state
+            .lock()
+            .unwrap()
+            .repo_feeds
+            .insert(repo.to_owned(), events.to_vec());
+    }
+
+    /// The ETag of a repository feed's first page.
+    pub fn repo_etag(&self, repo: &str) -> String {
+        etag_of(&self.state.lock().unwrap().repo_feeds[repo])
     }
 
     pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
@@ -208,6 +228,32 @@ fn etag_of(feed: &[Value]) -> String {
     format!("W/\"{newest}-{}\"", feed.len())
 }
 
+async fn serve_repo_events(
+    State(state): State<Arc<Mutex<MockState>>>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let repo = format!("{owner}/{name}");
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let path = format!("/repos/{repo}/events");
+    let response = {
+        let mock = state.lock().unwrap();
+        match mock.repo_feeds.get(&repo) {
+            Some(feed) => page_response(&mock, feed, &path, page, &headers),
+            None => (StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#).into_response(),
+        }
+    };
+    state.lock().unwrap().seen.push(SeenRequest {
+        at: Instant::now(),
+        path,
+        page,
+        headers,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
 async fn serve_events(
     State(state): State<Arc<Mutex<MockState>>>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -220,7 +266,7 @@ async fn serve_events(
         let response = if fault.as_ref().is_some_and(|f| !matches!(f, Fault::Pass)) {
             None
         } else {
-            Some(page_response(&mock, page, &headers))
+            Some(page_response(&mock, &mock.feed, "/events", page, &headers))
         };
         (fault, response)
     };
@@ -228,7 +274,7 @@ async fn serve_events(
         (Some(Fault::Delay(delay)), _) => {
             tokio::time::sleep(delay).await;
             let mock = state.lock().unwrap();
-            page_response(&mock, page, &headers)
+            page_response(&mock, &mock.feed, "/events", page, &headers)
         }
         (Some(Fault::Pass) | None, Some(response)) => response,
         (Some(fault), _) => fault_response(fault),
@@ -236,6 +282,7 @@ async fn serve_events(
     };
     state.lock().unwrap().seen.push(SeenRequest {
         at: Instant::now(),
+        path: "/events".to_owned(),
         page,
         headers,
         status: response.status().as_u16(),
@@ -243,8 +290,14 @@ async fn serve_events(
     response
 }
 
-fn page_response(mock: &MockState, page: usize, headers: &HeaderMap) -> Response {
-    let etag = etag_of(&mock.feed);
+fn page_response(
+    mock: &MockState,
+    feed: &[Value],
+    path: &str,
+    page: usize,
+    headers: &HeaderMap,
+) -> Response {
+    let etag = etag_of(feed);
     let interval = mock.poll_interval_secs.to_string();
     if page == 1
         && headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str())
@@ -252,7 +305,7 @@ fn page_response(mock: &MockState, page: usize, headers: &HeaderMap) -> Response
         return (StatusCode::NOT_MODIFIED, [("x-poll-interval", interval)]).into_response();
     }
     let start = (page - 1) * mock.page_size;
-    let items: Vec<&Value> = mock.feed.iter().skip(start).take(mock.page_size).collect();
+    let items: Vec<&Value> = feed.iter().skip(start).take(mock.page_size).collect();
     let mut response = (
         StatusCode::OK,
         [
@@ -262,14 +315,14 @@ fn page_response(mock: &MockState, page: usize, headers: &HeaderMap) -> Response
         serde_json::to_string(&items).unwrap(),
     )
         .into_response();
-    let pages = mock.feed.len().div_ceil(mock.page_size).max(1);
+    let pages = feed.len().div_ceil(mock.page_size).max(1);
     let response_headers = response.headers_mut();
     if page == 1 {
         response_headers.insert("etag", HeaderValue::from_str(&etag).unwrap());
     }
     if page < pages {
         let link = format!(
-            "<{base}/events?per_page=100&page={next}>; rel=\"next\", <{base}/events?per_page=100&page={pages}>; rel=\"last\"",
+            "<{base}{path}?per_page=100&page={next}>; rel=\"next\", <{base}{path}?per_page=100&page={pages}>; rel=\"last\"",
             base = mock.base_url,
             next = page + 1
         );
@@ -314,6 +367,7 @@ pub fn test_poller_config(api_url: &str) -> PollerConfig {
     config.backoff_base = Duration::from_millis(20);
     config.backoff_max = Duration::from_millis(100);
     config.request_timeout = Duration::from_secs(2);
+    config.watch_spread = Duration::ZERO;
     config
 }
 

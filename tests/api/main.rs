@@ -6,3 +6,4 @@ mod http_api;
 mod import;
 mod polling;
 mod process;
+mod watching;
