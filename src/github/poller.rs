@@ -594,6 +594,26 @@ fn parse_page(
 mod tests {
     use super::*;
 
+    /// Watched repositories start spread over the first interval, the global
+    /// feed first, instead of a burst of requests at startup.
+    #[tokio::test(start_paused = true)]
+    async fn watched_feeds_start_spread_out() {
+        let mut config = PollerConfig::new("http://127.0.0.1:9".parse().unwrap(), None);
+        config.watched = ["a/a", "b/b", "c/c"].map(|r| r.parse().unwrap()).to_vec();
+        config.watch_spread = Duration::from_secs(60);
+        let db = Db::open(&crate::config::DbLocation::Memory).unwrap();
+        let start = tokio::time::Instant::now();
+        let poller = Poller::new(&config, db, Arc::default()).unwrap();
+        let plan: Vec<(String, u64)> = poller
+            .feeds
+            .iter()
+            .map(|f| (f.name().to_owned(), (f.next_due - start).as_secs()))
+            .collect();
+        let expected = [("global", 0), ("a/a", 15), ("b/b", 30), ("c/c", 45)];
+        assert_eq!(plan, expected.map(|(n, s)| (n.to_owned(), s)));
+        assert_eq!(poller.feeds[2].path(), "repos/b/b/events?per_page=100");
+    }
+
     #[test]
     fn continuity_finds_overlaps_and_gaps() {
         let first = continuity(None, &[105, 101, 103]);
