@@ -9,10 +9,18 @@ use axum::Router;
 use crate::app::AppState;
 use crate::error::AppError;
 
-/// Every endpoint, plus a JSON 404 for unknown paths.
+/// The version prefix every endpoint is also served under.
+pub const VERSION_PREFIX: &str = "/v1";
+
+/// Every endpoint, at its seed path and under `/v1/`, plus a JSON 404 for
+/// unknown paths. Both paths run the same handler, so they cannot drift; a
+/// future `/v2` changes what it must and nests the rest.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let endpoints = Router::new()
         .merge(metrics::router())
-        .merge(health::router())
+        .merge(health::router());
+    Router::new()
+        .nest(VERSION_PREFIX, endpoints.clone())
+        .merge(endpoints)
         .fallback(|| async { AppError::NotFound })
 }

@@ -143,6 +143,30 @@ async fn metrics_match_the_real_fixture() {
         "Only 0 PR event(s) found. At least 2 are required."
     );
     assert_eq!(unknown["average_seconds"], Value::Null);
+
+    // Every endpoint answers the same under /v1/, errors included.
+    let top_repo = &expected.pr_counts[0].0;
+    for path in [
+        "/metrics/event-counts?offset_minutes=10000000".to_owned(),
+        "/metrics/event-counts?offset_minutes=0".to_owned(),
+        "/metrics/pr-counts".to_owned(),
+        format!("/metrics/average-pr-time?repo_name={top_repo}"),
+        "/metrics/visualization?offset_minutes=10000000".to_owned(),
+        "/health".to_owned(),
+        "/no/such/path".to_owned(),
+    ] {
+        let seed = app.get(&path).await;
+        let versioned = app.get(&format!("/v1{path}")).await;
+        assert_eq!(seed.status(), versioned.status(), "{path}");
+        if path != "/health" {
+            // /health carries the time of the last poll, which may move.
+            assert_eq!(
+                seed.bytes().await.unwrap(),
+                versioned.bytes().await.unwrap(),
+                "{path}"
+            );
+        }
+    }
     app.stop().await;
 }
 
