@@ -97,13 +97,13 @@ impl PollError {
 /// What `/health` reports about polling.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PollReport {
-    /// When the last poll finished, successfully or not.
+    /// When the last poll of the global feed finished, successfully or not.
     pub last_poll_at: Option<DateTime<Utc>>,
-    /// Why the last poll failed; `None` after a success.
+    /// Why the last global poll failed; `None` after a success.
     pub last_poll_error: Option<String>,
-    /// Polls finished since start, successful or not.
+    /// Global polls finished since start, successful or not.
     pub polls: u64,
-    /// Events this process stored since start.
+    /// Events this process stored since start, from every feed.
     pub events_inserted: u64,
     /// Tracked events skipped since start because they could not be parsed.
     pub events_malformed: u64,
@@ -130,15 +130,10 @@ impl PollStatus {
         self.0.subscribe()
     }
 
-    fn record_watched(&self, stored: InsertStats) {
-        self.0
-            .send_modify(|report| report.events_inserted += stored.inserted);
-    }
-
-    fn record(&self, result: &Result<PollOutcome, PollError>) {
+    /// Counts what a poll of any feed stored; `last_poll_*` and `polls` follow
+    /// the global feed only.
+    fn record(&self, result: &Result<PollOutcome, PollError>, global_feed: bool) {
         self.0.send_modify(|report| {
-            report.last_poll_at = Some(Utc::now());
-            report.polls += 1;
             match result {
                 Ok(outcome) => {
                     report.events_inserted += outcome.stored.inserted;
@@ -147,7 +142,11 @@ impl PollStatus {
                 Err(PollError::Fetch { stored, .. }) => report.events_inserted += stored.inserted,
                 Err(PollError::Store(_)) => {}
             }
-            report.last_poll_error = result.as_ref().err().map(ToString::to_string);
+            if global_feed {
+                report.last_poll_at = Some(Utc::now());
+                report.polls += 1;
+                report.last_poll_error = result.as_ref().err().map(ToString::to_string);
+            }
         });
     }
 }
@@ -495,14 +494,7 @@ impl Poller {
     /// Logs and reports a poll's result; returns how long the feed waits before the next.
     fn after_poll(&mut self, index: usize, result: &Result<PollOutcome, PollError>) -> Duration {
         let feed = &mut self.feeds[index];
-        match &feed.kind {
-            FeedKind::Global => self.status.record(result),
-            FeedKind::Repo(_) => match result {
-                Ok(outcome) => self.status.record_watched(outcome.stored),
-                Err(PollError::Fetch { stored, .. }) => self.status.record_watched(*stored),
-                Err(PollError::Store(_)) => {}
-            },
-        }
+        self.status.record(result, feed.kind == FeedKind::Global);
         let feed_name = feed.name().to_owned();
         match result {
             Ok(outcome) => {
