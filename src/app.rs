@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -16,10 +17,12 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::api;
+use crate::api::layers::ClientLimiter;
 use crate::chart::ChartCache;
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::db::{Db, start_watching};
 use crate::github::{PollStatus, Poller};
+use crate::telemetry::Telemetry;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,9 +37,16 @@ pub struct AppState {
     /// Watched repositories (polled through their own feed) and since when
     /// (epoch seconds); empty without polling.
     pub watched: Arc<HashMap<String, i64>>,
+    /// Prometheus metrics, fed by the poller, retention and every request.
+    pub telemetry: Arc<Telemetry>,
+    /// Limits and CORS rules of the HTTP API.
+    pub http: Arc<HttpConfig>,
+    /// The per-client rate limiter, when `--rate-limit` is set.
+    pub client_limiter: Option<ClientLimiter>,
 }
 
-/// The HTTP application: every endpoint, with a request span naming the matched route.
+/// The HTTP application: every endpoint inside the service's layers (see
+/// [`api::layers`]), with a request span naming the matched route.
 pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
@@ -47,7 +57,13 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), route)
         })
         .on_response(DefaultOnResponse::new().level(Level::INFO));
-    api::router().layer(trace).with_state(state)
+    let routes = api::layers::apply(
+        api::router(),
+        &state.http,
+        state.client_limiter.clone(),
+        state.telemetry.clone(),
+    );
+    routes.layer(trace).with_state(state)
 }
 
 /// A ready-to-run service: database open and migrated, listener bound.
@@ -64,7 +80,8 @@ impl App {
         let db = tokio::task::spawn_blocking(move || Db::open(&location))
             .await?
             .with_context(|| format!("opening database {}", config.db))?;
-        let poll_status = Arc::new(PollStatus::default());
+        let telemetry = Arc::new(Telemetry::new());
+        let poll_status = Arc::new(PollStatus::new(telemetry.clone()));
         let watched_names: Vec<String> = config
             .poller
             .iter()
@@ -87,6 +104,9 @@ impl App {
             polling: poller.is_some(),
             charts: Arc::default(),
             watched: Arc::new(watched),
+            telemetry,
+            http: Arc::new(config.http.clone()),
+            client_limiter: config.http.rate_limit.map(api::layers::client_limiter),
         };
         Ok(App {
             listener,
@@ -118,7 +138,11 @@ impl App {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, router(self.state))
+        if let Some(limiter) = self.state.client_limiter.clone() {
+            tokio::spawn(forget_idle_clients(limiter, shutdown.clone()));
+        }
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("HTTP server failed");
@@ -128,5 +152,23 @@ impl App {
             poller.await.context("poller task panicked")?;
         }
         served
+    }
+}
+
+/// How often the rate limiter forgets clients whose budget has refilled.
+const LIMITER_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Drops rate-limiter entries of clients that have been quiet long enough to
+/// be back at a full burst, so that memory does not grow with every IP ever seen.
+async fn forget_idle_clients(limiter: ClientLimiter, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(LIMITER_CLEANUP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {
+                limiter.limiter().retain_recent();
+                limiter.limiter().shrink_to_fit();
+            }
+        }
     }
 }

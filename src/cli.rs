@@ -2,12 +2,15 @@
 //! GitHub token comes only from `GITHUB_TOKEN`, since flags show up in `ps`.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::config::{
-    Config, DEFAULT_API_URL, DbLocation, GithubToken, PollerConfig, RepoName, read_watch_file,
+    Config, DEFAULT_API_URL, DbLocation, GithubToken, HttpConfig, PollerConfig, RepoName,
+    read_watch_file,
 };
 
 #[derive(Debug, Parser)]
@@ -85,6 +88,55 @@ pub struct ServeArgs {
     /// A file of repositories to watch: one `owner/name` per line, `#` comments.
     #[arg(long, value_name = "PATH")]
     pub watch_file: Option<std::path::PathBuf>,
+
+    /// Delete events older than this (e.g. `30d`, `12h`), in small batches in
+    /// the background. Default: keep everything.
+    #[arg(long, env = "GHMETRICS_RETENTION", value_name = "DURATION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+
+    /// Answer 503 to a request not answered within this long.
+    #[arg(long, env = "GHMETRICS_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests handled at once; more wait their turn (within the timeout).
+    #[arg(long, env = "GHMETRICS_MAX_CONCURRENT_REQUESTS", default_value_t = NonZeroUsize::new(HttpConfig::default().max_concurrent_requests).unwrap_or(NonZeroUsize::MIN))]
+    pub max_concurrent_requests: NonZeroUsize,
+
+    /// Requests per second allowed per client IP; over it, 429 with Retry-After.
+    /// Default: no limit.
+    #[arg(long, env = "GHMETRICS_RATE_LIMIT", value_name = "PER_SECOND")]
+    pub rate_limit: Option<NonZeroU32>,
+
+    /// An origin browsers may call the API from (e.g. `https://dash.example.com`;
+    /// `*` for any; repeatable, or comma-separated in the environment). Default: none.
+    #[arg(long = "cors-origin", env = "GHMETRICS_CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+}
+
+/// `30d`, `12h`, `1h 30m`, `90s`: humantime's syntax, and not zero.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration =
+        humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (e.g. 30d, 12h, 90s)"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// `*` or `scheme://host[:port]`, as a browser sends it in `Origin`.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not an origin: {e}"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || url.path() != "/" || text.ends_with('/') || url.query().is_some() {
+        return Err(format!(
+            "{text:?} is not an origin: expected scheme://host[:port] or *"
+        ));
+    }
+    Ok(origin.ascii_serialization())
 }
 
 impl Cli {
@@ -111,6 +163,13 @@ impl ServeArgs {
                 poller.watched = watched;
                 poller
             }),
+            http: HttpConfig {
+                request_timeout: self.request_timeout,
+                max_concurrent_requests: self.max_concurrent_requests.get(),
+                rate_limit: self.rate_limit,
+                cors_origins: self.cors_origins,
+            },
+            retention: self.retention,
         })
     }
 }
@@ -204,6 +263,51 @@ mod tests {
         assert!(parse(&["ghmetrics", "--watch-repo", "nope"]).is_err());
         let missing = parse(&["ghmetrics", "--watch-file", "/no/such/file"]).unwrap();
         assert!(missing.into_config(None).is_err());
+    }
+
+    #[test]
+    fn limits_retention_and_origins_parse() {
+        let defaults = parse(&["ghmetrics"]).unwrap().into_config(None).unwrap();
+        assert_eq!(defaults.retention, None);
+        assert_eq!(defaults.http.rate_limit, None);
+        assert!(defaults.http.cors_origins.is_empty());
+        assert_eq!(defaults.http.request_timeout, Duration::from_secs(10));
+        let config = parse(&[
+            "ghmetrics",
+            "--retention",
+            "30d",
+            "--request-timeout",
+            "1500ms",
+            "--max-concurrent-requests",
+            "8",
+            "--rate-limit",
+            "20",
+            "--cors-origin",
+            "https://dash.example.com",
+            "--cors-origin",
+            "http://localhost:3000,*",
+        ])
+        .unwrap()
+        .into_config(None)
+        .unwrap();
+        assert_eq!(config.retention, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(config.http.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.http.max_concurrent_requests, 8);
+        assert_eq!(config.http.rate_limit.map(NonZeroU32::get), Some(20));
+        assert_eq!(
+            config.http.cors_origins,
+            ["https://dash.example.com", "http://localhost:3000", "*"]
+        );
+        for bad in [
+            &["ghmetrics", "--retention", "0s"][..],
+            &["ghmetrics", "--retention", "forever"],
+            &["ghmetrics", "--rate-limit", "0"],
+            &["ghmetrics", "--max-concurrent-requests", "0"],
+            &["ghmetrics", "--cors-origin", "example.com"],
+            &["ghmetrics", "--cors-origin", "https://example.com/path"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

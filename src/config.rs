@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -164,6 +165,37 @@ impl PollerConfig {
     }
 }
 
+/// Limits and cross-origin rules of the HTTP API.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Longest a request may wait and run before it is answered 503 (the time
+    /// to the response headers; a long streamed body is not cut).
+    pub request_timeout: Duration,
+    /// Requests handled at once; the rest queue, within the timeout.
+    pub max_concurrent_requests: usize,
+    /// Requests per second allowed per client IP (with a burst of as many);
+    /// `None`: no per-client limit.
+    pub rate_limit: Option<NonZeroU32>,
+    /// Origins browsers may call the API from; `*` allows any. Empty: no CORS
+    /// headers, so browsers allow only same-origin calls.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            // Answers take microseconds to milliseconds: ten seconds means
+            // something is stuck, and a client is better told than left waiting.
+            request_timeout: Duration::from_secs(10),
+            // Far above what two cores serve at once, low enough that a flood
+            // queues instead of exhausting memory or the connection pool's patience.
+            max_concurrent_requests: 512,
+            rate_limit: None,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -173,6 +205,9 @@ pub struct Config {
     pub db: DbLocation,
     /// `None` serves what is stored and polls nothing.
     pub poller: Option<PollerConfig>,
+    pub http: HttpConfig,
+    /// Events older than this are deleted in the background; `None` keeps everything.
+    pub retention: Option<Duration>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@ pub enum AppError {
     Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Internal(&'static str),
+    #[error("too many requests from this client; retry in {retry_after_seconds} s")]
+    TooManyRequests { retry_after_seconds: u64 },
+    /// An error answered by a layer rather than a handler (e.g. the timeout).
+    #[error("{detail}")]
+    Layer { status: StatusCode, detail: String },
 }
 
 impl AppError {
@@ -31,6 +36,8 @@ impl AppError {
         match self {
             AppError::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Layer { status, .. } => *status,
             AppError::Db(_) | AppError::Chart(_) | AppError::Task(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -41,7 +48,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if status.is_server_error() {
+        let detail = if status.is_server_error() && !matches!(self, AppError::Layer { .. }) {
             tracing::error!(error = %self, "request failed");
             "internal server error; see the service log".to_owned()
         } else {

@@ -33,6 +33,11 @@ impl EventType {
     }
 
     /// The one-byte code stored in `events.type_code` (see `migrations/V4__compact_events.sql`).
+    /// Position in [`EventType::ALL`], for per-type arrays.
+    pub fn index(self) -> usize {
+        self.code() as usize - 1
+    }
+
     pub fn code(self) -> i64 {
         match self {
             EventType::Watch => 1,

@@ -21,6 +21,7 @@ pub mod event;
 pub mod github;
 pub mod import;
 pub mod synthetic;
+pub mod telemetry;
 
 pub use app::{App, AppState, router};
 pub use config::Config;

@@ -1,8 +1,10 @@
 //! The HTTP API: one file per group of endpoints, each with its own `router()`.
 
 mod health;
+pub mod layers;
 mod metrics;
 mod params;
+mod prometheus;
 
 use axum::Router;
 
@@ -18,7 +20,8 @@ pub const VERSION_PREFIX: &str = "/v1";
 pub fn router() -> Router<AppState> {
     let endpoints = Router::new()
         .merge(metrics::router())
-        .merge(health::router());
+        .merge(health::router())
+        .merge(prometheus::router());
     Router::new()
         .nest(VERSION_PREFIX, endpoints.clone())
         .merge(endpoints)

@@ -38,6 +38,13 @@ const PR_COUNTS_SQL: &str = "SELECT repo_name, events FROM pr_counts
     ORDER BY events DESC, repo_name
     LIMIT ?1";
 
+/// The newest `created_at`: one index lookup per type (a plain `max()` over
+/// the table would scan it, as the index leads with the type).
+const NEWEST_EVENT_SQL: &str = "SELECT max(newest) FROM (
+    SELECT (SELECT max(created_at) FROM events WHERE type_code = 1) AS newest
+    UNION ALL SELECT (SELECT max(created_at) FROM events WHERE type_code = 2)
+    UNION ALL SELECT (SELECT max(created_at) FROM events WHERE type_code = 3))";
+
 /// Stored events per tracked type.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EventCounts {
@@ -89,6 +96,12 @@ pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqli
         pull_request,
         issues,
     })
+}
+
+/// The `created_at` (epoch seconds) of the newest stored event; `None` when empty.
+pub fn newest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error> {
+    conn.prepare_cached(NEWEST_EVENT_SQL)?
+        .query_row([], |row| row.get(0))
 }
 
 /// `a / b` rounded up, for `a >= 0, b > 0` (`i64::div_ceil` is not stable).
@@ -366,8 +379,10 @@ mod tests {
             event(4, EventType::PullRequest, "a/b", Some("opened"), 199),
             event(5, EventType::PullRequest, "a/b", Some("closed"), 200),
         ];
+        assert_eq!(newest_event_at(&db_with(&[]).get().unwrap()).unwrap(), None);
         let db = db_with(&events);
         let conn = db.get().unwrap();
+        assert_eq!(newest_event_at(&conn).unwrap(), Some(300));
         for since in [0, 100, 199, 200, 201, 301] {
             let expected = |t: EventType| {
                 events
@@ -472,6 +487,7 @@ mod tests {
             AVERAGE_PR_GAP_SQL,
             AVERAGE_PR_GAP_WINDOW_SQL,
             PR_COUNTS_SQL,
+            NEWEST_EVENT_SQL,
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let zeros = vec![0; stmt.parameter_count()];

@@ -20,7 +20,7 @@ pub use feeds::{
 };
 pub use metrics::{
     EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
-    for_each_pr_count, pr_counts,
+    for_each_pr_count, newest_event_at, pr_counts,
 };
 pub use write::{InsertStats, insert_events, rollup_disagreement, stored_event_count};
 
@@ -151,6 +151,11 @@ impl Db {
     }
 
     /// A pooled connection for blocking code (the importer, tests).
+    /// How many connections the pool holds at most.
+    pub fn pool_size(&self) -> u32 {
+        self.pool.max_size()
+    }
+
     pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
         Ok(self.pool.get()?)
     }

@@ -18,12 +18,17 @@ pub struct InsertStats {
     pub inserted: u64,
     /// Events already stored (or repeated within the batch), left untouched.
     pub duplicates: u64,
+    /// `inserted` per type, in [`EventType::ALL`] order.
+    pub inserted_by_type: [u64; 3],
 }
 
 impl std::ops::AddAssign for InsertStats {
     fn add_assign(&mut self, other: Self) {
         self.inserted += other.inserted;
         self.duplicates += other.duplicates;
+        for (total, more) in self.inserted_by_type.iter_mut().zip(other.inserted_by_type) {
+            *total += more;
+        }
     }
 }
 
@@ -127,6 +132,7 @@ pub fn insert_events(
             ])?;
             if changed == 1 {
                 stats.inserted += 1;
+                stats.inserted_by_type[event.event_type.index()] += 1;
                 rollups.add(event);
             } else {
                 stats.duplicates += 1;

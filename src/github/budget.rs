@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::telemetry::RateLimitWait;
+
 #[derive(Debug, Default)]
 pub struct RateBudget(Mutex<BudgetState>);
 
@@ -26,28 +28,34 @@ impl RateBudget {
         state.quota = Some((remaining, Instant::now() + resets_in));
     }
 
-    /// Waits until the next request fits the budget, and books it.
-    pub async fn acquire(&self) {
+    /// Waits until the next request fits the budget, and books it; says why
+    /// and how long it waited, if it did.
+    pub async fn acquire(&self) -> Option<(RateLimitWait, Duration)> {
         let now = Instant::now();
-        let wait = self.book(now);
-        if !wait.is_zero() {
-            tracing::debug!(
-                wait_ms = wait.as_millis() as u64,
-                "pacing requests to the rate budget"
-            );
-            tokio::time::sleep_until(now + wait).await;
+        let (wait, reason) = self.book(now);
+        if wait.is_zero() {
+            return None;
         }
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            ?reason,
+            "waiting for the rate budget"
+        );
+        tokio::time::sleep_until(now + wait).await;
+        Some((reason, wait))
     }
 
-    /// How long after `now` the next request may start; books it.
-    fn book(&self, now: Instant) -> Duration {
+    /// How long after `now` the next request may start, and why; books it.
+    fn book(&self, now: Instant) -> (Duration, RateLimitWait) {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut at = state.next_allowed.map_or(now, |next| next.max(now));
         let mut gap = Duration::ZERO;
+        let mut reason = RateLimitWait::Pacing;
         match &mut state.quota {
             Some((_, reset_at)) if *reset_at <= at => state.quota = None,
             Some((0, reset_at)) => {
                 at = *reset_at;
+                reason = RateLimitWait::Exhausted;
                 state.quota = None;
             }
             Some((remaining, reset_at)) => {
@@ -57,7 +65,7 @@ impl RateBudget {
             None => {}
         }
         state.next_allowed = Some(at + gap);
-        at - now
+        (at - now, reason)
     }
 }
 
@@ -86,6 +94,10 @@ mod tests {
         let budget = RateBudget::default();
         budget.observe(10, Duration::from_secs(100));
         assert_eq!(request_times(&budget, 4).await, [0, 10, 20, 30]);
+        assert_eq!(
+            budget.acquire().await,
+            Some((RateLimitWait::Pacing, Duration::from_secs(10)))
+        );
     }
 
     /// An exhausted budget waits for the reset; after it, requests flow freely
@@ -94,7 +106,11 @@ mod tests {
     async fn exhausted_budget_waits_for_the_reset() {
         let budget = RateBudget::default();
         budget.observe(0, Duration::from_secs(30));
-        assert_eq!(request_times(&budget, 3).await, [30, 30, 30]);
+        assert_eq!(
+            budget.acquire().await,
+            Some((RateLimitWait::Exhausted, Duration::from_secs(30)))
+        );
+        assert_eq!(request_times(&budget, 2).await, [0, 0]);
     }
 
     /// A fresh observation replaces the local count (the server knows best).

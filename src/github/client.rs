@@ -9,6 +9,7 @@ use reqwest::{StatusCode, Url};
 
 use super::budget::RateBudget;
 use crate::config::{GithubToken, PollerConfig};
+use crate::telemetry::Telemetry;
 
 /// GitHub's default poll interval when a response carries no `X-Poll-Interval`.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
@@ -31,6 +32,7 @@ pub struct GithubClient {
     api_url: Url,
     token: Option<GithubToken>,
     budget: Arc<RateBudget>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// A successful (`200`) page of events.
@@ -117,7 +119,7 @@ pub fn install_crypto_provider() {
 }
 
 impl GithubClient {
-    pub fn new(config: &PollerConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &PollerConfig, telemetry: Arc<Telemetry>) -> Result<Self, reqwest::Error> {
         install_crypto_provider();
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -139,6 +141,7 @@ impl GithubClient {
             api_url: config.api_url.clone(),
             token: config.token.clone(),
             budget: Arc::default(),
+            telemetry,
         })
     }
 
@@ -170,7 +173,9 @@ impl GithubClient {
             value.set_sensitive(true);
             request = request.header(header::AUTHORIZATION, value);
         }
-        self.budget.acquire().await;
+        if let Some((reason, waited)) = self.budget.acquire().await {
+            self.telemetry.rate_limit_wait(reason, waited);
+        }
         let response = request.send().await?;
         let status = response.status();
         let headers = response.headers();
@@ -342,14 +347,14 @@ mod tests {
     fn endpoint_ignores_trailing_slashes() {
         for base in ["http://127.0.0.1:9/", "http://127.0.0.1:9"] {
             let config = PollerConfig::new(base.parse().unwrap(), None);
-            let client = GithubClient::new(&config).unwrap();
+            let client = GithubClient::new(&config, Arc::default()).unwrap();
             assert_eq!(
                 client.endpoint("events?per_page=100").as_str(),
                 "http://127.0.0.1:9/events?per_page=100"
             );
         }
         let enterprise = PollerConfig::new("https://ghe.example/api/v3/".parse().unwrap(), None);
-        let client = GithubClient::new(&enterprise).unwrap();
+        let client = GithubClient::new(&enterprise, Arc::default()).unwrap();
         assert_eq!(
             client.endpoint("/events").as_str(),
             "https://ghe.example/api/v3/events"

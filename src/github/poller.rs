@@ -20,6 +20,7 @@ use crate::db::{
     record_feed_poll,
 };
 use crate::event::{Event, parse_event};
+use crate::telemetry::{RateLimitWait, Telemetry};
 
 /// Most pages followed in one poll. GitHub serves 3 today; the cap only guards
 /// against a server whose `Link` headers never end.
@@ -85,6 +86,21 @@ impl PollError {
         )
     }
 
+    /// A short name for the kind of failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            _ if self.unavailable() => "unavailable",
+            PollError::Fetch { source, .. } => match source {
+                FetchError::RateLimited { .. } => "rate_limited",
+                FetchError::Status { .. } => "http_status",
+                FetchError::Transport(error) if error.is_timeout() => "timeout",
+                FetchError::Transport(_) => "transport",
+                FetchError::MalformedBody(_) => "malformed_body",
+            },
+            PollError::Store(_) => "store",
+        }
+    }
+
     /// The wait GitHub asked for (rate limits), if any; otherwise back off.
     pub fn requested_wait(&self) -> Option<Duration> {
         match self {
@@ -109,39 +125,66 @@ pub struct PollReport {
     pub events_malformed: u64,
 }
 
-/// The poller's shared, always-current [`PollReport`]; subscribers (tests, a
-/// future dashboard) are woken after every poll.
+/// The poller's shared, always-current [`PollReport`] (subscribers, such as
+/// tests, are woken after every poll), and the Prometheus counters it feeds.
 #[derive(Debug)]
-pub struct PollStatus(watch::Sender<PollReport>);
+pub struct PollStatus {
+    report: watch::Sender<PollReport>,
+    telemetry: Arc<Telemetry>,
+}
 
 impl Default for PollStatus {
     fn default() -> Self {
-        PollStatus(watch::Sender::new(PollReport::default()))
+        PollStatus::new(Arc::default())
     }
 }
 
 impl PollStatus {
+    pub fn new(telemetry: Arc<Telemetry>) -> Self {
+        PollStatus {
+            report: watch::Sender::new(PollReport::default()),
+            telemetry,
+        }
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
     pub fn snapshot(&self) -> PollReport {
-        self.0.borrow().clone()
+        self.report.borrow().clone()
     }
 
     /// A receiver that sees each new report.
     pub fn subscribe(&self) -> watch::Receiver<PollReport> {
-        self.0.subscribe()
+        self.report.subscribe()
     }
 
     /// Counts what a poll of any feed stored; `last_poll_*` and `polls` follow
     /// the global feed only.
     fn record(&self, result: &Result<PollOutcome, PollError>, global_feed: bool) {
-        self.0.send_modify(|report| {
-            match result {
-                Ok(outcome) => {
-                    report.events_inserted += outcome.stored.inserted;
-                    report.events_malformed += outcome.malformed;
+        let (stored, malformed) = match result {
+            Ok(outcome) => (outcome.stored, outcome.malformed),
+            Err(PollError::Fetch { stored, .. }) => (*stored, 0),
+            Err(PollError::Store(_)) => (InsertStats::default(), 0),
+        };
+        self.telemetry
+            .events_stored(stored.inserted_by_type, stored.duplicates, malformed);
+        let outcome = match result {
+            Ok(outcome) if outcome.not_modified() => "not_modified",
+            Ok(_) => "ok",
+            Err(error) => {
+                self.telemetry.poll_error(error.kind());
+                if let Some(wait) = error.requested_wait() {
+                    self.telemetry.rate_limit_wait(RateLimitWait::Refused, wait);
                 }
-                Err(PollError::Fetch { stored, .. }) => report.events_inserted += stored.inserted,
-                Err(PollError::Store(_)) => {}
+                "error"
             }
+        };
+        self.telemetry.poll(global_feed, outcome);
+        self.report.send_modify(|report| {
+            report.events_inserted += stored.inserted;
+            report.events_malformed += malformed;
             if global_feed {
                 report.last_poll_at = Some(Utc::now());
                 report.polls += 1;
@@ -291,7 +334,7 @@ impl Poller {
             })
             .collect();
         Ok(Poller {
-            client: GithubClient::new(config)?,
+            client: GithubClient::new(config, status.telemetry().clone())?,
             db,
             status,
             feeds,

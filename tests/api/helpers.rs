@@ -14,7 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ghmetrics::App;
-use ghmetrics::config::{Config, DbLocation, PollerConfig};
+use ghmetrics::config::{Config, DbLocation, HttpConfig, PollerConfig};
+use ghmetrics::db::Db;
 use ghmetrics::github::PollReport;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -376,28 +377,44 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub http: reqwest::Client,
     pub status: watch::Receiver<PollReport>,
+    /// The service's own database handle (e.g. to hold its connections).
+    pub db: Db,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestApp {
     pub async fn spawn(db: DbLocation, poller: Option<PollerConfig>) -> TestApp {
+        Self::spawn_with(db, poller, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with the default configuration changed by `adjust`.
+    pub async fn spawn_with(
+        db: DbLocation,
+        poller: Option<PollerConfig>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         ghmetrics::github::client::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let config = Config {
+        let mut config = Config {
             listen: listener.local_addr().unwrap(),
             db,
             poller,
+            http: HttpConfig::default(),
+            retention: None,
         };
+        adjust(&mut config);
         let app = App::build(&config, listener).await.unwrap();
         let address = app.local_addr().unwrap();
         let status = app.state().poll_status.subscribe();
+        let db = app.state().db.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until(shutdown.clone()));
         TestApp {
             address,
             http: reqwest::Client::new(),
             status,
+            db,
             shutdown,
             task,
         }

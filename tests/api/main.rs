@@ -4,6 +4,7 @@
 mod helpers;
 mod http_api;
 mod import;
+mod operations;
 mod polling;
 mod process;
 mod watching;

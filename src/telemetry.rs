@@ -1,0 +1,300 @@
+//! Prometheus metrics of this process: the poller (polls, 304s, rate-limit
+//! waits, errors by kind, events stored), retention, and the HTTP API (requests
+//! by route and status, latency). Served as text at `GET /metrics`.
+//!
+//! Each [`Telemetry`] has its own registry rather than a process-global one, so
+//! that two services in one process (the integration tests) count separately.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::event::EventType;
+
+/// Upper bounds (seconds) of the HTTP latency histogram. Metric answers take
+/// tens of microseconds and a chart a few milliseconds, so the buckets start
+/// well below a millisecond; the top ones catch requests queued behind the
+/// concurrency limit or cut by the request timeout.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// Why the poller waited before a request to GitHub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitWait {
+    /// Spacing requests so the remaining budget lasts until the reset.
+    Pacing,
+    /// The budget was spent: waiting for the reset.
+    Exhausted,
+    /// GitHub answered 403/429 and said how long to wait.
+    Refused,
+}
+
+impl RateLimitWait {
+    fn label(self) -> &'static str {
+        match self {
+            RateLimitWait::Pacing => "pacing",
+            RateLimitWait::Exhausted => "exhausted",
+            RateLimitWait::Refused => "refused",
+        }
+    }
+}
+
+/// Every metric the service exports, in one registry.
+#[derive(Clone, Debug)]
+pub struct Telemetry {
+    registry: Registry,
+    /// Polls by feed (`global`, `watched`) and outcome (`ok`, `not_modified`, `error`).
+    polls: IntCounterVec,
+    /// Failed polls by kind (`rate_limited`, `http_status`, `transport`, `malformed_body`, `unavailable`, `store`).
+    poll_errors: IntCounterVec,
+    rate_limit_waits: IntCounterVec,
+    rate_limit_wait_seconds: IntCounterVec,
+    /// New events stored by the poller, by type.
+    events_stored: IntCounterVec,
+    events_duplicate: IntCounter,
+    events_malformed: IntCounter,
+    /// Events deleted by `--retention`.
+    retention_deleted: IntCounter,
+    /// Set at each scrape: now minus the newest stored event's `created_at`.
+    poll_lag: Gauge,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels)
+                .expect("metric names and labels are valid");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let polls = counter(
+            "ghmetrics_polls_total",
+            "Polls of a GitHub event feed, by feed and outcome (not_modified: a 304 for our ETag).",
+            &["feed", "outcome"],
+        );
+        let poll_errors = counter(
+            "ghmetrics_poll_errors_total",
+            "Failed polls by kind of failure.",
+            &["kind"],
+        );
+        let rate_limit_waits = counter(
+            "ghmetrics_rate_limit_waits_total",
+            "Waits imposed by GitHub's rate limit, by reason (pacing, exhausted, refused).",
+            &["reason"],
+        );
+        let rate_limit_wait_seconds = counter(
+            "ghmetrics_rate_limit_wait_seconds_total",
+            "Whole seconds spent waiting for GitHub's rate limit, by reason.",
+            &["reason"],
+        );
+        let events_stored = counter(
+            "ghmetrics_events_stored_total",
+            "New events stored by the poller, by type.",
+            &["type"],
+        );
+        let plain = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric name");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let events_duplicate = plain(
+            "ghmetrics_events_duplicate_total",
+            "Polled events that were already stored.",
+        );
+        let events_malformed = plain(
+            "ghmetrics_events_malformed_total",
+            "Polled events of a tracked type skipped because they could not be parsed.",
+        );
+        let retention_deleted = plain(
+            "ghmetrics_retention_deleted_total",
+            "Events deleted because they were older than --retention.",
+        );
+        let poll_lag = Gauge::new(
+            "ghmetrics_poll_lag_seconds",
+            "Now minus the created_at of the newest stored event (NaN when none is stored).",
+        )
+        .expect("valid metric name");
+        registry
+            .register(Box::new(poll_lag.clone()))
+            .expect("registered once");
+        let http_requests = counter(
+            "ghmetrics_http_requests_total",
+            "HTTP requests answered, by route, method and status.",
+            &["route", "method", "status"],
+        );
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "ghmetrics_http_request_duration_seconds",
+                "Time from receiving a request to its response headers, by route and method.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(http_latency.clone()))
+            .expect("registered once");
+        Telemetry {
+            registry,
+            polls,
+            poll_errors,
+            rate_limit_waits,
+            rate_limit_wait_seconds,
+            events_stored,
+            events_duplicate,
+            events_malformed,
+            retention_deleted,
+            poll_lag,
+            http_requests,
+            http_latency,
+        }
+    }
+
+    pub fn poll(&self, global_feed: bool, outcome: &str) {
+        let feed = if global_feed { "global" } else { "watched" };
+        self.polls.with_label_values(&[feed, outcome]).inc();
+    }
+
+    pub fn poll_error(&self, kind: &str) {
+        self.poll_errors.with_label_values(&[kind]).inc();
+    }
+
+    pub fn rate_limit_wait(&self, reason: RateLimitWait, wait: Duration) {
+        self.rate_limit_waits
+            .with_label_values(&[reason.label()])
+            .inc();
+        self.rate_limit_wait_seconds
+            .with_label_values(&[reason.label()])
+            .inc_by(wait.as_secs());
+    }
+
+    pub fn events_stored(&self, inserted_by_type: [u64; 3], duplicates: u64, malformed: u64) {
+        for (event_type, inserted) in EventType::ALL.iter().zip(inserted_by_type) {
+            if inserted > 0 {
+                self.events_stored
+                    .with_label_values(&[event_type.as_str()])
+                    .inc_by(inserted);
+            }
+        }
+        self.events_duplicate.inc_by(duplicates);
+        self.events_malformed.inc_by(malformed);
+    }
+
+    pub fn retention_deleted(&self, events: u64) {
+        self.retention_deleted.inc_by(events);
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: StatusCode, elapsed: Duration) {
+        self.http_requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.http_latency
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric; `newest_event_at` (epoch
+    /// seconds) sets the poll lag.
+    pub fn render(&self, newest_event_at: Option<i64>, now: i64) -> String {
+        self.poll_lag
+            .set(newest_event_at.map_or(f64::NAN, |newest| (now - newest) as f64));
+        let mut text = Vec::new();
+        // Encoding what the registry gathered into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// The content type of [`Telemetry::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of one sample line, e.g. `name{a="b"} 3`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn counts_render_as_prometheus_text() {
+        let telemetry = Telemetry::new();
+        telemetry.poll(true, "ok");
+        telemetry.poll(true, "not_modified");
+        telemetry.poll(true, "not_modified");
+        telemetry.poll(false, "ok");
+        telemetry.events_stored([3, 0, 2], 7, 1);
+        telemetry.rate_limit_wait(RateLimitWait::Refused, Duration::from_secs(60));
+        telemetry.http_request("/health", "GET", StatusCode::OK, Duration::from_micros(300));
+        telemetry.http_request("/health", "GET", StatusCode::OK, Duration::from_millis(20));
+        let text = telemetry.render(Some(1_000), 1_042);
+        let value = |series: &str| sample(&text, series);
+        assert_eq!(
+            value(r#"ghmetrics_polls_total{feed="global",outcome="not_modified"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_polls_total{feed="watched",outcome="ok"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_events_stored_total{type="WatchEvent"}"#),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_events_stored_total{type="IssuesEvent"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_events_stored_total{type="PullRequestEvent"}"#),
+            None,
+            "no series until something is stored"
+        );
+        assert_eq!(value("ghmetrics_events_duplicate_total"), Some(7.0));
+        assert_eq!(
+            value(r#"ghmetrics_rate_limit_wait_seconds_total{reason="refused"}"#),
+            Some(60.0)
+        );
+        assert_eq!(value("ghmetrics_poll_lag_seconds"), Some(42.0));
+        assert_eq!(
+            value(r#"ghmetrics_http_requests_total{method="GET",route="/health",status="200"}"#),
+            Some(2.0)
+        );
+        // 300 µs falls in the 0.0005 bucket and above; 20 ms only from 0.025.
+        let bucket = |le: &str| {
+            value(&format!(
+                r#"ghmetrics_http_request_duration_seconds_bucket{{method="GET",route="/health",le="{le}"}}"#
+            ))
+        };
+        assert_eq!(bucket("0.00025"), Some(0.0));
+        assert_eq!(bucket("0.0005"), Some(1.0));
+        assert_eq!(bucket("0.01"), Some(1.0));
+        assert_eq!(bucket("0.025"), Some(2.0));
+        assert!(
+            telemetry
+                .render(None, 0)
+                .contains("ghmetrics_poll_lag_seconds NaN")
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! What operators rely on: Prometheus metrics, the request timeout and
+//! concurrency limit, the per-client rate limit, CORS and compression.
+
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use ghmetrics::config::DbLocation;
+use serde_json::Value;
+
+use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
+
+/// The value of one series in a Prometheus text exposition, e.g.
+/// `ghmetrics_polls_total{feed="global",outcome="ok"}`.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn prometheus_counts_polls_events_errors_and_requests() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&events);
+    // Two failures first, then the feed: 502, then a body that is not JSON.
+    mock.push_faults([Fault::Status(502), Fault::Body("{not json")]);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let expected = Expected::of(&events);
+    // Two errors, the poll that stores everything, then a 304.
+    app.wait_for_report(|r| r.polls >= 4).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/health").await.status(), 200);
+    }
+
+    let text = scrape(&app).await;
+    let value = |series: &str| sample(&text, series);
+    assert_eq!(
+        value(r#"ghmetrics_polls_total{feed="global",outcome="ok"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"ghmetrics_polls_total{feed="global",outcome="error"}"#),
+        Some(2.0)
+    );
+    assert!(value(r#"ghmetrics_polls_total{feed="global",outcome="not_modified"}"#) >= Some(1.0));
+    assert_eq!(
+        value(r#"ghmetrics_poll_errors_total{kind="http_status"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"ghmetrics_poll_errors_total{kind="malformed_body"}"#),
+        Some(1.0)
+    );
+    for (event_type, count) in &expected.by_type {
+        assert_eq!(
+            value(&format!(
+                r#"ghmetrics_events_stored_total{{type="{event_type}"}}"#
+            )),
+            Some(*count as f64),
+            "{event_type}"
+        );
+    }
+    assert_eq!(
+        value(r#"ghmetrics_http_requests_total{method="GET",route="/health",status="200"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(r#"ghmetrics_http_request_duration_seconds_count{method="GET",route="/health"}"#),
+        Some(3.0)
+    );
+    // The lag is now minus the newest fixture event.
+    let newest = events
+        .iter()
+        .map(|e| {
+            chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
+        .max()
+        .unwrap();
+    let lag = value("ghmetrics_poll_lag_seconds").unwrap();
+    let expected_lag = (chrono::Utc::now().timestamp() - newest) as f64;
+    assert!(
+        (lag - expected_lag).abs() <= 5.0,
+        "lag {lag} vs {expected_lag}"
+    );
+
+    // The scrape itself is counted by the next one, and so is a 404 (under
+    // one label, not one per unknown path).
+    assert_eq!(app.get("/no/such/path").await.status(), 404);
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_http_requests_total{method="GET",route="/metrics",status="200"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_http_requests_total{method="GET",route="(unmatched)",status="404"}"#
+        ),
+        Some(1.0)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limited_polls_count_the_wait() {
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&fixture_events()[..10]);
+    mock.push_faults([Fault::RetryAfter {
+        status: 429,
+        secs: 1,
+    }]);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.polls >= 2).await;
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, r#"ghmetrics_poll_errors_total{kind="rate_limited"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_rate_limit_waits_total{reason="refused"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_rate_limit_wait_seconds_total{reason="refused"}"#
+        ),
+        Some(1.0)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn clients_over_the_rate_limit_get_429_with_retry_after() {
+    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+        config.http.rate_limit = NonZeroU32::new(3);
+    })
+    .await;
+    // A burst of 3 is allowed; one request is earned back every 333 ms.
+    for _ in 0..3 {
+        assert_eq!(app.get("/health").await.status(), 200);
+    }
+    let refused = app.get("/health").await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests"),
+        "{body}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_http_requests_total{method="GET",route="/health",status="429"}"#
+        ),
+        Some(1.0)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_and_excess_requests_queue() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+        config.http.request_timeout = TIMEOUT;
+        config.http.max_concurrent_requests = 1;
+    })
+    .await;
+    // Every pooled connection taken: a request that needs the database waits.
+    let held: Vec<_> = (0..app.db.pool_size())
+        .map(|_| app.db.get().unwrap())
+        .collect();
+
+    let started = Instant::now();
+    let stuck = tokio::spawn({
+        let http = app.http.clone();
+        let url = format!("http://{}/health", app.address);
+        async move { http.get(url).send().await.unwrap() }
+    });
+    tokio::time::sleep(TIMEOUT / 3).await;
+    // Needs no database, but the one permit is taken: it waits its turn.
+    let queued = app.get("/no/such/path").await;
+    let queued_at = started.elapsed();
+    assert_eq!(queued.status(), 404);
+    assert!(
+        queued_at >= TIMEOUT - Duration::from_millis(20),
+        "answered after {queued_at:?}, before the first request gave up its permit"
+    );
+
+    let stuck = stuck.await.unwrap();
+    assert_eq!(stuck.status(), 503);
+    assert_eq!(stuck.headers()["content-type"], "application/json");
+    let body: Value = stuck.json().await.unwrap();
+    assert_eq!(body["detail"], "the request took too long; try again");
+
+    drop(held);
+    assert_eq!(app.get("/health").await.status(), 200, "serving again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let origin = "https://dash.example.com";
+    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+        config.http.cors_origins = vec![origin.to_owned()];
+    })
+    .await;
+    let url = format!("http://{}/metrics/pr-counts", app.address);
+    let allowed = app
+        .http
+        .get(&url)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], origin);
+    let other = app
+        .http
+        .get(&url)
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let methods = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("GET"), "{methods}");
+    app.stop().await;
+
+    let default = TestApp::spawn(DbLocation::Memory, None).await;
+    let plain = default
+        .http
+        .get(format!("http://{}/health", default.address))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        plain.headers().get("access-control-allow-origin").is_none(),
+        "off by default"
+    );
+    default.stop().await;
+}
+
+#[tokio::test]
+async fn large_answers_are_gzipped_for_clients_that_ask() {
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&fixture_events());
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.polls >= 1 && r.events_inserted > 0)
+        .await;
+    let url = format!("http://{}/metrics/pr-counts", app.address);
+    let plain = app.get("/metrics/pr-counts").await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    assert!(
+        plain.len() > 1024,
+        "the fixture gives a big enough answer: {}",
+        plain.len()
+    );
+
+    let gzipped = app
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let compressed = gzipped.bytes().await.unwrap();
+    assert!(
+        compressed.len() < plain.len(),
+        "{} vs {}",
+        compressed.len(),
+        plain.len()
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain);
+
+    // Small answers are not worth it.
+    let health = app
+        .http
+        .get(format!("http://{}/health", app.address))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(health.headers().get("content-encoding").is_none());
+    app.stop().await;
+}
