@@ -22,6 +22,7 @@ use crate::chart::ChartCache;
 use crate::config::{Config, HttpConfig};
 use crate::db::{Db, start_watching};
 use crate::github::{PollStatus, Poller};
+use crate::retention;
 use crate::telemetry::Telemetry;
 
 /// What every handler can reach.
@@ -71,6 +72,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     poller: Option<Poller>,
+    retention: Option<Duration>,
 }
 
 impl App {
@@ -112,6 +114,7 @@ impl App {
             listener,
             state,
             poller,
+            retention: config.retention,
         })
     }
 
@@ -129,6 +132,15 @@ impl App {
         let poller = self
             .poller
             .map(|poller| tokio::spawn(poller.run(shutdown.child_token())));
+        let retention = self.retention.map(|retention| {
+            tokio::spawn(retention::run(
+                self.state.db.clone(),
+                retention,
+                retention::CHECK_INTERVAL,
+                self.state.telemetry.clone(),
+                shutdown.child_token(),
+            ))
+        });
         tracing::info!(address = %self.listener.local_addr()?, "serving HTTP");
         // Answers are small and often written in more than one piece (streamed
         // bodies): without TCP_NODELAY, Nagle's algorithm and delayed ACKs
@@ -150,6 +162,9 @@ impl App {
         shutdown.cancel();
         if let Some(poller) = poller {
             poller.await.context("poller task panicked")?;
+        }
+        if let Some(retention) = retention {
+            retention.await.context("retention task panicked")?;
         }
         served
     }

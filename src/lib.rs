@@ -20,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod github;
 pub mod import;
+pub mod retention;
 pub mod synthetic;
 pub mod telemetry;
 

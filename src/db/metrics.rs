@@ -299,6 +299,68 @@ mod tests {
         );
     }
 
+    /// Retention deletes in batches; after each batch every rollup must still
+    /// equal what `events` says, and the metrics must answer for the survivors.
+    #[test]
+    fn deleting_old_events_keeps_every_rollup_exact() {
+        use crate::db::delete_events_before;
+        let base = 1_700_000_000 - 1_700_000_000 % SECONDS_PER_DAY;
+        let span = 3 * SECONDS_PER_DAY;
+        let mut rng = Lcg(11);
+        let repos = ["a/a", "b/b", "c/c", "d/d"];
+        let actions = ["opened", "opened", "closed", "started"];
+        let events: Vec<Event> = (1..=4000)
+            .map(|id| {
+                let event_type = EventType::ALL[rng.below(3) as usize];
+                let repo = repos[rng.below(repos.len() as u64) as usize];
+                let action = actions[rng.below(actions.len() as u64) as usize];
+                let at = base + rng.below(span as u64) as i64;
+                event(id, event_type, repo, Some(action), at)
+            })
+            .collect();
+        let db = db_with(&events);
+        let mut conn = db.get().unwrap();
+        // Only "x/x"'s openings all fall before the cutoff: its row must go.
+        let mut events = events;
+        for (i, at) in [base, base + 10].into_iter().enumerate() {
+            let early = event(
+                10_000 + i as i64,
+                EventType::PullRequest,
+                "x/x",
+                Some("opened"),
+                at,
+            );
+            insert_events(&mut conn, std::slice::from_ref(&early)).unwrap();
+            events.push(early);
+        }
+        let cutoff = base + span / 2 + 17;
+        let mut deleted = 0;
+        loop {
+            let batch = delete_events_before(&mut conn, cutoff, 700).unwrap();
+            deleted += batch;
+            assert_eq!(crate::db::rollup_disagreement(&conn).unwrap(), None);
+            if batch < 700 {
+                break;
+            }
+        }
+        let survivors: Vec<&Event> = events.iter().filter(|e| e.created_at >= cutoff).collect();
+        assert_eq!(deleted as usize, events.len() - survivors.len());
+        assert_eq!(
+            crate::db::stored_event_count(&conn).unwrap() as usize,
+            survivors.len()
+        );
+        let everything = event_counts(&conn, 0).unwrap();
+        assert_eq!(
+            everything.by_type().map(|(_, n)| n),
+            EventType::ALL.map(|t| survivors.iter().filter(|e| e.event_type == t).count() as u64)
+        );
+        assert_eq!(average_pr_gap(&conn, "x/x").unwrap().openings, 0);
+        for repo in repos {
+            checked_average(&db, repo);
+        }
+        assert_eq!(delete_events_before(&mut conn, cutoff, 700).unwrap(), 0);
+    }
+
     #[test]
     fn average_gap_counts_only_openings_in_time_order() {
         use EventType::PullRequest;
@@ -488,6 +550,8 @@ mod tests {
             AVERAGE_PR_GAP_WINDOW_SQL,
             PR_COUNTS_SQL,
             NEWEST_EVENT_SQL,
+            crate::db::write::OLDEST_EVENTS_SQL,
+            crate::db::write::FORGET_OPENINGS_SQL,
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let zeros = vec![0; stmt.parameter_count()];

@@ -22,7 +22,10 @@ pub use metrics::{
     EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
     for_each_pr_count, newest_event_at, pr_counts,
 };
-pub use write::{InsertStats, insert_events, rollup_disagreement, stored_event_count};
+pub use write::{
+    InsertStats, delete_events_before, delete_feed_polls_before, insert_events,
+    rollup_disagreement, stored_event_count,
+};
 
 use crate::config::DbLocation;
 
@@ -150,12 +153,12 @@ impl Db {
         .await?
     }
 
-    /// A pooled connection for blocking code (the importer, tests).
     /// How many connections the pool holds at most.
     pub fn pool_size(&self) -> u32 {
         self.pool.max_size()
     }
 
+    /// A pooled connection for blocking code (the importer, tests).
     pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
         Ok(self.pool.get()?)
     }

@@ -102,6 +102,44 @@ impl RollupDeltas {
         }
         Ok(())
     }
+
+    /// Takes deleted events out of the rollups (the events must already be
+    /// gone from `events`): counts go down, buckets and repositories that reach
+    /// zero are removed, and a repository's first opening is looked up again
+    /// among the openings that remain (the partial index makes that one seek).
+    fn subtract(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        for (table, column, deltas) in [
+            ("event_counts_by_minute", "minute", &self.by_minute),
+            ("event_counts_by_day", "day", &self.by_day),
+        ] {
+            let mut decrement = conn.prepare_cached(&format!(
+                "UPDATE {table} SET events = events - ?3 WHERE type = ?1 AND {column} = ?2"
+            ))?;
+            let mut remove_empty = conn.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE type = ?1 AND {column} = ?2 AND events <= 0"
+            ))?;
+            for ((event_type, bucket), n) in deltas {
+                decrement.execute(params![event_type.as_str(), bucket, n])?;
+                remove_empty.execute(params![event_type.as_str(), bucket])?;
+            }
+        }
+        let mut prs =
+            conn.prepare_cached("UPDATE pr_counts SET events = events - ?2 WHERE repo_name = ?1")?;
+        let mut prs_empty =
+            conn.prepare_cached("DELETE FROM pr_counts WHERE repo_name = ?1 AND events <= 0")?;
+        for (repo, n) in &self.pr_counts {
+            prs.execute(params![repo, n])?;
+            prs_empty.execute([repo])?;
+        }
+        let mut openings = conn.prepare_cached(FORGET_OPENINGS_SQL)?;
+        let mut openings_empty =
+            conn.prepare_cached("DELETE FROM pr_openings WHERE repo_name = ?1 AND openings <= 0")?;
+        for (repo, (n, _, _)) in &self.pr_openings {
+            openings.execute(params![repo, n])?;
+            openings_empty.execute([repo])?;
+        }
+        Ok(())
+    }
 }
 
 /// Stores `events` in one transaction; an event whose id is already stored is skipped.
@@ -142,6 +180,75 @@ pub fn insert_events(
     rollups.apply(&tx)?;
     tx.commit()?;
     Ok(stats)
+}
+
+/// `?1` type code, `?2` cutoff, `?3` limit: the oldest events of a type.
+pub(super) const OLDEST_EVENTS_SQL: &str = "SELECT id, created_at, repo_name, action FROM events
+    WHERE type_code = ?1 AND created_at < ?2
+    ORDER BY created_at LIMIT ?3";
+
+/// `?1` repository, `?2` openings deleted: the first opening is looked up
+/// again among those left (one seek in the partial index of openings).
+pub(super) const FORGET_OPENINGS_SQL: &str = "UPDATE pr_openings SET openings = openings - ?2,
+    first_at = coalesce((SELECT min(created_at) FROM events
+        WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1), first_at)
+    WHERE repo_name = ?1";
+
+/// Deletes up to `limit` of the events created before `cutoff` (epoch
+/// seconds), oldest first per type, and takes them out of every rollup, in one
+/// transaction; returns how many it deleted (fewer than `limit`: none are left).
+/// Small batches keep the write lock short, so the poller and importer
+/// interleave with a long purge; readers are never blocked (WAL).
+pub fn delete_events_before(
+    conn: &mut Connection,
+    cutoff: i64,
+    limit: usize,
+) -> Result<u64, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut doomed = Vec::new();
+    {
+        // Per type, so that each part is a range of the (type_code, created_at) index.
+        let mut select = tx.prepare_cached(OLDEST_EVENTS_SQL)?;
+        for event_type in EventType::ALL {
+            let left = limit.saturating_sub(doomed.len());
+            if left == 0 {
+                break;
+            }
+            let rows =
+                select.query_map(params![event_type.code(), cutoff, left as i64], |row| {
+                    Ok(Event {
+                        id: row.get(0)?,
+                        event_type,
+                        created_at: row.get(1)?,
+                        repo_name: row.get(2)?,
+                        actor_login: None,
+                        action: row.get(3)?,
+                        number: None,
+                    })
+                })?;
+            for event in rows {
+                doomed.push(event?);
+            }
+        }
+        let mut delete = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+        for event in &doomed {
+            delete.execute([event.id])?;
+        }
+    }
+    let mut rollups = RollupDeltas::default();
+    for event in &doomed {
+        rollups.add(event);
+    }
+    rollups.subtract(&tx)?;
+    tx.commit()?;
+    Ok(doomed.len() as u64)
+}
+
+/// Deletes `feed_polls` rows older than `cutoff`: coverage history goes with
+/// the events it describes.
+pub fn delete_feed_polls_before(conn: &Connection, cutoff: i64) -> Result<u64, rusqlite::Error> {
+    let deleted = conn.execute("DELETE FROM feed_polls WHERE polled_at < ?1", [cutoff])?;
+    Ok(deleted as u64)
 }
 
 /// How many events are stored in all (from the day rollup: no table scan).

@@ -1,0 +1,73 @@
+//! `--retention`: a background task that deletes events older than the
+//! retention period, in small batches, keeping the rollups consistent (see
+//! `db::delete_events_before`), and prunes `feed_polls` to the same horizon.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Db, DbError, delete_events_before, delete_feed_polls_before};
+use crate::telemetry::Telemetry;
+
+/// Events deleted per transaction: about 20 ms of write lock, so the poller
+/// (and an import) never wait long behind a purge.
+pub const BATCH: usize = 5_000;
+
+/// A pause between batches that lets other writers take the lock.
+const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(20);
+
+/// How often old events are looked for: retention is measured in days, so
+/// minutes of slack do not matter, and a quiet check costs three index seeks.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Deletes what is older than `retention` now, then every `interval`, until cancelled.
+pub async fn run(
+    db: Db,
+    retention: Duration,
+    interval: Duration,
+    telemetry: Arc<Telemetry>,
+    cancel: CancellationToken,
+) {
+    tracing::info!(retention = %humantime::format_duration(retention), "retention enabled");
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let cutoff = chrono::Utc::now().timestamp() - retention.as_secs() as i64;
+        match purge(&db, cutoff, &telemetry, &cancel).await {
+            Ok(0) => tracing::debug!(cutoff, "retention: nothing to delete"),
+            Ok(deleted) => tracing::info!(deleted, cutoff, "retention: deleted old events"),
+            Err(error) => {
+                tracing::warn!(%error, "retention: delete failed; retrying at the next check")
+            }
+        }
+    }
+}
+
+/// Deletes every event created before `cutoff`, batch by batch; returns how many.
+pub async fn purge(
+    db: &Db,
+    cutoff: i64,
+    telemetry: &Telemetry,
+    cancel: &CancellationToken,
+) -> Result<u64, DbError> {
+    let mut total = 0;
+    loop {
+        let deleted = db
+            .run(move |conn| delete_events_before(conn, cutoff, BATCH))
+            .await?;
+        telemetry.retention_deleted(deleted);
+        total += deleted;
+        if deleted < BATCH as u64 || cancel.is_cancelled() {
+            break;
+        }
+        tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
+    }
+    db.run(move |conn| delete_feed_polls_before(conn, cutoff))
+        .await?;
+    Ok(total)
+}
