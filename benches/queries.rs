@@ -105,10 +105,27 @@ fn chart(c: &mut Criterion) {
         pull_request: 2_980_642,
         issues: 2_472_163,
     };
+    use ghmetrics::chart::{ImageFormat, Timeline, render_event_counts, render_timeline};
     c.bench_function("chart/render_png", |b| {
         b.iter(|| {
-            ghmetrics::chart::render_event_counts(black_box(&counts), "the last hour").unwrap()
+            render_event_counts(black_box(&counts), "the last hour", ImageFormat::Png).unwrap()
         })
+    });
+    c.bench_function("chart/render_svg", |b| {
+        b.iter(|| {
+            render_event_counts(black_box(&counts), "the last hour", ImageFormat::Svg).unwrap()
+        })
+    });
+    // A day in 60 buckets of 24 minutes.
+    let timeline = Timeline {
+        start: 1_700_000_000,
+        bucket_seconds: 24 * 60,
+        buckets: (0..60u64)
+            .map(|i| [100 + i, 80 + i % 7, 60 + i % 13])
+            .collect(),
+    };
+    c.bench_function("chart/timeline_png", |b| {
+        b.iter(|| render_timeline(black_box(&timeline), "the last day", ImageFormat::Png).unwrap())
     });
 }
 

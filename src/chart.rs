@@ -1,17 +1,20 @@
-//! The event-count bar chart: counts in, PNG bytes out, rendered in memory with
-//! an embedded font so it works on machines without system fonts.
+//! The charts: the event-count bar chart and the timeline (events per time
+//! bucket per type). Data in, PNG or SVG bytes out, rendered in memory; PNG
+//! text uses an embedded font so it works on machines without system fonts.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::db::EventCounts;
+use crate::event::EventType;
 
 /// Chart size in pixels: readable on a laptop screen, a few tens of KB as PNG.
 const WIDTH: u32 = 800;
@@ -26,6 +29,42 @@ const BAR_COLOURS: [RGBColor; 3] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0x2c, 0xa0, 0x2c),
 ];
+
+/// The image formats a chart can be served in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    Png,
+    /// Scalable, and text stays text (searchable, sharp at any zoom).
+    Svg,
+}
+
+impl ImageFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Svg => "image/svg+xml",
+        }
+    }
+
+    /// `png` or `svg`, the values of the `format` query parameter.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "png" => Some(ImageFormat::Png),
+            "svg" => Some(ImageFormat::Svg),
+            _ => None,
+        }
+    }
+}
+
+/// Events per type in consecutive time buckets: the timeline chart's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    /// Start of the first bucket, epoch seconds.
+    pub start: i64,
+    pub bucket_seconds: i64,
+    /// Per bucket, the counts in [`EventType::ALL`] order.
+    pub buckets: Vec<[u64; 3]>,
+}
 
 /// Why a chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -71,32 +110,40 @@ pub fn describe_window(offset_minutes: i64) -> String {
 /// Charts kept by [`ChartCache`]: one per window a dashboard or client polls.
 const CACHED_CHARTS: usize = 16;
 
-/// Recently rendered charts. The same counts and window always give the same
-/// PNG, so a chart is rendered once per change of the data rather than once per
-/// request (rendering costs milliseconds; a cache hit, microseconds).
+/// What identifies a rendered bar chart.
+type ChartKey = (EventCounts, String, ImageFormat);
+
+/// Recently rendered bar charts. The same counts and window always give the
+/// same image, so a chart is rendered once per change of the data rather than
+/// once per request (rendering costs milliseconds; a cache hit, microseconds).
 #[derive(Debug, Default)]
-pub struct ChartCache(Mutex<VecDeque<(EventCounts, String, Bytes)>>);
+pub struct ChartCache(Mutex<VecDeque<(ChartKey, Bytes)>>);
 
 impl ChartCache {
     /// The chart for `counts` and `window`, rendered only if not cached.
-    pub fn get_or_render(&self, counts: &EventCounts, window: &str) -> Result<Bytes, ChartError> {
-        if let Some(png) = self
+    pub fn get_or_render(
+        &self,
+        counts: &EventCounts,
+        window: &str,
+        format: ImageFormat,
+    ) -> Result<Bytes, ChartError> {
+        if let Some((_, image)) = self
             .lock()
             .iter()
-            .find(|(c, w, _)| c == counts && w == window)
+            .find(|((c, w, f), _)| c == counts && w == window && *f == format)
         {
-            return Ok(png.2.clone());
+            return Ok(image.clone());
         }
-        let png = Bytes::from(render_event_counts(counts, window)?);
+        let image = Bytes::from(render(&BarChart { counts, window }, format)?);
         let mut cache = self.lock();
         if cache.len() == CACHED_CHARTS {
             cache.pop_front();
         }
-        cache.push_back((*counts, window.to_owned(), png.clone()));
-        Ok(png)
+        cache.push_back(((*counts, window.to_owned(), format), image.clone()));
+        Ok(image)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(EventCounts, String, Bytes)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(ChartKey, Bytes)>> {
         // Plain data: a cache written by a panicking thread is still usable.
         self.0
             .lock()
@@ -104,11 +151,59 @@ impl ChartCache {
     }
 }
 
-/// A bar chart of `counts` titled with `window` (e.g. "the last 60 minutes"), as PNG.
-pub fn render_event_counts(counts: &EventCounts, window: &str) -> Result<Vec<u8>, ChartError> {
+/// A bar chart of `counts` titled with `window` (e.g. "the last 60 minutes").
+pub fn render_event_counts(
+    counts: &EventCounts,
+    window: &str,
+    format: ImageFormat,
+) -> Result<Vec<u8>, ChartError> {
+    render(&BarChart { counts, window }, format)
+}
+
+/// A line per event type over the buckets of `timeline`, titled with `window`.
+pub fn render_timeline(
+    timeline: &Timeline,
+    window: &str,
+    format: ImageFormat,
+) -> Result<Vec<u8>, ChartError> {
+    render(&TimelineChart { timeline, window }, format)
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A chart that can be drawn on any plotters backend (bitmap or SVG).
+trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+fn render(chart: &impl Chart, format: ImageFormat) -> Result<Vec<u8>, ChartError> {
+    let draw_error = |e: Box<dyn std::error::Error>| ChartError::Draw(e.to_string());
+    // SVG needs the font too: plotters measures text to lay the chart out.
     ensure_font()?;
-    let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    draw_bars(&mut pixels, counts, window).map_err(|e| ChartError::Draw(e.to_string()))?;
+    match format {
+        ImageFormat::Png => {
+            let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
+                chart.draw(&root).map_err(draw_error)?;
+            }
+            encode_png(&pixels)
+        }
+        ImageFormat::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+                chart.draw(&root).map_err(draw_error)?;
+            }
+            Ok(svg.into_bytes())
+        }
+    }
+}
+
+fn encode_png(pixels: &[u8]) -> Result<Vec<u8>, ChartError> {
     let mut png_bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
@@ -116,16 +211,33 @@ pub fn render_event_counts(counts: &EventCounts, window: &str) -> Result<Vec<u8>
     // Flat colours compress well even at the fastest setting.
     encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header()?;
-    writer.write_image_data(&pixels)?;
+    writer.write_image_data(pixels)?;
     writer.finish()?;
     Ok(png_bytes)
 }
 
-fn draw_bars(
-    pixels: &mut [u8],
+struct BarChart<'a> {
+    counts: &'a EventCounts,
+    window: &'a str,
+}
+
+impl Chart for BarChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_bars(root, self.counts, self.window)
+    }
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     counts: &EventCounts,
     window: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let bars = counts.by_type();
     let tallest = bars.iter().map(|(_, n)| *n).max().unwrap_or(0);
     // Headroom above the tallest bar for its value label.
@@ -133,9 +245,8 @@ fn draw_bars(
     // A segmented range over 0..n has n + 1 segments: one per bar needs n - 1.
     let last_bar = bars.len() - 1;
 
-    let root = BitMapBackend::with_buffer(pixels, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(format!("GitHub events in {window}"), (FONT_FAMILY, 26))
         .margin(20)
         .x_label_area_size(50)
@@ -178,6 +289,86 @@ fn draw_bars(
     Ok(())
 }
 
+struct TimelineChart<'a> {
+    timeline: &'a Timeline,
+    window: &'a str,
+}
+
+impl Chart for TimelineChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let timeline = self.timeline;
+        let buckets = timeline.buckets.len();
+        let tallest = timeline
+            .buckets
+            .iter()
+            .flat_map(|counts| counts.iter().copied())
+            .max()
+            .unwrap_or(0);
+        let y_max = (tallest + tallest / 10).max(tallest + 1);
+        // Times on the axis: hours and minutes, with the date when the window spans days.
+        let label_format = if timeline.bucket_seconds * buckets as i64 > 86_400 {
+            "%m-%d %H:%M"
+        } else {
+            "%H:%M"
+        };
+        let bucket_start = |i: usize| timeline.start + i as i64 * timeline.bucket_seconds;
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("GitHub events in {} (UTC)", self.window),
+                (FONT_FAMILY, 26),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            // One point per bucket, at its start; a single bucket still needs a range.
+            .build_cartesian_2d(0..buckets.saturating_sub(1).max(1), 0..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!(
+                "{} per point",
+                describe_window(timeline.bucket_seconds / 60).trim_start_matches("the last ")
+            ))
+            .y_desc("Events")
+            .axis_desc_style((FONT_FAMILY, 18))
+            .label_style((FONT_FAMILY, 15))
+            .x_labels(8)
+            .x_label_formatter(&|i| {
+                chrono::DateTime::from_timestamp(bucket_start(*i), 0)
+                    .map_or(String::new(), |at| at.format(label_format).to_string())
+            })
+            .draw()?;
+        for (type_index, event_type) in EventType::ALL.iter().enumerate() {
+            let colour = BAR_COLOURS[type_index % BAR_COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    timeline
+                        .buckets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, counts)| (i, counts[type_index])),
+                    colour.stroke_width(2),
+                ))?
+                .label(event_type.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT_FAMILY, 15))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +397,8 @@ mod tests {
             pull_request: 10,
             issues: 0,
         };
-        let (info, pixels) = decode(&render_event_counts(&counts, "the last hour").unwrap());
+        let (info, pixels) =
+            decode(&render_event_counts(&counts, "the last hour", ImageFormat::Png).unwrap());
         assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
         let areas = BAR_COLOURS.map(|colour| pixels_of(&pixels, colour));
         assert_eq!(areas[2], 0, "an empty type has no bar");
@@ -232,21 +424,142 @@ mod tests {
             pull_request: 1,
             issues: 2,
         };
-        let first = cache.get_or_render(&counts, "the last hour").unwrap();
-        let again = cache.get_or_render(&counts, "the last hour").unwrap();
+        let first = cache
+            .get_or_render(&counts, "the last hour", ImageFormat::Png)
+            .unwrap();
+        let again = cache
+            .get_or_render(&counts, "the last hour", ImageFormat::Png)
+            .unwrap();
         assert_eq!(first.as_ptr(), again.as_ptr(), "served from the cache");
         let other = cache
-            .get_or_render(&EventCounts { watch: 4, ..counts }, "the last hour")
+            .get_or_render(
+                &EventCounts { watch: 4, ..counts },
+                "the last hour",
+                ImageFormat::Png,
+            )
             .unwrap();
         assert_ne!(first, other, "new counts, new chart");
-        let other_window = cache.get_or_render(&counts, "the last day").unwrap();
+        let other_window = cache
+            .get_or_render(&counts, "the last day", ImageFormat::Png)
+            .unwrap();
         assert_ne!(first, other_window);
         for watch in 0..CACHED_CHARTS as u64 * 2 {
             cache
-                .get_or_render(&EventCounts { watch, ..counts }, "x")
+                .get_or_render(&EventCounts { watch, ..counts }, "x", ImageFormat::Png)
                 .unwrap();
         }
         assert_eq!(cache.lock().len(), CACHED_CHARTS);
+    }
+
+    /// `points="x,y x,y "` of every SVG polyline drawn in `colour` at `width`.
+    fn polylines(svg: &str, colour: RGBColor, width: u32) -> Vec<Vec<(f64, f64)>> {
+        let stroke = format!(
+            r##"stroke="#{:02X}{:02X}{:02X}" stroke-width="{width}""##,
+            colour.0, colour.1, colour.2
+        );
+        svg.lines()
+            .filter(|line| line.starts_with("<polyline") && line.contains(&stroke))
+            .map(|line| {
+                let points = line.split("points=\"").nth(1).unwrap();
+                points
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(|pair| {
+                        let (x, y) = pair.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn svg_bars_have_heights_in_proportion_to_the_counts() {
+        let counts = EventCounts {
+            watch: 30,
+            pull_request: 10,
+            issues: 0,
+        };
+        let svg = String::from_utf8(
+            render_event_counts(&counts, "the last hour", ImageFormat::Svg).unwrap(),
+        )
+        .unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+        assert!(svg.contains("GitHub events in the last hour"));
+        let height = |colour: RGBColor| -> f64 {
+            let fill = format!(
+                r##"fill="#{:02X}{:02X}{:02X}""##,
+                colour.0, colour.1, colour.2
+            );
+            let rect = svg
+                .lines()
+                .find(|line| line.starts_with("<rect") && line.contains(&fill))
+                .unwrap_or_else(|| panic!("no bar in {fill}"));
+            rect.split("height=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let heights = BAR_COLOURS.map(height);
+        assert_eq!(heights[2], 0.0);
+        let ratio = heights[0] / heights[1];
+        assert!((2.9..3.1).contains(&ratio), "{heights:?}");
+    }
+
+    #[test]
+    fn timeline_draws_one_line_per_type_through_every_bucket() {
+        let buckets = vec![[1, 2, 3], [4, 5, 6], [0, 0, 9], [2, 2, 2], [7, 1, 0]];
+        let timeline = Timeline {
+            start: 1_700_000_000,
+            bucket_seconds: 600,
+            buckets: buckets.clone(),
+        };
+        let svg = String::from_utf8(
+            render_timeline(&timeline, "the last 50 minutes", ImageFormat::Svg).unwrap(),
+        )
+        .unwrap();
+        assert!(svg.contains("GitHub events in the last 50 minutes (UTC)"));
+        assert!(svg.contains("10 minutes per point"));
+        // Every point of every line lies on one axis: y = base - scale * count,
+        // and x advances by the same step per bucket.
+        let mut samples = Vec::new();
+        for (type_index, colour) in BAR_COLOURS.iter().enumerate() {
+            let lines = polylines(&svg, *colour, 2);
+            assert_eq!(lines.len(), 1, "one line per type");
+            let line = &lines[0];
+            assert_eq!(line.len(), buckets.len());
+            for (point, counts) in line.iter().zip(&buckets) {
+                samples.push((point.1, counts[type_index] as f64));
+            }
+            let steps: Vec<f64> = line.windows(2).map(|w| w[1].0 - w[0].0).collect();
+            assert!(
+                steps.iter().all(|s| (s - steps[0]).abs() <= 1.0),
+                "{steps:?}"
+            );
+        }
+        let (y_at_zero, _) = samples.iter().find(|(_, c)| *c == 0.0).copied().unwrap();
+        let (y_at_nine, _) = samples.iter().find(|(_, c)| *c == 9.0).copied().unwrap();
+        let per_event = (y_at_zero - y_at_nine) / 9.0;
+        assert!(per_event > 10.0, "{per_event}");
+        for (y, count) in samples {
+            assert!(
+                (y - (y_at_zero - per_event * count)).abs() <= 1.0,
+                "count {count} drawn at y {y}"
+            );
+        }
+
+        let (info, pixels) =
+            decode(&render_timeline(&timeline, "the last 50 minutes", ImageFormat::Png).unwrap());
+        assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
+        for colour in BAR_COLOURS {
+            assert!(pixels_of(&pixels, colour) > 100, "{colour:?} line drawn");
+        }
     }
 
     #[test]

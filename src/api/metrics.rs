@@ -26,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics/event-counts", get(event_counts))
         .route("/metrics/pr-counts", get(pr_counts))
         .route("/metrics/visualization", get(visualization))
+        .route(
+            "/metrics/visualization/timeline",
+            get(visualization_timeline),
+        )
 }
 
 #[derive(Serialize)]
@@ -202,16 +206,77 @@ async fn visualization(
     let offset_minutes = params
         .positive_integer("offset_minutes")?
         .unwrap_or(DEFAULT_CHART_WINDOW_MINUTES);
+    let format = params.image_format()?;
     let counts = counts_since(&state, offset_minutes).await?;
     let window = chart::describe_window(offset_minutes);
-    let span = tracing::Span::current();
     let charts = state.charts.clone();
-    let png = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        charts.get_or_render(&counts, &window)
+    let image = render_off_runtime(move || charts.get_or_render(&counts, &window, format)).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], image))
+}
+
+/// Most points on a timeline: more would be thinner than a pixel.
+const MAX_TIMELINE_BUCKETS: i64 = 1_000;
+/// Points on a timeline when `bucket_minutes` is not given (at most).
+const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
+
+async fn visualization_timeline(
+    State(state): State<AppState>,
+    params: QueryParams,
+) -> Result<impl IntoResponse, AppError> {
+    let offset_minutes = params
+        .positive_integer("offset_minutes")?
+        .unwrap_or(DEFAULT_CHART_WINDOW_MINUTES);
+    let bucket_minutes = params
+        .positive_integer("bucket_minutes")?
+        .unwrap_or_else(|| ceil_div(offset_minutes, DEFAULT_TIMELINE_BUCKETS));
+    let format = params.image_format()?;
+    if bucket_minutes > offset_minutes {
+        return Err(AppError::InvalidParameter(format!(
+            "bucket_minutes ({bucket_minutes}) must not exceed offset_minutes ({offset_minutes})"
+        )));
+    }
+    let buckets = ceil_div(offset_minutes, bucket_minutes);
+    if buckets > MAX_TIMELINE_BUCKETS {
+        return Err(AppError::InvalidParameter(format!(
+            "offset_minutes / bucket_minutes gives {buckets} points; at most {MAX_TIMELINE_BUCKETS}: choose a larger bucket_minutes"
+        )));
+    }
+    window_start(offset_minutes, Utc::now())?;
+    // The last bucket ends with the current minute, so the right edge is "now".
+    let end_minute = Utc::now().timestamp().div_euclid(60) + 1;
+    let first_minute = end_minute - buckets * bucket_minutes;
+    let counts = state
+        .db
+        .run(move |conn| db::timeline(conn, first_minute, bucket_minutes, buckets as usize))
+        .await?;
+    let timeline = chart::Timeline {
+        start: first_minute * 60,
+        bucket_seconds: bucket_minutes * 60,
+        buckets: counts,
+    };
+    let window = chart::describe_window(offset_minutes);
+    let image = render_off_runtime(move || {
+        chart::render_timeline(&timeline, &window, format).map(Bytes::from)
     })
-    .await??;
-    Ok(([(header::CONTENT_TYPE, "image/png")], png))
+    .await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], image))
+}
+
+/// `a / b` rounded up, for positive operands (`i64::div_ceil` is not stable).
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a as u64).div_ceil(b as u64) as i64
+}
+
+/// Runs chart rendering (milliseconds of CPU) on the blocking pool, in the request's span.
+async fn render_off_runtime(
+    render: impl FnOnce() -> Result<Bytes, chart::ChartError> + Send + 'static,
+) -> Result<Bytes, AppError> {
+    let span = tracing::Span::current();
+    Ok(tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        render()
+    })
+    .await??)
 }
 
 #[cfg(test)]

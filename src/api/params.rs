@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 
+use crate::chart::ImageFormat;
 use crate::error::AppError;
 
 /// The request's query parameters (the last value wins for a repeated name).
@@ -51,6 +52,16 @@ impl QueryParams {
             )));
         }
         Ok(Some(value))
+    }
+
+    /// The optional `format` of a chart: `png` (the default) or `svg`.
+    pub fn image_format(&self) -> Result<ImageFormat, AppError> {
+        match self.0.get("format").map(|v| v.trim()) {
+            None => Ok(ImageFormat::Png),
+            Some(name) => ImageFormat::parse(&name.to_ascii_lowercase()).ok_or_else(|| {
+                AppError::InvalidParameter(format!("format must be png or svg, got {name:?}"))
+            }),
+        }
     }
 
     /// A required integer parameter that must be at least 1.

@@ -45,6 +45,10 @@ const NEWEST_EVENT_SQL: &str = "SELECT max(newest) FROM (
     UNION ALL SELECT (SELECT max(created_at) FROM events WHERE type_code = 2)
     UNION ALL SELECT (SELECT max(created_at) FROM events WHERE type_code = 3))";
 
+/// `?1` type, `?2`..`?3` a range of minutes: the minute rollup rows of a window.
+const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
+    WHERE type = ?1 AND minute >= ?2 AND minute < ?3";
+
 /// Stored events per tracked type.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EventCounts {
@@ -102,6 +106,30 @@ pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqli
 pub fn newest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error> {
     conn.prepare_cached(NEWEST_EVENT_SQL)?
         .query_row([], |row| row.get(0))
+}
+
+/// Events per type in `buckets` consecutive buckets of `bucket_minutes`, the
+/// first starting at minute `first_minute` (minutes since the epoch), from the
+/// minute rollup: the cost grows with the window's minutes, not its events.
+pub fn timeline(
+    conn: &Connection,
+    first_minute: i64,
+    bucket_minutes: i64,
+    buckets: usize,
+) -> Result<Vec<[u64; 3]>, rusqlite::Error> {
+    let mut counts = vec![[0u64; 3]; buckets];
+    let end = first_minute + bucket_minutes * buckets as i64;
+    let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
+    for event_type in EventType::ALL {
+        let mut rows = stmt.query(params![event_type.as_str(), first_minute, end])?;
+        while let Some(row) = rows.next()? {
+            let minute: i64 = row.get(0)?;
+            let events: u64 = row.get(1)?;
+            let bucket = ((minute - first_minute) / bucket_minutes) as usize;
+            counts[bucket][event_type.index()] += events;
+        }
+    }
+    Ok(counts)
 }
 
 /// `a / b` rounded up, for `a >= 0, b > 0` (`i64::div_ceil` is not stable).
@@ -362,6 +390,37 @@ mod tests {
     }
 
     #[test]
+    fn timeline_buckets_add_up_per_type() {
+        let base = 1_700_000_000 - 1_700_000_000 % SECONDS_PER_DAY;
+        let mut rng = Lcg(5);
+        let events: Vec<Event> = (1..=2000)
+            .map(|id| {
+                let event_type = EventType::ALL[rng.below(3) as usize];
+                let at = base + rng.below(6 * 3600) as i64;
+                event(id, event_type, "r/r", None, at)
+            })
+            .collect();
+        let db = db_with(&events);
+        let conn = db.get().unwrap();
+        for (first_minute, bucket_minutes, buckets) in [
+            (base / 60, 60, 6),
+            (base / 60 + 7, 13, 20),
+            (base / 60 - 30, 1, 90),
+            (base / 60 + 400, 100, 3),
+        ] {
+            let got = timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
+            let mut expected = vec![[0u64; 3]; buckets];
+            for e in &events {
+                let offset = e.created_at / 60 - first_minute;
+                if offset >= 0 && offset < bucket_minutes * buckets as i64 {
+                    expected[(offset / bucket_minutes) as usize][e.event_type.index()] += 1;
+                }
+            }
+            assert_eq!(got, expected, "{first_minute} {bucket_minutes} {buckets}");
+        }
+    }
+
+    #[test]
     fn average_gap_counts_only_openings_in_time_order() {
         use EventType::PullRequest;
         // Inserted out of order, with closes, reopens and another repo mixed in.
@@ -550,6 +609,7 @@ mod tests {
             AVERAGE_PR_GAP_WINDOW_SQL,
             PR_COUNTS_SQL,
             NEWEST_EVENT_SQL,
+            TIMELINE_SQL,
             crate::db::write::OLDEST_EVENTS_SQL,
             crate::db::write::FORGET_OPENINGS_SQL,
         ] {

@@ -20,7 +20,7 @@ pub use feeds::{
 };
 pub use metrics::{
     EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
-    for_each_pr_count, newest_event_at, pr_counts,
+    for_each_pr_count, newest_event_at, pr_counts, timeline,
 };
 pub use write::{
     InsertStats, delete_events_before, delete_feed_polls_before, insert_events,

@@ -289,6 +289,66 @@ async fn restart_keeps_the_data_and_analysts_can_read_alongside() {
 }
 
 #[tokio::test]
+async fn timeline_puts_events_in_their_buckets_as_png_or_svg() {
+    let now = Utc::now().timestamp();
+    let mut events: Vec<Event> = (1..=3)
+        .map(|i| event(i, EventType::Watch, "o/r", "started", now - 5 * 60))
+        .collect();
+    events
+        .extend((4..=5).map(|i| event(i, EventType::PullRequest, "o/r", "opened", now - 65 * 60)));
+    let (app, _dir) = app_with(&events).await;
+
+    let png = app.get("/metrics/visualization/timeline").await;
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
+
+    let svg = app
+        .get("/metrics/visualization/timeline?offset_minutes=120&bucket_minutes=60&format=svg")
+        .await;
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let svg = svg.text().await.unwrap();
+    // Two buckets, the last ending now: PR openings in the first, stars in the second.
+    let line_of = |colour: &str| -> Vec<f64> {
+        let line = svg
+            .lines()
+            .find(|l| l.contains(&format!("stroke=\"{colour}\" stroke-width=\"2\"")))
+            .unwrap_or_else(|| panic!("no {colour} line"));
+        let points = line
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        points
+            .split_whitespace()
+            .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
+            .collect()
+    };
+    let (watch, prs, issues) = (line_of("#F2A900"), line_of("#1F77B4"), line_of("#2CA02C"));
+    assert_eq!((watch.len(), prs.len(), issues.len()), (2, 2, 2));
+    // SVG y grows downwards: higher counts have smaller y.
+    assert_eq!(issues[0], issues[1], "no issues: flat at zero");
+    assert!(
+        watch[1] < prs[1] && prs[0] < watch[0],
+        "watch {watch:?} prs {prs:?}"
+    );
+    assert_eq!(watch[0], issues[0]);
+    assert_eq!(prs[1], issues[1]);
+
+    let bars = app.get("/metrics/visualization?format=svg").await;
+    assert_eq!(bars.headers()["content-type"], "image/svg+xml");
+    assert!(
+        bars.text()
+            .await
+            .unwrap()
+            .contains("GitHub events in the last hour")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bad_parameters_get_422_with_a_detail_naming_them() {
     let (app, _dir) = app_with(&[]).await;
     let cases = [
@@ -319,6 +379,27 @@ async fn bad_parameters_get_422_with_a_detail_naming_them() {
             "/metrics/visualization?offset_minutes=9223372036854775807",
             "offset_minutes",
         ),
+        (
+            "/metrics/visualization?format=gif",
+            "format must be png or svg",
+        ),
+        (
+            "/metrics/visualization/timeline?offset_minutes=60&bucket_minutes=61",
+            "bucket_minutes",
+        ),
+        (
+            "/metrics/visualization/timeline?offset_minutes=100000&bucket_minutes=1",
+            "bucket_minutes",
+        ),
+        (
+            "/metrics/visualization/timeline?bucket_minutes=0",
+            "bucket_minutes",
+        ),
+        (
+            "/metrics/visualization/timeline?offset_minutes=-1",
+            "offset_minutes",
+        ),
+        ("/metrics/visualization/timeline?format=jpeg", "format"),
         ("/metrics/average-pr-time", "repo_name"),
         ("/metrics/average-pr-time?repo_name=", "repo_name"),
         ("/metrics/average-pr-time?repo_name=%20%20", "repo_name"),
