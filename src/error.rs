@@ -4,10 +4,17 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::chart::ChartError;
 use crate::db::DbError;
+
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong; for a 422, which parameter and why.
+    #[schema(example = "offset_minutes must be an integer >= 1, got 0")]
+    pub detail: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -54,6 +61,6 @@ impl IntoResponse for AppError {
         } else {
             self.to_string()
         };
-        (status, Json(json!({ "detail": detail }))).into_response()
+        (status, Json(ErrorBody { detail })).into_response()
     }
 }

@@ -1,21 +1,24 @@
 //! `GET /health`: is the service up, how much is stored, and is polling working.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db::{FeedCoverage, global_feed_coverage, stored_event_count};
 use crate::error::AppError;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Health {
+    #[schema(value_type = String, example = "ok")]
     status: &'static str,
     events_stored: u64,
     /// False when started with `--no-poll`.
@@ -34,6 +37,13 @@ struct Health {
 /// The coverage window of `/health`.
 const COVERAGE_WINDOW_SECONDS: i64 = 3600;
 
+/// Whether the service is up, how much is stored, and whether polling works.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "The service is up", body = Health))
+)]
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
     let now = Utc::now().timestamp();
     let (events_stored, global_feed_coverage) = state

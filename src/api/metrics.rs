@@ -1,38 +1,37 @@
 //! `GET /metrics/...`: the four metrics, each one SQL query (see `db::metrics`).
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::params::QueryParams;
 use crate::app::AppState;
 use crate::chart;
 use crate::db::{self, Db, DbError, EventCounts};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 
 /// The chart's window when `offset_minutes` is not given.
 const DEFAULT_CHART_WINDOW_MINUTES: i64 = 60;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/metrics/average-pr-time", get(average_pr_time))
-        .route("/metrics/event-counts", get(event_counts))
-        .route("/metrics/pr-counts", get(pr_counts))
-        .route("/metrics/visualization", get(visualization))
-        .route(
-            "/metrics/visualization/timeline",
-            get(visualization_timeline),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(average_pr_time))
+        .routes(routes!(event_counts))
+        .routes(routes!(pr_counts))
+        .routes(routes!(visualization))
+        .routes(routes!(visualization_timeline))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AveragePrTime {
     repo_name: String,
     /// Mean seconds between consecutive PR openings; null with fewer than two.
@@ -44,11 +43,26 @@ struct AveragePrTime {
     /// `watched`: the repository's own feed is polled, so openings since
     /// `watched_since` are complete; `global_feed`: only what the sampled
     /// global feed happened to show.
+    #[schema(value_type = String, example = "global_feed")]
     source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     watched_since: Option<DateTime<Utc>>,
 }
 
+/// Mean time between consecutive PR openings of a repository.
+///
+/// PR openings are `PullRequestEvent`s with action `opened`, in `created_at`
+/// order; the answer is (last - first) / (openings - 1) seconds.
+#[utoipa::path(
+    get,
+    path = "/metrics/average-pr-time",
+    tag = "metrics",
+    params(("repo_name" = String, Query, description = "The repository, `owner/name`", example = "rust-lang/rust")),
+    responses(
+        (status = 200, description = "The mean gap; `average_seconds` is null with fewer than two openings", body = AveragePrTime),
+        (status = 422, description = "`repo_name` missing or blank", body = ErrorBody),
+    )
+)]
 async fn average_pr_time(
     State(state): State<AppState>,
     params: QueryParams,
@@ -99,6 +113,17 @@ async fn counts_since(state: &AppState, offset_minutes: i64) -> Result<EventCoun
         .await?)
 }
 
+/// Stored events per type created in the last `offset_minutes` minutes.
+#[utoipa::path(
+    get,
+    path = "/metrics/event-counts",
+    tag = "metrics",
+    params(("offset_minutes" = i64, Query, minimum = 1, description = "The window: events with `created_at` in the last N minutes", example = 60)),
+    responses(
+        (status = 200, description = "Counts per event type (zeros included)", body = EventCounts),
+        (status = 422, description = "`offset_minutes` missing, not an integer >= 1, or too large", body = ErrorBody),
+    )
+)]
 async fn event_counts(
     State(state): State<AppState>,
     params: QueryParams,
@@ -114,6 +139,21 @@ const STREAM_QUEUE: usize = 4;
 
 /// Repository -> PR count as a JSON object in rank order, streamed: the answer
 /// for a million repositories is never held in memory at once.
+/// PullRequestEvents (any action) per repository, most first.
+///
+/// A JSON object in rank order (ties by name). Without `limit` every
+/// repository is listed, streamed in chunks.
+#[utoipa::path(
+    get,
+    path = "/metrics/pr-counts",
+    tag = "metrics",
+    params(("limit" = Option<i64>, Query, minimum = 1, description = "At most this many repositories")),
+    responses(
+        (status = 200, description = "Repository name -> PullRequestEvent count", body = BTreeMap<String, u64>,
+            example = json!({"rust-lang/rust": 42, "tokio-rs/axum": 7})),
+        (status = 422, description = "`limit` not an integer >= 1", body = ErrorBody),
+    )
+)]
 async fn pr_counts(
     State(state): State<AppState>,
     params: QueryParams,
@@ -199,6 +239,20 @@ fn write_pr_counts(
     Ok(())
 }
 
+/// A bar chart of the event counts of the last `offset_minutes` minutes.
+#[utoipa::path(
+    get,
+    path = "/metrics/visualization",
+    tag = "charts",
+    params(
+        ("offset_minutes" = Option<i64>, Query, minimum = 1, description = "The window in minutes (default 60)"),
+        ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
+    ),
+    responses(
+        (status = 200, description = "The chart", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
+        (status = 422, description = "A bad `offset_minutes` or `format`", body = ErrorBody),
+    )
+)]
 async fn visualization(
     State(state): State<AppState>,
     params: QueryParams,
@@ -219,6 +273,21 @@ const MAX_TIMELINE_BUCKETS: i64 = 1_000;
 /// Points on a timeline when `bucket_minutes` is not given (at most).
 const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
 
+/// Events per time bucket per type over the last `offset_minutes` minutes.
+#[utoipa::path(
+    get,
+    path = "/metrics/visualization/timeline",
+    tag = "charts",
+    params(
+        ("offset_minutes" = Option<i64>, Query, minimum = 1, description = "The window in minutes (default 60)"),
+        ("bucket_minutes" = Option<i64>, Query, minimum = 1, description = "Minutes per point (default: the window / 60, rounded up); at most the window, at most 1,000 points"),
+        ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
+    ),
+    responses(
+        (status = 200, description = "The chart; the last bucket ends with the current minute (UTC)", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
+        (status = 422, description = "A bad `offset_minutes`, `bucket_minutes` or `format`", body = ErrorBody),
+    )
+)]
 async fn visualization_timeline(
     State(state): State<AppState>,
     params: QueryParams,

@@ -1,12 +1,23 @@
-//! The HTTP API: one file per group of endpoints, each with its own `router()`.
+//! The HTTP API: one file per group of endpoints, each with its own `router()`
+//! of handlers annotated for OpenAPI, so the routes and `/openapi.json` come
+//! from the same list and cannot drift.
 
+mod dashboard;
 mod health;
 pub mod layers;
 mod metrics;
 mod params;
 mod prometheus;
 
+use std::sync::OnceLock;
+
 use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
 use crate::error::AppError;
@@ -14,16 +25,184 @@ use crate::error::AppError;
 /// The version prefix every endpoint is also served under.
 pub const VERSION_PREFIX: &str = "/v1";
 
-/// Every endpoint, at its seed path and under `/v1/`, plus a JSON 404 for
-/// unknown paths. Both paths run the same handler, so they cannot drift; a
-/// future `/v2` changes what it must and nests the rest.
-pub fn router() -> Router<AppState> {
-    let endpoints = Router::new()
+/// Where the interactive API docs (Swagger UI, compiled into the binary) live.
+pub const DOCS_PATH: &str = "/docs";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ghmetrics",
+        description = "Metrics about GitHub's public events (WatchEvent, PullRequestEvent, IssuesEvent), \
+streamed from GitHub's REST API into SQLite.
+
+Every API endpoint is served at its plain path and under `/v1/`, by the same handler \
+(the dashboard `/` and this document are not versioned).
+
+Errors are JSON `{\"detail\": \"...\"}`: 422 for a missing or invalid query parameter (the detail \
+names it), 404 for an unknown path, 429 with `Retry-After` over the per-client rate limit \
+(when the service runs with `--rate-limit`), 503 when a request is not answered within the \
+request timeout, 500 for an internal failure (the cause is in the service log). Answers over \
+1 KiB are gzip-compressed for clients that send `Accept-Encoding: gzip`."
+    ),
+    tags(
+        (name = "metrics", description = "The metrics, each one SQL query"),
+        (name = "charts", description = "Charts of the event counts, PNG or SVG"),
+        (name = "operations", description = "Health, Prometheus metrics, this document and the dashboard"),
+    )
+)]
+struct ApiDoc;
+
+/// The API's endpoints at their plain paths.
+fn endpoints() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(metrics::router())
         .merge(health::router())
-        .merge(prometheus::router());
-    Router::new()
-        .nest(VERSION_PREFIX, endpoints.clone())
-        .merge(endpoints)
-        .fallback(|| async { AppError::NotFound })
+        .merge(prometheus::router())
+}
+
+/// Pages for people rather than programs: not versioned.
+fn pages() -> OpenApiRouter<AppState> {
+    dashboard::router().routes(routes!(openapi_json))
+}
+
+/// The endpoints at their plain paths and under `/v1`, the pages, and their
+/// OpenAPI document. Operation ids must be unique in a document, so the `/v1`
+/// copies get a `_v1` suffix.
+fn documented_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest(VERSION_PREFIX, endpoints())
+        .merge(endpoints())
+        .merge(pages())
+        .split_for_parts();
+    spec.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    for (path, item) in spec.paths.paths.iter_mut() {
+        if path.starts_with(VERSION_PREFIX) {
+            for operation in [&mut item.get, &mut item.head].into_iter().flatten() {
+                if let Some(id) = &mut operation.operation_id {
+                    id.push_str("_v1");
+                }
+            }
+        }
+    }
+    (router, spec)
+}
+
+/// The OpenAPI document of every endpoint.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_router().1
+}
+
+/// Every endpoint, at its seed path and under `/v1/`, the docs page, and a
+/// JSON 404 for unknown paths.
+pub fn router() -> Router<AppState> {
+    let (router, _) = documented_router();
+    let docs = SwaggerUi::new(DOCS_PATH).config(utoipa_swagger_ui::Config::from("/openapi.json"));
+    router.merge(docs).fallback(|| async { AppError::NotFound })
+}
+
+/// This document, as JSON (OpenAPI 3.1).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+async fn openapi_json() -> impl IntoResponse {
+    static SPEC: OnceLock<String> = OnceLock::new();
+    let json = SPEC.get_or_init(|| {
+        openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|error| format!(r#"{{"error": "{error}"}}"#))
+    });
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The paths axum routes, read from the router's `Debug` output (axum
+    /// has no public list of routes; if that output changes, this fails
+    /// loudly rather than passing with nothing compared).
+    fn routed_paths(router: &Router<AppState>) -> BTreeSet<String> {
+        let debug = format!("{router:?}");
+        debug
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|text| text.starts_with('/'))
+            // axum's own catch-all for the fallback handler.
+            .filter(|text| !text.contains("__private__axum"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_back() {
+        let routed = routed_paths(&router());
+        assert!(
+            routed.contains("/metrics/event-counts") && routed.contains("/v1/health"),
+            "routes not found in the router's Debug output: {routed:?}"
+        );
+        let documented: BTreeSet<String> = openapi().paths.paths.keys().cloned().collect();
+        // The Swagger UI page and its assets are the only undocumented routes.
+        let undocumented: BTreeSet<&String> = routed
+            .iter()
+            .filter(|path| !path.starts_with(DOCS_PATH))
+            .filter(|path| !documented.contains(*path))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from the spec: {undocumented:?}"
+        );
+        let unrouted: Vec<&String> = documented.difference(&routed).collect();
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+        let pages = ["/", "/openapi.json"];
+        for path in documented
+            .iter()
+            .filter(|path| !pages.contains(&path.as_str()))
+        {
+            let plain = path.strip_prefix(VERSION_PREFIX).unwrap_or(path);
+            assert!(documented.contains(plain), "{path} has no unversioned twin");
+            assert!(
+                documented.contains(&format!("{VERSION_PREFIX}{plain}")),
+                "{path} has no /v1 twin"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_describes_parameters_and_errors() {
+        let spec = serde_json::to_value(openapi()).unwrap();
+        let counts = &spec["paths"]["/v1/metrics/event-counts"]["get"];
+        assert_eq!(counts["operationId"], "event_counts_v1");
+        assert_eq!(
+            spec["paths"]["/metrics/event-counts"]["get"]["operationId"],
+            "event_counts"
+        );
+        let parameter = &counts["parameters"][0];
+        assert_eq!(parameter["name"], "offset_minutes");
+        assert_eq!(parameter["in"], "query");
+        assert_eq!(parameter["required"], true);
+        let error = &counts["responses"]["422"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(error, "#/components/schemas/ErrorBody");
+        let schemas = &spec["components"]["schemas"];
+        assert!(schemas["ErrorBody"]["properties"]["detail"].is_object());
+        assert!(schemas["EventCounts"]["properties"]["PullRequestEvent"].is_object());
+        let chart = &spec["paths"]["/metrics/visualization"]["get"]["responses"]["200"]["content"];
+        assert!(chart["image/png"].is_object() && chart["image/svg+xml"].is_object());
+        let ids: Vec<&str> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|item| item["get"]["operationId"].as_str())
+            .collect();
+        let unique: BTreeSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "operation ids are unique");
+    }
 }

@@ -1,21 +1,28 @@
 //! `GET /metrics`: the Prometheus text exposition (see `telemetry`), where a
 //! Prometheus scrape config expects it by default.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db::newest_event_at;
 use crate::error::AppError;
 use crate::telemetry;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(exposition))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(exposition))
 }
 
+/// Prometheus metrics of the poller, retention and the HTTP API.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
+)]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let newest = state.db.run(|conn| newest_event_at(conn)).await?;
     let text = state

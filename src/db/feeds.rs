@@ -61,7 +61,7 @@ pub fn newest_seen_id(conn: &Connection, feed: &str) -> Result<Option<i64>, rusq
 }
 
 /// How much of the global feed the polls since a moment saw.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct FeedCoverage {
     pub window_seconds: i64,
     pub polls: u64,

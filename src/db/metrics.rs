@@ -50,7 +50,7 @@ const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
     WHERE type = ?1 AND minute >= ?2 AND minute < ?3";
 
 /// Stored events per tracked type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EventCounts {
     #[serde(rename = "WatchEvent")]
     pub watch: u64,

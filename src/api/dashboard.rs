@@ -1,0 +1,37 @@
+//! `GET /`: a one-page dashboard (plain HTML, CSS and JavaScript compiled into
+//! the binary; no front-end build, no outside assets) that reads the `/v1` API.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+/// The page. It refreshes its numbers and charts every 30 seconds.
+const PAGE: &str = include_str!("dashboard.html");
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(dashboard))
+}
+
+/// The dashboard: event counts for a chosen window, the bar and timeline
+/// charts, the top repositories by PR events, and a repository lookup.
+///
+/// Query parameters preset the page: `offset_minutes` (the window) and
+/// `repo` (a repository to look up).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String))
+)]
+async fn dashboard() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+}
