@@ -308,8 +308,12 @@ impl Chart for TimelineChart<'_> {
             .max()
             .unwrap_or(0);
         let y_max = (tallest + tallest / 10).max(tallest + 1);
-        // Times on the axis: hours and minutes, with the date when the window spans days.
-        let label_format = if timeline.bucket_seconds * buckets as i64 > 86_400 {
+        // Times on the axis: hours and minutes, with the date when the window
+        // spans days, only the date (with the year) when it spans most of a year.
+        let span = timeline.bucket_seconds * buckets as i64;
+        let label_format = if span > 300 * 86_400 {
+            "%Y-%m-%d"
+        } else if span > 86_400 {
             "%m-%d %H:%M"
         } else {
             "%H:%M"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The dashboard in a real headless browser: import known events, serve them,
+# load `/` in Chromium, and check that the numbers, both charts, the top-repository
+# table and a repository lookup appear and match answers computed with sqlite3
+# straight from the events table; then save a screenshot.
+#
+#   tests/browser/dashboard.sh            (needs chromium, sqlite3, curl; CI installs them)
+#
+# Writes target/browser/{dashboard.html,dashboard.png,service.log}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+for tool in chromium sqlite3 curl; do
+    command -v "$tool" >/dev/null || { echo "dashboard.sh: $tool is not installed" >&2; exit 1; }
+done
+
+target="${CARGO_TARGET_DIR:-target}"
+out="$target/browser"
+rm -rf "$out" && mkdir -p "$out"
+cargo build --quiet --locked
+bin="$target/debug/ghmetrics"
+db="$out/events.db"
+"$bin" import --db "$db" tests/fixtures/events-2015-01-01-first1000.json.gz >/dev/null
+
+# Expected answers, from the raw events (not the rollups the service reads).
+count_of() { sqlite3 "$db" "SELECT count(*) FROM events WHERE type = '$1'"; }
+repo=$(sqlite3 "$db" "SELECT repo_name FROM events
+    WHERE type = 'PullRequestEvent' AND action = 'opened'
+    GROUP BY repo_name HAVING count(*) >= 2 ORDER BY count(*) DESC, repo_name LIMIT 1")
+average=$(sqlite3 "$db" "SELECT avg(gap) FROM (
+    SELECT created_at - LAG(created_at) OVER (ORDER BY created_at, id) AS gap
+    FROM events WHERE type = 'PullRequestEvent' AND action = 'opened' AND repo_name = '$repo')")
+top_repo=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'PullRequestEvent'
+    GROUP BY repo_name ORDER BY count(*) DESC, repo_name LIMIT 1")
+
+"$bin" serve --no-poll --db "$db" --listen 127.0.0.1:0 >"$out/service.log" 2>&1 &
+service=$!
+trap 'kill $service 2>/dev/null || true' EXIT
+address=""
+for _ in $(seq 100); do
+    address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "$out/service.log")
+    [ -n "$address" ] && break
+    sleep 0.1
+done
+[ -n "$address" ] || { cat "$out/service.log" >&2; echo "the service did not start" >&2; exit 1; }
+curl -fsS "http://$address/health" >/dev/null
+
+# The fixture is from 2015: a window of 10,000,000 minutes (19 years) holds it all.
+url="http://$address/?offset_minutes=10000000&repo=$repo"
+browser=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
+    --disable-dev-shm-usage --hide-scrollbars
+    # Virtual time runs the page's timers without waiting for them: 35 s is
+    # the first load plus one automatic refresh (every 30 s).
+    --virtual-time-budget=35000)
+"${browser[@]}" --dump-dom "$url" >"$out/dashboard.html" 2>"$out/chromium.log"
+"${browser[@]}" --window-size=1280,1500 --screenshot="$out/dashboard.png" "$url" >>"$out/chromium.log" 2>&1
+
+dom="$out/dashboard.html"
+failures=0
+check() { # description, command...
+    local what=$1; shift
+    if "$@"; then echo "ok: $what"; else echo "FAILED: $what" >&2; failures=$((failures + 1)); fi
+}
+shown_count() { sed -n "s/.*id=\"count-$1\">\([0-9,]*\)<.*/\1/p" "$dom" | tr -d ,; }
+for type in WatchEvent PullRequestEvent IssuesEvent; do
+    expected=$(count_of "$type")
+    check "$type count shows $expected (got '$(shown_count "$type")')" test "$(shown_count "$type")" = "$expected"
+done
+for chart in bar-chart timeline-chart; do
+    check "$chart loaded" grep -q "id=\"$chart\"[^>]*data-state=\"loaded\"\|data-state=\"loaded\"[^>]*id=\"$chart\"" "$dom"
+done
+shown_average=$(sed -n 's/.*id="repo-average" data-seconds="\([0-9.]*\)".*/\1/p' "$dom")
+check "average PR gap of $repo is $average (got '$shown_average')" \
+    awk -v a="$average" -v b="$shown_average" 'BEGIN { exit !(b != "" && (a - b) < 0.001 && (b - a) < 0.001) }'
+check "lookup shows $repo" grep -q "id=\"repo-shown\">$repo<" "$dom"
+check "top repositories list $top_repo" grep -q ">$top_repo</a>" "$dom"
+check "the page refreshed itself" grep -q 'data-refreshed="2"' "$dom"
+check "no error shown" bash -c "! grep -q 'class=\"error\" id=\"[a-z-]*\">[^<]' '$dom'"
+check "screenshot saved" bash -c "[ \$(stat -c %s '$out/dashboard.png') -gt 20000 ]"
+
+if [ "$failures" -gt 0 ]; then
+    echo "dashboard.sh: $failures check(s) failed; see $out/" >&2
+    exit 1
+fi
+echo "dashboard.sh: all checks passed; screenshot in $out/dashboard.png"
