@@ -226,67 +226,59 @@ impl Chart for BarChart<'_> {
     where
         DB::ErrorType: 'static,
     {
-        draw_bars(root, self.counts, self.window)
+        let window = self.window;
+        let bars = self.counts.by_type();
+        let tallest = bars.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        // Headroom above the tallest bar for its value label.
+        let y_max = (tallest + tallest / 8).max(tallest + 1);
+        // A segmented range over 0..n has n + 1 segments: one per bar needs n - 1.
+        let last_bar = bars.len() - 1;
+
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("GitHub events in {window}"), (FONT_FAMILY, 26))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d((0..last_bar).into_segmented(), 0..y_max)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("Event type")
+            .y_desc("Events")
+            .axis_desc_style((FONT_FAMILY, 18))
+            .label_style((FONT_FAMILY, 15))
+            .x_label_formatter(&|segment| match segment {
+                SegmentValue::CenterOf(i) => {
+                    bars.get(*i).map_or(String::new(), |(t, _)| t.to_string())
+                }
+                _ => String::new(),
+            })
+            .draw()?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, count))| {
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0),
+                    (SegmentValue::Exact(i + 1), *count),
+                ],
+                BAR_COLOURS[i % BAR_COLOURS.len()].filled(),
+            );
+            bar.set_margin(0, 0, 30, 30);
+            bar
+        }))?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, count))| {
+            Text::new(
+                count.to_string(),
+                (SegmentValue::CenterOf(i), *count),
+                (FONT_FAMILY, 18)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )
+        }))?;
+        root.present()?;
+        Ok(())
     }
-}
-
-fn draw_bars<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    counts: &EventCounts,
-    window: &str,
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let bars = counts.by_type();
-    let tallest = bars.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    // Headroom above the tallest bar for its value label.
-    let y_max = (tallest + tallest / 8).max(tallest + 1);
-    // A segmented range over 0..n has n + 1 segments: one per bar needs n - 1.
-    let last_bar = bars.len() - 1;
-
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(format!("GitHub events in {window}"), (FONT_FAMILY, 26))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d((0..last_bar).into_segmented(), 0..y_max)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_desc("Event type")
-        .y_desc("Events")
-        .axis_desc_style((FONT_FAMILY, 18))
-        .label_style((FONT_FAMILY, 15))
-        .x_label_formatter(&|segment| match segment {
-            SegmentValue::CenterOf(i) => bars.get(*i).map_or(String::new(), |(t, _)| t.to_string()),
-            _ => String::new(),
-        })
-        .draw()?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, count))| {
-        let mut bar = Rectangle::new(
-            [
-                (SegmentValue::Exact(i), 0),
-                (SegmentValue::Exact(i + 1), *count),
-            ],
-            BAR_COLOURS[i % BAR_COLOURS.len()].filled(),
-        );
-        bar.set_margin(0, 0, 30, 30);
-        bar
-    }))?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, count))| {
-        Text::new(
-            count.to_string(),
-            (SegmentValue::CenterOf(i), *count),
-            (FONT_FAMILY, 18)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Bottom)),
-        )
-    }))?;
-    root.present()?;
-    Ok(())
 }
 
 struct TimelineChart<'a> {

@@ -257,15 +257,20 @@ async fn visualization(
     State(state): State<AppState>,
     params: QueryParams,
 ) -> Result<impl IntoResponse, AppError> {
-    let offset_minutes = params
-        .positive_integer("offset_minutes")?
-        .unwrap_or(DEFAULT_CHART_WINDOW_MINUTES);
+    let offset_minutes = chart_window(&params)?;
     let format = params.image_format()?;
     let counts = counts_since(&state, offset_minutes).await?;
     let window = chart::describe_window(offset_minutes);
     let charts = state.charts.clone();
     let image = render_off_runtime(move || charts.get_or_render(&counts, &window, format)).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], image))
+}
+
+/// A chart's window: `offset_minutes`, by default the last hour.
+fn chart_window(params: &QueryParams) -> Result<i64, AppError> {
+    Ok(params
+        .positive_integer("offset_minutes")?
+        .unwrap_or(DEFAULT_CHART_WINDOW_MINUTES))
 }
 
 /// Most points on a timeline: more would be thinner than a pixel.
@@ -292,9 +297,7 @@ async fn visualization_timeline(
     State(state): State<AppState>,
     params: QueryParams,
 ) -> Result<impl IntoResponse, AppError> {
-    let offset_minutes = params
-        .positive_integer("offset_minutes")?
-        .unwrap_or(DEFAULT_CHART_WINDOW_MINUTES);
+    let offset_minutes = chart_window(&params)?;
     let bucket_minutes = params
         .positive_integer("bucket_minutes")?
         .unwrap_or_else(|| ceil_div(offset_minutes, DEFAULT_TIMELINE_BUCKETS));
