@@ -9,8 +9,8 @@
 #
 #   benches/scripts/layers.sh [DB] [BASE_REV]
 #
-# DB: a database file (e.g. from examples/generate_events). BASE_BIN: an already
-# built base binary (skips the worktree build). Needs wrk, curl and sqlite3.
+# DB: a database file (e.g. from examples/generate_events). BASE_BIN / HEAD_BIN:
+# already built binaries (skip the builds). Needs wrk, curl and sqlite3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -28,8 +28,8 @@ if [[ ! -x $base_bin ]]; then
     git worktree add -f "$base_dir" "$base_rev" >/dev/null
     (cd "$base_dir" && CARGO_TARGET_DIR=target cargo build --release --quiet)
 fi
-cargo build --release --quiet
-head_bin=target/release/ghmetrics
+head_bin=${HEAD_BIN:-target/release/ghmetrics}
+[[ -n ${HEAD_BIN:-} ]] || cargo build --release --quiet
 
 repo=$(sqlite3 -readonly "$db" 'SELECT repo_name FROM pr_openings ORDER BY openings DESC LIMIT 1')
 endpoints=(
@@ -70,7 +70,7 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 printf '%-50s' endpoint
 for config in "${configs[@]}"; do printf '%12s' "$config"; done
-printf '%10s\n' layers/base
+printf '%13s\n' layers/base
 for path in "${endpoints[@]}"; do
     printf '%-50s' "${path:0:50}"
     for config in "${configs[@]}"; do

@@ -3,19 +3,22 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::write::{SECONDS_PER_DAY, SECONDS_PER_MINUTE};
+use super::write::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 use crate::event::EventType;
 
-/// Events per type since a moment, from three disjoint ranges: the raw events
+/// Events per type since a moment, from four disjoint ranges: the raw events
 /// before the first whole minute (`?1` <= created_at < `?2`), whole minutes
-/// before the first whole day (`?3` <= minute < `?4`), and whole days (day >= `?5`).
-/// Each part is an index range of at most a minute of events, 1,440 minutes or
-/// the stored days, so the cost does not grow with the number of events.
+/// before the first whole hour (`?3` <= minute < `?4`), whole hours before the
+/// first whole day (`?5` <= hour < `?6`), and whole days (day >= `?7`). Each
+/// part is an index range of at most a minute of events, 59 minutes, 23 hours
+/// or the stored days, so the cost does not grow with the number of events.
 const EVENT_COUNTS_SQL: &str = "SELECT
     (SELECT count(*) FROM events WHERE type_code = t.code AND created_at >= ?1 AND created_at < ?2)
     + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
        WHERE type = t.type AND minute >= ?3 AND minute < ?4)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day WHERE type = t.type AND day >= ?5)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_hour
+       WHERE type = t.type AND hour >= ?5 AND hour < ?6)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day WHERE type = t.type AND day >= ?7)
     FROM (SELECT 1 AS code, 'WatchEvent' AS type
           UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t";
 
@@ -77,14 +80,18 @@ pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqli
     // bucket arithmetic below free of negative-number rounding.
     let since = since.max(0);
     let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
-    let minutes_per_day = SECONDS_PER_DAY / SECONDS_PER_MINUTE;
-    let first_day = ceil_div(first_minute, minutes_per_day);
+    let minutes_per_hour = SECONDS_PER_HOUR / SECONDS_PER_MINUTE;
+    let first_hour = ceil_div(first_minute, minutes_per_hour);
+    let hours_per_day = SECONDS_PER_DAY / SECONDS_PER_HOUR;
+    let first_day = ceil_div(first_hour, hours_per_day);
     let mut stmt = conn.prepare_cached(EVENT_COUNTS_SQL)?;
     let mut rows = stmt.query(params![
         since,
         first_minute * SECONDS_PER_MINUTE,
         first_minute,
-        first_day * minutes_per_day,
+        first_hour * minutes_per_hour,
+        first_hour,
+        first_day * hours_per_day,
         first_day,
     ])?;
     let mut counts = [0u64; 3];
@@ -272,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn event_counts_are_exact_across_minute_and_day_boundaries() {
+    fn event_counts_are_exact_across_minute_hour_and_day_boundaries() {
         let base = 1_700_000_000 - 1_700_000_000 % SECONDS_PER_DAY; // a midnight
         let span = 3 * SECONDS_PER_DAY;
         let mut rng = Lcg(7);
@@ -302,6 +309,10 @@ mod tests {
             base + 1,
             base + 59,
             base + 60,
+            base + 3599,
+            base + 3600,
+            base + 3601,
+            base + 23 * 3600 + 61,
             base + SECONDS_PER_DAY,
             base + span,
         ];
@@ -599,6 +610,7 @@ mod tests {
         let tables = [
             "events",
             "event_counts_by_minute",
+            "event_counts_by_hour",
             "event_counts_by_day",
             "pr_openings",
             "pr_counts",

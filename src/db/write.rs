@@ -9,7 +9,15 @@ use crate::event::{Event, EventType};
 
 /// Seconds per rollup bucket.
 pub const SECONDS_PER_MINUTE: i64 = 60;
+pub const SECONDS_PER_HOUR: i64 = 3_600;
 pub const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The time-bucket rollup tables: table, bucket column, seconds per bucket.
+const TIME_ROLLUPS: [(&str, &str, i64); 3] = [
+    ("event_counts_by_minute", "minute", SECONDS_PER_MINUTE),
+    ("event_counts_by_hour", "hour", SECONDS_PER_HOUR),
+    ("event_counts_by_day", "day", SECONDS_PER_DAY),
+];
 
 /// What one batch insert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,8 +43,8 @@ impl std::ops::AddAssign for InsertStats {
 /// Rollup increments for the rows one batch really inserted.
 #[derive(Default)]
 struct RollupDeltas {
-    by_minute: HashMap<(EventType, i64), u64>,
-    by_day: HashMap<(EventType, i64), u64>,
+    /// Per [`TIME_ROLLUPS`] table: (type, bucket) -> events.
+    by_time: [HashMap<(EventType, i64), u64>; 3],
     pr_counts: HashMap<String, u64>,
     /// Per repository: openings, first and last opening time.
     pr_openings: HashMap<String, (u64, i64, i64)>,
@@ -45,14 +53,11 @@ struct RollupDeltas {
 impl RollupDeltas {
     fn add(&mut self, event: &Event) {
         // created_at is never negative (the parser rejects it), so `/` floors.
-        *self
-            .by_minute
-            .entry((event.event_type, event.created_at / SECONDS_PER_MINUTE))
-            .or_default() += 1;
-        *self
-            .by_day
-            .entry((event.event_type, event.created_at / SECONDS_PER_DAY))
-            .or_default() += 1;
+        for (deltas, (_, _, seconds)) in self.by_time.iter_mut().zip(TIME_ROLLUPS) {
+            *deltas
+                .entry((event.event_type, event.created_at / seconds))
+                .or_default() += 1;
+        }
         if event.event_type == EventType::PullRequest {
             *self.pr_counts.entry(event.repo_name.clone()).or_default() += 1;
             if event.action.as_deref() == Some("opened") {
@@ -69,19 +74,14 @@ impl RollupDeltas {
     }
 
     fn apply(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
-        let mut minute = conn.prepare_cached(
-            "INSERT INTO event_counts_by_minute (type, minute, events) VALUES (?1, ?2, ?3)
-             ON CONFLICT (type, minute) DO UPDATE SET events = events + excluded.events",
-        )?;
-        for ((event_type, bucket), n) in &self.by_minute {
-            minute.execute(params![event_type.as_str(), bucket, n])?;
-        }
-        let mut day = conn.prepare_cached(
-            "INSERT INTO event_counts_by_day (type, day, events) VALUES (?1, ?2, ?3)
-             ON CONFLICT (type, day) DO UPDATE SET events = events + excluded.events",
-        )?;
-        for ((event_type, bucket), n) in &self.by_day {
-            day.execute(params![event_type.as_str(), bucket, n])?;
+        for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
+            let mut add = conn.prepare_cached(&format!(
+                "INSERT INTO {table} (type, {column}, events) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (type, {column}) DO UPDATE SET events = events + excluded.events"
+            ))?;
+            for ((event_type, bucket), n) in deltas {
+                add.execute(params![event_type.as_str(), bucket, n])?;
+            }
         }
         let mut prs = conn.prepare_cached(
             "INSERT INTO pr_counts (repo_name, events) VALUES (?1, ?2)
@@ -108,10 +108,7 @@ impl RollupDeltas {
     /// zero are removed, and a repository's first opening is looked up again
     /// among the openings that remain (the partial index makes that one seek).
     fn subtract(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
-        for (table, column, deltas) in [
-            ("event_counts_by_minute", "minute", &self.by_minute),
-            ("event_counts_by_day", "day", &self.by_day),
-        ] {
+        for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
             let mut decrement = conn.prepare_cached(&format!(
                 "UPDATE {table} SET events = events - ?3 WHERE type = ?1 AND {column} = ?2"
             ))?;
@@ -268,6 +265,11 @@ pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite
             "event_counts_by_minute",
             "SELECT type, created_at / 60 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
             "SELECT type, minute AS bucket, events AS n FROM event_counts_by_minute",
+        ),
+        (
+            "event_counts_by_hour",
+            "SELECT type, created_at / 3600 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
+            "SELECT type, hour AS bucket, events AS n FROM event_counts_by_hour",
         ),
         (
             "event_counts_by_day",
