@@ -61,6 +61,12 @@ pub struct Telemetry {
     events_malformed: IntCounter,
     /// Events deleted by `--retention`.
     retention_deleted: IntCounter,
+    /// How much of the global feed the polls saw (see `feed_polls`).
+    global_feed_seen: IntCounter,
+    global_feed_missed: IntCounter,
+    global_feed_gaps: IntCounter,
+    /// Set at each scrape: events in the database.
+    events_in_database: Gauge,
     /// Set at each scrape: now minus the newest stored event's `created_at`.
     poll_lag: Gauge,
     http_requests: IntCounterVec,
@@ -128,6 +134,26 @@ impl Telemetry {
             "ghmetrics_retention_deleted_total",
             "Events deleted because they were older than --retention.",
         );
+        let global_feed_seen = plain(
+            "ghmetrics_global_feed_events_seen_total",
+            "Events of the global feed seen for the first time (newer than the previous poll's newest).",
+        );
+        let global_feed_missed = plain(
+            "ghmetrics_global_feed_events_missed_estimate_total",
+            "Upper bound on global-feed events that went by between two polls unseen (from event id ranges).",
+        );
+        let global_feed_gaps = plain(
+            "ghmetrics_global_feed_polls_with_gap_total",
+            "Polls of the global feed that did not reach back to the previous poll's newest event.",
+        );
+        let events_in_database = Gauge::new(
+            "ghmetrics_events_in_database",
+            "Events stored in the database (set at each scrape, from the day rollup).",
+        )
+        .expect("valid metric name");
+        registry
+            .register(Box::new(events_in_database.clone()))
+            .expect("registered once");
         let poll_lag = Gauge::new(
             "ghmetrics_poll_lag_seconds",
             "Now minus the created_at of the newest stored event (NaN when none is stored).",
@@ -163,6 +189,10 @@ impl Telemetry {
             events_duplicate,
             events_malformed,
             retention_deleted,
+            global_feed_seen,
+            global_feed_missed,
+            global_feed_gaps,
+            events_in_database,
             poll_lag,
             http_requests,
             http_latency,
@@ -199,6 +229,16 @@ impl Telemetry {
         self.events_malformed.inc_by(malformed);
     }
 
+    /// What one poll of the global feed saw: new events, whether it left a
+    /// gap after the previous poll, and the estimate of what went by unseen.
+    pub fn global_feed_continuity(&self, new_events: u64, gap: bool, missed_estimate: u64) {
+        self.global_feed_seen.inc_by(new_events);
+        self.global_feed_missed.inc_by(missed_estimate);
+        if gap {
+            self.global_feed_gaps.inc();
+        }
+    }
+
     pub fn retention_deleted(&self, events: u64) {
         self.retention_deleted.inc_by(events);
     }
@@ -212,16 +252,28 @@ impl Telemetry {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The Prometheus text exposition of every metric; `newest_event_at` (epoch
-    /// seconds) sets the poll lag.
-    pub fn render(&self, newest_event_at: Option<i64>, now: i64) -> String {
-        self.poll_lag
-            .set(newest_event_at.map_or(f64::NAN, |newest| (now - newest) as f64));
+    /// The Prometheus text exposition of every metric, with the gauges read
+    /// from the database at scrape time.
+    pub fn render(&self, database: &DatabaseGauges, now: i64) -> String {
+        self.poll_lag.set(
+            database
+                .newest_event_at
+                .map_or(f64::NAN, |newest| (now - newest) as f64),
+        );
+        self.events_in_database.set(database.stored_events as f64);
         let mut text = Vec::new();
         // Encoding what the registry gathered into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
         String::from_utf8(text).unwrap_or_default()
     }
+}
+
+/// What a scrape reads from the database.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DatabaseGauges {
+    /// `created_at` of the newest stored event, epoch seconds.
+    pub newest_event_at: Option<i64>,
+    pub stored_events: u64,
 }
 
 /// The content type of [`Telemetry::render`]'s output.
@@ -248,7 +300,13 @@ mod tests {
         telemetry.rate_limit_wait(RateLimitWait::Refused, Duration::from_secs(60));
         telemetry.http_request("/health", "GET", StatusCode::OK, Duration::from_micros(300));
         telemetry.http_request("/health", "GET", StatusCode::OK, Duration::from_millis(20));
-        let text = telemetry.render(Some(1_000), 1_042);
+        telemetry.global_feed_continuity(100, false, 0);
+        telemetry.global_feed_continuity(80, true, 250);
+        let database = DatabaseGauges {
+            newest_event_at: Some(1_000),
+            stored_events: 12_345,
+        };
+        let text = telemetry.render(&database, 1_042);
         let value = |series: &str| sample(&text, series);
         assert_eq!(
             value(r#"ghmetrics_polls_total{feed="global",outcome="not_modified"}"#),
@@ -277,6 +335,19 @@ mod tests {
             Some(60.0)
         );
         assert_eq!(value("ghmetrics_poll_lag_seconds"), Some(42.0));
+        assert_eq!(value("ghmetrics_events_in_database"), Some(12_345.0));
+        assert_eq!(
+            value("ghmetrics_global_feed_events_seen_total"),
+            Some(180.0)
+        );
+        assert_eq!(
+            value("ghmetrics_global_feed_events_missed_estimate_total"),
+            Some(250.0)
+        );
+        assert_eq!(
+            value("ghmetrics_global_feed_polls_with_gap_total"),
+            Some(1.0)
+        );
         assert_eq!(
             value(r#"ghmetrics_http_requests_total{method="GET",route="/health",status="200"}"#),
             Some(2.0)
@@ -293,7 +364,7 @@ mod tests {
         assert_eq!(bucket("0.025"), Some(2.0));
         assert!(
             telemetry
-                .render(None, 0)
+                .render(&DatabaseGauges::default(), 0)
                 .contains("ghmetrics_poll_lag_seconds NaN")
         );
     }

@@ -8,9 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::db::newest_event_at;
+use crate::db::{newest_event_at, stored_event_count};
 use crate::error::AppError;
-use crate::telemetry;
+use crate::telemetry::{self, DatabaseGauges};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(exposition))
@@ -24,9 +24,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
 )]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let newest = state.db.run(|conn| newest_event_at(conn)).await?;
+    let database = state
+        .db
+        .run(|conn| {
+            Ok(DatabaseGauges {
+                newest_event_at: newest_event_at(conn)?,
+                stored_events: stored_event_count(conn)?,
+            })
+        })
+        .await?;
     let text = state
         .telemetry
-        .render(newest, chrono::Utc::now().timestamp());
+        .render(&database, chrono::Utc::now().timestamp());
     Ok(([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text))
 }

@@ -391,6 +391,13 @@ impl Poller {
                 // about how many of *its* events were missed.
                 row.missed_estimate = found.missed_ids.filter(|_| global);
                 feed.newest_id = feed.newest_id.max(row.newest_id);
+                if global {
+                    self.status.telemetry().global_feed_continuity(
+                        found.new_events,
+                        found.overlap == Some(false),
+                        row.missed_estimate.unwrap_or(0),
+                    );
+                }
                 if global && found.overlap == Some(false) && !self.gap_warned {
                     self.gap_warned = true;
                     tracing::warn!(

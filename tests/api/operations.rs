@@ -87,6 +87,21 @@ async fn prometheus_counts_polls_events_errors_and_requests() {
         value(r#"ghmetrics_http_request_duration_seconds_count{method="GET",route="/health"}"#),
         Some(3.0)
     );
+    assert_eq!(
+        value("ghmetrics_events_in_database"),
+        Some(expected.total() as f64)
+    );
+    // The first poll saw every event of the feed (all types), none missed.
+    let ids: std::collections::HashSet<&str> =
+        events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        value("ghmetrics_global_feed_events_seen_total"),
+        Some(ids.len() as f64)
+    );
+    assert_eq!(
+        value("ghmetrics_global_feed_polls_with_gap_total"),
+        Some(0.0)
+    );
     // The lag is now minus the newest fixture event.
     let newest = events
         .iter()
