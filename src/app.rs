@@ -150,9 +150,11 @@ impl App {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        if let Some(limiter) = self.state.client_limiter.clone() {
-            tokio::spawn(forget_idle_clients(limiter, shutdown.clone()));
-        }
+        let limiter_cleanup = self
+            .state
+            .client_limiter
+            .clone()
+            .map(|limiter| tokio::spawn(forget_idle_clients(limiter, shutdown.child_token())));
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -165,6 +167,9 @@ impl App {
         }
         if let Some(retention) = retention {
             retention.await.context("retention task panicked")?;
+        }
+        if let Some(cleanup) = limiter_cleanup {
+            cleanup.await.context("rate-limiter cleanup task panicked")?;
         }
         served
     }
