@@ -169,7 +169,9 @@ impl App {
             retention.await.context("retention task panicked")?;
         }
         if let Some(cleanup) = limiter_cleanup {
-            cleanup.await.context("rate-limiter cleanup task panicked")?;
+            cleanup
+                .await
+                .context("rate-limiter cleanup task panicked")?;
         }
         served
     }

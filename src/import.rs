@@ -84,13 +84,13 @@ impl ImportSummary {
             self.files_complete,
             self.files_failed.len(),
             self.lines,
-            self.stored.inserted,
+            self.stored.inserted(),
             self.stored.duplicates,
             self.skipped,
             self.bad_lines,
             seconds,
             self.lines as f64 / seconds,
-            self.stored.inserted as f64 / seconds,
+            self.stored.inserted() as f64 / seconds,
         )
     }
 }

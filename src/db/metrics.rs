@@ -570,7 +570,7 @@ mod tests {
             &[first, event(2, EventType::Watch, "a/b", None, 11)],
         )
         .unwrap();
-        assert_eq!((again.inserted, again.duplicates), (1, 1));
+        assert_eq!((again.inserted(), again.duplicates), (1, 1));
         assert_eq!(crate::db::stored_event_count(&conn).unwrap(), 2);
     }
 

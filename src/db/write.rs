@@ -22,17 +22,21 @@ const TIME_ROLLUPS: [(&str, &str, i64); 3] = [
 /// What one batch insert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InsertStats {
-    /// Rows that were new.
-    pub inserted: u64,
+    /// Rows that were new, per type in [`EventType::ALL`] order.
+    pub inserted_by_type: [u64; 3],
     /// Events already stored (or repeated within the batch), left untouched.
     pub duplicates: u64,
-    /// `inserted` per type, in [`EventType::ALL`] order.
-    pub inserted_by_type: [u64; 3],
+}
+
+impl InsertStats {
+    /// Rows that were new.
+    pub fn inserted(&self) -> u64 {
+        self.inserted_by_type.iter().sum()
+    }
 }
 
 impl std::ops::AddAssign for InsertStats {
     fn add_assign(&mut self, other: Self) {
-        self.inserted += other.inserted;
         self.duplicates += other.duplicates;
         for (total, more) in self.inserted_by_type.iter_mut().zip(other.inserted_by_type) {
             *total += more;
@@ -166,7 +170,6 @@ pub fn insert_events(
                 event.number,
             ])?;
             if changed == 1 {
-                stats.inserted += 1;
                 stats.inserted_by_type[event.event_type.index()] += 1;
                 rollups.add(event);
             } else {

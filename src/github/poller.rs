@@ -183,7 +183,7 @@ impl PollStatus {
         };
         self.telemetry.poll(global_feed, outcome);
         self.report.send_modify(|report| {
-            report.events_inserted += stored.inserted;
+            report.events_inserted += stored.inserted();
             report.events_malformed += malformed;
             if global_feed {
                 report.last_poll_at = Some(Utc::now());
@@ -382,7 +382,7 @@ impl Poller {
                 row.outcome = "ok";
                 row.pages = outcome.pages;
                 row.received = outcome.received;
-                row.inserted = outcome.stored.inserted;
+                row.inserted = outcome.stored.inserted();
                 row.oldest_id = outcome.ids.iter().min().copied();
                 row.newest_id = outcome.ids.iter().max().copied();
                 row.new_events = Some(found.new_events);
@@ -416,7 +416,7 @@ impl Poller {
                 };
                 row.error = Some(error.to_string());
                 if let PollError::Fetch { stored, .. } = error {
-                    row.inserted = stored.inserted;
+                    row.inserted = stored.inserted();
                 }
             }
         }
@@ -564,7 +564,7 @@ impl Poller {
                         feed = %feed_name,
                         pages = outcome.pages,
                         received = outcome.received,
-                        inserted = outcome.stored.inserted,
+                        inserted = outcome.stored.inserted(),
                         duplicates = outcome.stored.duplicates,
                         malformed = outcome.malformed,
                         next_poll_in_s = outcome.next_poll_in.as_secs(),

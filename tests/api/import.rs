@@ -54,15 +54,15 @@ fn imports_real_archives_once_however_often_they_are_imported() {
     assert_eq!(first.files_complete, 3);
     assert!(first.files_failed.is_empty());
     assert_eq!(first.lines, lines);
-    assert_eq!(first.stored.inserted, expected.total());
+    assert_eq!(first.stored.inserted(), expected.total());
     assert_eq!(
-        first.skipped + first.stored.inserted + first.stored.duplicates,
+        first.skipped + first.stored.inserted() + first.stored.duplicates,
         lines
     );
     assert_eq!(first.bad_lines, 0);
 
     let again = import(&db, &[data.path().join(FIXTURE_FILES[2])], &small_batches()).unwrap();
-    assert_eq!(again.stored.inserted, 0);
+    assert_eq!(again.stored.inserted(), 0);
     assert_eq!(
         again.stored.duplicates,
         Expected::of(&fixture_file_events(FIXTURE_FILES[2])).total()
@@ -102,7 +102,7 @@ async fn import_adds_only_what_the_poller_has_not_stored() {
         .unwrap();
     let expected = Expected::of(&raw);
     let total = expected.total();
-    assert_eq!(summary.stored.inserted, total - polled);
+    assert_eq!(summary.stored.inserted(), total - polled);
     assert_eq!(summary.stored.duplicates, polled);
 
     let (_, health) = app.get_json("/health").await;
@@ -168,7 +168,7 @@ fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
     let whole_2015 =
         Expected::of(&fixture_file_events("events-2015-01-01-first1000.json.gz")).total();
     assert!(stored < from_plain + whole_2015, "but not all of it");
-    assert_eq!(summary.stored.inserted, stored);
+    assert_eq!(summary.stored.inserted(), stored);
     assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
 }
 
@@ -228,7 +228,7 @@ fn a_repository_filter_keeps_only_those_repositories() {
             .filter(|e| wanted.contains(&e["repo"]["name"].as_str().unwrap())),
     );
     assert!(expected.total() >= 5);
-    assert_eq!(summary.stored.inserted, expected.total());
+    assert_eq!(summary.stored.inserted(), expected.total());
     let repos: Vec<String> = db
         .get()
         .unwrap()

@@ -171,15 +171,15 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     else {
         panic!("expected a page-2 failure: {error}");
     };
-    assert_eq!(kept.inserted, Expected::of(&events[..100]).total());
-    assert_eq!(stored(&db), kept.inserted);
+    assert_eq!(kept.inserted(), Expected::of(&events[..100]).total());
+    assert_eq!(stored(&db), kept.inserted());
 
     let outcome = poller.poll_once().await.unwrap();
     let expected = Expected::of(&events[..250]);
     assert_eq!(outcome.pages, 3);
     assert_eq!(outcome.received, 250);
     assert_eq!(
-        outcome.stored.inserted + Expected::of(&events[..100]).total(),
+        outcome.stored.inserted() + Expected::of(&events[..100]).total(),
         expected.total()
     );
     assert_eq!(stored(&db), expected.total());
