@@ -109,14 +109,17 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 fn too_many_requests(error: tower_governor::GovernorError) -> Response {
     match error {
         tower_governor::GovernorError::TooManyRequests { wait_time, headers } => {
+            // governor rounds a sub-second wait down to 0, which would tell the
+            // client to retry at once: never promise less than a second.
+            let seconds = wait_time.max(1);
             let mut response = AppError::TooManyRequests {
-                retry_after_seconds: wait_time.max(1),
+                retry_after_seconds: seconds,
             }
             .into_response();
             if let Some(headers) = headers {
                 response.headers_mut().extend(headers);
             }
-            let retry_after = HeaderValue::from(wait_time.max(1));
+            let retry_after = HeaderValue::from(seconds);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after);
