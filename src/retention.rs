@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{Db, DbError, delete_events_before, delete_feed_polls_before};
 use crate::telemetry::Telemetry;
 
-/// Events deleted per transaction: about 20 ms of write lock, so the poller
-/// (and an import) never wait long behind a purge.
+/// Events deleted per transaction: about 90 ms of write lock on the
+/// development machine (BENCHMARKS.md), so the poller (and an import) wait at
+/// most that long behind a purge, however much it has to delete.
 pub const BATCH: usize = 5_000;
 
 /// A pause between batches that lets other writers take the lock.
