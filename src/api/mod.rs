@@ -15,6 +15,9 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -75,16 +78,49 @@ fn documented_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(pages())
         .split_for_parts();
     spec.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let layer_errors = layer_error_responses();
     for (path, item) in spec.paths.paths.iter_mut() {
-        if path.starts_with(VERSION_PREFIX) {
-            for operation in [&mut item.get, &mut item.head].into_iter().flatten() {
-                if let Some(id) = &mut operation.operation_id {
-                    id.push_str("_v1");
-                }
+        for operation in [&mut item.get, &mut item.head].into_iter().flatten() {
+            if path.starts_with(VERSION_PREFIX)
+                && let Some(id) = &mut operation.operation_id
+            {
+                id.push_str("_v1");
+            }
+            for (status, response) in &layer_errors {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.clone())
+                    .or_insert_with(|| response.clone());
             }
         }
     }
     (router, spec)
+}
+
+/// The errors any endpoint can answer from the layers around it rather than
+/// from its handler, so that generated clients expect them too.
+fn layer_error_responses() -> Vec<(String, RefOr<Response>)> {
+    let error_body = || Content::new(Some(Ref::from_schema_name("ErrorBody")));
+    let too_many = ResponseBuilder::new()
+        .description("Over the per-client rate limit (only with `--rate-limit`)")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(Object::with_type(Type::Integer)))
+                .description(Some("Seconds to wait before the next request"))
+                .build(),
+        )
+        .content("application/json", error_body())
+        .build();
+    let timed_out = ResponseBuilder::new()
+        .description("Not answered within the request timeout")
+        .content("application/json", error_body())
+        .build();
+    vec![
+        ("429".to_owned(), too_many.into()),
+        ("503".to_owned(), timed_out.into()),
+    ]
 }
 
 /// The OpenAPI document of every endpoint.
@@ -191,6 +227,11 @@ mod tests {
         assert_eq!(parameter["required"], true);
         let error = &counts["responses"]["422"]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(error, "#/components/schemas/ErrorBody");
+        assert!(counts["responses"]["429"]["headers"]["Retry-After"].is_object());
+        assert_eq!(
+            counts["responses"]["503"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorBody"
+        );
         let schemas = &spec["components"]["schemas"];
         assert!(schemas["ErrorBody"]["properties"]["detail"].is_object());
         assert!(schemas["EventCounts"]["properties"]["PullRequestEvent"].is_object());
