@@ -30,7 +30,7 @@ pub async fn run(
     telemetry: Arc<Telemetry>,
     cancel: CancellationToken,
 ) {
-    tracing::info!(retention = %humantime::format_duration(retention), "retention enabled");
+    tracing::info!(retention = %describe(retention), "retention enabled");
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -46,6 +46,18 @@ pub async fn run(
                 tracing::warn!(%error, "retention: delete failed; retrying at the next check")
             }
         }
+    }
+}
+
+/// `30d`, `12h`, or humantime's form for anything else: humantime alone would
+/// print 3650 days as "9years 11months 27days 21h 50m 24s" (30.44-day months).
+fn describe(retention: Duration) -> String {
+    const DAY: u64 = 86_400;
+    const HOUR: u64 = 3_600;
+    match retention.as_secs() {
+        secs if retention.subsec_nanos() == 0 && secs % DAY == 0 => format!("{}d", secs / DAY),
+        secs if retention.subsec_nanos() == 0 && secs % HOUR == 0 => format!("{}h", secs / HOUR),
+        _ => humantime::format_duration(retention).to_string(),
     }
 }
 
@@ -71,4 +83,16 @@ pub async fn purge(
     db.run(move |conn| delete_feed_polls_before(conn, cutoff))
         .await?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_reads_as_written() {
+        assert_eq!(describe(Duration::from_secs(3650 * 86_400)), "3650d");
+        assert_eq!(describe(Duration::from_secs(12 * 3_600)), "12h");
+        assert_eq!(describe(Duration::from_secs(90)), "1m 30s");
+    }
 }
