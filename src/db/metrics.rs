@@ -52,6 +52,10 @@ const NEWEST_EVENT_SQL: &str = "SELECT max(newest) FROM (
 const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
     WHERE type = ?1 AND minute >= ?2 AND minute < ?3";
 
+/// `?1` type, `?2`..`?3` a range of hours: the hour rollup rows of a window.
+const TIMELINE_HOURS_SQL: &str = "SELECT hour, events FROM event_counts_by_hour
+    WHERE type = ?1 AND hour >= ?2 AND hour < ?3";
+
 /// Stored events per tracked type.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EventCounts {
@@ -116,24 +120,65 @@ pub fn newest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error
 }
 
 /// Events per type in `buckets` consecutive buckets of `bucket_minutes`, the
-/// first starting at minute `first_minute` (minutes since the epoch), from the
-/// minute rollup: the cost grows with the window's minutes, not its events.
+/// first starting at minute `first_minute` (minutes since the epoch). Hours
+/// that lie wholly inside one bucket are read from the hour rollup, every other
+/// minute from the minute rollup, so a 30-day window of hour-sized or larger
+/// buckets reads about 720 hour rows and a few thousand minute rows per type
+/// instead of 43,200 minute rows.
 pub fn timeline(
     conn: &Connection,
     first_minute: i64,
     bucket_minutes: i64,
     buckets: usize,
 ) -> Result<Vec<[u64; 3]>, rusqlite::Error> {
+    const MINUTES_PER_HOUR: i64 = SECONDS_PER_HOUR / SECONDS_PER_MINUTE;
     let mut counts = vec![[0u64; 3]; buckets];
     let end = first_minute + bucket_minutes * buckets as i64;
-    let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
+    let bucket_of = |minute: i64| ((minute - first_minute) / bucket_minutes) as usize;
+    // Hours wholly inside the window, [first_hour, end_hour); with buckets
+    // shorter than an hour nearly every hour would straddle two, so none is used.
+    let (first_hour, end_hour) = if bucket_minutes >= MINUTES_PER_HOUR {
+        (
+            ceil_div(first_minute, MINUTES_PER_HOUR),
+            end / MINUTES_PER_HOUR,
+        )
+    } else {
+        (0, 0)
+    };
+    let hour_fits = |hour: i64| {
+        bucket_of(hour * MINUTES_PER_HOUR) == bucket_of((hour + 1) * MINUTES_PER_HOUR - 1)
+    };
+    // Minute ranges not covered by a fitting hour: the window's ragged ends and
+    // the hours that a bucket boundary cuts.
+    let mut minute_ranges = Vec::new();
+    if first_hour < end_hour {
+        minute_ranges.push((first_minute, first_hour * MINUTES_PER_HOUR));
+        minute_ranges.extend(
+            (first_hour..end_hour)
+                .filter(|&hour| !hour_fits(hour))
+                .map(|hour| (hour * MINUTES_PER_HOUR, (hour + 1) * MINUTES_PER_HOUR)),
+        );
+        minute_ranges.push((end_hour * MINUTES_PER_HOUR, end));
+    } else {
+        minute_ranges.push((first_minute, end));
+    }
+    let mut minutes = conn.prepare_cached(TIMELINE_SQL)?;
+    let mut hours = conn.prepare_cached(TIMELINE_HOURS_SQL)?;
     for event_type in EventType::ALL {
-        let mut rows = stmt.query(params![event_type.as_str(), first_minute, end])?;
+        let column = event_type.index();
+        for &(from, to) in minute_ranges.iter().filter(|(from, to)| from < to) {
+            let mut rows = minutes.query(params![event_type.as_str(), from, to])?;
+            while let Some(row) = rows.next()? {
+                let (minute, events): (i64, u64) = (row.get(0)?, row.get(1)?);
+                counts[bucket_of(minute)][column] += events;
+            }
+        }
+        let mut rows = hours.query(params![event_type.as_str(), first_hour, end_hour])?;
         while let Some(row) = rows.next()? {
-            let minute: i64 = row.get(0)?;
-            let events: u64 = row.get(1)?;
-            let bucket = ((minute - first_minute) / bucket_minutes) as usize;
-            counts[bucket][event_type.index()] += events;
+            let (hour, events): (i64, u64) = (row.get(0)?, row.get(1)?);
+            if hour_fits(hour) {
+                counts[bucket_of(hour * MINUTES_PER_HOUR)][column] += events;
+            }
         }
     }
     Ok(counts)
@@ -418,6 +463,13 @@ mod tests {
             (base / 60 + 7, 13, 20),
             (base / 60 - 30, 1, 90),
             (base / 60 + 400, 100, 3),
+            // Hour-sized and larger buckets, aligned and not, read whole hours.
+            (base / 60 - 30, 60, 8),
+            (base / 60 + 7, 120, 4),
+            (base / 60 + 13, 90, 5),
+            (base / 60, 360, 1),
+            (base / 60 - 600, 300, 4),
+            (base / 60 + 59, 61, 7),
         ] {
             let got = timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
             let mut expected = vec![[0u64; 3]; buckets];
@@ -622,6 +674,7 @@ mod tests {
             PR_COUNTS_SQL,
             NEWEST_EVENT_SQL,
             TIMELINE_SQL,
+            TIMELINE_HOURS_SQL,
             crate::db::write::OLDEST_EVENTS_SQL,
             crate::db::write::FORGET_OPENINGS_SQL,
         ] {
