@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
     TextEncoder,
@@ -85,10 +86,7 @@ impl Telemetry {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help), labels)
                 .expect("metric names and labels are valid");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("each metric is registered once");
-            metric
+            register(&registry, metric)
         };
         let polls = counter(
             "ghmetrics_polls_total",
@@ -116,11 +114,16 @@ impl Telemetry {
             &["type"],
         );
         let plain = |name: &str, help: &str| {
-            let metric = IntCounter::new(name, help).expect("valid metric name");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("each metric is registered once");
-            metric
+            register(
+                &registry,
+                IntCounter::new(name, help).expect("valid metric name"),
+            )
+        };
+        let gauge = |name: &str, help: &str| {
+            register(
+                &registry,
+                Gauge::new(name, help).expect("valid metric name"),
+            )
         };
         let events_duplicate = plain(
             "ghmetrics_events_duplicate_total",
@@ -146,39 +149,31 @@ impl Telemetry {
             "ghmetrics_global_feed_polls_with_gap_total",
             "Polls of the global feed that did not reach back to the previous poll's newest event.",
         );
-        let events_in_database = Gauge::new(
+        let events_in_database = gauge(
             "ghmetrics_events_in_database",
             "Events stored in the database (set at each scrape, from the day rollup).",
-        )
-        .expect("valid metric name");
-        registry
-            .register(Box::new(events_in_database.clone()))
-            .expect("registered once");
-        let poll_lag = Gauge::new(
+        );
+        let poll_lag = gauge(
             "ghmetrics_poll_lag_seconds",
             "Now minus the created_at of the newest stored event (NaN when none is stored).",
-        )
-        .expect("valid metric name");
-        registry
-            .register(Box::new(poll_lag.clone()))
-            .expect("registered once");
+        );
         let http_requests = counter(
             "ghmetrics_http_requests_total",
             "HTTP requests answered, by route, method and status.",
             &["route", "method", "status"],
         );
-        let http_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "ghmetrics_http_request_duration_seconds",
-                "Time from receiving a request to its response headers, by route and method.",
+        let http_latency = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "ghmetrics_http_request_duration_seconds",
+                    "Time from receiving a request to its response headers, by route and method.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route", "method"],
             )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route", "method"],
-        )
-        .expect("valid histogram");
-        registry
-            .register(Box::new(http_latency.clone()))
-            .expect("registered once");
+            .expect("valid histogram"),
+        );
         Telemetry {
             registry,
             polls,
@@ -266,6 +261,14 @@ impl Telemetry {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
         String::from_utf8(text).unwrap_or_default()
     }
+}
+
+/// Adds `metric` to `registry` and hands it back for updating.
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once, under its own name");
+    metric
 }
 
 /// What a scrape reads from the database.
