@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::params::QueryParams;
 use crate::app::AppState;
 use crate::chart;
-use crate::db::{self, Db, DbError, EventCounts};
+use crate::db::{self, Db, DbError, EventCounts, ceil_div};
 use crate::error::{AppError, ErrorBody};
 
 /// The chart's window when `offset_minutes` is not given.
@@ -332,11 +332,6 @@ async fn visualization_timeline(
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], image))
-}
-
-/// `a / b` rounded up, for positive operands (`i64::div_ceil` is not stable).
-fn ceil_div(a: i64, b: i64) -> i64 {
-    (a as u64).div_ceil(b as u64) as i64
 }
 
 /// Runs chart rendering (milliseconds of CPU) on the blocking pool, in the request's span.

@@ -184,9 +184,9 @@ pub fn timeline(
     Ok(counts)
 }
 
-/// `a / b` rounded up, for `a >= 0, b > 0` (`i64::div_ceil` is not stable).
-fn ceil_div(a: i64, b: i64) -> i64 {
-    a / b + i64::from(a % b != 0)
+/// `a / b` rounded up, for `b > 0` (`i64::div_ceil` is not stable).
+pub(crate) fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
 /// The gaps between consecutive PR openings of one repository.
@@ -443,6 +443,24 @@ mod tests {
             checked_average(&db, repo);
         }
         assert_eq!(delete_events_before(&mut conn, cutoff, 700).unwrap(), 0);
+    }
+
+    #[test]
+    fn ceil_div_rounds_up_for_either_sign() {
+        for (a, b) in [
+            (0, 60),
+            (1, 60),
+            (59, 60),
+            (60, 60),
+            (61, 60),
+            (-1, 60),
+            (-60, 60),
+            (-61, 60),
+            (7, 3),
+        ] {
+            let exact = (a as f64 / b as f64).ceil() as i64;
+            assert_eq!(ceil_div(a, b), exact, "{a} / {b}");
+        }
     }
 
     #[test]
