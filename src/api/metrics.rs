@@ -313,9 +313,11 @@ async fn visualization_timeline(
             "offset_minutes / bucket_minutes gives {buckets} points; at most {MAX_TIMELINE_BUCKETS}: choose a larger bucket_minutes"
         )));
     }
-    window_start(offset_minutes, Utc::now())?;
+    let now = Utc::now();
+    // Only its check matters here: an offset too large to be a time is a 422.
+    window_start(offset_minutes, now)?;
     // The last bucket ends with the current minute, so the right edge is "now".
-    let end_minute = Utc::now().timestamp().div_euclid(60) + 1;
+    let end_minute = now.timestamp().div_euclid(60) + 1;
     let first_minute = end_minute - buckets * bucket_minutes;
     let counts = state
         .db
