@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -23,6 +22,7 @@ use crate::config::{Config, HttpConfig};
 use crate::db::{Db, start_watching};
 use crate::github::{PollStatus, Poller};
 use crate::retention;
+use crate::server;
 use crate::telemetry::Telemetry;
 
 /// What every handler can reach.
@@ -142,22 +142,13 @@ impl App {
             ))
         });
         tracing::info!(address = %self.listener.local_addr()?, "serving HTTP");
-        // Answers are small and often written in more than one piece (streamed
-        // bodies): without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-        // would hold the last piece back for tens of milliseconds.
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
         let limiter_cleanup = self
             .state
             .client_limiter
             .clone()
             .map(|limiter| tokio::spawn(forget_idle_clients(limiter, shutdown.child_token())));
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        let limits = self.state.http.connections;
+        let served = server::serve(self.listener, router(self.state), limits, shutdown.clone())
             .await
             .context("HTTP server failed");
         // The server may also end on its own (an accept error): stop the poller too.

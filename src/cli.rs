@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::config::{
-    Config, DEFAULT_API_URL, DbLocation, GithubToken, HttpConfig, PollerConfig, RepoName,
-    read_watch_file,
+    Config, ConnectionLimits, DEFAULT_API_URL, DbLocation, GithubToken, HttpConfig, PollerConfig,
+    RepoName, read_watch_file,
 };
 
 #[derive(Debug, Parser)]
@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Poll GitHub and serve the metrics API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Import GH Archive files (.json.gz, .json, .ndjson; a directory means every such file in it).
     Import(ImportArgs),
 }
@@ -91,7 +91,7 @@ pub struct ServeArgs {
 
     /// Delete events older than this (e.g. `30d`, `12h`), in small batches in
     /// the background. Default: keep everything.
-    #[arg(long, env = "GHMETRICS_RETENTION", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "GHMETRICS_RETENTION", value_name = "DURATION", value_parser = parse_retention)]
     pub retention: Option<Duration>,
 
     /// Answer 503 to a request not answered within this long.
@@ -111,6 +111,22 @@ pub struct ServeArgs {
     /// `*` for any; repeatable, or comma-separated in the environment). Default: none.
     #[arg(long = "cors-origin", env = "GHMETRICS_CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+
+    /// Most client connections open at once; more wait until one closes.
+    #[arg(long, env = "GHMETRICS_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(ConnectionLimits::default().max_connections).unwrap_or(NonZeroUsize::MIN))]
+    pub max_connections: NonZeroUsize,
+
+    /// A client must send a request's whole head within this long of its first byte.
+    #[arg(long, env = "GHMETRICS_HEADER_READ_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A connection with no request in flight is closed after this long.
+    #[arg(long, env = "GHMETRICS_KEEP_ALIVE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// A connection whose client reads nothing of an answer for this long is closed.
+    #[arg(long, env = "GHMETRICS_WRITE_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
 }
 
 /// `30d`, `12h`, `1h 30m`, `90s`: humantime's syntax, and not zero.
@@ -119,6 +135,20 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (e.g. 30d, 12h, 90s)"))?;
     if duration.is_zero() {
         return Err("must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A retention period: a duration that reaches no further back than
+/// [`MAX_RETENTION_YEARS`] (a longer one could not be subtracted from now
+/// without overflowing, and would put the cutoff anywhere).
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration > crate::retention::MAX_RETENTION {
+        return Err(format!(
+            "{text:?} is longer than {} years: to keep everything, leave --retention out",
+            crate::retention::MAX_RETENTION_YEARS
+        ));
     }
     Ok(duration)
 }
@@ -142,7 +172,7 @@ fn parse_origin(text: &str) -> Result<String, String> {
 impl Cli {
     /// The command to run (`serve` when none is named).
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command.unwrap_or(Command::Serve(Box::new(self.serve)))
     }
 }
 
@@ -168,6 +198,12 @@ impl ServeArgs {
                 max_concurrent_requests: self.max_concurrent_requests.get(),
                 rate_limit: self.rate_limit,
                 cors_origins: self.cors_origins,
+                connections: ConnectionLimits {
+                    max_connections: self.max_connections.get(),
+                    header_read_timeout: self.header_read_timeout,
+                    keep_alive_timeout: self.keep_alive_timeout,
+                    write_timeout: self.write_timeout,
+                },
             },
             retention: self.retention,
         })
@@ -180,7 +216,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         match Cli::try_parse_from(args)?.into_command() {
-            Command::Serve(args) => Ok(args),
+            Command::Serve(args) => Ok(*args),
             other => panic!("not serve: {other:?}"),
         }
     }
@@ -301,6 +337,9 @@ mod tests {
         for bad in [
             &["ghmetrics", "--retention", "0s"][..],
             &["ghmetrics", "--retention", "forever"],
+            &["ghmetrics", "--retention", "18446744073709551615s"],
+            &["ghmetrics", "--retention", "300000000000y"],
+            &["ghmetrics", "--retention", "1001y"],
             &["ghmetrics", "--rate-limit", "0"],
             &["ghmetrics", "--max-concurrent-requests", "0"],
             &["ghmetrics", "--cors-origin", "example.com"],

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+pub use crate::server::ConnectionLimits;
+
 /// Where the SQLite database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DbLocation {
@@ -49,6 +51,20 @@ impl GithubToken {
     pub fn new(value: impl Into<String>) -> Option<Self> {
         let value = value.into();
         (!value.trim().is_empty()).then(|| GithubToken(value.trim().to_owned()))
+    }
+
+    /// `GITHUB_TOKEN` as given: surrounding whitespace (a trailing newline from
+    /// `$(cat file)`) is dropped, blank means no token, and a value that cannot
+    /// be sent as a header (inner spaces, control or non-ASCII characters) is an
+    /// error rather than a silent fall-back to unauthenticated polling.
+    pub fn parse(value: &str) -> Result<Option<Self>, String> {
+        let Some(token) = GithubToken::new(value) else {
+            return Ok(None);
+        };
+        if !token.0.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("GITHUB_TOKEN is not a valid token: it may hold only visible ASCII characters, without spaces".to_owned());
+        }
+        Ok(Some(token))
     }
 
     /// The secret itself, for the `Authorization` header only.
@@ -179,6 +195,8 @@ pub struct HttpConfig {
     /// Origins browsers may call the API from; `*` allows any. Empty: no CORS
     /// headers, so browsers allow only same-origin calls.
     pub cors_origins: Vec<String>,
+    /// Open connections and the deadlines each is held to.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for HttpConfig {
@@ -192,6 +210,7 @@ impl Default for HttpConfig {
             max_concurrent_requests: 512,
             rate_limit: None,
             cors_origins: Vec::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -253,6 +272,22 @@ mod tests {
         let error = read_watch_file(&path).unwrap_err();
         assert!(error.ends_with(":2: \"not a repo\" is not a repository: expected owner/name (letters, digits, '-', '_', '.')"), "{error}");
         assert!(read_watch_file(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn tokens_are_trimmed_and_checked() {
+        assert_eq!(
+            GithubToken::parse("ghp_abc123\n")
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "ghp_abc123"
+        );
+        assert!(GithubToken::parse(" \n").unwrap().is_none());
+        for bad in ["ghp abc", "ghp\tabc", "ghp_ä", "a\u{7f}b"] {
+            let error = GithubToken::parse(bad).unwrap_err();
+            assert!(!error.contains(bad), "the error must not echo the token");
+        }
     }
 
     #[test]

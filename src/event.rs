@@ -84,7 +84,14 @@ pub enum MalformedEvent {
     Field(&'static str),
     #[error("unparseable created_at {0:?}")]
     CreatedAt(String),
+    #[error("created_at {0:?} is in the future")]
+    FromTheFuture(String),
 }
+
+/// How far ahead of this machine's clock an event may be dated and still be
+/// kept: clocks disagree by seconds, not by minutes. A later date (year 9999)
+/// would count as "recent" for ever.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
 
 #[derive(Deserialize)]
 struct RawEvent<'a> {
@@ -195,14 +202,17 @@ pub fn parse_event<J: AsRef<[u8]> + ?Sized>(json: &J) -> Result<Option<Event>, M
     }
     .filter(|id| *id > 0)
     .ok_or(MalformedEvent::Field("id"))?;
-    let created_at = raw.created_at.ok_or(MalformedEvent::Field("created_at"))?;
-    let created_at = DateTime::parse_from_rfc3339(&created_at)
+    let raw_created_at = raw.created_at.ok_or(MalformedEvent::Field("created_at"))?;
+    let created_at = DateTime::parse_from_rfc3339(&raw_created_at)
         .ok()
         .map(|time| time.timestamp())
         // Before 1970 is no GitHub event, and keeping times non-negative keeps
         // the rollups' integer bucketing a plain division.
         .filter(|seconds| *seconds >= 0)
-        .ok_or_else(|| MalformedEvent::CreatedAt(created_at.clone().into_owned()))?;
+        .ok_or_else(|| MalformedEvent::CreatedAt(raw_created_at.to_string()))?;
+    if created_at > chrono::Utc::now().timestamp() + MAX_CLOCK_SKEW_SECONDS {
+        return Err(MalformedEvent::FromTheFuture(raw_created_at.into_owned()));
+    }
     let repo_name = raw
         .repo
         .and_then(|repo| repo.name)
@@ -384,10 +394,31 @@ mod tests {
                 r#"{"id":"1","repo":{"name":"o/r"}}"#,
                 MalformedEvent::Field("type"),
             ),
+            (
+                r#"{"id":"1","type":"WatchEvent","repo":{"name":"o/r"},"created_at":"9999-12-31T23:59:59Z"}"#,
+                MalformedEvent::FromTheFuture("9999-12-31T23:59:59Z".into()),
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(parse_event(json), Err(expected), "{json}");
         }
+        // Within the clock-skew tolerance an event is kept; past it, not.
+        let at = |offset: i64| {
+            let time = chrono::Utc::now() + chrono::Duration::seconds(offset);
+            format!(
+                r#"{{"id":"1","type":"WatchEvent","repo":{{"name":"o/r"}},"created_at":"{}"}}"#,
+                time.format("%Y-%m-%dT%H:%M:%SZ")
+            )
+        };
+        assert!(
+            parse_event(&at(MAX_CLOCK_SKEW_SECONDS - 60))
+                .unwrap()
+                .is_some()
+        );
+        assert!(matches!(
+            parse_event(&at(MAX_CLOCK_SKEW_SECONDS + 60)),
+            Err(MalformedEvent::FromTheFuture(_))
+        ));
         assert!(matches!(parse_event("[1,2]"), Err(MalformedEvent::Json(_))));
         assert!(matches!(
             parse_event(r#"{"id":"1","#),

@@ -21,6 +21,7 @@ pub mod event;
 pub mod github;
 pub mod import;
 pub mod retention;
+pub mod server;
 pub mod synthetic;
 pub mod telemetry;
 

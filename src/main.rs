@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.into_command() {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Import(args) => import(args),
     };
     match result {
@@ -42,9 +42,13 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let token = std::env::var("GITHUB_TOKEN")
-        .ok()
-        .and_then(GithubToken::new);
+    let token = match std::env::var_os("GITHUB_TOKEN") {
+        None => None,
+        Some(value) => match value.to_str() {
+            Some(text) => GithubToken::parse(text).map_err(anyhow::Error::msg)?,
+            None => anyhow::bail!("GITHUB_TOKEN is not valid UTF-8"),
+        },
+    };
     let config = args.into_config(token).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -22,6 +22,18 @@ const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(20);
 /// minutes of slack do not matter, and a quiet check costs three index seeks.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
+/// The longest `--retention` accepted: far beyond any event (GitHub began in
+/// 2008), and small enough that now minus it is always a representable time.
+pub const MAX_RETENTION_YEARS: u64 = 1000;
+pub const MAX_RETENTION: Duration = Duration::from_secs(MAX_RETENTION_YEARS * 365 * 86_400);
+
+/// The epoch second before which events are deleted: never after `now`, and
+/// saturating rather than wrapping for any retention.
+pub fn cutoff(now: i64, retention: Duration) -> i64 {
+    let back = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    now.saturating_sub(back).min(now)
+}
+
 /// Deletes what is older than `retention` now, then every `interval`, until cancelled.
 pub async fn run(
     db: Db,
@@ -38,7 +50,7 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let cutoff = chrono::Utc::now().timestamp() - retention.as_secs() as i64;
+        let cutoff = cutoff(chrono::Utc::now().timestamp(), retention);
         match purge(&db, cutoff, &telemetry, &cancel).await {
             Ok(0) => tracing::debug!(cutoff, "retention: nothing to delete"),
             Ok(deleted) => tracing::info!(deleted, cutoff, "retention: deleted old events"),
@@ -88,6 +100,18 @@ pub async fn purge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cutoff_is_never_after_now() {
+        let now = 1_700_000_000;
+        assert_eq!(cutoff(now, Duration::from_secs(86_400)), now - 86_400);
+        assert_eq!(cutoff(now, Duration::ZERO), now);
+        for huge in [Duration::from_secs(u64::MAX), Duration::MAX, MAX_RETENTION] {
+            let at = cutoff(now, huge);
+            assert!(at <= now && at < 0, "{huge:?} gave {at}");
+        }
+        assert_eq!(cutoff(i64::MIN + 5, Duration::from_secs(10)), i64::MIN);
+    }
 
     #[test]
     fn retention_reads_as_written() {

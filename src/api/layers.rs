@@ -30,6 +30,9 @@ use crate::telemetry::Telemetry;
 /// answer costs more time than the bytes it saves.
 const COMPRESS_ABOVE_BYTES: u16 = 1024;
 
+/// The header governor adds to a 429 beside `Retry-After`.
+const RATELIMIT_AFTER: header::HeaderName = header::HeaderName::from_static("x-ratelimit-after");
+
 /// How long browsers may cache a CORS preflight answer.
 const CORS_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -119,7 +122,12 @@ fn too_many_requests(error: tower_governor::GovernorError) -> Response {
             if let Some(headers) = headers {
                 response.headers_mut().extend(headers);
             }
+            // governor's own `x-ratelimit-after` carries the rounded-down
+            // wait: both headers say the same whole seconds.
             let retry_after = HeaderValue::from(seconds);
+            response
+                .headers_mut()
+                .insert(RATELIMIT_AFTER, retry_after.clone());
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after);
@@ -157,6 +165,23 @@ async fn json_error_body(response: Response) -> Response {
     response
 }
 
+/// The method as a metric label, from a closed set: any client can invent a
+/// method, and each new label value would be a new series kept for ever.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts the request by route (the route pattern, so the number of series
 /// stays bounded), method and status, and observes its latency.
 async fn record_request(
@@ -170,7 +195,7 @@ async fn record_request(
     let response = next.run(request).await;
     telemetry.http_request(
         route.as_ref().map_or("(unmatched)", MatchedPath::as_str),
-        method.as_str(),
+        method_label(&method),
         response.status(),
         started.elapsed(),
     );

@@ -22,6 +22,10 @@ const MIN_WAIT: Duration = Duration::from_secs(1);
 /// wait only means a broken header or clock.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 
+/// Largest page body read. A page of 100 events is a few hundred KB (2 MB
+/// with the fullest pre-2025 payloads); anything past this is not GitHub.
+pub const MAX_PAGE_BYTES: usize = 16 << 20;
+
 /// The REST API version this client was written against.
 const API_VERSION: &str = "2022-11-28";
 
@@ -82,9 +86,63 @@ pub enum FetchError {
     #[error("unexpected HTTP status {status}")]
     Status { status: StatusCode },
     #[error("request failed: {}", error_chain(.0))]
-    Transport(#[from] reqwest::Error),
+    Transport(reqwest::Error),
     #[error("malformed response body: {0}")]
     MalformedBody(String),
+    #[error("response body larger than {limit} bytes; not read")]
+    TooLarge { limit: usize },
+}
+
+impl From<reqwest::Error> for FetchError {
+    /// Keeps the URL in the message (which page failed) without any
+    /// `user:password@` it carried.
+    fn from(mut error: reqwest::Error) -> Self {
+        if let Some(url) = error.url_mut() {
+            strip_credentials(url);
+        }
+        FetchError::Transport(error)
+    }
+}
+
+/// Removes `user:password@` from `url`.
+fn strip_credentials(url: &mut Url) {
+    // Only URLs that cannot have credentials refuse, and they have none.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+}
+
+/// `url` as text for logs and errors: credentials replaced by `***`.
+pub fn redacted(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let _ = shown.set_username("***");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// Reads a body of at most `limit` bytes; a longer one is abandoned as soon as
+/// it is known to be too long (from `Content-Length`, or while reading), so a
+/// broken or hostile server cannot make the poller hold gigabytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, FetchError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(FetchError::TooLarge { limit });
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(FetchError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 impl FetchError {
@@ -145,6 +203,22 @@ impl GithubClient {
         })
     }
 
+    /// Whether `url` is on the configured API's origin (scheme, host, port):
+    /// `Link` headers pointing anywhere else are not followed, so a hostile
+    /// API cannot make the service fetch internal addresses.
+    fn same_origin(&self, url: &Url) -> bool {
+        let same = url.origin() == self.api_url.origin();
+        if !same {
+            tracing::warn!(link = %redacted(url), "ignored a Link to another origin than the API's");
+        }
+        same
+    }
+
+    /// The API base URL for logs, without credentials.
+    pub fn api_url_redacted(&self) -> String {
+        redacted(&self.api_url)
+    }
+
     /// `{api}/{path}`, whether or not the base URL ends in a slash.
     pub fn endpoint(&self, path_and_query: &str) -> Url {
         let base = self.api_url.as_str().trim_end_matches('/');
@@ -194,8 +268,9 @@ impl GithubClient {
                     .iter()
                     .filter_map(|v| v.to_str().ok())
                     .find_map(next_link)
-                    .and_then(|target| url.join(&target).ok());
-                let body = response.bytes().await?;
+                    .and_then(|target| url.join(&target).ok())
+                    .filter(|next| self.same_origin(next));
+                let body = read_capped(response, MAX_PAGE_BYTES).await?;
                 Ok(PageResponse::Modified(EventsPage {
                     body,
                     etag,

@@ -96,6 +96,7 @@ impl PollError {
                 FetchError::Transport(error) if error.is_timeout() => "timeout",
                 FetchError::Transport(_) => "transport",
                 FetchError::MalformedBody(_) => "malformed_body",
+                FetchError::TooLarge { .. } => "body_too_large",
             },
             PollError::Store(_) => "store",
         }
@@ -515,7 +516,7 @@ impl Poller {
     /// transaction in flight when it fires still completes (see [`Db::run`]).
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(
-            url = %self.client.endpoint("events"),
+            api = %self.client.api_url_redacted(),
             watched_repositories = self.feeds.len() - 1,
             "poller started"
         );

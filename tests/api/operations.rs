@@ -190,6 +190,11 @@ async fn clients_over_the_rate_limit_get_429_with_retry_after() {
         .parse()
         .unwrap();
     assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(
+        refused.headers()["x-ratelimit-after"].to_str().unwrap(),
+        retry_after.to_string(),
+        "both headers give the same wait"
+    );
     let body: Value = refused.json().await.unwrap();
     assert!(
         body["detail"]

@@ -54,7 +54,7 @@ async fn watched_repositories_are_polled_completely_and_stored_once() {
     for (i, event) in only_in_repo_feed.iter_mut().enumerate() {
         event["repo"]["name"] = json!(watched_repo);
         event["created_at"] = json!(format!(
-            "2030-01-01T{:02}:{:02}:00Z",
+            "2025-01-01T{:02}:{:02}:00Z",
             10 - i / 60,
             59 - i % 60
         ));
