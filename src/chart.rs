@@ -46,6 +46,9 @@ impl ImageFormat {
         }
     }
 
+    /// The values of the `format` query parameter.
+    pub const NAMES: [&'static str; 2] = ["png", "svg"];
+
     /// `png` or `svg`, the values of the `format` query parameter.
     pub fn parse(name: &str) -> Option<Self> {
         match name {

@@ -7,6 +7,8 @@ mod health;
 pub mod layers;
 mod metrics;
 mod params;
+
+pub use params::MAX_OFFSET_MINUTES;
 mod prometheus;
 
 use std::sync::OnceLock;
@@ -78,6 +80,11 @@ fn documented_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(pages())
         .split_for_parts();
     spec.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let undefined = params::document(&mut spec);
+    debug_assert!(
+        undefined.is_empty(),
+        "parameters without a definition: {undefined:?}"
+    );
     let layer_errors = layer_error_responses();
     for (path, item) in spec.paths.paths.iter_mut() {
         for operation in [&mut item.get, &mut item.head].into_iter().flatten() {

@@ -149,13 +149,22 @@ pub fn timeline(
         bucket_of(hour * MINUTES_PER_HOUR) == bucket_of((hour + 1) * MINUTES_PER_HOUR - 1)
     };
     // Minute ranges not covered by a fitting hour: the window's ragged ends and
-    // the hours that a bucket boundary cuts.
+    // the hours that a bucket boundary cuts. Those hours are found from the
+    // boundaries (fewer than `buckets`), never by walking the window's hours,
+    // so the work is bounded by the buckets and the rows, not the window.
     let mut minute_ranges = Vec::new();
     if first_hour < end_hour {
         minute_ranges.push((first_minute, first_hour * MINUTES_PER_HOUR));
+        let mut cut_hours: Vec<i64> = (1..buckets as i64)
+            .map(|k| first_minute + k * bucket_minutes)
+            .filter(|boundary| boundary.rem_euclid(MINUTES_PER_HOUR) != 0)
+            .map(|boundary| boundary.div_euclid(MINUTES_PER_HOUR))
+            .filter(|hour| (first_hour..end_hour).contains(hour))
+            .collect();
+        cut_hours.dedup();
         minute_ranges.extend(
-            (first_hour..end_hour)
-                .filter(|&hour| !hour_fits(hour))
+            cut_hours
+                .into_iter()
                 .map(|hour| (hour * MINUTES_PER_HOUR, (hour + 1) * MINUTES_PER_HOUR)),
         );
         minute_ranges.push((end_hour * MINUTES_PER_HOUR, end));
@@ -488,6 +497,10 @@ mod tests {
             (base / 60, 360, 1),
             (base / 60 - 600, 300, 4),
             (base / 60 + 59, 61, 7),
+            // A century-wide window in few, huge buckets: the hours a boundary
+            // cuts are found from the boundaries, not by walking ~876,000 hours.
+            (base / 60 + 6 * 60 - 100 * 525_600 + 7, 876_013, 60),
+            (base / 60 + 6 * 60 - 100 * 525_600, 525_600, 100),
         ] {
             let got = timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
             let mut expected = vec![[0u64; 3]; buckets];

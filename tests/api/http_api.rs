@@ -381,7 +381,7 @@ async fn bad_parameters_get_422_with_a_detail_naming_them() {
         ),
         (
             "/metrics/visualization?format=gif",
-            "format must be png or svg",
+            "format must be one of png, svg",
         ),
         (
             "/metrics/visualization/timeline?offset_minutes=60&bucket_minutes=61",
@@ -417,6 +417,72 @@ async fn bad_parameters_get_422_with_a_detail_naming_them() {
     }
     let (status, body) = app.get_json("/no/such/path").await;
     assert_eq!((status, body), (404, json!({"detail": "not found"})));
+    app.stop().await;
+}
+
+/// Every window parameter has one documented maximum; at it every endpoint
+/// answers (the timeline's work is bounded by its points, not the window's
+/// hours), and past it every endpoint says 422.
+#[tokio::test]
+async fn every_window_has_the_same_documented_maximum() {
+    use ghmetrics::api::MAX_OFFSET_MINUTES;
+    let raw = &fixture_events()[..300];
+    let events: Vec<Event> = raw
+        .iter()
+        .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+        .collect();
+    let (app, _dir) = app_with(&events).await;
+    let (_, spec) = app.get_json("/openapi.json").await;
+    let mut documented = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for parameter in item["get"]["parameters"].as_array().into_iter().flatten() {
+            if parameter["name"] == "offset_minutes" {
+                assert_eq!(
+                    parameter["schema"]["maximum"],
+                    json!(MAX_OFFSET_MINUTES),
+                    "{path}"
+                );
+                documented += 1;
+            }
+        }
+    }
+    assert_eq!(documented, 6, "event-counts and both charts, plain and /v1");
+    let stored = app
+        .get_json("/metrics/event-counts?offset_minutes=60000000")
+        .await;
+    assert_eq!(stored.0, 422);
+    for path in [
+        "/metrics/event-counts",
+        "/metrics/visualization",
+        "/metrics/visualization/timeline",
+    ] {
+        let at_max = app
+            .get(&format!("{path}?offset_minutes={MAX_OFFSET_MINUTES}"))
+            .await;
+        assert_eq!(at_max.status(), 200, "{path}");
+        let past = app
+            .get_json(&format!("{path}?offset_minutes={}", MAX_OFFSET_MINUTES + 1))
+            .await;
+        assert_eq!(past.0, 422, "{path}");
+    }
+    // The century-wide window counts every stored event.
+    let (_, counts) = app
+        .get_json(&format!(
+            "/metrics/event-counts?offset_minutes={MAX_OFFSET_MINUTES}"
+        ))
+        .await;
+    let expected = Expected::of(raw);
+    for (kind, n) in &expected.by_type {
+        assert_eq!(counts[kind], *n, "{kind}");
+    }
+    // The worst case of the timeline: a century in 1,000 points.
+    let bucket = MAX_OFFSET_MINUTES / 1000;
+    let timeline = app
+        .get(&format!(
+            "/metrics/visualization/timeline?offset_minutes={MAX_OFFSET_MINUTES}&bucket_minutes={bucket}&format=svg"
+        ))
+        .await;
+    assert_eq!(timeline.status(), 200);
     app.stop().await;
 }
 
