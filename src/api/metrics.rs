@@ -7,8 +7,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +14,7 @@ use utoipa_axum::routes;
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
 use crate::app::AppState;
 use crate::chart;
-use crate::db::{self, Db, DbError, EventCounts, ceil_div};
+use crate::db::{self, DbError, EventCounts, ceil_div};
 use crate::error::{AppError, ErrorBody};
 
 /// The chart's window when `offset_minutes` is not given.
@@ -130,17 +128,14 @@ async fn event_counts(
     Ok(Json(counts_since(&state, offset_minutes).await?))
 }
 
-/// Bytes of JSON per streamed chunk of the pr-counts answer.
-const STREAM_CHUNK_BYTES: usize = 64 * 1024;
-/// Chunks buffered between the database thread and the client.
-const STREAM_QUEUE: usize = 4;
+/// Answers up to this size are built in memory and sent with a
+/// Content-Length; larger ones go through a temporary file.
+const IN_MEMORY_ANSWER_BYTES: usize = 256 * 1024;
 
-/// Repository -> PR count as a JSON object in rank order, streamed: the answer
-/// for a million repositories is never held in memory at once.
 /// PullRequestEvents (any action) per repository, most first.
 ///
 /// A JSON object in rank order (ties by name). Without `limit` every
-/// repository is listed, streamed in chunks.
+/// repository is listed.
 #[utoipa::path(
     get,
     path = "/metrics/pr-counts",
@@ -157,82 +152,123 @@ async fn pr_counts(
     params: QueryParams,
 ) -> Result<Response, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
-    let (chunks_tx, mut chunks_rx) = mpsc::channel::<Result<Bytes, DbError>>(STREAM_QUEUE);
     let db = state.db.clone();
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
+    // The whole answer is written out while holding a pooled connection (one
+    // read transaction: a consistent answer, in well under a second for a
+    // million repositories); the connection is back in the pool before the
+    // first byte goes to the client, so a slow reader pins neither a
+    // connection nor a transaction (which would also stop WAL checkpoints).
+    let answer = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let result = write_pr_counts(&db, limit, |chunk| {
-            // False once the client has gone away: stop reading rows.
-            chunks_tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
-        });
-        if let Err(error) = result {
-            let _ = chunks_tx.blocking_send(Err(error));
-        }
-    });
+        let conn = db.get()?;
+        let mut spool = Spool::default();
+        write_pr_counts(&conn, limit, &mut spool)?;
+        spool.finish()
+    })
+    .await??;
     let json = [(header::CONTENT_TYPE, "application/json")];
-    // Until the first chunk arrives nothing is sent, so a failure is still a 500.
-    let first = match chunks_rx.recv().await {
-        Some(first) => first?,
-        None => return Err(AppError::Internal("pr-counts task ended without answering")),
-    };
-    let second = match chunks_rx.recv().await {
-        // The whole answer fit in one chunk: a plain body with Content-Length.
-        None => return Ok((json, first).into_response()),
-        Some(second) => second,
-    };
-    let rest = ReceiverStream::new(chunks_rx);
-    let stream = answer_stream(first, second, rest);
-    Ok((json, Body::from_stream(stream)).into_response())
+    Ok(match answer {
+        Spooled::Memory(bytes) => (json, bytes).into_response(),
+        Spooled::File(file, length) => {
+            let stream = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                64 * 1024,
+            );
+            (
+                json,
+                [(header::CONTENT_LENGTH, length.to_string())],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+    })
 }
 
-/// The chunks of a streamed answer; an error after the first chunk can only
-/// close the response, and is logged.
-fn answer_stream(
-    first: Bytes,
-    second: Result<Bytes, DbError>,
-    rest: ReceiverStream<Result<Bytes, DbError>>,
-) -> impl tokio_stream::Stream<Item = Result<Bytes, std::io::Error>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::iter([Ok(first), second])
-        .chain(rest)
-        .map(|chunk| {
-            chunk.map_err(|error| {
-                tracing::error!(%error, "pr-counts failed mid-stream; closing the response");
-                std::io::Error::other("database error")
-            })
-        })
+/// Where an answer is written: memory while it is small, then an anonymous
+/// temporary file (deleted when closed), so memory stays flat however large
+/// the answer and however slowly the client reads it.
+#[derive(Default)]
+struct Spool {
+    memory: Vec<u8>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    length: u64,
 }
 
-/// Writes the pr-counts JSON object in chunks of about [`STREAM_CHUNK_BYTES`].
+/// A finished answer.
+enum Spooled {
+    Memory(Bytes),
+    /// The file, rewound, and its length.
+    File(std::fs::File, u64),
+}
+
+impl std::io::Write for Spool {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.length += bytes.len() as u64;
+        if self.file.is_none() && self.memory.len() + bytes.len() > IN_MEMORY_ANSWER_BYTES {
+            let mut file = std::io::BufWriter::with_capacity(64 * 1024, tempfile::tempfile()?);
+            file.write_all(&std::mem::take(&mut self.memory))?;
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(bytes)?,
+            None => self.memory.extend_from_slice(bytes),
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), std::io::Write::flush)
+    }
+}
+
+impl Spool {
+    fn finish(self) -> Result<Spooled, AppError> {
+        use std::io::Seek;
+        let Some(file) = self.file else {
+            return Ok(Spooled::Memory(Bytes::from(self.memory)));
+        };
+        let spool_failed = |error: std::io::Error| {
+            tracing::error!(%error, "cannot write the answer to a temporary file");
+            AppError::Internal("cannot buffer the answer")
+        };
+        let mut file = file
+            .into_inner()
+            .map_err(|e| spool_failed(e.into_error()))?;
+        file.rewind().map_err(spool_failed)?;
+        Ok(Spooled::File(file, self.length))
+    }
+}
+
+/// Writes the pr-counts JSON object to `out`.
 fn write_pr_counts(
-    db: &Db,
+    conn: &rusqlite::Connection,
     limit: Option<u64>,
-    mut emit: impl FnMut(Vec<u8>) -> bool,
-) -> Result<(), DbError> {
-    let conn = db.get()?;
-    let mut chunk = Vec::with_capacity(STREAM_CHUNK_BYTES + 1024);
-    chunk.push(b'{');
+    out: &mut Spool,
+) -> Result<(), AppError> {
+    use std::io::Write;
+    let mut failure = None;
     let mut first = true;
-    let mut client_gone = false;
-    db::for_each_pr_count(&conn, limit, |repo, count| {
-        if !first {
-            chunk.push(b',');
-        }
+    db::for_each_pr_count(conn, limit, |repo, count| {
+        let separator: &[u8] = if first { b"{" } else { b"," };
         first = false;
-        // Writing JSON into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut chunk, repo);
-        chunk.push(b':');
-        chunk.extend_from_slice(count.to_string().as_bytes());
-        if chunk.len() >= STREAM_CHUNK_BYTES {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK_BYTES + 1024));
-            client_gone = !emit(full);
+        let written = out
+            .write_all(separator)
+            .and_then(|()| serde_json::to_writer(&mut *out, repo).map_err(std::io::Error::other))
+            .and_then(|()| write!(out, ":{count}"));
+        match written {
+            Ok(()) => true,
+            Err(error) => {
+                failure = Some(error);
+                false
+            }
         }
-        !client_gone
-    })?;
-    if !client_gone {
-        chunk.push(b'}');
-        emit(chunk);
+    })
+    .map_err(DbError::from)?;
+    let closing: &[u8] = if first { b"{}" } else { b"}" };
+    if let Some(error) = failure.or_else(|| out.write_all(closing).err()) {
+        tracing::error!(%error, "cannot write the pr-counts answer");
+        return Err(AppError::Internal("cannot buffer the answer"));
     }
     Ok(())
 }

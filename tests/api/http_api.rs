@@ -1,6 +1,8 @@
 //! The HTTP contract: answers against independently computed values, 422s,
 //! the chart, persistence across restarts, and analysts reading alongside.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use ghmetrics::config::DbLocation;
 use ghmetrics::db::{Db, insert_events};
@@ -526,6 +528,66 @@ async fn pr_counts_stream_many_repositories_in_rank_order() {
             .unwrap(),
     );
     assert_eq!(top, expected[..7]);
+    app.stop().await;
+}
+
+/// Clients that start reading a large pr-counts answer and stop must not pin
+/// the connection pool: with more such clients than pooled connections, every
+/// other endpoint still answers at once, and a full read is still exact.
+#[tokio::test]
+async fn slow_readers_of_pr_counts_do_not_hold_the_pool() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // About 8 MB: more than the kernel buffers between server and client.
+    let repos = 80_000;
+    let long = "r".repeat(90);
+    let events: Vec<Event> = (0..repos)
+        .map(|r| {
+            let repo = format!("owner{r:06}/{long}");
+            event(
+                r + 1,
+                EventType::PullRequest,
+                &repo,
+                "opened",
+                1_600_000_000,
+            )
+        })
+        .collect();
+    let (app, _dir) = app_with(&events).await;
+    let pool = app.db.pool_size() as usize;
+    let mut stalled = Vec::new();
+    for _ in 0..pool + 2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(app.address).await.unwrap();
+        stream
+            .write_all(b"GET /metrics/pr-counts HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 100];
+        stream.read_exact(&mut first).await.unwrap();
+        assert!(first.starts_with(b"HTTP/1.1 200"));
+        stalled.push(stream); // and never read again
+    }
+    for path in ["/health", "/metrics/event-counts?offset_minutes=60"] {
+        let answer = tokio::time::timeout(Duration::from_secs(5), app.get(path))
+            .await
+            .unwrap_or_else(|_| panic!("{path} waited for a pooled connection"));
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+    let full = app.get("/metrics/pr-counts").await;
+    let length: usize = full.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = full.text().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(
+        length > 8 << 20,
+        "{length} bytes: larger than socket buffers"
+    );
+    assert_eq!(ordered_pairs(&body).len(), repos as usize);
+    drop(stalled);
     app.stop().await;
 }
 
