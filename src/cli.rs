@@ -51,6 +51,11 @@ pub struct ImportArgs {
     #[arg(long = "repo", value_name = "OWNER/NAME")]
     pub repos: Vec<RepoName>,
 
+    /// Lines longer than this many bytes are skipped and counted as bad,
+    /// without being held in memory.
+    #[arg(long, default_value_t = crate::import::DEFAULT_MAX_LINE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    pub max_line_bytes: u64,
+
     /// Files or directories to import.
     #[arg(required = true, value_name = "FILE_OR_DIR")]
     pub inputs: Vec<std::path::PathBuf>,

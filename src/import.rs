@@ -42,7 +42,13 @@ pub struct ImportOptions {
     pub progress_bar: bool,
     /// Only keep events of these repositories (`owner/name`); all when empty.
     pub repos: Vec<String>,
+    /// Longer lines are skipped, counted as bad, without being held in memory.
+    pub max_line_bytes: usize,
 }
+
+/// The default `--max-line-bytes`: the largest real events (a PR with a huge
+/// body) are a few hundred KB, so nothing real comes near it.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 
 impl Default for ImportOptions {
     fn default() -> Self {
@@ -52,6 +58,7 @@ impl Default for ImportOptions {
             batch_size: 20_000,
             progress_bar: false,
             repos: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -168,6 +175,7 @@ pub fn import(
         batch_tx,
         summary: ImportSummary::default(),
         progress: &progress,
+        events_seen: 0,
     };
     let mut writer_alive = true;
     for file in &files {
@@ -239,6 +247,9 @@ struct Parser<'a> {
     batch_tx: SyncSender<Vec<Event>>,
     summary: ImportSummary,
     progress: &'a Progress,
+    /// Lines that were events (of any type), to tell a file of events from
+    /// a file of something else.
+    events_seen: u64,
 }
 
 impl Parser<'_> {
@@ -253,14 +264,15 @@ impl Parser<'_> {
             bytes: self.progress.bytes.clone(),
         };
         let gzipped = path.extension().is_some_and(|ext| ext == "gz");
-        let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Vec<u8>>>(QUEUE_DEPTH);
+        let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Piece>>(QUEUE_DEPTH);
+        let max_line = self.options.max_line_bytes;
         let reader = thread::Builder::new()
             .name("import-reader".into())
             .spawn(move || {
                 if gzipped {
-                    read_chunks(MultiGzDecoder::new(counted), &chunk_tx);
+                    read_chunks(MultiGzDecoder::new(counted), max_line, &chunk_tx);
                 } else {
-                    read_chunks(counted, &chunk_tx);
+                    read_chunks(counted, max_line, &chunk_tx);
                 }
             });
         if let Err(error) = reader {
@@ -268,9 +280,16 @@ impl Parser<'_> {
         }
         let name = path.display().to_string();
         let mut line_number = 0u64;
-        for chunk in chunk_rx {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
+        let events_before = self.events_seen;
+        for piece in chunk_rx {
+            let chunk = match piece {
+                Ok(Piece::Lines(chunk)) => chunk,
+                Ok(Piece::Oversized) => {
+                    line_number += 1;
+                    self.summary.lines += 1;
+                    self.bad_line(&name, line_number, &format!("longer than {max_line} bytes"));
+                    continue;
+                }
                 Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
                     return Ok(Err(format!("truncated after line {line_number} ({error})")));
                 }
@@ -288,7 +307,22 @@ impl Parser<'_> {
             line_number -= 1;
             self.progress.update(&self.summary);
         }
+        if self.events_seen == events_before {
+            return Ok(Err(
+                "no GitHub event in it (expected one JSON event per line, as in GH Archive)"
+                    .to_owned(),
+            ));
+        }
         Ok(Ok(()))
+    }
+
+    fn bad_line(&mut self, file: &str, line_number: u64, reason: &str) {
+        self.summary.bad_lines += 1;
+        if self.summary.bad_lines <= BAD_LINES_REPORTED {
+            tracing::warn!("{file}:{line_number}: skipped: {reason}");
+        } else if self.summary.bad_lines == BAD_LINES_REPORTED + 1 {
+            tracing::warn!("more bad lines follow; only their count is reported");
+        }
     }
 
     fn take_line(&mut self, line: &[u8], file: &str, line_number: u64) -> Result<(), WriterGone> {
@@ -297,7 +331,11 @@ impl Parser<'_> {
             return Ok(());
         }
         self.summary.lines += 1;
-        match parse_event(line) {
+        let parsed = parse_event(line);
+        if parsed.is_ok() {
+            self.events_seen += 1;
+        }
+        match parsed {
             Ok(Some(event)) if self.wanted(&event) => {
                 self.batch.push(event);
                 if self.batch.len() >= self.options.batch_size {
@@ -305,14 +343,7 @@ impl Parser<'_> {
                 }
             }
             Ok(_) => self.summary.skipped += 1,
-            Err(reason) => {
-                self.summary.bad_lines += 1;
-                if self.summary.bad_lines <= BAD_LINES_REPORTED {
-                    tracing::warn!("{file}:{line_number}: skipped: {reason}");
-                } else if self.summary.bad_lines == BAD_LINES_REPORTED + 1 {
-                    tracing::warn!("more bad lines follow; only their count is reported");
-                }
-            }
+            Err(reason) => self.bad_line(file, line_number, &reason.to_string()),
         }
         Ok(())
     }
@@ -330,42 +361,72 @@ impl Parser<'_> {
     }
 }
 
-/// The reader thread: whole lines, about [`CHUNK_BYTES`] at a time. On a read
-/// error the complete lines before it are sent, then the error.
-fn read_chunks(source: impl Read, chunks: &SyncSender<io::Result<Vec<u8>>>) {
+/// What the reader thread hands the parser, in file order.
+enum Piece {
+    /// Whole lines, each ending in `\n`.
+    Lines(Vec<u8>),
+    /// A line longer than the maximum, skipped unread.
+    Oversized,
+}
+
+/// The reader thread: whole lines, about [`CHUNK_BYTES`] at a time. A line
+/// longer than `max_line` is dropped as soon as it passes the limit and the
+/// rest of it skipped, so memory is bounded by the chunk size plus the
+/// limit whatever the input (a gzip bomb of one endless line, `/dev/zero`).
+/// On a read error the complete lines before it are sent, then the error.
+fn read_chunks(source: impl Read, max_line: usize, pieces: &SyncSender<io::Result<Piece>>) {
     let mut reader = BufReader::with_capacity(1 << 20, source);
-    loop {
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
-        let mut failure = None;
-        while chunk.len() < CHUNK_BYTES {
-            match reader.read_until(b'\n', &mut chunk) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    failure = Some(error);
-                    break;
+    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
+    // Where the line being read starts in `chunk`.
+    let mut line_start = 0;
+    let mut skipping = false;
+    let send = |piece: Piece| pieces.send(Ok(piece)).is_ok();
+    let failure = loop {
+        let buffer = match reader.fill_buf() {
+            Ok([]) => break None,
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => break Some(error),
+        };
+        let newline = memchr::memchr(b'\n', buffer);
+        let taken = newline.map_or(buffer.len(), |at| at + 1);
+        if skipping {
+            skipping = newline.is_none();
+        } else {
+            chunk.extend_from_slice(&buffer[..taken]);
+            if chunk.len() - line_start > max_line + 1 {
+                chunk.truncate(line_start);
+                skipping = newline.is_none();
+                let lines = std::mem::take(&mut chunk);
+                if (!lines.is_empty() && !send(Piece::Lines(lines))) || !send(Piece::Oversized) {
+                    return;
                 }
+                line_start = 0;
+            } else if newline.is_some() {
+                line_start = chunk.len();
             }
         }
-        let at_end = failure.is_some() || chunk.len() < CHUNK_BYTES;
-        if failure.is_some() {
-            // Keep complete lines only: a torn last line is part of the failure.
-            let complete = chunk.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            chunk.truncate(complete);
-        } else if chunk.last().is_some_and(|b| *b != b'\n') {
-            chunk.push(b'\n');
+        reader.consume(taken);
+        if line_start >= CHUNK_BYTES {
+            let partial = chunk.split_off(line_start);
+            let full = std::mem::replace(&mut chunk, partial);
+            line_start = 0;
+            if !send(Piece::Lines(full)) {
+                return;
+            }
         }
-        if !chunk.is_empty() && chunks.send(Ok(chunk)).is_err() {
-            return;
-        }
-        if let Some(error) = failure {
-            let _ = chunks.send(Err(error));
-            return;
-        }
-        if at_end {
-            return;
-        }
+    };
+    match failure {
+        // Keep complete lines only: a torn last line is part of the failure.
+        Some(_) => chunk.truncate(line_start),
+        None if chunk.len() > line_start => chunk.push(b'\n'),
+        None => {}
+    }
+    if !chunk.is_empty() && !send(Piece::Lines(chunk)) {
+        return;
+    }
+    if let Some(error) = failure {
+        let _ = pieces.send(Err(error));
     }
 }
 

@@ -20,8 +20,11 @@ const DEFAULT_LOG_FILTER: &str = "ghmetrics=info,tower_http=info";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        // Logs go to stderr, so that stdout carries only results (the import
+        // summary) for scripts to read.
+        .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in journald or files.
-        .with_ansi(std::io::stdout().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
@@ -68,6 +71,7 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
         progress_bar: std::io::stderr().is_terminal(),
         repos: args.repos.iter().map(ToString::to_string).collect(),
+        max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),
     };
     let summary = ghmetrics::import::import(&db, &args.inputs, &options)?;
     println!("{}", summary.describe());

@@ -240,3 +240,86 @@ fn a_repository_filter_keeps_only_those_repositories() {
         .unwrap();
     assert_eq!(repos, wanted);
 }
+
+/// A gzip bomb (one 64 MiB line of `a` from a file of about 64 KiB), a file
+/// that is not events at all, and a good archive: the bomb's line is skipped
+/// as one bad line without being held, and only the archive counts as imported.
+#[test]
+fn overlong_lines_are_skipped_and_files_without_events_fail() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.json.gz");
+    let mut encoder = GzEncoder::new(std::fs::File::create(&bomb).unwrap(), Compression::best());
+    let block = vec![b'a'; 1 << 20];
+    for _ in 0..64 {
+        encoder.write_all(&block).unwrap();
+    }
+    encoder.finish().unwrap();
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    let readme = dir.path().join("README.md");
+    std::fs::write(&readme, "# Not events\n\nJust prose.\n").unwrap();
+    let good = fixture_path("events-2019-11-27-first100.json.gz");
+
+    let db_path = dir.path().join("cli.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(["import", "--max-line-bytes", "1048576", "--db"])
+        .arg(&db_path)
+        .args([&bomb, &readme, &good])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 file(s) imported, 2 failed"), "{stdout}");
+    assert!(stdout.contains("bomb.json.gz: no GitHub event"), "{stdout}");
+    assert!(stdout.contains("README.md: no GitHub event"), "{stdout}");
+    // One bad line for the bomb, two for the README's non-blank lines.
+    assert!(stdout.contains(" 3 bad lines"), "{stdout}");
+    assert!(stderr.contains("longer than 1048576 bytes"), "{stderr}");
+    // The summary is on stdout only; logs are on stderr only.
+    assert!(!stderr.contains("file(s) imported"), "{stderr}");
+    assert!(!stdout.contains("WARN"), "{stdout}");
+    let db = Db::open(&DbLocation::File(db_path)).unwrap();
+    let expected = Expected::of(&fixture_file_events("events-2019-11-27-first100.json.gz"));
+    assert_eq!(
+        stored_event_count(&db.get().unwrap()).unwrap(),
+        expected.total()
+    );
+}
+
+/// Lines just under and just over the limit, around normal lines: every
+/// normal line survives, in order, and only the long one is dropped.
+#[test]
+fn the_line_limit_is_exact_and_keeps_the_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = fixture_file_events("events-2019-11-27-first100.json.gz");
+    let path = dir.path().join("mixed.ndjson");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let limit = 4096;
+    for (i, event) in events.iter().enumerate() {
+        let line = event.to_string();
+        if line.len() > limit {
+            continue;
+        }
+        writeln!(file, "{line}").unwrap();
+        if i == 10 {
+            writeln!(file, "{}", "x".repeat(limit + 1)).unwrap();
+        }
+    }
+    drop(file);
+    let kept: Vec<Value> = events
+        .iter()
+        .filter(|e| e.to_string().len() <= limit)
+        .cloned()
+        .collect();
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let options = ImportOptions {
+        max_line_bytes: limit,
+        ..small_batches()
+    };
+    let summary = import(&db, &[path], &options).unwrap();
+    assert_eq!(summary.bad_lines, 1);
+    assert_eq!(summary.lines, kept.len() as u64 + 1);
+    assert_eq!(summary.stored.inserted(), Expected::of(&kept).total());
+}

@@ -155,8 +155,10 @@ fn bad_settings_fail_with_a_clear_error() {
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, "not a directory").unwrap();
     let unusable_db = blocker.join("events.db");
-    let cases: [&[&str]; 3] = [
+    let cases: [&[&str]; 5] = [
         &["--listen", "nonsense"],
+        &["--retention", "18446744073709551615s"],
+        &["--retention", "300000000000y"],
         &["--github-api-url", "::not a url::"],
         &[
             "--no-poll",
@@ -177,12 +179,28 @@ fn bad_settings_fail_with_a_clear_error() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
     let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
-        .args(cases[2])
+        .args(cases[4])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("a-file"), "names the path: {stderr}");
+}
+
+/// A token that cannot be sent as a header stops the service at start, in
+/// one line that does not repeat it; a trailing newline is just trimmed.
+#[test]
+fn an_invalid_token_is_a_startup_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(["--db", ":memory:", "--listen", "127.0.0.1:0"])
+        .env("GITHUB_TOKEN", "ghp_has a space")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: GITHUB_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("has a space"), "{stderr}");
 }
 
 #[test]
