@@ -90,7 +90,7 @@ impl App {
             .flat_map(|poller| poller.watched.iter().map(ToString::to_string))
             .collect();
         let watched = db
-            .run(move |conn| start_watching(conn, &watched_names, chrono::Utc::now().timestamp()))
+            .write(move |conn| start_watching(conn, &watched_names, chrono::Utc::now().timestamp()))
             .await
             .context("recording watched repositories")?;
         let poller = match &config.poller {

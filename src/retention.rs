@@ -83,7 +83,7 @@ pub async fn purge(
     let mut total = 0;
     loop {
         let deleted = db
-            .run(move |conn| delete_events_before(conn, cutoff, BATCH))
+            .write(move |conn| delete_events_before(conn, cutoff, BATCH))
             .await?;
         telemetry.retention_deleted(deleted);
         total += deleted;
@@ -92,7 +92,7 @@ pub async fn purge(
         }
         tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
     }
-    db.run(move |conn| delete_feed_polls_before(conn, cutoff))
+    db.write(move |conn| delete_feed_polls_before(conn, cutoff))
         .await?;
     Ok(total)
 }

@@ -125,7 +125,7 @@ impl Db {
 
     fn migrate(&self) -> Result<(), DbError> {
         let mut conn = self.pool.get()?;
-        let report = migrations::runner().run(&mut *conn)?;
+        let report = retry_while_busy(|| Ok(migrations::runner().run(&mut *conn)?))?;
         for migration in report.applied_migrations() {
             tracing::info!(migration = %migration, "applied database migration");
         }
@@ -154,6 +154,27 @@ impl Db {
         .await?
     }
 
+    /// Runs a write like [`Db::run`], but waits its turn while another
+    /// process holds the write lock (an import's batch, another service on
+    /// the same file) instead of failing after the busy timeout: a poll's
+    /// events are never dropped for being second. Logs when the wait is long.
+    pub async fn write<T, F>(&self, mut work: F) -> Result<T, DbError>
+    where
+        F: FnMut(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            retry_while_busy(|| {
+                let mut conn = pool.get()?;
+                Ok(work(&mut conn)?)
+            })
+        })
+        .await?
+    }
+
     /// How many connections the pool holds at most.
     pub fn pool_size(&self) -> u32 {
         self.pool.max_size()
@@ -162,6 +183,57 @@ impl Db {
     /// A pooled connection for blocking code (the importer, tests).
     pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
         Ok(self.pool.get()?)
+    }
+}
+
+/// How long a write keeps waiting for another writer before it fails. An
+/// import's batch holds the lock for about a second; this is for a stuck one.
+const WRITE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Whether `error` means another connection holds the lock.
+fn is_busy(error: &DbError) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match error {
+        DbError::Sqlite(error) => matches!(
+            error.sqlite_error_code(),
+            Some(DatabaseBusy | DatabaseLocked)
+        ),
+        // refinery keeps only the message of the SQLite error it met.
+        DbError::Migration(error) => {
+            let text = error.to_string();
+            text.contains("database is locked") || text.contains("database is busy")
+        }
+        _ => false,
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for another reason than a busy
+/// database, or [`WRITE_PATIENCE`] runs out (each attempt itself waits up to
+/// the busy timeout).
+fn retry_while_busy<T>(mut attempt: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+    let started = std::time::Instant::now();
+    let mut warned = false;
+    loop {
+        match attempt() {
+            Err(error) if is_busy(&error) && started.elapsed() < WRITE_PATIENCE => {
+                if !warned {
+                    warned = true;
+                    tracing::warn!(
+                        waited_s = started.elapsed().as_secs(),
+                        "the database is locked by another writer (an import?); waiting for it"
+                    );
+                }
+            }
+            result => {
+                if warned && result.is_ok() {
+                    tracing::info!(
+                        waited_s = started.elapsed().as_secs(),
+                        "got the database lock"
+                    );
+                }
+                return result;
+            }
+        }
     }
 }
 

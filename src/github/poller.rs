@@ -421,7 +421,11 @@ impl Poller {
                 }
             }
         }
-        if let Err(error) = self.db.run(move |conn| record_feed_poll(conn, &row)).await {
+        if let Err(error) = self
+            .db
+            .write(move |conn| record_feed_poll(conn, &row))
+            .await
+        {
             tracing::warn!(%error, "could not record the poll in feed_polls");
         }
     }
@@ -491,7 +495,7 @@ impl Poller {
         if !events.is_empty() {
             outcome.stored = self
                 .db
-                .run(move |conn| insert_events(conn, &events))
+                .write(move |conn| insert_events(conn, &events))
                 .await?;
         }
         match failure {

@@ -317,3 +317,48 @@ async fn a_malformed_event_is_skipped_and_counted_not_the_page() {
     assert_eq!(health["events_stored"], expected);
     app.stop().await;
 }
+
+/// Another writer (an import's long batch) holds the write lock for longer
+/// than SQLite's busy timeout: start-up and the first poll wait their turn,
+/// and the poll's events and its `feed_polls` row are all stored.
+#[tokio::test]
+async fn polls_wait_for_another_writer_instead_of_dropping_events() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&events[..100]);
+    mock.set_repo_feed("a/b", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    drop(Db::open(&DbLocation::File(path.clone())).unwrap());
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        // Longer than the 5 s busy timeout.
+        std::thread::sleep(Duration::from_secs(7));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let mut config = test_poller_config(&mock.url);
+    config.watched = vec!["a/b".parse().unwrap()];
+    let mut app =
+        TestApp::spawn(DbLocation::File(dir.path().join("events.db")), Some(config)).await;
+    let expected = Expected::of(&events[..100]);
+    let report = app.wait_for_report(|r| r.polls >= 1).await;
+    holder.join().unwrap();
+    assert_eq!(report.last_poll_error, None);
+    assert_eq!(stored(&app.db), expected.total());
+    let global_polls: i64 = app
+        .db
+        .get()
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM feed_polls WHERE feed = 'global' AND outcome = 'ok'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(global_polls, 1);
+    app.stop().await;
+}
