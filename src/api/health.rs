@@ -9,8 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::db::{FeedCoverage, global_feed_coverage, stored_event_count};
+use crate::db::{FeedCoverage, global_feed_coverage, newest_event_at, stored_event_count};
 use crate::error::AppError;
+use crate::github::outcome::FailureKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health))
@@ -18,13 +19,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 struct Health {
+    /// `ok`, or `degraded` (still HTTP 200) while polling does not work: the
+    /// last polls all failed, or the newest stored event is older than an hour.
     #[schema(value_type = String, example = "ok")]
     status: &'static str,
     events_stored: u64,
+    /// `created_at` of the newest stored event.
+    newest_event_at: Option<DateTime<Utc>>,
     /// False when started with `--no-poll`.
     polling: bool,
     last_poll_at: Option<DateTime<Utc>>,
-    last_poll_error: Option<String>,
+    /// The kind of the last poll's failure (e.g. `rate_limited`, `timeout`);
+    /// null after a success. The details are in the service log.
+    #[schema(value_type = Option<String>, example = "timeout")]
+    last_poll_error: Option<FailureKind>,
+    /// Global polls in a row that failed.
+    consecutive_poll_failures: u64,
     polls: u64,
     /// Tracked events skipped as malformed since start.
     events_malformed: u64,
@@ -33,6 +43,15 @@ struct Health {
     /// Repositories polled through their own feed.
     watched_repositories: usize,
 }
+
+/// Failed polls in a row (at GitHub's pace, a few minutes) that make the
+/// service `degraded`.
+const DEGRADED_AFTER_FAILURES: u64 = 3;
+
+/// How old the newest stored event may be while polling before the service
+/// is `degraded`: GitHub's public feed moves every second, so an hour without
+/// a new event means the polls are not getting through.
+const STALE_AFTER_SECONDS: i64 = 3600;
 
 /// The coverage window of `/health`.
 const COVERAGE_WINDOW_SECONDS: i64 = 3600;
@@ -46,22 +65,33 @@ const COVERAGE_WINDOW_SECONDS: i64 = 3600;
 )]
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
     let now = Utc::now().timestamp();
-    let (events_stored, global_feed_coverage) = state
+    let (events_stored, newest_event_at, global_feed_coverage) = state
         .db
         .run(move |conn| {
             Ok((
                 stored_event_count(conn)?,
+                newest_event_at(conn)?,
                 global_feed_coverage(conn, now, COVERAGE_WINDOW_SECONDS)?,
             ))
         })
         .await?;
     let report = state.poll_status.snapshot();
+    let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
+    // Staleness counts only once polls have had a chance to bring events.
+    let stale =
+        report.polls > 0 && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
     Ok(Json(Health {
-        status: "ok",
+        status: if state.polling && (failing || stale) {
+            "degraded"
+        } else {
+            "ok"
+        },
         events_stored,
+        newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
         polling: state.polling,
         last_poll_at: report.last_poll_at,
         last_poll_error: report.last_poll_error,
+        consecutive_poll_failures: report.consecutive_failures,
         polls: report.polls,
         events_malformed: report.events_malformed,
         global_feed_coverage,

@@ -7,297 +7,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use reqwest::Url;
-use serde_json::value::RawValue;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{FetchError, GithubClient, PageResponse};
-use crate::config::{PollerConfig, RepoName};
-use crate::db::{
-    Db, DbError, FeedPoll, GLOBAL_FEED, InsertStats, insert_events, newest_seen_id,
-    record_feed_poll,
-};
-use crate::event::{Event, parse_event};
-use crate::telemetry::{RateLimitWait, Telemetry};
+use super::backoff::Backoff;
+use super::client::{GithubClient, PageResponse};
+use super::feed::{Feed, FeedKind, continuity};
+use super::outcome::{Outcome, PollError, PollOutcome};
+use super::page::parse_page;
+use super::status::PollStatus;
+use crate::config::PollerConfig;
+use crate::db::{Db, FeedPoll, InsertStats, insert_events, newest_seen_id, record_feed_poll};
 
 /// Most pages followed in one poll. GitHub serves 3 today; the cap only guards
 /// against a server whose `Link` headers never end.
 const MAX_PAGES: u32 = 100;
-
-/// What one successful poll did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PollOutcome {
-    /// Pages fetched (0 when page 1 answered `304 Not Modified`).
-    pub pages: u32,
-    /// Events of every type received.
-    pub received: u64,
-    /// Events of untracked types, skipped.
-    pub untracked: u64,
-    /// Tracked events that could not be parsed, skipped.
-    pub malformed: u64,
-    pub stored: InsertStats,
-    /// How long GitHub asks us to wait before the next poll.
-    pub next_poll_in: Duration,
-    /// The ids of every event received (all types), for coverage.
-    pub ids: Vec<i64>,
-}
-
-impl PollOutcome {
-    fn empty() -> Self {
-        PollOutcome {
-            pages: 0,
-            received: 0,
-            untracked: 0,
-            malformed: 0,
-            stored: InsertStats::default(),
-            next_poll_in: Duration::ZERO,
-            ids: Vec::new(),
-        }
-    }
-
-    pub fn not_modified(&self) -> bool {
-        self.pages == 0
-    }
-}
-
-/// Why a poll failed. Events from the pages fetched before a failure are kept.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error("page {page}: {source}")]
-    Fetch {
-        page: u32,
-        source: FetchError,
-        /// What the pages before the failing one stored.
-        stored: InsertStats,
-    },
-    #[error("storing events: {0}")]
-    Store(#[from] DbError),
-}
-
-impl PollError {
-    /// 404 or 451: the repository is gone, renamed or blocked.
-    fn unavailable(&self) -> bool {
-        matches!(
-            self,
-            PollError::Fetch { source: FetchError::Status { status }, .. }
-                if matches!(status.as_u16(), 404 | 451)
-        )
-    }
-
-    /// A short name for the kind of failure, for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            _ if self.unavailable() => "unavailable",
-            PollError::Fetch { source, .. } => match source {
-                FetchError::RateLimited { .. } => "rate_limited",
-                FetchError::Status { .. } => "http_status",
-                FetchError::Transport(error) if error.is_timeout() => "timeout",
-                FetchError::Transport(_) => "transport",
-                FetchError::MalformedBody(_) => "malformed_body",
-                FetchError::TooLarge { .. } => "body_too_large",
-            },
-            PollError::Store(_) => "store",
-        }
-    }
-
-    /// The wait GitHub asked for (rate limits), if any; otherwise back off.
-    pub fn requested_wait(&self) -> Option<Duration> {
-        match self {
-            PollError::Fetch { source, .. } => source.requested_wait(),
-            PollError::Store(_) => None,
-        }
-    }
-}
-
-/// What `/health` reports about polling.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct PollReport {
-    /// When the last poll of the global feed finished, successfully or not.
-    pub last_poll_at: Option<DateTime<Utc>>,
-    /// Why the last global poll failed; `None` after a success.
-    pub last_poll_error: Option<String>,
-    /// Global polls finished since start, successful or not.
-    pub polls: u64,
-    /// Events this process stored since start, from every feed.
-    pub events_inserted: u64,
-    /// Tracked events skipped since start because they could not be parsed.
-    pub events_malformed: u64,
-}
-
-/// The poller's shared, always-current [`PollReport`] (subscribers, such as
-/// tests, are woken after every poll), and the Prometheus counters it feeds.
-#[derive(Debug)]
-pub struct PollStatus {
-    report: watch::Sender<PollReport>,
-    telemetry: Arc<Telemetry>,
-}
-
-impl Default for PollStatus {
-    fn default() -> Self {
-        PollStatus::new(Arc::default())
-    }
-}
-
-impl PollStatus {
-    pub fn new(telemetry: Arc<Telemetry>) -> Self {
-        PollStatus {
-            report: watch::Sender::new(PollReport::default()),
-            telemetry,
-        }
-    }
-
-    pub fn telemetry(&self) -> &Arc<Telemetry> {
-        &self.telemetry
-    }
-
-    pub fn snapshot(&self) -> PollReport {
-        self.report.borrow().clone()
-    }
-
-    /// A receiver that sees each new report.
-    pub fn subscribe(&self) -> watch::Receiver<PollReport> {
-        self.report.subscribe()
-    }
-
-    /// Counts what a poll of any feed stored; `last_poll_*` and `polls` follow
-    /// the global feed only.
-    fn record(&self, result: &Result<PollOutcome, PollError>, global_feed: bool) {
-        let (stored, malformed) = match result {
-            Ok(outcome) => (outcome.stored, outcome.malformed),
-            Err(PollError::Fetch { stored, .. }) => (*stored, 0),
-            Err(PollError::Store(_)) => (InsertStats::default(), 0),
-        };
-        self.telemetry
-            .events_stored(stored.inserted_by_type, stored.duplicates, malformed);
-        let outcome = match result {
-            Ok(outcome) if outcome.not_modified() => "not_modified",
-            Ok(_) => "ok",
-            Err(error) => {
-                self.telemetry.poll_error(error.kind());
-                if let Some(wait) = error.requested_wait() {
-                    self.telemetry.rate_limit_wait(RateLimitWait::Refused, wait);
-                }
-                "error"
-            }
-        };
-        self.telemetry.poll(global_feed, outcome);
-        self.report.send_modify(|report| {
-            report.events_inserted += stored.inserted();
-            report.events_malformed += malformed;
-            if global_feed {
-                report.last_poll_at = Some(Utc::now());
-                report.polls += 1;
-                report.last_poll_error = result.as_ref().err().map(ToString::to_string);
-            }
-        });
-    }
-}
-
-/// Exponential backoff with jitter for consecutive failures.
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            base,
-            max,
-            failures: 0,
-        }
-    }
-
-    /// The wait after one more failure: `base * 2^failures`, capped at `max`, then
-    /// jittered down by up to half so that many clients do not retry in step.
-    pub fn next_wait(&mut self) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(2u32.saturating_pow(self.failures))
-            .min(self.max);
-        self.failures = self.failures.saturating_add(1);
-        ceiling.mul_f64(1.0 - fastrand::f64() / 2.0)
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-/// Which feed a [`Feed`] polls.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FeedKind {
-    /// `GET /events`: the newest public events of all GitHub.
-    Global,
-    /// `GET /repos/{owner}/{name}/events`: one watched repository.
-    Repo(RepoName),
-}
-
-/// One feed's polling state.
-#[derive(Debug)]
-struct Feed {
-    kind: FeedKind,
-    /// ETag of the last complete poll's first page.
-    etag: Option<String>,
-    /// The largest event id this feed has shown (kept across restarts).
-    newest_id: Option<i64>,
-    next_due: tokio::time::Instant,
-    backoff: Backoff,
-    /// Answered 404 or 451 last time (reported once, retried rarely).
-    unavailable: bool,
-}
-
-impl Feed {
-    fn name(&self) -> &str {
-        match &self.kind {
-            FeedKind::Global => GLOBAL_FEED,
-            FeedKind::Repo(repo) => repo.as_str(),
-        }
-    }
-
-    fn path(&self) -> String {
-        match &self.kind {
-            FeedKind::Global => "events?per_page=100".to_owned(),
-            FeedKind::Repo(repo) => format!("repos/{repo}/events?per_page=100"),
-        }
-    }
-}
-
-/// Whether a poll's answer reached back to what the feed showed before, from
-/// the event ids (which grow over time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Continuity {
-    /// Events in the answer newer than the previous newest.
-    pub new_events: u64,
-    /// `None` on a first poll: nothing to compare with.
-    pub overlap: Option<bool>,
-    /// With a gap: the ids strictly between the previous newest and the oldest
-    /// received, an upper bound on the events never seen.
-    pub missed_ids: Option<u64>,
-}
-
-pub fn continuity(previous_newest: Option<i64>, ids: &[i64]) -> Continuity {
-    let (Some(previous), Some(&oldest)) = (previous_newest, ids.iter().min()) else {
-        return Continuity {
-            new_events: ids.len() as u64,
-            overlap: None,
-            missed_ids: None,
-        };
-    };
-    let new_events = ids.iter().filter(|&&id| id > previous).count() as u64;
-    // Seeing the previous newest again (or its successor) means nothing
-    // between the two polls went by unseen.
-    let overlap = oldest <= previous.saturating_add(1);
-    Continuity {
-        new_events,
-        overlap: Some(overlap),
-        missed_ids: (!overlap).then(|| oldest.abs_diff(previous) - 1),
-    }
-}
 
 /// Polls GitHub's event feeds into the database.
 pub struct Poller {
@@ -369,6 +94,7 @@ impl Poller {
             polled_at: Utc::now().timestamp(),
             feed: feed.name().to_owned(),
             previous_newest_id: feed.newest_id,
+            outcome: Outcome::of(result).as_str(),
             ..FeedPoll::default()
         };
         match result {
@@ -376,11 +102,9 @@ impl Poller {
                 if !global {
                     return; // a quiet repository would fill the table with 304s
                 }
-                row.outcome = "not_modified";
             }
             Ok(outcome) => {
                 let found = continuity(feed.newest_id, &outcome.ids);
-                row.outcome = "ok";
                 row.pages = outcome.pages;
                 row.received = outcome.received;
                 row.inserted = outcome.stored.inserted();
@@ -410,11 +134,6 @@ impl Poller {
                 }
             }
             Err(error) => {
-                row.outcome = if error.unavailable() {
-                    "unavailable"
-                } else {
-                    "error"
-                };
                 row.error = Some(error.to_string());
                 if let PollError::Fetch { stored, .. } = error {
                     row.inserted = stored.inserted();
@@ -601,45 +320,10 @@ impl Poller {
     }
 }
 
-/// Just the id of an event of any type.
-#[derive(serde::Deserialize)]
-struct EventId<'a> {
-    #[serde(default, borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Parses one page body (a JSON array of events) into `events`, counting what it skips.
-fn parse_page(
-    body: &[u8],
-    events: &mut Vec<Event>,
-    outcome: &mut PollOutcome,
-) -> Result<(), FetchError> {
-    let items: Vec<&RawValue> = serde_json::from_slice(body)
-        .map_err(|e| FetchError::MalformedBody(format!("expected a JSON array of events: {e}")))?;
-    outcome.received += items.len() as u64;
-    for item in &items {
-        if let Ok(EventId { id: Some(id) }) = serde_json::from_str::<EventId>(item.get())
-            && let Ok(id) = id.parse()
-        {
-            outcome.ids.push(id);
-        }
-    }
-    for item in items {
-        match parse_event(item.get()) {
-            Ok(Some(event)) => events.push(event),
-            Ok(None) => outcome.untracked += 1,
-            Err(reason) => {
-                outcome.malformed += 1;
-                tracing::warn!(%reason, "skipped a malformed event");
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Db;
 
     /// Watched repositories start spread over the first interval, the global
     /// feed first, instead of a burst of requests at startup.
@@ -659,69 +343,5 @@ mod tests {
         let expected = [("global", 0), ("a/a", 15), ("b/b", 30), ("c/c", 45)];
         assert_eq!(plan, expected.map(|(n, s)| (n.to_owned(), s)));
         assert_eq!(poller.feeds[2].path(), "repos/b/b/events?per_page=100");
-    }
-
-    #[test]
-    fn continuity_finds_overlaps_and_gaps() {
-        let first = continuity(None, &[105, 101, 103]);
-        assert_eq!(
-            (first.new_events, first.overlap, first.missed_ids),
-            (3, None, None)
-        );
-        // Saw 100 again: overlap, two new events.
-        let overlap = continuity(Some(100), &[102, 100, 101, 99]);
-        assert_eq!(
-            (overlap.new_events, overlap.overlap, overlap.missed_ids),
-            (2, Some(true), None)
-        );
-        // 101 follows 100 directly: nothing missed.
-        assert_eq!(continuity(Some(100), &[101, 102]).overlap, Some(true));
-        // 101..=149 never seen.
-        let gap = continuity(Some(100), &[150, 160]);
-        assert_eq!(
-            (gap.new_events, gap.overlap, gap.missed_ids),
-            (2, Some(false), Some(49))
-        );
-        // An empty answer tells nothing.
-        assert_eq!(continuity(Some(100), &[]).overlap, None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let base = Duration::from_secs(2);
-        let max = Duration::from_secs(60);
-        let mut backoff = Backoff::new(base, max);
-        let ceilings = [2, 4, 8, 16, 32, 60, 60, 60];
-        for ceiling in ceilings {
-            let wait = backoff.next_wait();
-            let ceiling = Duration::from_secs(ceiling);
-            assert!(
-                wait <= ceiling && wait >= ceiling / 2,
-                "{wait:?} vs {ceiling:?}"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.next_wait() <= base);
-    }
-
-    #[test]
-    fn a_page_that_is_not_an_array_is_rejected_whole() {
-        let mut events = Vec::new();
-        let mut outcome = PollOutcome::empty();
-        for body in [&b"{\"message\":\"x\"}"[..], b"[{\"id\":", b"<html>", b""] {
-            assert!(matches!(
-                parse_page(body, &mut events, &mut outcome),
-                Err(FetchError::MalformedBody(_))
-            ));
-        }
-        let mixed = br#"[{"id":"1","type":"WatchEvent","repo":{"name":"a/b"},"created_at":"2020-01-01T00:00:00Z","payload":{"action":"started"}},
-                        {"type":"WatchEvent"}, 7,
-                        {"id":"2","type":"PushEvent","repo":{"name":"a/b"},"created_at":"2020-01-01T00:00:00Z"}]"#;
-        parse_page(mixed, &mut events, &mut outcome).unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(
-            (outcome.received, outcome.malformed, outcome.untracked),
-            (4, 2, 1)
-        );
     }
 }

@@ -124,6 +124,9 @@ pub enum Fault {
     },
     /// 200 with this body.
     Body(&'static str),
+    /// 200 with a JSON array this many bytes long, streamed without a
+    /// Content-Length (so only reading it shows how large it is).
+    LargeBody(usize),
     /// Answer only after this long (longer than the client's timeout).
     Delay(Duration),
     /// Serve this request normally (to aim a later fault at page 2).
@@ -358,6 +361,22 @@ fn fault_response(fault: Fault) -> Response {
         )
             .into_response(),
         Fault::Body(body) => (StatusCode::OK, [("x-poll-interval", "1")], body).into_response(),
+        Fault::LargeBody(bytes) => {
+            let chunk = bytes::Bytes::from(vec![b' '; 1 << 20]);
+            let chunks = bytes / chunk.len() + 1;
+            let stream = futures_util::stream::iter(
+                std::iter::once(bytes::Bytes::from_static(b"["))
+                    .chain(std::iter::repeat_n(chunk, chunks))
+                    .chain(std::iter::once(bytes::Bytes::from_static(b"]")))
+                    .map(Ok::<_, std::io::Error>),
+            );
+            (
+                StatusCode::OK,
+                [("x-poll-interval", "1")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
         Fault::Delay(_) | Fault::Pass => unreachable!("handled by the caller"),
     }
 }

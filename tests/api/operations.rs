@@ -487,3 +487,86 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
     assert_eq!(old_only["pr_count"], 0);
     app.stop().await;
 }
+
+/// Invented HTTP methods are counted under `other`: a client cannot grow
+/// `/metrics` (and the process's memory) one label value at a time.
+#[tokio::test]
+async fn metric_labels_come_from_a_closed_set() {
+    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let invented = 200;
+    for i in 0..invented {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let answer = app
+            .http
+            .request(method, format!("http://{}/health", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 405);
+        let path = format!("http://{}/no/such/path/{i}", app.address);
+        assert_eq!(app.http.get(path).send().await.unwrap().status(), 404);
+    }
+    let text = scrape(&app).await;
+    assert!(
+        !text.contains("INVENTED"),
+        "an invented method became a label"
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "an unknown path became a label"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_http_requests_total{method="other",route="/health",status="405"}"#
+        ),
+        Some(f64::from(invented))
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"ghmetrics_http_requests_total{method="GET",route="(unmatched)",status="404"}"#
+        ),
+        Some(f64::from(invented))
+    );
+    app.stop().await;
+}
+
+/// Idle connections and connections that send half a request head are
+/// closed after their timeouts, and past `--max-connections` a new client
+/// waits for a slot instead of being refused.
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+        config.http.connections = ghmetrics::config::ConnectionLimits {
+            max_connections: 2,
+            header_read_timeout: Duration::from_millis(800),
+            keep_alive_timeout: Duration::from_millis(800),
+            write_timeout: Duration::from_secs(30),
+        };
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Both slots are taken: this client waits until one is freed.
+    let waiting = tokio::spawn({
+        let url = format!("http://{}/health", app.address);
+        async move { reqwest::get(url).await.unwrap().status() }
+    });
+    for stream in [&mut idle, &mut half] {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
+            .await
+            .expect("the server closed the connection");
+        // Closed without an answer (or reset): either way, gone.
+        assert!(read.is_err() || buf.is_empty() || buf.starts_with(b"HTTP/1.1 408"));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(waiting.await.unwrap(), 200);
+    app.stop().await;
+}

@@ -362,3 +362,77 @@ async fn polls_wait_for_another_writer_instead_of_dropping_events() {
     assert_eq!(global_polls, 1);
     app.stop().await;
 }
+
+/// `/health` is `degraded` (still 200) while every poll fails, and `ok` again
+/// once a poll brings recent events; the failure is reported by kind only.
+#[tokio::test]
+async fn health_is_degraded_while_polls_fail_and_recovers() {
+    let mut recent = fixture_events()[..100].to_vec();
+    let now = chrono::Utc::now();
+    for event in &mut recent {
+        event["created_at"] = serde_json::json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    }
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&recent);
+    mock.push_faults([Fault::Status(502), Fault::Status(502), Fault::Status(502)]);
+    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    app.wait_for_report(|r| r.consecutive_failures == 3).await;
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["last_poll_error"], "http_status");
+    assert!(!health.to_string().contains(&mock.url), "{health}");
+    app.wait_for_report(|r| r.consecutive_failures == 0 && r.polls >= 4)
+        .await;
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["last_poll_error"], serde_json::Value::Null);
+    app.stop().await;
+}
+
+/// Events dated after now (beyond a few minutes of clock skew) are skipped
+/// as malformed: an event of the year 9999 would count as recent for ever.
+#[tokio::test]
+async fn events_from_the_future_are_not_stored() {
+    let mut feed = fixture_events()[..100].to_vec();
+    let tracked = feed.iter().position(|e| e["type"] == "WatchEvent").unwrap();
+    feed[tracked]["created_at"] = serde_json::json!("9999-12-31T23:59:59Z");
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&feed);
+    let config = test_poller_config(&mock.url);
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+    let outcome = poller.poll_once().await.unwrap();
+    assert_eq!(outcome.malformed, 1);
+    let mut kept = feed.clone();
+    kept.remove(tracked);
+    assert_eq!(stored(&db), Expected::of(&kept).total());
+}
+
+/// A page larger than any real one (here 20 MB, past the 16 MiB cap) is
+/// abandoned as a failed poll rather than read into memory, and the next
+/// poll stores the feed.
+#[tokio::test]
+async fn an_oversized_page_is_a_failed_poll_not_a_memory_blowup() {
+    let events = fixture_events();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&events[..100]);
+    mock.push_faults([Fault::LargeBody(20 << 20)]);
+    let config = test_poller_config(&mock.url);
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+    let error = poller.poll_once().await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PollError::Fetch {
+                source: FetchError::TooLarge { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.kind().as_str(), "body_too_large");
+    poller.poll_once().await.unwrap();
+    assert_eq!(stored(&db), Expected::of(&events[..100]).total());
+}

@@ -309,3 +309,40 @@ async fn the_token_never_appears_in_any_output() {
         "token leaked:\n{output}"
     );
 }
+
+/// `user:password@` in `--github-api-url` appears in no log line, and
+/// `/health` tells any client only the kind of failure, not the URL or the
+/// network details; after three failed polls it says `degraded`.
+#[tokio::test]
+async fn api_url_credentials_stay_out_of_logs_and_health() {
+    ghmetrics::github::client::install_crypto_provider();
+    // A port with nothing listening: every poll fails in transport.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://apiuser:Pa55wordSecret@127.0.0.1:{port}/");
+    let mut service = Service::start(
+        &["--db", ":memory:", "--github-api-url", &url],
+        &[("RUST_LOG", "ghmetrics=debug")],
+    );
+    let health = service
+        .wait_for_health(|h| h["consecutive_poll_failures"].as_u64() >= Some(3))
+        .await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["last_poll_error"], "transport", "{health}");
+    let text = health.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("apiuser"),
+        "{text}"
+    );
+    service.signal("TERM");
+    assert!(service.wait(Duration::from_secs(5)).success());
+    let output = service.output.lock().unwrap().clone();
+    assert!(output.contains("poll failed"), "{output}");
+    assert!(output.contains("poller started"), "{output}");
+    assert!(
+        !output.contains("Pa55wordSecret"),
+        "password leaked:\n{output}"
+    );
+    assert!(!output.contains("apiuser"), "user name leaked:\n{output}");
+}
