@@ -319,7 +319,7 @@ const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
     tag = "charts",
     params(
         ("offset_minutes" = Option<i64>, Query, minimum = 1, description = "The window in minutes (default 60)"),
-        ("bucket_minutes" = Option<i64>, Query, minimum = 1, description = "Minutes per point (default: the window / 60, rounded up); at most the window, at most 1,000 points"),
+        ("bucket_minutes" = Option<i64>, Query, minimum = 1, description = "Minutes per point (default: the window / 60, rounded up). A bucket wider than the window is the window; one that would give more than 1,000 points is widened to give 1,000"),
         ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
     ),
     responses(
@@ -332,21 +332,12 @@ async fn visualization_timeline(
     params: QueryParams,
 ) -> Result<impl IntoResponse, AppError> {
     let offset_minutes = chart_window(&params)?;
-    let bucket_minutes = params
+    let requested = params
         .int(&BUCKET_MINUTES)?
         .unwrap_or_else(|| ceil_div(offset_minutes, DEFAULT_TIMELINE_BUCKETS));
     let format = params.image_format()?;
-    if bucket_minutes > offset_minutes {
-        return Err(AppError::InvalidParameter(format!(
-            "bucket_minutes ({bucket_minutes}) must not exceed offset_minutes ({offset_minutes})"
-        )));
-    }
+    let bucket_minutes = fit_bucket(offset_minutes, requested);
     let buckets = ceil_div(offset_minutes, bucket_minutes);
-    if buckets > MAX_TIMELINE_BUCKETS {
-        return Err(AppError::InvalidParameter(format!(
-            "offset_minutes / bucket_minutes gives {buckets} points; at most {MAX_TIMELINE_BUCKETS}: choose a larger bucket_minutes"
-        )));
-    }
     let now = Utc::now();
     // The last bucket ends with the current minute, so the right edge is "now".
     let end_minute = now.timestamp().div_euclid(60) + 1;
@@ -368,6 +359,15 @@ async fn visualization_timeline(
     Ok(([(header::CONTENT_TYPE, format.content_type())], image))
 }
 
+/// The bucket width actually drawn: at most the window (one point), and at
+/// least wide enough for at most [`MAX_TIMELINE_BUCKETS`] points, since more
+/// would be thinner than a pixel. Every width the document allows is served.
+fn fit_bucket(offset_minutes: i64, requested: i64) -> i64 {
+    requested
+        .min(offset_minutes)
+        .max(ceil_div(offset_minutes, MAX_TIMELINE_BUCKETS))
+}
+
 /// Runs chart rendering (milliseconds of CPU) on the blocking pool, in the request's span.
 async fn render_off_runtime(
     render: impl FnOnce() -> Result<Bytes, chart::ChartError> + Send + 'static,
@@ -383,6 +383,19 @@ async fn render_off_runtime(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_fit_the_window_and_the_point_limit() {
+        assert_eq!(fit_bucket(60, 1), 1);
+        assert_eq!(fit_bucket(60, 61), 60, "at most the window");
+        assert_eq!(fit_bucket(100_000, 1), 100, "at most 1,000 points");
+        assert_eq!(fit_bucket(100_001, 1), 101);
+        for (window, requested) in [(1, 52_559_999), (MAX_OFFSET_MINUTES, 1), (7, 3)] {
+            let bucket = fit_bucket(window, requested);
+            assert!(bucket >= 1 && bucket <= window);
+            assert!(ceil_div(window, bucket) <= MAX_TIMELINE_BUCKETS);
+        }
+    }
 
     #[test]
     fn window_start_reaches_back_at_most_the_maximum() {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The OpenAPI document against the real service: schemathesis generates
+# requests from /openapi.json (valid and invalid ones) and checks every answer
+# with all its checks: no 5xx, every status and body documented, every
+# schema-valid request accepted, every schema-invalid one rejected.
+#
+#   tests/contract/schemathesis.sh        (creates target/schemathesis-venv on first use)
+#
+# Writes target/schemathesis/{service.log,report.txt}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+target="${CARGO_TARGET_DIR:-target}"
+out="$target/schemathesis"
+venv="$target/schemathesis-venv"
+rm -rf "$out" && mkdir -p "$out"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi
+cargo build --quiet --locked
+bin="$target/debug/ghmetrics"
+db="$out/events.db"
+# Real events, so that answers are not all zeros.
+"$bin" import --db "$db" tests/fixtures/*.json.gz >/dev/null
+
+"$bin" serve --no-poll --db "$db" --listen 127.0.0.1:0 >"$out/service.log" 2>&1 &
+service=$!
+trap 'kill $service 2>/dev/null || true' EXIT
+address=""
+for _ in $(seq 100); do
+    address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "$out/service.log")
+    [ -n "$address" ] && break
+    sleep 0.1
+done
+[ -n "$address" ] || { echo "schemathesis.sh: the service did not start" >&2; cat "$out/service.log" >&2; exit 1; }
+
+status=0
+"$venv/bin/schemathesis" run "http://$address/openapi.json" --checks all \
+    --max-examples 100 --seed 1 --no-color >"$out/report.txt" 2>&1 || status=$?
+tail -n 25 "$out/report.txt"
+if [ "$status" -ne 0 ]; then
+    echo "schemathesis.sh: failures above (whole report: $out/report.txt)" >&2
+    exit "$status"
+fi
