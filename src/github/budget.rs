@@ -1,7 +1,9 @@
 //! The request budget shared by every feed: GitHub allows so many requests per
 //! hour (`X-RateLimit-Remaining` until `X-RateLimit-Reset`). Rather than spend
-//! it in a burst and then stall until the reset, requests are spaced so that
-//! what remains lasts until the reset.
+//! it in a burst and then stall until the reset, polls are spaced so that what
+//! remains lasts until the reset. A poll books all its requests at once and
+//! then fetches its pages back to back: the public feed moves every second, so
+//! pages fetched apart no longer line up and the poll would see fewer events.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,11 +30,11 @@ impl RateBudget {
         state.quota = Some((remaining, Instant::now() + resets_in));
     }
 
-    /// Waits until the next request fits the budget, and books it; says why
-    /// and how long it waited, if it did.
-    pub async fn acquire(&self) -> Option<(RateLimitWait, Duration)> {
+    /// Waits until `requests` more requests (one poll's pages) fit the
+    /// budget, and books them; says why and how long it waited, if it did.
+    pub async fn acquire(&self, requests: u32) -> Option<(RateLimitWait, Duration)> {
         let now = Instant::now();
-        let (wait, reason) = self.book(now);
+        let (wait, reason) = self.book(now, requests.max(1));
         if wait.is_zero() {
             return None;
         }
@@ -45,8 +47,8 @@ impl RateBudget {
         Some((reason, wait))
     }
 
-    /// How long after `now` the next request may start, and why; books it.
-    fn book(&self, now: Instant) -> (Duration, RateLimitWait) {
+    /// How long after `now` the next `requests` may start, and why; books them.
+    fn book(&self, now: Instant, requests: u32) -> (Duration, RateLimitWait) {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut at = state.next_allowed.map_or(now, |next| next.max(now));
         let mut gap = Duration::ZERO;
@@ -59,8 +61,9 @@ impl RateBudget {
                 state.quota = None;
             }
             Some((remaining, reset_at)) => {
-                gap = (*reset_at - at) / u32::try_from(*remaining).unwrap_or(u32::MAX);
-                *remaining -= 1;
+                let per_request = (*reset_at - at) / u32::try_from(*remaining).unwrap_or(u32::MAX);
+                gap = per_request.saturating_mul(requests);
+                *remaining = remaining.saturating_sub(u64::from(requests));
             }
             None => {}
         }
@@ -77,7 +80,7 @@ mod tests {
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..requests {
-            budget.acquire().await;
+            budget.acquire(1).await;
             times.push((Instant::now() - start).as_secs());
         }
         times
@@ -95,7 +98,7 @@ mod tests {
         budget.observe(10, Duration::from_secs(100));
         assert_eq!(request_times(&budget, 4).await, [0, 10, 20, 30]);
         assert_eq!(
-            budget.acquire().await,
+            budget.acquire(1).await,
             Some((RateLimitWait::Pacing, Duration::from_secs(10)))
         );
     }
@@ -107,10 +110,30 @@ mod tests {
         let budget = RateBudget::default();
         budget.observe(0, Duration::from_secs(30));
         assert_eq!(
-            budget.acquire().await,
+            budget.acquire(1).await,
             Some((RateLimitWait::Exhausted, Duration::from_secs(30)))
         );
         assert_eq!(request_times(&budget, 2).await, [0, 0]);
+    }
+
+    /// A poll of three pages books three requests: the next poll waits for
+    /// all three requests' share of the budget, and none waits inside a poll.
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_books_all_its_pages_at_once() {
+        let budget = RateBudget::default();
+        budget.observe(30, Duration::from_secs(300));
+        let start = Instant::now();
+        assert_eq!(
+            budget.acquire(3).await,
+            None,
+            "the first poll starts at once"
+        );
+        // 3 of 30 requests over 300 s: the next poll may start 30 s later.
+        assert_eq!(
+            budget.acquire(3).await,
+            Some((RateLimitWait::Pacing, Duration::from_secs(30)))
+        );
+        assert_eq!((Instant::now() - start).as_secs(), 30);
     }
 
     /// A fresh observation replaces the local count (the server knows best).

@@ -228,6 +228,15 @@ impl GithubClient {
         joined.parse().unwrap_or_else(|_| self.api_url.clone())
     }
 
+    /// Waits until a poll of `pages` requests fits the rate budget shared by
+    /// every feed, and books it. The pages themselves are then fetched back
+    /// to back with [`GithubClient::fetch_page`].
+    pub async fn wait_for_budget(&self, pages: u32) {
+        if let Some((reason, waited)) = self.budget.acquire(pages).await {
+            self.telemetry.rate_limit_wait(reason, waited);
+        }
+    }
+
     /// GETs one page, conditionally when `etag` is given.
     pub async fn fetch_page(
         &self,
@@ -246,9 +255,6 @@ impl GithubClient {
         {
             value.set_sensitive(true);
             request = request.header(header::AUTHORIZATION, value);
-        }
-        if let Some((reason, waited)) = self.budget.acquire().await {
-            self.telemetry.rate_limit_wait(reason, waited);
         }
         let response = request.send().await?;
         let status = response.status();

@@ -23,6 +23,8 @@ pub(super) struct Feed {
     pub(super) newest_id: Option<i64>,
     pub(super) next_due: tokio::time::Instant,
     pub(super) backoff: Backoff,
+    /// Pages the last poll fetched: what the next one books from the budget.
+    pub(super) pages_last_poll: u32,
     /// Answered 404 or 451 last time (reported once, retried rarely).
     pub(super) unavailable: bool,
 }

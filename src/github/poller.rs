@@ -56,6 +56,7 @@ impl Poller {
                 // rather than asked all at once.
                 next_due: now + config.watch_spread * i as u32 / (watched + 1),
                 backoff: backoff.clone(),
+                pages_last_poll: 1,
                 unavailable: false,
             })
             .collect();
@@ -149,8 +150,12 @@ impl Poller {
         }
     }
 
-    /// Every page of the feed, then one transaction for all new events.
+    /// Every page of the feed, fetched back to back once the budget allows a
+    /// whole poll, then one transaction for all new events.
     async fn fetch_and_store(&mut self, index: usize) -> Result<PollOutcome, PollError> {
+        self.client
+            .wait_for_budget(self.feeds[index].pages_last_poll)
+            .await;
         let first = self.client.endpoint(&self.feeds[index].path());
         let mut outcome = PollOutcome::empty();
         let mut events = Vec::new();
@@ -229,6 +234,7 @@ impl Poller {
                     // Remembered only once everything is stored, so a poll that
                     // failed half-way is fetched again in full.
                     self.feeds[index].etag = first_etag;
+                    self.feeds[index].pages_last_poll = outcome.pages;
                 }
                 Ok(outcome)
             }

@@ -159,6 +159,38 @@ struct MockState {
     poll_interval_secs: u64,
     faults: VecDeque<Fault>,
     seen: Vec<SeenRequest>,
+    /// When set, `/events` is regenerated at every request from the clock.
+    moving: Option<MovingFeed>,
+    /// When set, answers carry `X-RateLimit-Remaining` (counting down) and
+    /// `X-RateLimit-Reset` this epoch second.
+    quota: Option<(u64, u64)>,
+}
+
+/// A global feed that moves with time, as GitHub's does: `per_second` new
+/// events a second, the newest `length` of them served, newest first.
+struct MovingFeed {
+    templates: Vec<Value>,
+    started: Instant,
+    first_id: i64,
+    per_second: f64,
+    length: usize,
+}
+
+impl MovingFeed {
+    fn at(&self, now: Instant) -> Vec<Value> {
+        let newest = self.first_id + ((now - self.started).as_secs_f64() * self.per_second) as i64;
+        self.templates
+            .iter()
+            .cycle()
+            .take(self.length)
+            .enumerate()
+            .map(|(i, template)| {
+                let mut event = template.clone();
+                event["id"] = serde_json::json!((newest - i as i64).to_string());
+                event
+            })
+            .collect()
+    }
 }
 
 /// An in-process stand-in for GitHub's `/events`, on 127.0.0.1:0.
@@ -180,6 +212,8 @@ impl MockGithub {
             poll_interval_secs: 1,
             faults: VecDeque::new(),
             seen: Vec::new(),
+            moving: None,
+            quota: None,
         }));
         let app = Router::new()
             .route("/events", get(serve_events))
@@ -192,6 +226,28 @@ impl MockGithub {
     /// The events the feed serves from now on, newest first.
     pub fn set_feed(&self, events: &[Value]) {
         self.state.lock().unwrap().feed = events.to_vec();
+    }
+
+    /// From now on `/events` moves with time: `per_second` new events a
+    /// second (copies of `templates` with rising ids), 300 served.
+    pub fn set_moving_feed(&self, templates: &[Value], per_second: f64) {
+        self.state.lock().unwrap().moving = Some(MovingFeed {
+            templates: templates.to_vec(),
+            started: Instant::now(),
+            first_id: 50_000_000_000,
+            per_second,
+            length: 300,
+        });
+    }
+
+    /// Answers carry a rate limit: `remaining` requests (one less per
+    /// answer) until `reset_in_secs` from now.
+    pub fn set_quota(&self, remaining: u64, reset_in_secs: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        self.state.lock().unwrap().quota = Some((remaining, now + reset_in_secs));
     }
 
     /// What `/repos/{repo}/events` serves from now on, newest first.
@@ -266,6 +322,9 @@ async fn serve_events(
     let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     let (fault, response) = {
         let mut mock = state.lock().unwrap();
+        if let Some(moving) = &mock.moving {
+            mock.feed = moving.at(Instant::now());
+        }
         let fault = mock.faults.pop_front();
         let response = if fault.as_ref().is_some_and(|f| !matches!(f, Fault::Pass)) {
             None
@@ -284,7 +343,11 @@ async fn serve_events(
         (Some(fault), _) => fault_response(fault),
         (None, None) => unreachable!(),
     };
-    state.lock().unwrap().seen.push(SeenRequest {
+    let mut mock = state.lock().unwrap();
+    if let Some((remaining, _)) = &mut mock.quota {
+        *remaining = remaining.saturating_sub(1);
+    }
+    mock.seen.push(SeenRequest {
         at: Instant::now(),
         path: "/events".to_owned(),
         page,
@@ -319,6 +382,11 @@ fn page_response(
         serde_json::to_string(&items).unwrap(),
     )
         .into_response();
+    if let Some((remaining, reset)) = mock.quota {
+        let response_headers = response.headers_mut();
+        response_headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+        response_headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    }
     let pages = feed.len().div_ceil(mock.page_size).max(1);
     let response_headers = response.headers_mut();
     if page == 1 {

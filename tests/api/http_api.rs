@@ -470,9 +470,14 @@ async fn every_window_has_the_same_documented_maximum() {
         assert_eq!(counts[kind], *n, "{kind}");
     }
     // Widths the document allows are served, fitted to the window.
-    for query in ["offset_minutes=60&bucket_minutes=61", "offset_minutes=100000&bucket_minutes=1"] {
+    for query in [
+        "offset_minutes=60&bucket_minutes=61",
+        "offset_minutes=100000&bucket_minutes=1",
+    ] {
         let answer = app
-            .get(&format!("/metrics/visualization/timeline?{query}&format=svg"))
+            .get(&format!(
+                "/metrics/visualization/timeline?{query}&format=svg"
+            ))
             .await;
         assert_eq!(answer.status(), 200, "{query}");
     }

@@ -436,3 +436,33 @@ async fn an_oversized_page_is_a_failed_poll_not_a_memory_blowup() {
     poller.poll_once().await.unwrap();
     assert_eq!(stored(&db), Expected::of(&events[..100]).total());
 }
+
+/// Under a tight rate budget the pages of one poll are still fetched back to
+/// back (the budget spaces polls, not pages): against a feed that moves with
+/// time (100 events a second), each poll's three pages line up and cover
+/// about 300 distinct events. Spaced 0.6 s apart, as the budget would space
+/// single requests, they would overlap by about 60 events each.
+#[tokio::test]
+async fn a_poll_covers_its_pages_of_a_moving_feed() {
+    let templates: Vec<serde_json::Value> = fixture_events()[..50].to_vec();
+    let mock = MockGithub::start(100).await;
+    mock.set_moving_feed(&templates, 100.0);
+    // 20 requests left for 12 s: 0.6 s per request.
+    mock.set_quota(20, 12);
+    let config = test_poller_config(&mock.url);
+    let db = Db::open(&DbLocation::Memory).unwrap();
+    let mut poller = Poller::new(&config, db, Arc::new(PollStatus::default())).unwrap();
+    for poll in 1..=2 {
+        let outcome = poller.poll_once().await.unwrap();
+        assert_eq!(outcome.pages, 3, "poll {poll}");
+        let mut ids = outcome.ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        assert!(
+            ids.len() >= 290,
+            "poll {poll}: {} distinct events of {} received",
+            ids.len(),
+            outcome.received
+        );
+    }
+}
