@@ -25,5 +25,6 @@ pub mod server;
 pub mod synthetic;
 pub mod telemetry;
 
-pub use app::{App, AppState, router};
+pub use api::{AppState, router};
+pub use app::App;
 pub use config::Config;

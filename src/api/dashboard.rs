@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use super::AppState;
 
 /// The page. It refreshes its numbers and charts every 30 seconds.
 const PAGE: &str = include_str!("dashboard.html");

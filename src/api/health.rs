@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{FeedCoverage, global_feed_coverage, newest_event_at, stored_event_count};
 use crate::error::AppError;
 use crate::github::outcome::FailureKind;

@@ -37,11 +37,14 @@ const RATELIMIT_AFTER: header::HeaderName = header::HeaderName::from_static("x-r
 const CORS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// The per-client limiter: keyed by peer IP, its state shared by every route.
-pub type ClientLimiter = Arc<GovernorConfig<PeerIpKeyExtractor, NoOpMiddleware>>;
+type ClientLimiter = Arc<GovernorConfig<PeerIpKeyExtractor, NoOpMiddleware>>;
+
+/// How often the rate limiter forgets clients whose budget has refilled.
+const LIMITER_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A limiter allowing `per_second` requests per second per client IP, with a
 /// burst of as many.
-pub fn client_limiter(per_second: std::num::NonZeroU32) -> ClientLimiter {
+fn client_limiter(per_second: std::num::NonZeroU32) -> ClientLimiter {
     let per_second = per_second.get();
     let period =
         Duration::from_nanos(1_000_000_000 / u64::from(per_second)).max(Duration::from_nanos(1));
@@ -62,9 +65,16 @@ pub fn client_limiter(per_second: std::num::NonZeroU32) -> ClientLimiter {
 pub fn apply<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     config: &HttpConfig,
-    limiter: Option<ClientLimiter>,
     telemetry: Arc<Telemetry>,
 ) -> Router<S> {
+    let limiter = config.rate_limit.map(client_limiter);
+    let forget = limiter.clone().map(|limiter| {
+        let cleanup = Arc::new(IdleClientCleanup::new(limiter));
+        middleware::from_fn(move |request: Request, next: Next| {
+            cleanup.run_if_due();
+            next.run(request)
+        })
+    });
     let rate_limit =
         limiter.map(|limiter| GovernorLayer::new(limiter).error_handler(too_many_requests));
     routes
@@ -81,8 +91,51 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
                 .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))),
         )
         .layer(option_layer(rate_limit))
+        .layer(option_layer(forget))
         .layer(option_layer(cors(&config.cors_origins)))
         .layer(middleware::from_fn_with_state(telemetry, record_request))
+}
+
+/// Drops the rate limiter's entries of clients quiet long enough to be back
+/// at a full burst, at most once a [`LIMITER_CLEANUP_INTERVAL`], on whichever
+/// request comes due: memory does not grow with every address ever seen, and
+/// no background task has to be started and stopped.
+struct IdleClientCleanup {
+    limiter: ClientLimiter,
+    started: std::time::Instant,
+    /// Seconds after `started` when the next cleanup is due.
+    next_due: std::sync::atomic::AtomicU64,
+}
+
+impl IdleClientCleanup {
+    fn new(limiter: ClientLimiter) -> Self {
+        IdleClientCleanup {
+            limiter,
+            started: std::time::Instant::now(),
+            next_due: std::sync::atomic::AtomicU64::new(LIMITER_CLEANUP_INTERVAL.as_secs()),
+        }
+    }
+
+    fn run_if_due(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.started.elapsed().as_secs();
+        let due = self.next_due.load(Ordering::Relaxed);
+        // One request wins the exchange and cleans; the others go on.
+        if now >= due
+            && self
+                .next_due
+                .compare_exchange(
+                    due,
+                    now + LIMITER_CLEANUP_INTERVAL.as_secs(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.limiter.limiter().retain_recent();
+            self.limiter.limiter().shrink_to_fit();
+        }
+    }
 }
 
 /// CORS for read-only browser clients of the listed origins; `None` when none is listed.

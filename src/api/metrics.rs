@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
-use crate::app::AppState;
 use crate::chart;
 use crate::db::{self, DbError, EventCounts, ceil_div};
 use crate::error::{AppError, ErrorBody};

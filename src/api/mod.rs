@@ -7,15 +7,20 @@ mod health;
 pub mod layers;
 mod metrics;
 mod params;
+mod prometheus;
+mod state;
 
 pub use params::MAX_OFFSET_MINUTES;
-mod prometheus;
+pub use state::AppState;
 
 use std::sync::OnceLock;
 
 use axum::Router;
+use axum::extract::MatchedPath;
 use axum::http::header;
 use axum::response::IntoResponse;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use utoipa::OpenApi;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{Object, Type};
@@ -24,7 +29,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
+use crate::config::HttpConfig;
+
 use crate::error::AppError;
 
 /// The version prefix every endpoint is also served under.
@@ -135,9 +141,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_router().1
 }
 
+/// The HTTP application: every endpoint inside the service's layers (see
+/// [`layers`]), with a request span naming the matched route.
+pub fn router(state: AppState, http: &HttpConfig) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::extract::Request| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("(unmatched)", MatchedPath::as_str);
+            tracing::info_span!("request", method = %request.method(), route)
+        })
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    let telemetry = state.telemetry.clone();
+    layers::apply(routes(), http, telemetry)
+        .layer(trace)
+        .with_state(state)
+}
+
 /// Every endpoint, at its seed path and under `/v1/`, the docs page, and a
 /// JSON 404 for unknown paths.
-pub fn router() -> Router<AppState> {
+fn routes() -> Router<AppState> {
     let (router, _) = documented_router();
     let docs = SwaggerUi::new(DOCS_PATH).config(utoipa_swagger_ui::Config::from("/openapi.json"));
     router.merge(docs).fallback(|| async { AppError::NotFound })
@@ -184,7 +208,7 @@ mod tests {
 
     #[test]
     fn every_route_is_in_the_openapi_document_and_back() {
-        let routed = routed_paths(&router());
+        let routed = routed_paths(&routes());
         assert!(
             routed.contains("/metrics/event-counts") && routed.contains("/v1/health"),
             "routes not found in the router's Debug output: {routed:?}"

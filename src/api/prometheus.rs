@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{newest_event_at, stored_event_count};
 use crate::error::AppError;
 use crate::telemetry::{self, DatabaseGauges};

@@ -440,8 +440,9 @@ async fn an_oversized_page_is_a_failed_poll_not_a_memory_blowup() {
 /// Under a tight rate budget the pages of one poll are still fetched back to
 /// back (the budget spaces polls, not pages): against a feed that moves with
 /// time (100 events a second), each poll's three pages line up and cover
-/// about 300 distinct events. Spaced 0.6 s apart, as the budget would space
-/// single requests, they would overlap by about 60 events each.
+/// nearly 300 distinct events. Spaced 0.6 s apart, as the budget would space
+/// single requests, they would overlap by about 60 events each (about 180
+/// distinct); the bound leaves room for pages slowed to 250 ms by a busy machine.
 #[tokio::test]
 async fn a_poll_covers_its_pages_of_a_moving_feed() {
     let templates: Vec<serde_json::Value> = fixture_events()[..50].to_vec();
@@ -459,7 +460,7 @@ async fn a_poll_covers_its_pages_of_a_moving_feed() {
         ids.sort_unstable();
         ids.dedup();
         assert!(
-            ids.len() >= 290,
+            ids.len() >= 250,
             "poll {poll}: {} distinct events of {} received",
             ids.len(),
             outcome.received

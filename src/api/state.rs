@@ -1,0 +1,27 @@
+//! [`AppState`]: what the handlers reach, and nothing else (the layers get
+//! their own settings from [`crate::config::HttpConfig`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::chart::ChartCache;
+use crate::db::Db;
+use crate::github::PollStatus;
+use crate::telemetry::Telemetry;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    /// The poller's latest report, for `/health`.
+    pub poll_status: Arc<PollStatus>,
+    /// Whether this process polls GitHub at all.
+    pub polling: bool,
+    /// Rendered charts, reused while the counts stay the same.
+    pub charts: Arc<ChartCache>,
+    /// Watched repositories (polled through their own feed) and since when
+    /// (epoch seconds); empty without polling.
+    pub watched: Arc<HashMap<String, i64>>,
+    /// Prometheus metrics, fed by the poller, retention and every request.
+    pub telemetry: Arc<Telemetry>,
+}
