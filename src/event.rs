@@ -425,4 +425,69 @@ mod tests {
             Err(MalformedEvent::Json(_))
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// A JSON value shaped like an event, with every field possibly
+        /// missing, of the wrong type, or hostile.
+        fn event_like() -> impl Strategy<Value = String> {
+            let text = prop_oneof![
+                Just("\"\"".to_owned()),
+                "\"[a-zA-Z0-9/ _.:-]{0,20}\"",
+                Just("\"9999-12-31T23:59:59Z\"".to_owned()),
+                Just("\"2021-07-21T06:00:00Z\"".to_owned()),
+                Just("\"WatchEvent\"".to_owned()),
+                Just("\"PullRequestEvent\"".to_owned()),
+                Just("\"IssuesEvent\"".to_owned()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|n| format!("{n:?}")),
+                Just("null".to_owned()),
+                Just("[]".to_owned()),
+                Just("{}".to_owned()),
+            ];
+            let field = |name: &'static str| {
+                proptest::option::of(text.clone())
+                    .prop_map(move |v| v.map(|v| format!("\"{name}\":{v}")))
+            };
+            (
+                field("type"),
+                field("id"),
+                field("created_at"),
+                proptest::option::of(text.clone())
+                    .prop_map(|v| v.map(|v| format!("\"repo\":{{\"name\":{v}}}"))),
+                proptest::option::of(text.clone()).prop_map(|v| {
+                    v.map(|v| format!("\"payload\":{{\"action\":{v},\"number\":{v}}}"))
+                }),
+            )
+                .prop_map(|(a, b, c, d, e)| {
+                    let fields: Vec<String> = [a, b, c, d, e].into_iter().flatten().collect();
+                    format!("{{{}}}", fields.join(","))
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse_event(&bytes);
+            }
+
+            /// Whatever the fields hold, the parser answers; what it keeps is
+            /// a valid event: positive id, non-empty repository, a time from
+            /// 1970 up to the clock-skew tolerance.
+            #[test]
+            fn event_shaped_input_is_kept_only_when_valid(json in event_like()) {
+                if let Ok(Some(event)) = parse_event(&json) {
+                    prop_assert!(event.id > 0);
+                    prop_assert!(!event.repo_name.is_empty());
+                    prop_assert!(event.created_at >= 0);
+                    prop_assert!(
+                        event.created_at <= chrono::Utc::now().timestamp() + MAX_CLOCK_SKEW_SECONDS
+                    );
+                }
+            }
+        }
+    }
 }

@@ -280,4 +280,48 @@ mod tests {
         }
         assert!(matches!(params(&[]).image_format(), Ok(ImageFormat::Png)));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any text: an integer parameter is accepted exactly when it is
+            /// a decimal integer within its documented bounds.
+            #[test]
+            fn integers_are_accepted_exactly_within_bounds(raw in ".{0,24}|-?[0-9]{1,22}") {
+                let result = params(&[("offset_minutes", &raw)]).int(&OFFSET_MINUTES);
+                let expected = raw
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (OFFSET_MINUTES.min..=OFFSET_MINUTES.max).contains(n));
+                match result {
+                    Ok(value) => prop_assert_eq!(value, expected),
+                    Err(_) => prop_assert_eq!(expected, None),
+                }
+            }
+
+            /// Every string the documented pattern allows is accepted.
+            #[test]
+            fn every_documented_repo_name_is_accepted(
+                name in proptest::string::string_regex(
+                    repo_name_pattern().trim_start_matches('^').trim_end_matches('$')
+                ).unwrap()
+            ) {
+                let query = params(&[("repo_name", &name)]);
+                prop_assert_eq!(query.repo_name().unwrap(), name.as_str());
+            }
+
+            /// Any text is answered, never a panic, and what is accepted
+            /// matches the pattern's shape.
+            #[test]
+            fn any_repo_name_is_answered(raw in "\\PC{0,40}") {
+                if let Ok(name) = params(&[("repo_name", &raw)]).repo_name() {
+                    let (owner, repo) = name.split_once('/').unwrap();
+                    prop_assert!(!owner.is_empty() && !repo.is_empty() && !repo.contains('/'));
+                }
+            }
+        }
+    }
 }
