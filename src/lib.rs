@@ -7,7 +7,9 @@
 //! - [`api`]: the axum handlers; [`error`] maps failures to HTTP responses.
 //! - [`chart`]: the PNG bar chart.
 //! - [`import`]: GH Archive files into the same table, streaming.
-//! - [`app`]: state, router and the serve loop; [`config`] and [`cli`] feed it.
+//! - [`app`]: opens the store, starts the poller and retention, serves the
+//!   router; [`server`] is the accept loop with its connection limits;
+//!   [`config`] and [`cli`] feed it.
 #![forbid(unsafe_code)]
 
 pub mod api;

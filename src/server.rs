@@ -62,6 +62,9 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// How long answers in flight may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops
 /// accepting, lets requests in flight finish, and returns.
 pub async fn serve(
@@ -122,7 +125,14 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Idle connections close at once; answers in flight get a moment to
+    // finish, but a client that stopped reading does not hold up the exit.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+    }
     Ok(())
 }
 
@@ -249,8 +259,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> GuardedIo<T> {
-    /// Tracks a write's progress: a stalled write past the timeout is an error.
-    fn track_write<R>(
+    /// Tracks a write's progress: a stalled write past the timeout is an
+    /// error; bytes written mean an answer is going out, so the request was
+    /// read and the idle clock for the next one runs from the last byte written.
+    fn track_write<R: Written>(
         &mut self,
         result: Poll<io::Result<R>>,
         cx: &mut Context<'_>,
@@ -265,9 +277,31 @@ impl<T: AsyncWrite + Unpin> GuardedIo<T> {
             }
             ready => {
                 self.write_blocked_since = None;
+                if let Poll::Ready(Ok(done)) = &ready
+                    && done.wrote_bytes()
+                {
+                    self.phase = Phase::Idle(Instant::now());
+                }
                 ready
             }
         }
+    }
+}
+
+/// What a write call returns: a byte count, or `()` for a flush.
+trait Written {
+    fn wrote_bytes(&self) -> bool;
+}
+
+impl Written for usize {
+    fn wrote_bytes(&self) -> bool {
+        *self > 0
+    }
+}
+
+impl Written for () {
+    fn wrote_bytes(&self) -> bool {
+        false
     }
 }
 
@@ -279,13 +313,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(written)) = result
-            && written > 0
-        {
-            // An answer is going out: the request was read, and the idle
-            // clock for the next one runs from the last byte written.
-            this.phase = Phase::Idle(Instant::now());
-        }
         this.track_write(result, cx)
     }
 
@@ -296,11 +323,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(written)) = result
-            && written > 0
-        {
-            this.phase = Phase::Idle(Instant::now());
-        }
         this.track_write(result, cx)
     }
 

@@ -9,6 +9,7 @@
 # Writes target/browser/{dashboard.html,dashboard.png,service.log}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/serve.sh
 
 for tool in chromium sqlite3 curl; do
     command -v "$tool" >/dev/null || { echo "dashboard.sh: $tool is not installed" >&2; exit 1; }
@@ -33,16 +34,7 @@ average=$(sqlite3 "$db" "SELECT avg(gap) FROM (
 top_repo=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'PullRequestEvent'
     GROUP BY repo_name ORDER BY count(*) DESC, repo_name LIMIT 1")
 
-"$bin" serve --no-poll --db "$db" --listen 127.0.0.1:0 >"$out/service.log" 2>&1 &
-service=$!
-trap 'kill $service 2>/dev/null || true' EXIT
-address=""
-for _ in $(seq 100); do
-    address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "$out/service.log")
-    [ -n "$address" ] && break
-    sleep 0.1
-done
-[ -n "$address" ] || { cat "$out/service.log" >&2; echo "the service did not start" >&2; exit 1; }
+serve_fixture "$db" "$out/service.log"
 curl -fsS "http://$address/health" >/dev/null
 
 # The fixture is from 2015: a window of 10,000,000 minutes (19 years) holds it all.

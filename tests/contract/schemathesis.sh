@@ -9,6 +9,7 @@
 # Writes target/schemathesis/{service.log,report.txt}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/serve.sh
 
 target="${CARGO_TARGET_DIR:-target}"
 out="$target/schemathesis"
@@ -24,16 +25,7 @@ db="$out/events.db"
 # Real events, so that answers are not all zeros.
 "$bin" import --db "$db" tests/fixtures/*.json.gz >/dev/null
 
-"$bin" serve --no-poll --db "$db" --listen 127.0.0.1:0 >"$out/service.log" 2>&1 &
-service=$!
-trap 'kill $service 2>/dev/null || true' EXIT
-address=""
-for _ in $(seq 100); do
-    address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "$out/service.log")
-    [ -n "$address" ] && break
-    sleep 0.1
-done
-[ -n "$address" ] || { echo "schemathesis.sh: the service did not start" >&2; cat "$out/service.log" >&2; exit 1; }
+serve_fixture "$db" "$out/service.log"
 
 status=0
 "$venv/bin/schemathesis" run "http://$address/openapi.json" --checks all \

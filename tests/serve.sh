@@ -1,0 +1,15 @@
+# Sourced by the shell tests: `serve_fixture DB LOG` starts `$bin serve --no-poll`
+# on DB at 127.0.0.1:0 in the background, stops it when the script exits, and
+# sets `address` to where it listens (or fails with its log).
+serve_fixture() {
+    "$bin" serve --no-poll --db "$1" --listen 127.0.0.1:0 >"$2" 2>&1 &
+    service=$!
+    trap 'kill $service 2>/dev/null || true' EXIT
+    address=""
+    for _ in $(seq 100); do
+        address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "$2")
+        [ -n "$address" ] && break
+        sleep 0.1
+    done
+    [ -n "$address" ] || { cat "$2" >&2; echo "the service did not start" >&2; exit 1; }
+}
