@@ -59,6 +59,7 @@ impl App {
             charts: Arc::default(),
             watched: Arc::new(watched),
             telemetry,
+            answers: Arc::default(),
         };
         Ok(App {
             listener,

@@ -1,6 +1,5 @@
 //! `GET /health`: is the service up, how much is stored, and is polling working.
 
-use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -9,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::cache::{self, Answer, Key, Stamp};
 use crate::db::{FeedCoverage, global_feed_coverage, newest_event_at, stored_event_count};
 use crate::error::AppError;
 use crate::github::outcome::FailureKind;
@@ -63,38 +63,50 @@ const COVERAGE_WINDOW_SECONDS: i64 = 3600;
     tag = "operations",
     responses((status = 200, description = "The service is up", body = Health))
 )]
-async fn health(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
+async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
     let now = Utc::now().timestamp();
-    let (events_stored, newest_event_at, global_feed_coverage) = state
-        .db
-        .run(move |conn| {
-            Ok((
-                stored_event_count(conn)?,
-                newest_event_at(conn)?,
-                global_feed_coverage(conn, now, COVERAGE_WINDOW_SECONDS)?,
-            ))
+    let stamp = Stamp {
+        data: state.db.data_version()?,
+        polls: state.poll_status.generation(),
+        clock: now,
+    };
+    let key = Key {
+        route: "health",
+        params: String::new(),
+    };
+    cache::answer(&state, key, stamp, || async {
+        let (events_stored, newest_event_at, global_feed_coverage) = state
+            .db
+            .run(move |conn| {
+                Ok((
+                    stored_event_count(conn)?,
+                    newest_event_at(conn)?,
+                    global_feed_coverage(conn, now, COVERAGE_WINDOW_SECONDS)?,
+                ))
+            })
+            .await?;
+        let report = state.poll_status.snapshot();
+        let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
+        // Staleness counts only once polls have had a chance to bring events.
+        let stale = report.polls > 0
+            && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
+        cache::json(&Health {
+            status: if state.polling && (failing || stale) {
+                "degraded"
+            } else {
+                "ok"
+            },
+            events_stored,
+            newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
+            polling: state.polling,
+            last_poll_at: report.last_poll_at,
+            last_poll_error: report.last_poll_error,
+            consecutive_poll_failures: report.consecutive_failures,
+            polls: report.polls,
+            events_malformed: report.events_malformed,
+            global_feed_coverage,
+            watched_repositories: state.watched.len(),
         })
-        .await?;
-    let report = state.poll_status.snapshot();
-    let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
-    // Staleness counts only once polls have had a chance to bring events.
-    let stale =
-        report.polls > 0 && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
-    Ok(Json(Health {
-        status: if state.polling && (failing || stale) {
-            "degraded"
-        } else {
-            "ok"
-        },
-        events_stored,
-        newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
-        polling: state.polling,
-        last_poll_at: report.last_poll_at,
-        last_poll_error: report.last_poll_error,
-        consecutive_poll_failures: report.consecutive_failures,
-        polls: report.polls,
-        events_malformed: report.events_malformed,
-        global_feed_coverage,
-        watched_repositories: state.watched.len(),
-    }))
+    })
+    .await
 }

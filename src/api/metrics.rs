@@ -1,6 +1,5 @@
 //! `GET /metrics/...`: the four metrics, each one SQL query (see `db::metrics`).
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
@@ -12,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::cache::{self, Answer, Key, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
 use crate::chart;
 use crate::db::{self, DbError, EventCounts, ceil_div};
@@ -64,49 +64,74 @@ struct AveragePrTime {
 async fn average_pr_time(
     State(state): State<AppState>,
     params: QueryParams,
-) -> Result<Json<AveragePrTime>, AppError> {
+) -> Result<Answer, AppError> {
     let repo_name = params.repo_name()?.to_owned();
-    let repo = repo_name.clone();
-    let summary = state
-        .db
-        .run(move |conn| db::average_pr_gap(conn, &repo))
-        .await?;
-    let message = summary.average_seconds.is_none().then(|| {
-        format!(
-            "Only {} PR event(s) found. At least 2 are required.",
-            summary.openings
-        )
-    });
-    let watched_since = state
-        .watched
-        .get(&repo_name)
-        .and_then(|&since| DateTime::from_timestamp(since, 0));
-    Ok(Json(AveragePrTime {
-        repo_name,
-        average_seconds: summary.average_seconds,
-        pr_count: summary.openings,
-        message,
-        source: if watched_since.is_some() {
-            "watched"
-        } else {
-            "global_feed"
-        },
-        watched_since,
-    }))
+    let stamp = Stamp {
+        data: state.db.data_version()?,
+        ..Stamp::default()
+    };
+    let key = Key {
+        route: "average-pr-time",
+        params: repo_name.clone(),
+    };
+    cache::answer(&state, key, stamp, || async {
+        let repo = repo_name.clone();
+        let summary = state
+            .db
+            .run(move |conn| db::average_pr_gap(conn, &repo))
+            .await?;
+        let message = summary.average_seconds.is_none().then(|| {
+            format!(
+                "Only {} PR event(s) found. At least 2 are required.",
+                summary.openings
+            )
+        });
+        let watched_since = state
+            .watched
+            .get(&repo_name)
+            .and_then(|&since| DateTime::from_timestamp(since, 0));
+        cache::json(&AveragePrTime {
+            repo_name,
+            average_seconds: summary.average_seconds,
+            pr_count: summary.openings,
+            message,
+            source: if watched_since.is_some() {
+                "watched"
+            } else {
+                "global_feed"
+            },
+            watched_since,
+        })
+    })
+    .await
 }
 
 /// Epoch second `offset_minutes` before `now` (at most [`MAX_OFFSET_MINUTES`],
 /// so this cannot overflow).
-fn window_start(offset_minutes: i64, now: DateTime<Utc>) -> i64 {
-    now.timestamp() - offset_minutes.min(MAX_OFFSET_MINUTES) * 60
+fn window_start(offset_minutes: i64, now: i64) -> i64 {
+    now - offset_minutes.min(MAX_OFFSET_MINUTES) * 60
 }
 
-async fn counts_since(state: &AppState, offset_minutes: i64) -> Result<EventCounts, AppError> {
-    let since = window_start(offset_minutes, Utc::now());
+/// The counts of the last `offset_minutes` minutes as of epoch second `now`.
+async fn counts_since(
+    state: &AppState,
+    offset_minutes: i64,
+    now: i64,
+) -> Result<EventCounts, AppError> {
+    let since = window_start(offset_minutes, now);
     Ok(state
         .db
         .run(move |conn| db::event_counts(conn, since))
         .await?)
+}
+
+/// The stamp of an answer about the window ending now: the data and the second.
+fn windowed_stamp(state: &AppState, now: i64) -> Result<Stamp, AppError> {
+    Ok(Stamp {
+        data: state.db.data_version()?,
+        polls: 0,
+        clock: now,
+    })
 }
 
 /// Stored events per type created in the last `offset_minutes` minutes.
@@ -123,9 +148,18 @@ async fn counts_since(state: &AppState, offset_minutes: i64) -> Result<EventCoun
 async fn event_counts(
     State(state): State<AppState>,
     params: QueryParams,
-) -> Result<Json<EventCounts>, AppError> {
+) -> Result<Answer, AppError> {
     let offset_minutes = params.required_int(&OFFSET_MINUTES)?;
-    Ok(Json(counts_since(&state, offset_minutes).await?))
+    let now = Utc::now().timestamp();
+    let key = Key {
+        route: "event-counts",
+        params: offset_minutes.to_string(),
+    };
+    let stamp = windowed_stamp(&state, now)?;
+    cache::answer(&state, key, stamp, || async {
+        cache::json(&counts_since(&state, offset_minutes, now).await?)
+    })
+    .await
 }
 
 /// Answers up to this size are built in memory and sent with a
@@ -152,6 +186,17 @@ async fn pr_counts(
     params: QueryParams,
 ) -> Result<Response, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
+    let stamp = Stamp {
+        data: state.db.data_version()?,
+        ..Stamp::default()
+    };
+    let key = Key {
+        route: "pr-counts",
+        params: limit.map_or_else(String::new, |n| n.to_string()),
+    };
+    if let Some(hit) = state.answers.get(&key, stamp) {
+        return Ok(hit.into_response());
+    }
     let db = state.db.clone();
     let span = tracing::Span::current();
     // The whole answer is written out while holding a pooled connection (one
@@ -167,16 +212,22 @@ async fn pr_counts(
         spool.finish()
     })
     .await??;
-    let json = [(header::CONTENT_TYPE, "application/json")];
     Ok(match answer {
-        Spooled::Memory(bytes) => (json, bytes).into_response(),
+        Spooled::Memory(body) => {
+            let answer = Answer {
+                content_type: "application/json",
+                body,
+            };
+            state.answers.put(key, stamp, answer.clone());
+            answer.into_response()
+        }
         Spooled::File(file, length) => {
             let stream = tokio_util::io::ReaderStream::with_capacity(
                 tokio::fs::File::from_std(file),
                 64 * 1024,
             );
             (
-                json,
+                [(header::CONTENT_TYPE, "application/json")],
                 [(header::CONTENT_LENGTH, length.to_string())],
                 Body::from_stream(stream),
             )
@@ -290,14 +341,27 @@ fn write_pr_counts(
 async fn visualization(
     State(state): State<AppState>,
     params: QueryParams,
-) -> Result<impl IntoResponse, AppError> {
+) -> Result<Answer, AppError> {
     let offset_minutes = chart_window(&params)?;
     let format = params.image_format()?;
-    let counts = counts_since(&state, offset_minutes).await?;
-    let window = chart::describe_window(offset_minutes);
-    let charts = state.charts.clone();
-    let image = render_off_runtime(move || charts.get_or_render(&counts, &window, format)).await?;
-    Ok(([(header::CONTENT_TYPE, format.content_type())], image))
+    let now = Utc::now().timestamp();
+    let key = Key {
+        route: "visualization",
+        params: format!("{offset_minutes} {}", format.content_type()),
+    };
+    let stamp = windowed_stamp(&state, now)?;
+    cache::answer(&state, key, stamp, || async {
+        let counts = counts_since(&state, offset_minutes, now).await?;
+        let window = chart::describe_window(offset_minutes);
+        let charts = state.charts.clone();
+        let body =
+            render_off_runtime(move || charts.get_or_render(&counts, &window, format)).await?;
+        Ok(Answer {
+            content_type: format.content_type(),
+            body,
+        })
+    })
+    .await
 }
 
 /// A chart's window: `offset_minutes`, by default the last hour.
@@ -330,7 +394,7 @@ const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
 async fn visualization_timeline(
     State(state): State<AppState>,
     params: QueryParams,
-) -> Result<impl IntoResponse, AppError> {
+) -> Result<Answer, AppError> {
     let offset_minutes = chart_window(&params)?;
     let requested = params
         .int(&BUCKET_MINUTES)?
@@ -338,25 +402,39 @@ async fn visualization_timeline(
     let format = params.image_format()?;
     let bucket_minutes = fit_bucket(offset_minutes, requested);
     let buckets = ceil_div(offset_minutes, bucket_minutes);
-    let now = Utc::now();
-    // The last bucket ends with the current minute, so the right edge is "now".
-    let end_minute = now.timestamp().div_euclid(60) + 1;
-    let first_minute = end_minute - buckets * bucket_minutes;
-    let counts = state
-        .db
-        .run(move |conn| db::timeline(conn, first_minute, bucket_minutes, buckets as usize))
-        .await?;
-    let timeline = chart::Timeline {
-        start: first_minute * 60,
-        bucket_seconds: bucket_minutes * 60,
-        buckets: counts,
+    // The last bucket ends with the current minute, so the right edge is
+    // "now", and the chart changes only when the minute or the data do.
+    let end_minute = Utc::now().timestamp().div_euclid(60) + 1;
+    let key = Key {
+        route: "timeline",
+        params: format!(
+            "{offset_minutes} {bucket_minutes} {}",
+            format.content_type()
+        ),
     };
-    let window = chart::describe_window(offset_minutes);
-    let image = render_off_runtime(move || {
-        chart::render_timeline(&timeline, &window, format).map(Bytes::from)
+    let stamp = windowed_stamp(&state, end_minute)?;
+    cache::answer(&state, key, stamp, || async {
+        let first_minute = end_minute - buckets * bucket_minutes;
+        let counts = state
+            .db
+            .run(move |conn| db::timeline(conn, first_minute, bucket_minutes, buckets as usize))
+            .await?;
+        let timeline = chart::Timeline {
+            start: first_minute * 60,
+            bucket_seconds: bucket_minutes * 60,
+            buckets: counts,
+        };
+        let window = chart::describe_window(offset_minutes);
+        let body = render_off_runtime(move || {
+            chart::render_timeline(&timeline, &window, format).map(Bytes::from)
+        })
+        .await?;
+        Ok(Answer {
+            content_type: format.content_type(),
+            body,
+        })
     })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, format.content_type())], image))
+    .await
 }
 
 /// The bucket width actually drawn: at most the window (one point), and at
@@ -399,7 +477,7 @@ mod tests {
 
     #[test]
     fn window_start_reaches_back_at_most_the_maximum() {
-        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let now = 1_700_000_000;
         assert_eq!(window_start(1, now), 1_700_000_000 - 60);
         assert_eq!(window_start(10_000_000, now), 1_700_000_000 - 600_000_000);
         assert_eq!(

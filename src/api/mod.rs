@@ -2,6 +2,7 @@
 //! of handlers annotated for OpenAPI, so the routes and `/openapi.json` come
 //! from the same list and cannot drift.
 
+mod cache;
 mod dashboard;
 mod health;
 pub mod layers;
@@ -10,6 +11,7 @@ mod params;
 mod prometheus;
 mod state;
 
+pub use cache::AnswerCache;
 pub use params::MAX_OFFSET_MINUTES;
 pub use state::AppState;
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::cache::AnswerCache;
 use crate::chart::ChartCache;
 use crate::db::Db;
 use crate::github::PollStatus;
@@ -24,4 +25,7 @@ pub struct AppState {
     pub watched: Arc<HashMap<String, i64>>,
     /// Prometheus metrics, fed by the poller, retention and every request.
     pub telemetry: Arc<Telemetry>,
+    /// Answers kept while the data, the poller's report and the clock they
+    /// were computed from are unchanged.
+    pub answers: Arc<AnswerCache>,
 }

@@ -61,9 +61,11 @@ pub enum DbError {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    /// For `:memory:` only: an in-memory database vanishes with its last
-    /// connection, so one is held for the life of the handle.
-    _memory_keeper: Option<Arc<Mutex<Connection>>>,
+    /// A connection that never writes, kept to ask SQLite whether anything
+    /// was committed since ([`Db::data_version`]). For `:memory:` it also
+    /// keeps the database alive: an in-memory database vanishes with its
+    /// last connection.
+    version_probe: Arc<Mutex<Connection>>,
 }
 
 impl Db {
@@ -85,9 +87,11 @@ impl Db {
                     Ok(())
                 });
                 let pool = r2d2::Pool::builder().max_size(POOL_SIZE).build(manager)?;
+                let mut probe = Connection::open(path)?;
+                apply_pragmas(&mut probe)?;
                 Db {
                     pool,
-                    _memory_keeper: None,
+                    version_probe: Arc::new(Mutex::new(probe)),
                 }
             }
             DbLocation::Memory => {
@@ -115,7 +119,7 @@ impl Db {
                     .build(manager)?;
                 Db {
                     pool,
-                    _memory_keeper: Some(Arc::new(Mutex::new(keeper))),
+                    version_probe: Arc::new(Mutex::new(keeper)),
                 }
             }
         };
@@ -173,6 +177,22 @@ impl Db {
             })
         })
         .await?
+    }
+
+    /// A number that changes whenever any connection, in this process or
+    /// another (an import, a second service on the same file), commits a
+    /// change: SQLite's `PRAGMA data_version`, asked on a connection that
+    /// never writes. Answers computed at one version are exact until it
+    /// changes. Microseconds, no thread hop.
+    pub fn data_version(&self) -> Result<u64, DbError> {
+        let conn = self
+            .version_probe
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        Ok(version as u64)
     }
 
     /// How many connections the pool holds at most.

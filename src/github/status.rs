@@ -33,6 +33,9 @@ pub struct PollReport {
 #[derive(Debug)]
 pub struct PollStatus {
     report: watch::Sender<PollReport>,
+    /// Bumped after every poll: answers that show the report are exact while
+    /// it stays the same.
+    generation: std::sync::atomic::AtomicU64,
     telemetry: Arc<Telemetry>,
 }
 
@@ -46,6 +49,7 @@ impl PollStatus {
     pub fn new(telemetry: Arc<Telemetry>) -> Self {
         PollStatus {
             report: watch::Sender::new(PollReport::default()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             telemetry,
         }
     }
@@ -56,6 +60,11 @@ impl PollStatus {
 
     pub fn snapshot(&self) -> PollReport {
         self.report.borrow().clone()
+    }
+
+    /// Changes after every poll.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A receiver that sees each new report.
@@ -94,5 +103,8 @@ impl PollStatus {
                 };
             }
         });
+        // After the report: a reader that sees the new generation sees it.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }

@@ -34,6 +34,7 @@ fn state_with(events: &[Value]) -> AppState {
         charts: Arc::default(),
         watched: Arc::new(HashMap::new()),
         telemetry: Arc::default(),
+        answers: Arc::default(),
     }
 }
 

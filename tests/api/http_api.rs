@@ -558,3 +558,75 @@ fn ordered_pairs(json: &str) -> Vec<(String, u64)> {
     }
     serde_json::from_str::<Pairs>(json).unwrap().0
 }
+
+/// Answers are cached, but never stale: after a write by another connection
+/// (as an import in another process makes), every endpoint's next answer
+/// shows it, with no wait.
+#[tokio::test]
+async fn every_cached_answer_follows_a_write_from_another_connection() {
+    let now = Utc::now().timestamp();
+    let events = [
+        event(1, EventType::PullRequest, "a/b", "opened", now - 600),
+        event(2, EventType::PullRequest, "a/b", "opened", now - 300),
+        event(3, EventType::Watch, "a/b", "started", now - 200),
+    ];
+    let (app, dir) = app_with(&events).await;
+    let paths = [
+        "/metrics/event-counts?offset_minutes=60",
+        "/metrics/average-pr-time?repo_name=a/b",
+        "/metrics/pr-counts?limit=100",
+        "/metrics/pr-counts",
+        "/health",
+        "/metrics/visualization?format=svg",
+        "/metrics/visualization/timeline?format=svg",
+    ];
+    let mut before = Vec::new();
+    for path in paths {
+        let first = app.get(path).await.bytes().await.unwrap();
+        let again = app.get(path).await.bytes().await.unwrap();
+        assert_eq!(first, again, "{path}: the same data, the same answer");
+        before.push(first);
+    }
+    // Another handle on the same file: the service learns of the commit only
+    // through SQLite.
+    let other = Db::open(&DbLocation::File(dir.path().join("events.db"))).unwrap();
+    insert_events(
+        &mut other.get().unwrap(),
+        &[event(4, EventType::PullRequest, "a/b", "opened", now - 100)],
+    )
+    .unwrap();
+    for (path, old) in paths.iter().zip(&before) {
+        let after = app.get(path).await.bytes().await.unwrap();
+        assert_ne!(&after, old, "{path} still answers as before the write");
+    }
+    let (_, counts) = app
+        .get_json("/metrics/event-counts?offset_minutes=60")
+        .await;
+    assert_eq!(counts["PullRequestEvent"], 3);
+    let (_, gap) = app.get_json("/metrics/average-pr-time?repo_name=a/b").await;
+    assert_eq!(gap["pr_count"], 3);
+    assert_eq!(gap["average_seconds"], 250.0);
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(health["events_stored"], 4);
+    app.stop().await;
+}
+
+/// An answer about "the last N minutes" moves with the clock: an event that
+/// leaves the window leaves the next answer, with no write in between.
+#[tokio::test]
+async fn a_passing_second_changes_the_next_answer() {
+    let now = Utc::now().timestamp();
+    // Inside the one-minute window for about one more second.
+    let leaving = now - 59;
+    let (app, _dir) = app_with(&[event(1, EventType::Watch, "a/b", "started", leaving)]).await;
+    let (_, counts) = app.get_json("/metrics/event-counts?offset_minutes=1").await;
+    if Utc::now().timestamp() <= leaving + 60 {
+        assert_eq!(counts["WatchEvent"], 1, "still inside the window");
+    }
+    while Utc::now().timestamp() <= leaving + 60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, counts) = app.get_json("/metrics/event-counts?offset_minutes=1").await;
+    assert_eq!(counts["WatchEvent"], 0, "the event has left the window");
+    app.stop().await;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Each endpoint's throughput as a share of the 404 path's, in one run (issue 12).
+#
+#   benches/scripts/ratios.sh DB [BIN]
+#
+# Starts BIN (default target/release/ghmetrics) with --no-poll on a copy-free
+# DB, runs `wrk -t1 -c16 --latency` on an unknown path (a 404 through every
+# layer: the framework's ceiling) and on each endpoint, and prints req/s, p99
+# and the ratio to the 404, then the service's RSS after the run.
+# DURATION (default 5s) sets each wrk run. Needs wrk (apt-get install -y wrk).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
+db=$1
+bin=${2:-target/release/ghmetrics}
+duration=${DURATION:-5s}
+repo=$(sqlite3 -readonly "$db" 'SELECT repo_name FROM pr_openings ORDER BY openings DESC LIMIT 1')
+
+RUST_LOG=warn,ghmetrics::app=info "$bin" serve --no-poll --db "$db" --listen 127.0.0.1:0 >"${TMPDIR:-/tmp}/ratios.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+address=""
+for _ in $(seq 200); do
+    address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "${TMPDIR:-/tmp}/ratios.log")
+    [ -n "$address" ] && break
+    sleep 0.1
+done
+[ -n "$address" ] || { cat "${TMPDIR:-/tmp}/ratios.log" >&2; echo "ratios.sh: the service did not start" >&2; exit 1; }
+
+run() { # path -> "req/s p99_ms"
+    wrk -t1 -c16 -d"$duration" --latency "http://$address$1" | awk '
+        /Requests\/sec/ {rps = $2}
+        /^ +99%/ {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; p99 = v}
+        END {printf "%s %s", rps, p99}'
+}
+read -r base base_p99 <<<"$(run /no/such/path)"
+printf '%-58s %10s %8s %6s\n' path req/s p99_ms ratio
+printf '%-58s %10.0f %8.3f %6.2f\n' /no/such/path "$base" "$base_p99" 1
+for path in \
+    "/metrics/event-counts?offset_minutes=1" \
+    "/metrics/event-counts?offset_minutes=60" \
+    "/metrics/event-counts?offset_minutes=10080" \
+    "/metrics/event-counts?offset_minutes=52560000" \
+    "/metrics/average-pr-time?repo_name=$repo" \
+    "/metrics/pr-counts?limit=100" \
+    "/metrics/pr-counts" \
+    "/health" \
+    "/metrics/visualization" \
+    "/metrics/visualization?format=svg" \
+    "/metrics/visualization/timeline" \
+    "/metrics/visualization/timeline?format=svg"; do
+    read -r rps p99 <<<"$(run "$path")"
+    printf '%-58s %10.0f %8.3f %6.2f\n' "$path" "$rps" "$p99" "$(echo "$rps / $base" | bc -l)"
+done
+echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status")"

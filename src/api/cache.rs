@@ -1,0 +1,163 @@
+//! Answers kept while they are exact: each is stored with the [`Stamp`] it was
+//! computed at (the database's data version, and where the answer depends on
+//! them the poller's report and the clock's second) and served only to a
+//! request that finds the same stamp. A commit by any connection, in this
+//! process or another, changes the data version; a new second changes the
+//! clock; so no answer outlives what it was computed from. A hit costs a
+//! `PRAGMA data_version` and a map lookup, with no hop to the blocking pool.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::error::AppError;
+
+/// Most answers kept: distinct parameters are cheap for a client to invent,
+/// so past this the cache is emptied rather than grown.
+const MAX_ANSWERS: usize = 4096;
+
+/// What an answer was computed from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// [`crate::db::Db::data_version`] when the answer was computed.
+    pub data: u64,
+    /// The poller's report generation, for answers that show it (`/health`).
+    pub polls: u64,
+    /// The clock, for answers about "the last N minutes" (epoch seconds,
+    /// or minutes for a chart whose buckets move by the minute).
+    pub clock: i64,
+}
+
+/// One cached answer: its content type and body.
+#[derive(Clone)]
+pub struct Answer {
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+    }
+}
+
+/// An endpoint and its parameters, as the key of an answer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub route: &'static str,
+    pub params: String,
+}
+
+#[derive(Default)]
+pub struct AnswerCache {
+    answers: Mutex<HashMap<Key, (Stamp, Answer)>>,
+}
+
+impl AnswerCache {
+    pub fn get(&self, key: &Key, stamp: Stamp) -> Option<Answer> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        match answers.get(key) {
+            Some((at, answer)) if *at == stamp => Some(answer.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn put(&self, key: Key, stamp: Stamp, answer: Answer) {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        if answers.len() >= MAX_ANSWERS && !answers.contains_key(&key) {
+            answers.clear();
+        }
+        answers.insert(key, (stamp, answer));
+    }
+}
+
+/// The answer for `key` at `stamp`: from the cache, or computed and kept.
+/// `compute` must answer as of `stamp` (the same clock, and data at least as
+/// new as `stamp.data`, which any read started after it is).
+pub async fn answer<F, Fut>(
+    state: &AppState,
+    key: Key,
+    stamp: Stamp,
+    compute: F,
+) -> Result<Answer, AppError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Answer, AppError>>,
+{
+    if let Some(hit) = state.answers.get(&key, stamp) {
+        return Ok(hit);
+    }
+    let answer = compute().await?;
+    state.answers.put(key, stamp, answer.clone());
+    Ok(answer)
+}
+
+/// A JSON answer from a serializable value.
+pub fn json<T: serde::Serialize>(value: &T) -> Result<Answer, AppError> {
+    let body = serde_json::to_vec(value).map_err(|error| {
+        tracing::error!(%error, "cannot serialize an answer");
+        AppError::Internal("cannot serialize the answer")
+    })?;
+    Ok(Answer {
+        content_type: "application/json",
+        body: Bytes::from(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(text: &'static str) -> Answer {
+        Answer {
+            content_type: "text/plain",
+            body: Bytes::from_static(text.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_served_only_at_its_stamp() {
+        let cache = AnswerCache::default();
+        let key = Key {
+            route: "r",
+            params: "a".into(),
+        };
+        let at = Stamp {
+            data: 1,
+            polls: 0,
+            clock: 100,
+        };
+        cache.put(key.clone(), at, answer("x"));
+        assert_eq!(cache.get(&key, at).unwrap().body, "x");
+        for other in [
+            Stamp { data: 2, ..at },
+            Stamp { polls: 1, ..at },
+            Stamp { clock: 101, ..at },
+        ] {
+            assert!(cache.get(&key, other).is_none(), "{other:?}");
+        }
+        let other_key = Key {
+            route: "r",
+            params: "b".into(),
+        };
+        assert!(cache.get(&other_key, at).is_none());
+    }
+
+    #[test]
+    fn invented_parameters_cannot_grow_it_without_bound() {
+        let cache = AnswerCache::default();
+        for i in 0..3 * MAX_ANSWERS {
+            let key = Key {
+                route: "r",
+                params: i.to_string(),
+            };
+            cache.put(key, Stamp::default(), answer("x"));
+        }
+        assert!(cache.answers.lock().unwrap().len() <= MAX_ANSWERS);
+    }
+}
