@@ -15,6 +15,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::db::DataVersion;
 use crate::error::AppError;
 
 /// Most answers kept: distinct parameters are cheap for a client to invent,
@@ -25,7 +26,7 @@ const MAX_ANSWERS: usize = 4096;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
     /// [`crate::db::Db::data_version`] when the answer was computed.
-    pub data: u64,
+    pub data: DataVersion,
     /// The poller's report generation, for answers that show it (`/health`).
     pub polls: u64,
     /// The clock, for answers about "the last N minutes" (epoch seconds,
@@ -128,14 +129,17 @@ mod tests {
             params: "a".into(),
         };
         let at = Stamp {
-            data: 1,
+            data: DataVersion::default(),
             polls: 0,
             clock: 100,
         };
         cache.put(key.clone(), at, answer("x"));
         assert_eq!(cache.get(&key, at).unwrap().body, "x");
         for other in [
-            Stamp { data: 2, ..at },
+            Stamp {
+                data: DataVersion::from_counter(2),
+                ..at
+            },
             Stamp { polls: 1, ..at },
             Stamp { clock: 101, ..at },
         ] {

@@ -55,18 +55,55 @@ pub enum DbError {
     Migration(#[from] refinery::Error),
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("reading the database's change counter: {0}")]
+    Probe(String),
 }
 
 /// The database handle shared by the poller and the HTTP handlers. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    /// A connection that never writes, kept to ask SQLite whether anything
-    /// was committed since ([`Db::data_version`]). For `:memory:` it also
-    /// keeps the database alive: an in-memory database vanishes with its
-    /// last connection.
-    version_probe: Arc<Mutex<Connection>>,
+    /// How [`Db::data_version`] learns of commits.
+    version_probe: Arc<VersionProbe>,
 }
+
+/// How [`Db::data_version`] learns that something was committed.
+enum VersionProbe {
+    /// WAL mode (database files): the wal-index header at the start of the
+    /// `-shm` file, which SQLite rewrites at every commit by any connection of
+    /// any process (its `iChange` counter goes up). One `pread` of 48 bytes:
+    /// no lock, no SQLite call.
+    WalIndex(std::fs::File),
+    /// Otherwise (`:memory:`, or a file SQLite kept out of WAL mode):
+    /// `PRAGMA data_version` on a connection that never writes. For
+    /// `:memory:` this connection also keeps the database alive: an
+    /// in-memory database vanishes with its last connection.
+    Pragma(Mutex<Connection>),
+}
+
+/// What [`Db::data_version`] returns: equal values mean nothing was
+/// committed in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataVersion([u8; WAL_INDEX_HEADER_BYTES]);
+
+impl DataVersion {
+    /// A version made from a number, for tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn from_counter(counter: u64) -> Self {
+        let mut version = DataVersion::default();
+        version.0[..8].copy_from_slice(&counter.to_le_bytes());
+        version
+    }
+}
+
+impl Default for DataVersion {
+    fn default() -> Self {
+        DataVersion([0; WAL_INDEX_HEADER_BYTES])
+    }
+}
+
+/// Size of one copy of the wal-index header (`WalIndexHdr` in SQLite's wal.c).
+const WAL_INDEX_HEADER_BYTES: usize = 48;
 
 impl Db {
     /// Opens (creating if needed) the database and brings its schema up to date.
@@ -87,11 +124,22 @@ impl Db {
                     Ok(())
                 });
                 let pool = r2d2::Pool::builder().max_size(POOL_SIZE).build(manager)?;
-                let mut probe = Connection::open(path)?;
-                apply_pragmas(&mut probe)?;
+                // A pooled connection, held while the probe is set up, makes
+                // sure the file is in WAL mode and its -shm file exists.
+                let held = pool.get()?;
+                let shm = std::fs::File::open(format!("{}-shm", path.display()));
+                let probe = match shm {
+                    Ok(file) => VersionProbe::WalIndex(file),
+                    Err(_) => {
+                        let mut conn = Connection::open(path)?;
+                        apply_pragmas(&mut conn)?;
+                        VersionProbe::Pragma(Mutex::new(conn))
+                    }
+                };
+                drop(held);
                 Db {
                     pool,
-                    version_probe: Arc::new(Mutex::new(probe)),
+                    version_probe: Arc::new(probe),
                 }
             }
             DbLocation::Memory => {
@@ -119,7 +167,7 @@ impl Db {
                     .build(manager)?;
                 Db {
                     pool,
-                    version_probe: Arc::new(Mutex::new(keeper)),
+                    version_probe: Arc::new(VersionProbe::Pragma(Mutex::new(keeper))),
                 }
             }
         };
@@ -179,20 +227,27 @@ impl Db {
         .await?
     }
 
-    /// A number that changes whenever any connection, in this process or
+    /// A value that changes whenever any connection, in this process or
     /// another (an import, a second service on the same file), commits a
-    /// change: SQLite's `PRAGMA data_version`, asked on a connection that
-    /// never writes. Answers computed at one version are exact until it
-    /// changes. Microseconds, no thread hop.
-    pub fn data_version(&self) -> Result<u64, DbError> {
-        let conn = self
-            .version_probe
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let version: i64 = conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |row| row.get(0))?;
-        Ok(version as u64)
+    /// change. Answers computed from reads begun after it was taken are exact
+    /// until it changes. Microseconds, no thread hop.
+    pub fn data_version(&self) -> Result<DataVersion, DbError> {
+        let mut version = DataVersion::default();
+        match &*self.version_probe {
+            VersionProbe::WalIndex(shm) => {
+                use std::os::unix::fs::FileExt;
+                shm.read_exact_at(&mut version.0, 0)
+                    .map_err(|error| DbError::Probe(error.to_string()))?;
+            }
+            VersionProbe::Pragma(conn) => {
+                let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let counter: i64 = conn
+                    .prepare_cached("PRAGMA data_version")?
+                    .query_row([], |row| row.get(0))?;
+                version.0[..8].copy_from_slice(&counter.to_le_bytes());
+            }
+        }
+        Ok(version)
     }
 
     /// How many connections the pool holds at most.
@@ -303,6 +358,41 @@ fn create_parent_dir(path: &Path) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The data version changes with every commit by any connection (here a
+    /// second handle, as another process would be) and only then, for a file
+    /// (read from the wal-index) and for `:memory:` (PRAGMA data_version).
+    #[test]
+    fn the_data_version_changes_with_every_commit_and_only_then() {
+        use crate::event::{Event, EventType};
+        let event = |id| Event {
+            id,
+            event_type: EventType::Watch,
+            created_at: 1_700_000_000,
+            repo_name: "a/b".to_owned(),
+            actor_login: None,
+            action: Some("started".to_owned()),
+            number: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = DbLocation::File(dir.path().join("v.db"));
+        let served = Db::open(&file).unwrap();
+        assert!(matches!(*served.version_probe, VersionProbe::WalIndex(_)));
+        let other = Db::open(&file).unwrap();
+        let memory = Db::open(&DbLocation::Memory).unwrap();
+        assert!(matches!(*memory.version_probe, VersionProbe::Pragma(_)));
+        for (reader, writer) in [(&served, &other), (&memory, &memory)] {
+            let before = reader.data_version().unwrap();
+            // Reads change nothing.
+            stored_event_count(&reader.get().unwrap()).unwrap();
+            assert_eq!(reader.data_version().unwrap(), before);
+            for id in 1..=3 {
+                let seen = reader.data_version().unwrap();
+                insert_events(&mut writer.get().unwrap(), &[event(id)]).unwrap();
+                assert_ne!(reader.data_version().unwrap(), seen, "commit {id}");
+            }
+        }
+    }
 
     /// A database written before the rollups existed gets them filled in by V2.
     #[test]
