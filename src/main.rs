@@ -43,8 +43,23 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Threads for blocking work: the database (8 pooled connections) and chart
+/// rendering (CPU-bound). Tokio's default of 512 only adds threads, each with
+/// its own allocator arena, that wait for a connection or a core: on this
+/// service they cost memory (RSS after a load run of every endpoint on 6,000
+/// events: 37.6 MB with the default, 23.3 MB with 8) and no speed.
+const BLOCKING_THREADS: usize = 8;
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve_until_signal(args))
+}
+
+async fn serve_until_signal(args: ServeArgs) -> anyhow::Result<()> {
     let token = match std::env::var_os("GITHUB_TOKEN") {
         None => None,
         Some(value) => match value.to_str() {
