@@ -3,10 +3,12 @@
 #
 #   benches/scripts/ratios.sh DB [BIN]
 #
-# Starts BIN (default target/release/ghmetrics) with --no-poll on a copy-free
-# DB, runs `wrk -t1 -c16 --latency` on an unknown path (a 404 through every
-# layer: the framework's ceiling) and on each endpoint, and prints req/s, p99
-# and the ratio to the 404, then the service's RSS after the run.
+# Starts BIN (default target/release/ghmetrics) with --no-poll on DB, runs
+# `wrk -t1 -c16 --latency` on each endpoint, each time right after a run on an
+# unknown path (a 404 through every layer: the framework's ceiling), and prints
+# the endpoint's req/s and p99, the 404's req/s just before, and their ratio
+# (pairing each endpoint with its own 404 run keeps the machine's drift out of
+# the ratio); then the service's RSS after the run.
 # DURATION (default 5s) sets each wrk run. Needs wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,9 +35,7 @@ run() { # path -> "req/s p99_ms"
         /^ +99%/ {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; p99 = v}
         END {printf "%s %s", rps, p99}'
 }
-read -r base base_p99 <<<"$(run /no/such/path)"
-printf '%-58s %10s %8s %6s\n' path req/s p99_ms ratio
-printf '%-58s %10.0f %8.3f %6.2f\n' /no/such/path "$base" "$base_p99" 1
+printf '%-58s %10s %8s %10s %6s\n' path req/s p99_ms 404_req/s ratio
 for path in \
     "/metrics/event-counts?offset_minutes=1" \
     "/metrics/event-counts?offset_minutes=60" \
@@ -49,7 +49,8 @@ for path in \
     "/metrics/visualization?format=svg" \
     "/metrics/visualization/timeline" \
     "/metrics/visualization/timeline?format=svg"; do
+    read -r base _ <<<"$(run /no/such/path)"
     read -r rps p99 <<<"$(run "$path")"
-    printf '%-58s %10.0f %8.3f %6.2f\n' "$path" "$rps" "$p99" "$(echo "$rps / $base" | bc -l)"
+    printf '%-58s %10.0f %8.3f %10.0f %6.2f\n' "$path" "$rps" "$p99" "$base" "$(echo "$rps / $base" | bc -l)"
 done
 echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status")"
