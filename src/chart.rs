@@ -211,8 +211,14 @@ fn encode_png(pixels: &[u8]) -> Result<Vec<u8>, ChartError> {
     let mut encoder = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    // Flat colours compress well even at the fastest setting.
-    encoder.set_compression(png::Compression::Fast);
+    // Answers are cached while their data and clock are unchanged, so a chart
+    // is encoded at most about once a second while it is sent thousands of
+    // times: zlib's default level with adaptive filters makes the bar chart
+    // 44 -> 17 KB and the timeline 115 -> 29 KB for 1.5-2.7 ms more per
+    // render (the best level saves 2 KB more for 20-50 ms, which a client
+    // asking for many windows could turn into CPU load).
+    encoder.set_compression(png::Compression::Default);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(pixels)?;
     writer.finish()?;
