@@ -18,16 +18,10 @@ bin=${2:-target/release/ghmetrics}
 duration=${DURATION:-5s}
 repo=$(sqlite3 -readonly "$db" 'SELECT repo_name FROM pr_openings ORDER BY openings DESC LIMIT 1')
 
-RUST_LOG=warn,ghmetrics::app=info "$bin" serve --no-poll --db "$db" --listen 127.0.0.1:0 >"${TMPDIR:-/tmp}/ratios.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-address=""
-for _ in $(seq 200); do
-    address=$(sed -n 's/.*serving HTTP address=\([0-9.:]*\).*/\1/p' "${TMPDIR:-/tmp}/ratios.log")
-    [ -n "$address" ] && break
-    sleep 0.1
-done
-[ -n "$address" ] || { cat "${TMPDIR:-/tmp}/ratios.log" >&2; echo "ratios.sh: the service did not start" >&2; exit 1; }
+# The per-request log lines are not what is measured here.
+export RUST_LOG=warn,ghmetrics::app=info
+. tests/serve.sh
+serve_fixture "$db" "${TMPDIR:-/tmp}/ratios.log"
 
 run() { # path -> "req/s p99_ms"
     wrk -t1 -c16 -d"$duration" --latency "http://$address$1" | awk '
@@ -53,4 +47,4 @@ for path in \
     read -r rps p99 <<<"$(run "$path")"
     printf '%-58s %10.0f %8.3f %10.0f %6.2f\n' "$path" "$rps" "$p99" "$base" "$(echo "$rps / $base" | bc -l)"
 done
-echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status")"
+echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$service/status")"
