@@ -196,14 +196,8 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let mut conn = pool.get()?;
-            Ok(work(&mut conn)?)
-        })
-        .await?
+        self.on_blocking_pool(move |pool| Ok(work(&mut *pool.get()?)?))
+            .await
     }
 
     /// Runs a write like [`Db::run`], but waits its turn while another
@@ -215,14 +209,21 @@ impl Db {
         F: FnMut(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
         T: Send + 'static,
     {
+        self.on_blocking_pool(move |pool| retry_while_busy(|| Ok(work(&mut *pool.get()?)?)))
+            .await
+    }
+
+    /// Runs `job` on the blocking thread pool, in the caller's span.
+    async fn on_blocking_pool<T, F>(&self, job: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&r2d2::Pool<SqliteConnectionManager>) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            retry_while_busy(|| {
-                let mut conn = pool.get()?;
-                Ok(work(&mut conn)?)
-            })
+            job(&pool)
         })
         .await?
     }
