@@ -136,14 +136,6 @@ pub async fn serve(
     Ok(())
 }
 
-/// The address a request came from, as [`serve`] records it.
-pub fn peer_addr<B>(request: &axum::http::Request<B>) -> Option<SocketAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
-}
-
 /// Where a connection is in its request cycle, as far as its bytes tell.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
