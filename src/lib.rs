@@ -7,6 +7,7 @@
 //! - [`api`]: the axum handlers; [`error`] maps failures to HTTP responses.
 //! - [`chart`]: the PNG bar chart.
 //! - [`import`]: GH Archive files into the same table, streaming.
+//! - [`time_buckets`]: minute/hour/day arithmetic shared by rollups, queries and charts.
 //! - [`app`]: opens the store, starts the poller and retention, serves the
 //!   router; [`server`] is the accept loop with its connection limits;
 //!   [`config`] and [`cli`] feed it.
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod server;
 pub mod synthetic;
 pub mod telemetry;
+pub mod time_buckets;
 
 pub use api::{AppState, router};
 pub use app::App;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, DbError, delete_events_before, delete_feed_polls_before};
 use crate::telemetry::Telemetry;
+use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR};
 
 /// Events deleted per transaction: about 90 ms of write lock on the
 /// development machine (BENCHMARKS.md), so the poller (and an import) wait at
@@ -25,7 +26,8 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// The longest `--retention` accepted: far beyond any event (GitHub began in
 /// 2008), and small enough that now minus it is always a representable time.
 pub const MAX_RETENTION_YEARS: u64 = 1000;
-pub const MAX_RETENTION: Duration = Duration::from_secs(MAX_RETENTION_YEARS * 365 * 86_400);
+pub const MAX_RETENTION: Duration =
+    Duration::from_secs(MAX_RETENTION_YEARS * 365 * SECONDS_PER_DAY as u64);
 
 /// The epoch second before which events are deleted: never after `now`, and
 /// saturating rather than wrapping for any retention.
@@ -64,8 +66,8 @@ pub async fn run(
 /// `30d`, `12h`, or humantime's form for anything else: humantime alone would
 /// print 3650 days as "9years 11months 27days 21h 50m 24s" (30.44-day months).
 fn describe(retention: Duration) -> String {
-    const DAY: u64 = 86_400;
-    const HOUR: u64 = 3_600;
+    const DAY: u64 = SECONDS_PER_DAY as u64;
+    const HOUR: u64 = SECONDS_PER_HOUR as u64;
     match retention.as_secs() {
         secs if retention.subsec_nanos() == 0 && secs % DAY == 0 => format!("{}d", secs / DAY),
         secs if retention.subsec_nanos() == 0 && secs % HOUR == 0 => format!("{}h", secs / HOUR),

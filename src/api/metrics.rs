@@ -14,8 +14,9 @@ use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
 use crate::chart;
-use crate::db::{self, DbError, EventCounts, ceil_div};
+use crate::db::{self, DbError, EventCounts};
 use crate::error::{AppError, ErrorBody};
+use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div, minute_of};
 
 /// The chart's window when `offset_minutes` is not given.
 const DEFAULT_CHART_WINDOW_MINUTES: i64 = 60;
@@ -109,7 +110,7 @@ async fn average_pr_time(
 /// Epoch second `offset_minutes` before `now` (at most [`MAX_OFFSET_MINUTES`],
 /// so this cannot overflow).
 fn window_start(offset_minutes: i64, now: i64) -> i64 {
-    now - offset_minutes.min(MAX_OFFSET_MINUTES) * 60
+    now - offset_minutes.min(MAX_OFFSET_MINUTES) * SECONDS_PER_MINUTE
 }
 
 /// The counts of the last `offset_minutes` minutes as of epoch second `now`.
@@ -404,7 +405,7 @@ async fn visualization_timeline(
     let buckets = ceil_div(offset_minutes, bucket_minutes);
     // The last bucket ends with the current minute, so the right edge is
     // "now", and the chart changes only when the minute or the data do.
-    let end_minute = Utc::now().timestamp().div_euclid(60) + 1;
+    let end_minute = minute_of(Utc::now().timestamp()) + 1;
     let key = Key {
         route: "timeline",
         params: format!(
@@ -420,8 +421,8 @@ async fn visualization_timeline(
             .run(move |conn| db::timeline(conn, first_minute, bucket_minutes, buckets as usize))
             .await?;
         let timeline = chart::Timeline {
-            start: first_minute * 60,
-            bucket_seconds: bucket_minutes * 60,
+            start: first_minute * SECONDS_PER_MINUTE,
+            bucket_seconds: bucket_minutes * SECONDS_PER_MINUTE,
             buckets: counts,
         };
         let window = chart::describe_window(offset_minutes);

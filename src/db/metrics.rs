@@ -3,8 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::write::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 use crate::event::EventType;
+use crate::time_buckets::{HOURS_PER_DAY, MINUTES_PER_HOUR, SECONDS_PER_MINUTE, ceil_div};
 
 /// Events per type since a moment, from four disjoint ranges: the raw events
 /// before the first whole minute (`?1` <= created_at < `?2`), whole minutes
@@ -84,18 +84,16 @@ pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqli
     // bucket arithmetic below free of negative-number rounding.
     let since = since.max(0);
     let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
-    let minutes_per_hour = SECONDS_PER_HOUR / SECONDS_PER_MINUTE;
-    let first_hour = ceil_div(first_minute, minutes_per_hour);
-    let hours_per_day = SECONDS_PER_DAY / SECONDS_PER_HOUR;
-    let first_day = ceil_div(first_hour, hours_per_day);
+    let first_hour = ceil_div(first_minute, MINUTES_PER_HOUR);
+    let first_day = ceil_div(first_hour, HOURS_PER_DAY);
     let mut stmt = conn.prepare_cached(EVENT_COUNTS_SQL)?;
     let mut rows = stmt.query(params![
         since,
         first_minute * SECONDS_PER_MINUTE,
         first_minute,
-        first_hour * minutes_per_hour,
+        first_hour * MINUTES_PER_HOUR,
         first_hour,
-        first_day * hours_per_day,
+        first_day * HOURS_PER_DAY,
         first_day,
     ])?;
     let mut counts = [0u64; 3];
@@ -131,7 +129,6 @@ pub fn timeline(
     bucket_minutes: i64,
     buckets: usize,
 ) -> Result<Vec<[u64; 3]>, rusqlite::Error> {
-    const MINUTES_PER_HOUR: i64 = SECONDS_PER_HOUR / SECONDS_PER_MINUTE;
     let mut counts = vec![[0u64; 3]; buckets];
     let end = first_minute + bucket_minutes * buckets as i64;
     let bucket_of = |minute: i64| ((minute - first_minute) / bucket_minutes) as usize;
@@ -191,11 +188,6 @@ pub fn timeline(
         }
     }
     Ok(counts)
-}
-
-/// `a / b` rounded up, for `b > 0` (`i64::div_ceil` is not stable).
-pub(crate) fn ceil_div(a: i64, b: i64) -> i64 {
-    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
 /// The gaps between consecutive PR openings of one repository.
@@ -280,6 +272,7 @@ mod tests {
     use crate::config::DbLocation;
     use crate::db::{Db, insert_events};
     use crate::event::Event;
+    use crate::time_buckets::SECONDS_PER_DAY;
 
     fn event(id: i64, event_type: EventType, repo: &str, action: Option<&str>, at: i64) -> Event {
         Event {
@@ -452,24 +445,6 @@ mod tests {
             checked_average(&db, repo);
         }
         assert_eq!(delete_events_before(&mut conn, cutoff, 700).unwrap(), 0);
-    }
-
-    #[test]
-    fn ceil_div_rounds_up_for_either_sign() {
-        for (a, b) in [
-            (0, 60),
-            (1, 60),
-            (59, 60),
-            (60, 60),
-            (61, 60),
-            (-1, 60),
-            (-60, 60),
-            (-61, 60),
-            (7, 3),
-        ] {
-            let exact = (a as f64 / b as f64).ceil() as i64;
-            assert_eq!(ceil_div(a, b), exact, "{a} / {b}");
-        }
     }
 
     #[test]

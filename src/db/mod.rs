@@ -18,7 +18,6 @@ pub use feeds::{
     FeedCoverage, FeedPoll, GLOBAL_FEED, global_feed_coverage, newest_seen_id, record_feed_poll,
     start_watching,
 };
-pub(crate) use metrics::ceil_div;
 pub use metrics::{
     EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
     for_each_pr_count, newest_event_at, pr_counts, timeline,

@@ -6,11 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::event::{Event, EventType};
-
-/// Seconds per rollup bucket.
-pub const SECONDS_PER_MINUTE: i64 = 60;
-pub const SECONDS_PER_HOUR: i64 = 3_600;
-pub const SECONDS_PER_DAY: i64 = 86_400;
+use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// The time-bucket rollup tables: table, bucket column, seconds per bucket.
 const TIME_ROLLUPS: [(&str, &str, i64); 3] = [
