@@ -14,7 +14,7 @@ use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
 use crate::chart;
-use crate::db::{self, DbError, EventCounts};
+use crate::db::{self, DbError};
 use crate::error::{AppError, ErrorBody};
 use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div, minute_of};
 
@@ -107,6 +107,28 @@ async fn average_pr_time(
     .await
 }
 
+/// Stored events per tracked type, under GitHub's type names: the answer of
+/// event-counts (the store's [`db::EventCounts`] stays free of API names).
+#[derive(Serialize, ToSchema)]
+struct EventCounts {
+    #[serde(rename = "WatchEvent")]
+    watch: u64,
+    #[serde(rename = "PullRequestEvent")]
+    pull_request: u64,
+    #[serde(rename = "IssuesEvent")]
+    issues: u64,
+}
+
+impl From<db::EventCounts> for EventCounts {
+    fn from(counts: db::EventCounts) -> Self {
+        EventCounts {
+            watch: counts.watch,
+            pull_request: counts.pull_request,
+            issues: counts.issues,
+        }
+    }
+}
+
 /// Epoch second `offset_minutes` before `now` (at most [`MAX_OFFSET_MINUTES`],
 /// so this cannot overflow).
 fn window_start(offset_minutes: i64, now: i64) -> i64 {
@@ -118,7 +140,7 @@ async fn counts_since(
     state: &AppState,
     offset_minutes: i64,
     now: i64,
-) -> Result<EventCounts, AppError> {
+) -> Result<db::EventCounts, AppError> {
     let since = window_start(offset_minutes, now);
     Ok(state
         .db
@@ -158,7 +180,9 @@ async fn event_counts(
     };
     let stamp = windowed_stamp(&state, now)?;
     cache::answer(&state, key, stamp, || async {
-        cache::json(&counts_since(&state, offset_minutes, now).await?)
+        cache::json(&EventCounts::from(
+            counts_since(&state, offset_minutes, now).await?,
+        ))
     })
     .await
 }

@@ -57,13 +57,10 @@ const TIMELINE_HOURS_SQL: &str = "SELECT hour, events FROM event_counts_by_hour
     WHERE type = ?1 AND hour >= ?2 AND hour < ?3";
 
 /// Stored events per tracked type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EventCounts {
-    #[serde(rename = "WatchEvent")]
     pub watch: u64,
-    #[serde(rename = "PullRequestEvent")]
     pub pull_request: u64,
-    #[serde(rename = "IssuesEvent")]
     pub issues: u64,
 }
 
