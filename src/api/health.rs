@@ -66,9 +66,8 @@ const COVERAGE_WINDOW_SECONDS: i64 = 3600;
 async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
     let now = Utc::now().timestamp();
     let stamp = Stamp {
-        data: state.db.data_version()?,
         polls: state.poll_status.generation(),
-        clock: now,
+        ..Stamp::at(&state, now)?
     };
     let key = Key {
         route: "health",

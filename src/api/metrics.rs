@@ -67,10 +67,7 @@ async fn average_pr_time(
     params: QueryParams,
 ) -> Result<Answer, AppError> {
     let repo_name = params.repo_name()?.to_owned();
-    let stamp = Stamp {
-        data: state.db.data_version()?,
-        ..Stamp::default()
-    };
+    let stamp = Stamp::of_data(&state)?;
     let key = Key {
         route: "average-pr-time",
         params: repo_name.clone(),
@@ -148,15 +145,6 @@ async fn counts_since(
         .await?)
 }
 
-/// The stamp of an answer about the window ending now: the data and the second.
-fn windowed_stamp(state: &AppState, now: i64) -> Result<Stamp, AppError> {
-    Ok(Stamp {
-        data: state.db.data_version()?,
-        polls: 0,
-        clock: now,
-    })
-}
-
 /// Stored events per type created in the last `offset_minutes` minutes.
 #[utoipa::path(
     get,
@@ -178,7 +166,7 @@ async fn event_counts(
         route: "event-counts",
         params: offset_minutes.to_string(),
     };
-    let stamp = windowed_stamp(&state, now)?;
+    let stamp = Stamp::at(&state, now)?;
     cache::answer(&state, key, stamp, || async {
         cache::json(&EventCounts::from(
             counts_since(&state, offset_minutes, now).await?,
@@ -211,10 +199,7 @@ async fn pr_counts(
     params: QueryParams,
 ) -> Result<Response, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
-    let stamp = Stamp {
-        data: state.db.data_version()?,
-        ..Stamp::default()
-    };
+    let stamp = Stamp::of_data(&state)?;
     let key = Key {
         route: "pr-counts",
         params: limit.map_or_else(String::new, |n| n.to_string()),
@@ -374,7 +359,7 @@ async fn visualization(
         route: "visualization",
         params: format!("{offset_minutes} {}", format.content_type()),
     };
-    let stamp = windowed_stamp(&state, now)?;
+    let stamp = Stamp::at(&state, now)?;
     cache::answer(&state, key, stamp, || async {
         let counts = counts_since(&state, offset_minutes, now).await?;
         let window = chart::describe_window(offset_minutes);
@@ -437,7 +422,7 @@ async fn visualization_timeline(
             format.content_type()
         ),
     };
-    let stamp = windowed_stamp(&state, end_minute)?;
+    let stamp = Stamp::at(&state, end_minute)?;
     cache::answer(&state, key, stamp, || async {
         let first_minute = end_minute - buckets * bucket_minutes;
         let counts = state
