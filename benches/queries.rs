@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ghmetrics::config::DbLocation;
-use ghmetrics::db::{Db, average_pr_gap, event_counts, insert_events, pr_counts};
+use ghmetrics::store::sqlite::{Db, average_pr_gap, event_counts, insert_events, pr_counts};
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 fn fixture_lines() -> Vec<String> {
@@ -100,7 +100,7 @@ fn metric_queries(c: &mut Criterion) {
 /// Rendering the bar chart from scratch (what a cache miss of
 /// `/metrics/visualization` costs).
 fn chart(c: &mut Criterion) {
-    let counts = ghmetrics::db::EventCounts {
+    let counts = ghmetrics::store::EventCounts {
         watch: 4_547_195,
         pull_request: 2_980_642,
         issues: 2_472_163,

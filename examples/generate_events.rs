@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ghmetrics::config::DbLocation;
-use ghmetrics::db::{Db, insert_events};
+use ghmetrics::store::sqlite::{Db, insert_events};
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 #[derive(Parser)]

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, HttpConfig};
-use crate::db::{Db, start_watching};
 use crate::github::{PollStatus, Poller};
 use crate::retention;
 use crate::server;
+use crate::store::Store;
 use crate::telemetry::Telemetry;
 
 /// A ready-to-run service: database open and migrated, listener bound.
@@ -30,10 +30,9 @@ pub struct App {
 impl App {
     /// Opens the database (running migrations) and prepares the poller.
     pub async fn build(config: &Config, listener: TcpListener) -> anyhow::Result<App> {
-        let location = config.db.clone();
-        let db = tokio::task::spawn_blocking(move || Db::open(&location))
-            .await?
-            .with_context(|| format!("opening database {}", config.db))?;
+        let store = Store::open(&config.store)
+            .await
+            .with_context(|| format!("opening the store {}", config.store))?;
         let telemetry = Arc::new(Telemetry::new());
         let poll_status = Arc::new(PollStatus::new(telemetry.clone()));
         let watched_names: Vec<String> = config
@@ -41,19 +40,19 @@ impl App {
             .iter()
             .flat_map(|poller| poller.watched.iter().map(ToString::to_string))
             .collect();
-        let watched = db
-            .write(move |conn| start_watching(conn, &watched_names, chrono::Utc::now().timestamp()))
+        let watched = store
+            .start_watching(watched_names, chrono::Utc::now().timestamp())
             .await
             .context("recording watched repositories")?;
         let poller = match &config.poller {
             Some(poller_config) => Some(
-                Poller::new(poller_config, db.clone(), poll_status.clone())
+                Poller::new(poller_config, store.clone(), poll_status.clone())
                     .context("building the GitHub client")?,
             ),
             None => None,
         };
         let state = AppState {
-            db,
+            store,
             poll_status,
             polling: poller.is_some(),
             charts: Arc::default(),
@@ -86,7 +85,7 @@ impl App {
             .map(|poller| tokio::spawn(poller.run(shutdown.child_token())));
         let retention = self.retention.map(|retention| {
             tokio::spawn(retention::run(
-                self.state.db.clone(),
+                self.state.store.clone(),
                 retention,
                 retention::CHECK_INTERVAL,
                 self.state.telemetry.clone(),

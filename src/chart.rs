@@ -13,8 +13,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
-use crate::db::EventCounts;
 use crate::event::EventType;
+use crate::store::EventCounts;
 
 /// Chart size in pixels: readable on a laptop screen, a few tens of KB as PNG.
 const WIDTH: u32 = 800;

@@ -10,7 +10,7 @@ use reqwest::Url;
 
 use crate::config::{
     Config, ConnectionLimits, DEFAULT_API_URL, DbLocation, GithubToken, HttpConfig, PollerConfig,
-    RepoName, read_watch_file,
+    RepoName, StoreLocation, read_watch_file,
 };
 
 #[derive(Debug, Parser)]
@@ -36,11 +36,85 @@ pub enum Command {
     Import(ImportArgs),
 }
 
+/// Where events are stored (`serve` and `import` alike).
 #[derive(Debug, Args, Clone)]
-pub struct ImportArgs {
-    /// SQLite database file to import into (may be in use by `serve`).
+pub struct StoreArgs {
+    /// Where events are stored: `sqlite:PATH` (the default, as `--db`) or
+    /// `clickhouse://[user@]host[:port]/database` (ClickHouse's HTTP interface,
+    /// port 8123 by default; the password comes from
+    /// GHMETRICS_CLICKHOUSE_PASSWORD, never from the URL).
+    #[arg(
+        long,
+        env = "GHMETRICS_STORE",
+        value_name = "URL",
+        conflicts_with = "db"
+    )]
+    pub store: Option<String>,
+
+    /// SQLite database file (its directory is created if missing), or `:memory:`
+    /// for a database that lives only as long as the process: shorthand for
+    /// `--store sqlite:PATH`.
     #[arg(long, env = "GHMETRICS_DB", default_value = "data/events.db")]
     pub db: DbLocation,
+
+    /// ClickHouse only: keep the tables on this cluster (from the server's
+    /// `remote_servers`), one local table per shard behind a `Distributed` table.
+    #[arg(
+        long,
+        env = "GHMETRICS_CLICKHOUSE_CLUSTER",
+        value_name = "NAME",
+        requires = "store"
+    )]
+    pub clickhouse_cluster: Option<String>,
+
+    /// ClickHouse cluster without distributed DDL (no Keeper/ZooKeeper): the
+    /// HTTP URL of each shard (`http://host:8123`, repeatable), on which the
+    /// local tables are created one by one instead of `ON CLUSTER`.
+    #[arg(
+        long = "clickhouse-shard-url",
+        value_name = "URL",
+        requires = "clickhouse_cluster"
+    )]
+    pub clickhouse_shards: Vec<Url>,
+}
+
+impl StoreArgs {
+    /// The store these flags name; `password` is GHMETRICS_CLICKHOUSE_PASSWORD.
+    pub fn location(&self, password: Option<String>) -> Result<StoreLocation, String> {
+        let Some(url) = &self.store else {
+            return Ok(StoreLocation::Sqlite(self.db.clone()));
+        };
+        let mut location = StoreLocation::parse(url, password)?;
+        match &mut location {
+            StoreLocation::ClickHouse(settings) => {
+                if let Some(cluster) = &self.clickhouse_cluster {
+                    let valid = !cluster.is_empty()
+                        && cluster.len() <= 64
+                        && cluster
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !valid {
+                        return Err(
+                            "--clickhouse-cluster: 1-64 letters, digits, '_' or '-'".to_owned()
+                        );
+                    }
+                }
+                settings.cluster = self.clickhouse_cluster.clone();
+                settings.shard_endpoints = self.clickhouse_shards.clone();
+            }
+            StoreLocation::Sqlite(_) if self.clickhouse_cluster.is_some() => {
+                return Err("--clickhouse-cluster needs a clickhouse:// store".to_owned());
+            }
+            StoreLocation::Sqlite(_) => {}
+        }
+        Ok(location)
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Events per transaction.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -67,10 +141,8 @@ pub struct ServeArgs {
     #[arg(long, env = "GHMETRICS_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
-    /// SQLite database file (its directory is created if missing), or `:memory:`
-    /// for a database that lives only as long as the process.
-    #[arg(long, env = "GHMETRICS_DB", default_value = "data/events.db")]
-    pub db: DbLocation,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Base URL of the GitHub REST API (e.g. a GitHub Enterprise `/api/v3` URL).
     #[arg(long, env = "GITHUB_API_URL", default_value = DEFAULT_API_URL)]
@@ -183,7 +255,11 @@ impl Cli {
 
 impl ServeArgs {
     /// The service configuration; `token` is `GITHUB_TOKEN`, read by the caller.
-    pub fn into_config(self, token: Option<GithubToken>) -> Result<Config, String> {
+    pub fn into_config(
+        self,
+        token: Option<GithubToken>,
+        clickhouse_password: Option<String>,
+    ) -> Result<Config, String> {
         let mut watched = self.watch_repos;
         if let Some(path) = &self.watch_file {
             watched.extend(read_watch_file(path)?);
@@ -192,7 +268,7 @@ impl ServeArgs {
         watched.dedup();
         Ok(Config {
             listen: self.listen,
-            db: self.db,
+            store: self.store.location(clickhouse_password)?,
             poller: (!self.no_poll).then(|| {
                 let mut poller = PollerConfig::new(self.github_api_url, token);
                 poller.watched = watched;
@@ -233,7 +309,7 @@ mod tests {
         let Command::Import(args) = cli.into_command() else {
             panic!()
         };
-        assert_eq!(args.db, DbLocation::File("x.db".into()));
+        assert_eq!(args.store.db, DbLocation::File("x.db".into()));
         assert_eq!(
             args.inputs,
             [std::path::PathBuf::from("a.json.gz"), "dir".into()]
@@ -250,7 +326,7 @@ mod tests {
     fn no_subcommand_means_serve_with_defaults() {
         let args = parse(&["ghmetrics"]).unwrap();
         assert_eq!(args.listen, "127.0.0.1:8000".parse().unwrap());
-        assert_eq!(args.db, DbLocation::File("data/events.db".into()));
+        assert_eq!(args.store.db, DbLocation::File("data/events.db".into()));
         assert_eq!(args.github_api_url.as_str(), "https://api.github.com/");
         assert!(!args.no_poll);
     }
@@ -270,11 +346,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.listen.port(), 9000);
-        assert_eq!(args.db, DbLocation::Memory);
+        assert_eq!(args.store.db, DbLocation::Memory);
         assert!(args.no_poll);
-        assert!(args.clone().into_config(None).unwrap().poller.is_none());
+        assert!(
+            args.clone()
+                .into_config(None, None)
+                .unwrap()
+                .poller
+                .is_none()
+        );
         let top_level = parse(&["ghmetrics", "--db", ":memory:"]).unwrap();
-        assert_eq!(top_level.db, DbLocation::Memory);
+        assert_eq!(top_level.store.db, DbLocation::Memory);
     }
 
     #[test]
@@ -292,7 +374,7 @@ mod tests {
             file.to_str().unwrap(),
         ])
         .unwrap();
-        let config = args.into_config(None).unwrap();
+        let config = args.into_config(None, None).unwrap();
         let watched: Vec<String> = config
             .poller
             .unwrap()
@@ -303,12 +385,15 @@ mod tests {
         assert_eq!(watched, ["a/a", "b/b", "c/c", "d/d"]);
         assert!(parse(&["ghmetrics", "--watch-repo", "nope"]).is_err());
         let missing = parse(&["ghmetrics", "--watch-file", "/no/such/file"]).unwrap();
-        assert!(missing.into_config(None).is_err());
+        assert!(missing.into_config(None, None).is_err());
     }
 
     #[test]
     fn limits_retention_and_origins_parse() {
-        let defaults = parse(&["ghmetrics"]).unwrap().into_config(None).unwrap();
+        let defaults = parse(&["ghmetrics"])
+            .unwrap()
+            .into_config(None, None)
+            .unwrap();
         assert_eq!(defaults.retention, None);
         assert_eq!(defaults.http.rate_limit, None);
         assert!(defaults.http.cors_origins.is_empty());
@@ -329,7 +414,7 @@ mod tests {
             "http://localhost:3000,*",
         ])
         .unwrap()
-        .into_config(None)
+        .into_config(None, None)
         .unwrap();
         assert_eq!(config.retention, Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(config.http.request_timeout, Duration::from_millis(1500));

@@ -42,6 +42,146 @@ impl fmt::Display for DbLocation {
     }
 }
 
+/// Where events are stored: the `--store` URL, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `sqlite:PATH` (or `--db PATH`).
+    Sqlite(DbLocation),
+    /// `clickhouse://[user@]host[:port]/database`.
+    ClickHouse(ClickHouseSettings),
+}
+
+impl From<DbLocation> for StoreLocation {
+    fn from(location: DbLocation) -> Self {
+        StoreLocation::Sqlite(location)
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Sqlite(location) => write!(f, "sqlite:{location}"),
+            StoreLocation::ClickHouse(settings) => settings.fmt(f),
+        }
+    }
+}
+
+/// The environment variable the ClickHouse password is read from (never a
+/// flag or the URL, which would show in `ps` and shell history).
+pub const CLICKHOUSE_PASSWORD_ENV: &str = "GHMETRICS_CLICKHOUSE_PASSWORD";
+
+impl StoreLocation {
+    /// Parses a `--store` URL. `password` is the ClickHouse password (from
+    /// [`CLICKHOUSE_PASSWORD_ENV`]); errors never repeat a credential.
+    pub fn parse(value: &str, password: Option<String>) -> Result<StoreLocation, String> {
+        const EXPECTED: &str = "expected sqlite:PATH or clickhouse://[user@]host[:port]/database";
+        if let Some(path) = value.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!("--store sqlite: needs a path ({EXPECTED})"));
+            }
+            return Ok(StoreLocation::Sqlite(
+                path.parse().unwrap_or_else(|never| match never {}),
+            ));
+        }
+        let Some(rest) = value.strip_prefix("clickhouse://") else {
+            return Err(format!("--store: unknown scheme ({EXPECTED})"));
+        };
+        let url = Url::parse(&format!("http://{rest}")).map_err(|error| {
+            format!("--store: not a valid ClickHouse URL: {error} ({EXPECTED})")
+        })?;
+        if url.password().is_some() {
+            return Err(format!(
+                "--store: the URL holds a password; put it in {CLICKHOUSE_PASSWORD_ENV} instead"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "--store: a ClickHouse URL takes no query or fragment ({EXPECTED})"
+            ));
+        }
+        let database = url.path().trim_start_matches('/');
+        let identifier = |name: &str| {
+            (1..=64).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !name.as_bytes()[0].is_ascii_digit()
+        };
+        if !identifier(database) {
+            return Err(format!(
+                "--store: the database name must be 1-64 letters, digits or '_', not starting with a digit ({EXPECTED})"
+            ));
+        }
+        let user = match url.username() {
+            "" => "default".to_owned(),
+            user => user.to_owned(),
+        };
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port().unwrap_or(CLICKHOUSE_HTTP_PORT);
+        let endpoint = Url::parse(&format!("http://{host}:{port}/"))
+            .map_err(|error| format!("--store: {error}"))?;
+        Ok(StoreLocation::ClickHouse(ClickHouseSettings {
+            endpoint,
+            user,
+            password: password.filter(|p| !p.is_empty()).map(Secret),
+            database: database.to_owned(),
+            cluster: None,
+            shard_endpoints: Vec::new(),
+        }))
+    }
+}
+
+/// ClickHouse's default HTTP port.
+pub const CLICKHOUSE_HTTP_PORT: u16 = 8123;
+
+/// How to reach a ClickHouse server (its HTTP interface) and which database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClickHouseSettings {
+    /// `http://host:port/`, without credentials.
+    pub endpoint: Url,
+    pub user: String,
+    pub password: Option<Secret>,
+    pub database: String,
+    /// `--clickhouse-cluster`: tables are local per shard, queried and
+    /// written through a `Distributed` table over them.
+    pub cluster: Option<String>,
+    /// `--clickhouse-shard-url`: each shard's HTTP endpoint, for creating the
+    /// local tables one by one where the cluster has no distributed DDL
+    /// (`ON CLUSTER` needs ClickHouse Keeper or ZooKeeper). Empty: `ON CLUSTER`.
+    pub shard_endpoints: Vec<Url>,
+}
+
+impl fmt::Display for ClickHouseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = self.endpoint.host_str().unwrap_or_default();
+        let port = self.endpoint.port().unwrap_or(CLICKHOUSE_HTTP_PORT);
+        write!(
+            f,
+            "clickhouse://{}@{host}:{port}/{}",
+            self.user, self.database
+        )?;
+        if let Some(cluster) = &self.cluster {
+            write!(f, " (cluster {cluster})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A password: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// A GitHub token. Its `Debug` and `Display` never show the value.
 #[derive(Clone)]
 pub struct GithubToken(String);
@@ -220,8 +360,8 @@ impl Default for HttpConfig {
 pub struct Config {
     /// Address the HTTP API listens on (tests pass their own bound listener instead).
     pub listen: SocketAddr,
-    /// The SQLite database.
-    pub db: DbLocation,
+    /// Where events are stored.
+    pub store: StoreLocation,
     /// `None` serves what is stored and polls nothing.
     pub poller: Option<PollerConfig>,
     pub http: HttpConfig,

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::chart::ChartError;
-use crate::db::DbError;
+use crate::store::StoreError;
 
 /// The body of every error answer.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -24,7 +24,7 @@ pub enum AppError {
     #[error("not found")]
     NotFound,
     #[error(transparent)]
-    Db(#[from] DbError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Chart(#[from] ChartError),
     #[error("background task failed: {0}")]
@@ -45,7 +45,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Layer { status, .. } => *status,
-            AppError::Db(_) | AppError::Chart(_) | AppError::Task(_) | AppError::Internal(_) => {
+            AppError::Store(_) | AppError::Chart(_) | AppError::Task(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }

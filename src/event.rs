@@ -32,7 +32,7 @@ impl EventType {
         }
     }
 
-    /// The one-byte code stored in `events.type_code` (see `migrations/V4__compact_events.sql`).
+    /// The one-byte code stored in `events.type_code` (see `migrations/sqlite/V4__compact_events.sql`).
     /// Position in [`EventType::ALL`], for per-type arrays.
     pub fn index(self) -> usize {
         self.code() as usize - 1

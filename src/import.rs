@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::db::{Db, DbError, InsertStats, insert_events};
 use crate::event::{Event, parse_event};
+use crate::store::sqlite::{self, Db, DbError};
+use crate::store::{InsertStats, Store, StoreError};
 
 /// Bytes of whole lines handed from the reader to the parser at a time.
 const CHUNK_BYTES: usize = 4 << 20;
@@ -107,7 +108,7 @@ impl ImportSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
-    Db(#[from] DbError),
+    Store(#[from] StoreError),
     #[error("the database writer stopped unexpectedly")]
     WriterGone,
 }
@@ -149,7 +150,7 @@ fn is_importable(path: &Path) -> bool {
 
 /// Imports every file `inputs` names into `db`.
 pub fn import(
-    db: &Db,
+    store: &Store,
     inputs: &[PathBuf],
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
@@ -163,10 +164,10 @@ pub fn import(
     let progress = Progress::new(total_bytes, options.progress_bar);
 
     let (batch_tx, batch_rx) = sync_channel::<Vec<Event>>(QUEUE_DEPTH);
-    let writer_db = db.clone();
+    let writer_store = store.clone();
     let writer = thread::Builder::new()
         .name("import-writer".into())
-        .spawn(move || write_batches(&writer_db, batch_rx))
+        .spawn(move || write_batches(&writer_store, batch_rx))
         .map_err(|_| ImportError::WriterGone)?;
 
     let mut parser = Parser {
@@ -216,15 +217,36 @@ const BULK_WRITE_CACHE_KIB: i64 = 64 * 1024;
 /// SQLite's default cache size (negative: KiB).
 const DEFAULT_CACHE_SIZE: i64 = -2000;
 
-/// The writer thread: one transaction per batch until the channel closes.
-fn write_batches(db: &Db, batches: Receiver<Vec<Event>>) -> Result<InsertStats, ImportError> {
+/// The writer thread: one transaction (SQLite) or one insert (ClickHouse)
+/// per batch until the channel closes.
+fn write_batches(store: &Store, batches: Receiver<Vec<Event>>) -> Result<InsertStats, ImportError> {
+    match store {
+        Store::Sqlite(db) => Ok(write_sqlite_batches(db, batches).map_err(StoreError::from)?),
+        Store::ClickHouse(ch) => {
+            // Its own runtime and HTTP connections: this thread is not on the caller's runtime.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|_| ImportError::WriterGone)?;
+            let ch = ch.with_new_connections();
+            let mut total = InsertStats::default();
+            for batch in batches {
+                total += runtime
+                    .block_on(ch.insert_events(&batch))
+                    .map_err(StoreError::from)?;
+            }
+            Ok(total)
+        }
+    }
+}
+
+fn write_sqlite_batches(db: &Db, batches: Receiver<Vec<Event>>) -> Result<InsertStats, DbError> {
     let mut conn = db.get()?;
-    conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)
-        .map_err(DbError::from)?;
+    conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)?;
     let mut total = InsertStats::default();
     let mut result = Ok(());
     for batch in batches {
-        match insert_events(&mut conn, &batch) {
+        match sqlite::insert_events(&mut conn, &batch) {
             Ok(stats) => total += stats,
             Err(error) => {
                 result = Err(DbError::from(error));
@@ -232,8 +254,7 @@ fn write_batches(db: &Db, batches: Receiver<Vec<Event>>) -> Result<InsertStats, 
             }
         }
     }
-    conn.pragma_update(None, "cache_size", DEFAULT_CACHE_SIZE)
-        .map_err(DbError::from)?;
+    conn.pragma_update(None, "cache_size", DEFAULT_CACHE_SIZE)?;
     result?;
     Ok(total)
 }

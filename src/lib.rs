@@ -3,7 +3,7 @@
 //!
 //! - [`github`]: the REST client and the poller that stores new events.
 //! - [`event`]: the tracked event types and the tolerant event parser.
-//! - [`db`]: the SQLite pool, migrations, and the query behind each metric.
+//! - [`store`]: the storage interface and its two stores, SQLite and ClickHouse.
 //! - [`api`]: the axum handlers; [`error`] maps failures to HTTP responses.
 //! - [`chart`]: the PNG bar chart.
 //! - [`import`]: GH Archive files into the same table, streaming.
@@ -18,13 +18,13 @@ pub mod app;
 pub mod chart;
 pub mod cli;
 pub mod config;
-pub mod db;
 pub mod error;
 pub mod event;
 pub mod github;
 pub mod import;
 pub mod retention;
 pub mod server;
+pub mod store;
 pub mod synthetic;
 pub mod telemetry;
 pub mod time_buckets;

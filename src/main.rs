@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use ghmetrics::App;
 use ghmetrics::cli::{Cli, Command, ImportArgs, ServeArgs};
-use ghmetrics::config::GithubToken;
-use ghmetrics::db::Db;
+use ghmetrics::config::{CLICKHOUSE_PASSWORD_ENV, GithubToken};
 use ghmetrics::import::ImportOptions;
+use ghmetrics::store::Store;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -67,7 +67,9 @@ async fn serve_until_signal(args: ServeArgs) -> anyhow::Result<()> {
             None => anyhow::bail!("GITHUB_TOKEN is not valid UTF-8"),
         },
     };
-    let config = args.into_config(token).map_err(anyhow::Error::msg)?;
+    let config = args
+        .into_config(token, clickhouse_password()?)
+        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -79,16 +81,36 @@ async fn serve_until_signal(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Imports files on plain threads (no async runtime needed), then prints a summary.
+/// GHMETRICS_CLICKHOUSE_PASSWORD, if set.
+fn clickhouse_password() -> anyhow::Result<Option<String>> {
+    match std::env::var_os(CLICKHOUSE_PASSWORD_ENV) {
+        None => Ok(None),
+        Some(value) => match value.into_string() {
+            Ok(password) => Ok(Some(password)),
+            Err(_) => anyhow::bail!("{CLICKHOUSE_PASSWORD_ENV} is not valid UTF-8"),
+        },
+    }
+}
+
+/// Imports files on plain threads (a runtime only to open the store), then prints a summary.
 fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let db = Db::open(&args.db).with_context(|| format!("opening database {}", args.db))?;
+    let location = args
+        .store
+        .location(clickhouse_password()?)
+        .map_err(anyhow::Error::msg)?;
+    let store = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(Store::open(&location))
+        .with_context(|| format!("opening the store {location}"))?;
     let options = ImportOptions {
         batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
         progress_bar: std::io::stderr().is_terminal(),
         repos: args.repos.iter().map(ToString::to_string).collect(),
         max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),
     };
-    let summary = ghmetrics::import::import(&db, &args.inputs, &options)?;
+    let summary = ghmetrics::import::import(&store, &args.inputs, &options)?;
     println!("{}", summary.describe());
     for failure in &summary.files_failed {
         println!("failed: {failure}");

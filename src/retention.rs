@@ -1,13 +1,13 @@
 //! `--retention`: a background task that deletes events older than the
 //! retention period, in small batches, keeping the rollups consistent (see
-//! `db::delete_events_before`), and prunes `feed_polls` to the same horizon.
+//! `Store::delete_events_before`), and prunes `feed_polls` to the same horizon.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Db, DbError, delete_events_before, delete_feed_polls_before};
+use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR};
 
@@ -38,7 +38,7 @@ pub fn cutoff(now: i64, retention: Duration) -> i64 {
 
 /// Deletes what is older than `retention` now, then every `interval`, until cancelled.
 pub async fn run(
-    db: Db,
+    store: Store,
     retention: Duration,
     interval: Duration,
     telemetry: Arc<Telemetry>,
@@ -53,7 +53,7 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         let cutoff = cutoff(chrono::Utc::now().timestamp(), retention);
-        match purge(&db, cutoff, &telemetry, &cancel).await {
+        match purge(&store, cutoff, &telemetry, &cancel).await {
             Ok(0) => tracing::debug!(cutoff, "retention: nothing to delete"),
             Ok(deleted) => tracing::info!(deleted, cutoff, "retention: deleted old events"),
             Err(error) => {
@@ -77,16 +77,14 @@ fn describe(retention: Duration) -> String {
 
 /// Deletes every event created before `cutoff`, batch by batch; returns how many.
 pub async fn purge(
-    db: &Db,
+    store: &Store,
     cutoff: i64,
     telemetry: &Telemetry,
     cancel: &CancellationToken,
-) -> Result<u64, DbError> {
+) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
-        let deleted = db
-            .write(move |conn| delete_events_before(conn, cutoff, BATCH))
-            .await?;
+        let deleted = store.delete_events_before(cutoff, BATCH).await?;
         telemetry.retention_deleted(deleted);
         total += deleted;
         if deleted < BATCH as u64 || cancel.is_cancelled() {
@@ -94,8 +92,7 @@ pub async fn purge(
         }
         tokio::time::sleep(PAUSE_BETWEEN_BATCHES).await;
     }
-    db.write(move |conn| delete_feed_polls_before(conn, cutoff))
-        .await?;
+    store.delete_feed_polls_before(cutoff).await?;
     Ok(total)
 }
 

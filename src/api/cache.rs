@@ -5,7 +5,7 @@
 //! process or another, changes the data version; a new second changes the
 //! clock; so no answer outlives what it was computed from. A hit costs one
 //! read of the data version (48 bytes of the wal-index, see
-//! [`crate::db::Db::data_version`]) and a map lookup, with no hop to the
+//! [`crate::store::Store::data_version`]) and a map lookup, with no hop to the
 //! blocking pool.
 
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::db::DataVersion;
 use crate::error::AppError;
+use crate::store::DataVersion;
 
 /// Most answers kept: distinct parameters are cheap for a client to invent,
 /// so past this the cache is emptied rather than grown.
@@ -27,7 +27,7 @@ const MAX_ANSWERS: usize = 4096;
 /// What an answer was computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
-    /// [`crate::db::Db::data_version`] when the answer was computed.
+    /// [`crate::store::Store::data_version`] when the answer was computed.
     pub data: DataVersion,
     /// The poller's report generation, for answers that show it (`/health`).
     pub polls: u64,
@@ -38,19 +38,19 @@ pub struct Stamp {
 
 impl Stamp {
     /// For an answer that depends on the stored data only.
-    pub fn of_data(state: &AppState) -> Result<Stamp, AppError> {
+    pub async fn of_data(state: &AppState) -> Result<Stamp, AppError> {
         Ok(Stamp {
-            data: state.db.data_version()?,
+            data: state.store.data_version().await?,
             ..Stamp::default()
         })
     }
 
     /// For an answer that depends on the stored data and the clock (`clock`
     /// in the unit the answer moves by: a second, or a minute).
-    pub fn at(state: &AppState, clock: i64) -> Result<Stamp, AppError> {
+    pub async fn at(state: &AppState, clock: i64) -> Result<Stamp, AppError> {
         Ok(Stamp {
             clock,
-            ..Stamp::of_data(state)?
+            ..Stamp::of_data(state).await?
         })
     }
 }

@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
-use crate::db::{FeedCoverage, global_feed_coverage, newest_event_at, stored_event_count};
 use crate::error::AppError;
 use crate::github::outcome::FailureKind;
+use crate::store::FeedCoverage;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health))
@@ -67,23 +67,19 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
     let now = Utc::now().timestamp();
     let stamp = Stamp {
         polls: state.poll_status.generation(),
-        ..Stamp::at(&state, now)?
+        ..Stamp::at(&state, now).await?
     };
     let key = Key {
         route: "health",
         params: String::new(),
     };
     cache::answer(&state, key, stamp, || async {
-        let (events_stored, newest_event_at, global_feed_coverage) = state
-            .db
-            .run(move |conn| {
-                Ok((
-                    stored_event_count(conn)?,
-                    newest_event_at(conn)?,
-                    global_feed_coverage(conn, now, COVERAGE_WINDOW_SECONDS)?,
-                ))
-            })
+        let totals = state.store.totals().await?;
+        let global_feed_coverage = state
+            .store
+            .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS)
             .await?;
+        let (events_stored, newest_event_at) = (totals.events, totals.newest_event_at);
         let report = state.poll_status.snapshot();
         let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
         // Staleness counts only once polls have had a chance to bring events.

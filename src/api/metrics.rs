@@ -1,4 +1,4 @@
-//! `GET /metrics/...`: the four metrics, each one SQL query (see `db::metrics`).
+//! `GET /metrics/...`: the four metrics and two charts, each asked of the [`Store`].
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -14,8 +14,8 @@ use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
 use crate::chart;
-use crate::db::{self, DbError};
 use crate::error::{AppError, ErrorBody};
+use crate::store::{self, Store};
 use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div, minute_of};
 
 /// The chart's window when `offset_minutes` is not given.
@@ -67,17 +67,13 @@ async fn average_pr_time(
     params: QueryParams,
 ) -> Result<Answer, AppError> {
     let repo_name = params.repo_name()?.to_owned();
-    let stamp = Stamp::of_data(&state)?;
+    let stamp = Stamp::of_data(&state).await?;
     let key = Key {
         route: "average-pr-time",
         params: repo_name.clone(),
     };
     cache::answer(&state, key, stamp, || async {
-        let repo = repo_name.clone();
-        let summary = state
-            .db
-            .run(move |conn| db::average_pr_gap(conn, &repo))
-            .await?;
+        let summary = state.store.pr_gaps(repo_name.clone()).await?;
         let message = summary.average_seconds.is_none().then(|| {
             format!(
                 "Only {} PR event(s) found. At least 2 are required.",
@@ -105,7 +101,7 @@ async fn average_pr_time(
 }
 
 /// Stored events per tracked type, under GitHub's type names: the answer of
-/// event-counts (the store's [`db::EventCounts`] stays free of API names).
+/// event-counts (the store's [`store::EventCounts`] stays free of API names).
 #[derive(Serialize, ToSchema)]
 struct EventCounts {
     #[serde(rename = "WatchEvent")]
@@ -116,8 +112,8 @@ struct EventCounts {
     issues: u64,
 }
 
-impl From<db::EventCounts> for EventCounts {
-    fn from(counts: db::EventCounts) -> Self {
+impl From<store::EventCounts> for EventCounts {
+    fn from(counts: store::EventCounts) -> Self {
         EventCounts {
             watch: counts.watch,
             pull_request: counts.pull_request,
@@ -137,12 +133,9 @@ async fn counts_since(
     state: &AppState,
     offset_minutes: i64,
     now: i64,
-) -> Result<db::EventCounts, AppError> {
+) -> Result<store::EventCounts, AppError> {
     let since = window_start(offset_minutes, now);
-    Ok(state
-        .db
-        .run(move |conn| db::event_counts(conn, since))
-        .await?)
+    Ok(state.store.event_counts(since).await?)
 }
 
 /// Stored events per type created in the last `offset_minutes` minutes.
@@ -166,7 +159,7 @@ async fn event_counts(
         route: "event-counts",
         params: offset_minutes.to_string(),
     };
-    let stamp = Stamp::at(&state, now)?;
+    let stamp = Stamp::at(&state, now).await?;
     cache::answer(&state, key, stamp, || async {
         cache::json(&EventCounts::from(
             counts_since(&state, offset_minutes, now).await?,
@@ -199,7 +192,7 @@ async fn pr_counts(
     params: QueryParams,
 ) -> Result<Response, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
-    let stamp = Stamp::of_data(&state)?;
+    let stamp = Stamp::of_data(&state).await?;
     let key = Key {
         route: "pr-counts",
         params: limit.map_or_else(String::new, |n| n.to_string()),
@@ -207,21 +200,11 @@ async fn pr_counts(
     if let Some(hit) = state.answers.get(&key, stamp) {
         return Ok(hit.into_response());
     }
-    let db = state.db.clone();
-    let span = tracing::Span::current();
-    // The whole answer is written out while holding a pooled connection (one
-    // read transaction: a consistent answer, in well under a second for a
-    // million repositories); the connection is back in the pool before the
-    // first byte goes to the client, so a slow reader pins neither a
-    // connection nor a transaction (which would also stop WAL checkpoints).
-    let answer = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        let conn = db.get()?;
-        let mut spool = Spool::default();
-        write_pr_counts(&conn, limit, &mut spool)?;
-        spool.finish()
-    })
-    .await??;
+    // The whole answer is written out in one read (one consistent answer, in
+    // well under a second for a million repositories) before the first byte
+    // goes to the client, so a slow reader pins no connection or transaction
+    // (which on SQLite would also stop WAL checkpoints).
+    let answer = write_pr_counts(&state.store, limit).await?.finish()?;
     Ok(match answer {
         Spooled::Memory(body) => {
             let answer = Answer {
@@ -301,37 +284,61 @@ impl Spool {
     }
 }
 
-/// Writes the pr-counts JSON object to `out`.
-fn write_pr_counts(
-    conn: &rusqlite::Connection,
-    limit: Option<u64>,
-    out: &mut Spool,
-) -> Result<(), AppError> {
+/// The pr-counts JSON object, written to a [`Spool`].
+async fn write_pr_counts(store: &Store, limit: Option<u64>) -> Result<Spool, AppError> {
     use std::io::Write;
-    let mut failure = None;
-    let mut first = true;
-    db::for_each_pr_count(conn, limit, |repo, count| {
-        let separator: &[u8] = if first { b"{" } else { b"," };
-        first = false;
-        let written = out
-            .write_all(separator)
-            .and_then(|()| serde_json::to_writer(&mut *out, repo).map_err(std::io::Error::other))
-            .and_then(|()| write!(out, ":{count}"));
-        match written {
-            Ok(()) => true,
-            Err(error) => {
-                failure = Some(error);
-                false
-            }
-        }
-    })
-    .map_err(DbError::from)?;
+    let PrCountsJson {
+        mut out,
+        first,
+        failure,
+    } = store
+        .for_each_pr_count(limit, PrCountsJson::default())
+        .await?;
     let closing: &[u8] = if first { b"{}" } else { b"}" };
     if let Some(error) = failure.or_else(|| out.write_all(closing).err()) {
         tracing::error!(%error, "cannot write the pr-counts answer");
         return Err(AppError::Internal("cannot buffer the answer"));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Writes each repository as a member of one JSON object.
+struct PrCountsJson {
+    out: Spool,
+    first: bool,
+    failure: Option<std::io::Error>,
+}
+
+impl Default for PrCountsJson {
+    fn default() -> Self {
+        PrCountsJson {
+            out: Spool::default(),
+            first: true,
+            failure: None,
+        }
+    }
+}
+
+impl store::PrCountSink for PrCountsJson {
+    fn accept(&mut self, repo_name: &str, count: u64) -> bool {
+        use std::io::Write;
+        let separator: &[u8] = if self.first { b"{" } else { b"," };
+        self.first = false;
+        let out = &mut self.out;
+        let written = out
+            .write_all(separator)
+            .and_then(|()| {
+                serde_json::to_writer(&mut *out, repo_name).map_err(std::io::Error::other)
+            })
+            .and_then(|()| write!(out, ":{count}"));
+        match written {
+            Ok(()) => true,
+            Err(error) => {
+                self.failure = Some(error);
+                false
+            }
+        }
+    }
 }
 
 /// A bar chart of the event counts of the last `offset_minutes` minutes.
@@ -359,7 +366,7 @@ async fn visualization(
         route: "visualization",
         params: format!("{offset_minutes} {}", format.content_type()),
     };
-    let stamp = Stamp::at(&state, now)?;
+    let stamp = Stamp::at(&state, now).await?;
     cache::answer(&state, key, stamp, || async {
         let counts = counts_since(&state, offset_minutes, now).await?;
         let window = chart::describe_window(offset_minutes);
@@ -422,12 +429,12 @@ async fn visualization_timeline(
             format.content_type()
         ),
     };
-    let stamp = Stamp::at(&state, end_minute)?;
+    let stamp = Stamp::at(&state, end_minute).await?;
     cache::answer(&state, key, stamp, || async {
         let first_minute = end_minute - buckets * bucket_minutes;
         let counts = state
-            .db
-            .run(move |conn| db::timeline(conn, first_minute, bucket_minutes, buckets as usize))
+            .store
+            .timeline(first_minute, bucket_minutes, buckets as usize)
             .await?;
         let timeline = chart::Timeline {
             start: first_minute * SECONDS_PER_MINUTE,

@@ -8,7 +8,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::db::{newest_event_at, stored_event_count};
 use crate::error::AppError;
 use crate::telemetry::{self, DatabaseGauges};
 
@@ -24,15 +23,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
 )]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let database = state
-        .db
-        .run(|conn| {
-            Ok(DatabaseGauges {
-                newest_event_at: newest_event_at(conn)?,
-                stored_events: stored_event_count(conn)?,
-            })
-        })
-        .await?;
+    let totals = state.store.totals().await?;
+    let database = DatabaseGauges {
+        newest_event_at: totals.newest_event_at,
+        stored_events: totals.events,
+    };
     let text = state
         .telemetry
         .render(&database, chrono::Utc::now().timestamp());

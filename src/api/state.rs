@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use super::cache::AnswerCache;
 use crate::chart::ChartCache;
-use crate::db::Db;
 use crate::github::PollStatus;
+use crate::store::Store;
 use crate::telemetry::Telemetry;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
+    pub store: Store,
     /// The poller's latest report, for `/health`.
     pub poll_status: Arc<PollStatus>,
     /// Whether this process polls GitHub at all.

@@ -2,7 +2,7 @@
 
 use super::backoff::Backoff;
 use crate::config::RepoName;
-use crate::db::GLOBAL_FEED;
+use crate::store::GLOBAL_FEED;
 
 /// Which feed a [`Feed`] polls.
 #[derive(Clone, Debug, PartialEq, Eq)]

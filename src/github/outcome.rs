@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::client::FetchError;
-use crate::db::{DbError, InsertStats};
+use crate::store::{InsertStats, StoreError};
 
 /// What one successful poll did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub enum PollError {
         stored: InsertStats,
     },
     #[error("storing events: {0}")]
-    Store(#[from] DbError),
+    Store(#[from] StoreError),
 }
 
 impl PollError {

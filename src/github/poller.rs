@@ -18,7 +18,7 @@ use super::outcome::{Outcome, PollError, PollOutcome};
 use super::page::parse_page;
 use super::status::PollStatus;
 use crate::config::PollerConfig;
-use crate::db::{Db, FeedPoll, InsertStats, insert_events, newest_seen_id, record_feed_poll};
+use crate::store::{FeedPoll, InsertStats, Store};
 
 /// Most pages followed in one poll. GitHub serves 3 today; the cap only guards
 /// against a server whose `Link` headers never end.
@@ -27,7 +27,7 @@ const MAX_PAGES: u32 = 100;
 /// Polls GitHub's event feeds into the database.
 pub struct Poller {
     client: GithubClient,
-    db: Db,
+    store: Store,
     status: Arc<PollStatus>,
     /// The global feed first, then the watched repositories.
     feeds: Vec<Feed>,
@@ -39,7 +39,7 @@ pub struct Poller {
 impl Poller {
     pub fn new(
         config: &PollerConfig,
-        db: Db,
+        store: Store,
         status: Arc<PollStatus>,
     ) -> Result<Self, reqwest::Error> {
         let now = tokio::time::Instant::now();
@@ -62,7 +62,7 @@ impl Poller {
             .collect();
         Ok(Poller {
             client: GithubClient::new(config, status.telemetry().clone())?,
-            db,
+            store,
             status,
             feeds,
             gone_retry: config.gone_retry,
@@ -80,8 +80,7 @@ impl Poller {
     pub async fn poll_feed(&mut self, index: usize) -> Result<PollOutcome, PollError> {
         if self.feeds[index].newest_id.is_none() {
             let name = self.feeds[index].name().to_owned();
-            self.feeds[index].newest_id =
-                self.db.run(move |conn| newest_seen_id(conn, &name)).await?;
+            self.feeds[index].newest_id = self.store.newest_seen_id(name).await?;
         }
         let result = self.fetch_and_store(index).await;
         self.record_poll(index, &result).await;
@@ -141,11 +140,7 @@ impl Poller {
                 }
             }
         }
-        if let Err(error) = self
-            .db
-            .write(move |conn| record_feed_poll(conn, &row))
-            .await
-        {
+        if let Err(error) = self.store.record_feed_poll(row).await {
             tracing::warn!(%error, "could not record the poll in feed_polls");
         }
     }
@@ -217,10 +212,7 @@ impl Poller {
         }
 
         if !events.is_empty() {
-            outcome.stored = self
-                .db
-                .write(move |conn| insert_events(conn, &events))
-                .await?;
+            outcome.stored = self.store.insert_events(events).await?;
         }
         match failure {
             Some(mut error) => {
@@ -242,7 +234,7 @@ impl Poller {
     }
 
     /// Polls every feed, each when it is due, until `cancel` fires. A
-    /// transaction in flight when it fires still completes (see [`Db::run`]).
+    /// transaction in flight when it fires still completes (see [`crate::store::Db::run`]).
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(
             api = %self.client.api_url_redacted(),
@@ -329,7 +321,7 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use crate::store::Db;
 
     /// Watched repositories start spread over the first interval, the global
     /// feed first, instead of a burst of requests at startup.
@@ -340,7 +332,7 @@ mod tests {
         config.watch_spread = Duration::from_secs(60);
         let db = Db::open(&crate::config::DbLocation::Memory).unwrap();
         let start = tokio::time::Instant::now();
-        let poller = Poller::new(&config, db, Arc::default()).unwrap();
+        let poller = Poller::new(&config, Store::Sqlite(db), Arc::default()).unwrap();
         let plan: Vec<(String, u64)> = poller
             .feeds
             .iter()

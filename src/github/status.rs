@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::outcome::{FailureKind, Outcome, PollError, PollOutcome};
-use crate::db::InsertStats;
+use crate::store::InsertStats;
 use crate::telemetry::{RateLimitWait, Telemetry};
 
 /// What `/health` reports about polling.

@@ -11,9 +11,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use ghmetrics::config::{DbLocation, HttpConfig};
-use ghmetrics::db::{Db, insert_events};
 use ghmetrics::event::parse_event;
 use ghmetrics::github::PollStatus;
+use ghmetrics::store::sqlite::{Db, insert_events};
 use ghmetrics::{AppState, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -28,7 +28,7 @@ fn state_with(events: &[Value]) -> AppState {
         .collect();
     insert_events(&mut db.get().unwrap(), &parsed).unwrap();
     AppState {
-        db,
+        store: ghmetrics::store::Store::Sqlite(db),
         poll_status: Arc::new(PollStatus::default()),
         polling: false,
         charts: Arc::default(),

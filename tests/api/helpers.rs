@@ -14,9 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ghmetrics::App;
-use ghmetrics::config::{Config, DbLocation, HttpConfig, PollerConfig};
-use ghmetrics::db::Db;
+use ghmetrics::config::{Config, HttpConfig, PollerConfig, StoreLocation};
 use ghmetrics::github::PollReport;
+use ghmetrics::store::Store;
+use ghmetrics::store::sqlite::Db;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -464,20 +465,20 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub http: reqwest::Client,
     pub status: watch::Receiver<PollReport>,
-    /// The service's own database handle (e.g. to hold its connections).
-    pub db: Db,
+    /// The service's own store handle.
+    pub store: Store,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestApp {
-    pub async fn spawn(db: DbLocation, poller: Option<PollerConfig>) -> TestApp {
+    pub async fn spawn(db: impl Into<StoreLocation>, poller: Option<PollerConfig>) -> TestApp {
         Self::spawn_with(db, poller, |_| {}).await
     }
 
     /// [`TestApp::spawn`] with the default configuration changed by `adjust`.
     pub async fn spawn_with(
-        db: DbLocation,
+        db: impl Into<StoreLocation>,
         poller: Option<PollerConfig>,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
@@ -485,7 +486,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut config = Config {
             listen: listener.local_addr().unwrap(),
-            db,
+            store: db.into(),
             poller,
             http: HttpConfig::default(),
             retention: None,
@@ -494,17 +495,23 @@ impl TestApp {
         let app = App::build(&config, listener).await.unwrap();
         let address = app.local_addr().unwrap();
         let status = app.state().poll_status.subscribe();
-        let db = app.state().db.clone();
+        let store = app.state().store.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until(shutdown.clone()));
         TestApp {
             address,
             http: reqwest::Client::new(),
             status,
-            db,
+            store,
             shutdown,
             task,
         }
+    }
+
+    /// The service's SQLite handle (e.g. to hold its connections); panics
+    /// for another store, so only SQLite-specific tests call it.
+    pub fn db(&self) -> &Db {
+        self.store.sqlite().expect("a SQLite store")
     }
 
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ghmetrics::config::DbLocation;
-use ghmetrics::db::{Db, insert_events};
 use ghmetrics::event::{Event, EventType};
+use ghmetrics::store::sqlite::{Db, insert_events};
 use serde_json::{Value, json};
 
 use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
@@ -493,7 +493,7 @@ async fn slow_readers_of_pr_counts_do_not_hold_the_pool() {
         })
         .collect();
     let (app, _dir) = app_with(&events).await;
-    let pool = app.db.pool_size() as usize;
+    let pool = app.db().pool_size() as usize;
     let mut stalled = Vec::new();
     for _ in 0..pool + 2 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ghmetrics::config::DbLocation;
-use ghmetrics::db::{Db, rollup_disagreement, stored_event_count};
 use ghmetrics::import::{ImportOptions, import};
+use ghmetrics::store::Store;
+use ghmetrics::store::sqlite::{Db, rollup_disagreement, stored_event_count};
 use serde_json::Value;
 
 use crate::helpers::{
@@ -50,7 +51,12 @@ fn imports_real_archives_once_however_often_they_are_imported() {
         .map(|f| fixture_file_events(f).len() as u64)
         .sum();
 
-    let first = import(&db, &[data.path().to_path_buf()], &small_batches()).unwrap();
+    let first = import(
+        &Store::Sqlite(db.clone()),
+        &[data.path().to_path_buf()],
+        &small_batches(),
+    )
+    .unwrap();
     assert_eq!(first.files_complete, 3);
     assert!(first.files_failed.is_empty());
     assert_eq!(first.lines, lines);
@@ -61,7 +67,12 @@ fn imports_real_archives_once_however_often_they_are_imported() {
     );
     assert_eq!(first.bad_lines, 0);
 
-    let again = import(&db, &[data.path().join(FIXTURE_FILES[2])], &small_batches()).unwrap();
+    let again = import(
+        &Store::Sqlite(db.clone()),
+        &[data.path().join(FIXTURE_FILES[2])],
+        &small_batches(),
+    )
+    .unwrap();
     assert_eq!(again.stored.inserted(), 0);
     assert_eq!(
         again.stored.duplicates,
@@ -96,10 +107,12 @@ async fn import_adds_only_what_the_poller_has_not_stored() {
     // The service keeps running (and polling) while the import writes.
     let db = Db::open(&location).unwrap();
     let file = fixture_path("events-2021-07-21-sample.json.gz");
-    let summary = tokio::task::spawn_blocking(move || import(&db, &[file], &small_batches()))
-        .await
-        .unwrap()
-        .unwrap();
+    let summary = tokio::task::spawn_blocking(move || {
+        import(&Store::Sqlite(db.clone()), &[file], &small_batches())
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let expected = Expected::of(&raw);
     let total = expected.total();
     assert_eq!(summary.stored.inserted(), total - polled);
@@ -151,7 +164,12 @@ fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
     let missing = dir.path().join("missing.json.gz");
 
     let db = Db::open(&DbLocation::Memory).unwrap();
-    let summary = import(&db, &[plain, truncated, missing], &small_batches()).unwrap();
+    let summary = import(
+        &Store::Sqlite(db.clone()),
+        &[plain, truncated, missing],
+        &small_batches(),
+    )
+    .unwrap();
     assert_eq!(summary.bad_lines, 3);
     assert_eq!(summary.files_complete, 1);
     assert_eq!(summary.files_failed.len(), 2, "{:?}", summary.files_failed);
@@ -217,7 +235,7 @@ fn a_repository_filter_keeps_only_those_repositories() {
         ..small_batches()
     };
     let summary = import(
-        &db,
+        &Store::Sqlite(db.clone()),
         &[fixture_path("events-2021-07-21-sample.json.gz")],
         &options,
     )
@@ -318,7 +336,7 @@ fn the_line_limit_is_exact_and_keeps_the_neighbours() {
         max_line_bytes: limit,
         ..small_batches()
     };
-    let summary = import(&db, &[path], &options).unwrap();
+    let summary = import(&Store::Sqlite(db.clone()), &[path], &options).unwrap();
     assert_eq!(summary.bad_lines, 1);
     assert_eq!(summary.lines, kept.len() as u64 + 1);
     assert_eq!(summary.stored.inserted(), Expected::of(&kept).total());

@@ -225,8 +225,8 @@ async fn slow_requests_time_out_and_excess_requests_queue() {
     })
     .await;
     // Every pooled connection taken: a request that needs the database waits.
-    let held: Vec<_> = (0..app.db.pool_size())
-        .map(|_| app.db.get().unwrap())
+    let held: Vec<_> = (0..app.db().pool_size())
+        .map(|_| app.db().get().unwrap())
         .collect();
 
     let started = Instant::now();
@@ -363,8 +363,8 @@ async fn large_answers_are_gzipped_for_clients_that_ask() {
 
 #[tokio::test]
 async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
-    use ghmetrics::db::{Db, insert_events, rollup_disagreement};
     use ghmetrics::event::{Event, EventType};
+    use ghmetrics::store::sqlite::{Db, insert_events, rollup_disagreement};
     const RETENTION: Duration = Duration::from_secs(3600);
 
     let dir = tempfile::tempdir().unwrap();
@@ -425,7 +425,7 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cutoff = {
-        let conn = app.db.get().unwrap();
+        let conn = app.db().get().unwrap();
         assert_eq!(rollup_disagreement(&conn).unwrap(), None);
         let oldest: i64 = conn
             .query_row("SELECT min(created_at) FROM events", [], |r| r.get(0))

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ghmetrics::config::DbLocation;
-use ghmetrics::db::{Db, stored_event_count};
 use ghmetrics::github::{FetchError, PollError, PollStatus, Poller};
+use ghmetrics::store::Store;
+use ghmetrics::store::sqlite::{Db, stored_event_count};
 
 use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
 
@@ -82,7 +83,7 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     let db = Db::open(&DbLocation::Memory).unwrap();
     let mut poller = Poller::new(
         &test_poller_config(&mock.url),
-        db.clone(),
+        Store::Sqlite(db.clone()),
         Arc::new(PollStatus::default()),
     )
     .unwrap();
@@ -95,7 +96,7 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     // two minutes for the reset.
     let mut exhausted = Poller::new(
         &test_poller_config(&mock.url),
-        db.clone(),
+        Store::Sqlite(db.clone()),
         Arc::new(PollStatus::default()),
     )
     .unwrap();
@@ -193,7 +194,10 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     assert!(again.not_modified());
     assert_eq!(stored(&db), expected.total());
     let conn = db.get().unwrap();
-    assert_eq!(ghmetrics::db::rollup_disagreement(&conn).unwrap(), None);
+    assert_eq!(
+        ghmetrics::store::sqlite::rollup_disagreement(&conn).unwrap(),
+        None
+    );
     let truth: u64 = conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
@@ -256,7 +260,12 @@ async fn requests_carry_githubs_headers_and_the_token_stays_home() {
     let mut config = test_poller_config(&mock.url);
     config.token = ghmetrics::config::GithubToken::new("t0ken-secret-value");
     let db = Db::open(&DbLocation::Memory).unwrap();
-    let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+    let mut poller = Poller::new(
+        &config,
+        Store::Sqlite(db.clone()),
+        Arc::new(PollStatus::default()),
+    )
+    .unwrap();
 
     let error = poller.poll_once().await.unwrap_err();
     assert!(!format!("{error} {error:?}").contains("t0ken"), "{error:?}");
@@ -348,9 +357,9 @@ async fn polls_wait_for_another_writer_instead_of_dropping_events() {
     let report = app.wait_for_report(|r| r.polls >= 1).await;
     holder.join().unwrap();
     assert_eq!(report.last_poll_error, None);
-    assert_eq!(stored(&app.db), expected.total());
+    assert_eq!(stored(app.db()), expected.total());
     let global_polls: i64 = app
-        .db
+        .db()
         .get()
         .unwrap()
         .query_row(
@@ -401,7 +410,12 @@ async fn events_from_the_future_are_not_stored() {
     mock.set_feed(&feed);
     let config = test_poller_config(&mock.url);
     let db = Db::open(&DbLocation::Memory).unwrap();
-    let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+    let mut poller = Poller::new(
+        &config,
+        Store::Sqlite(db.clone()),
+        Arc::new(PollStatus::default()),
+    )
+    .unwrap();
     let outcome = poller.poll_once().await.unwrap();
     assert_eq!(outcome.malformed, 1);
     let mut kept = feed.clone();
@@ -420,7 +434,12 @@ async fn an_oversized_page_is_a_failed_poll_not_a_memory_blowup() {
     mock.push_faults([Fault::LargeBody(20 << 20)]);
     let config = test_poller_config(&mock.url);
     let db = Db::open(&DbLocation::Memory).unwrap();
-    let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+    let mut poller = Poller::new(
+        &config,
+        Store::Sqlite(db.clone()),
+        Arc::new(PollStatus::default()),
+    )
+    .unwrap();
     let error = poller.poll_once().await.unwrap_err();
     assert!(
         matches!(
@@ -452,7 +471,8 @@ async fn a_poll_covers_its_pages_of_a_moving_feed() {
     mock.set_quota(20, 12);
     let config = test_poller_config(&mock.url);
     let db = Db::open(&DbLocation::Memory).unwrap();
-    let mut poller = Poller::new(&config, db, Arc::new(PollStatus::default())).unwrap();
+    let mut poller =
+        Poller::new(&config, Store::Sqlite(db), Arc::new(PollStatus::default())).unwrap();
     for poll in 1..=2 {
         let outcome = poller.poll_once().await.unwrap();
         assert_eq!(outcome.pages, 3, "poll {poll}");

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ghmetrics::config::DbLocation;
-use ghmetrics::db::{Db, global_feed_coverage, rollup_disagreement};
 use ghmetrics::github::{PollStatus, Poller};
+use ghmetrics::store::Store;
+use ghmetrics::store::sqlite::{Db, global_feed_coverage, rollup_disagreement};
 use serde_json::{Value, json};
 
 use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
@@ -177,7 +178,7 @@ async fn overlaps_and_gaps_of_the_global_feed_are_recorded() {
     let db = Db::open(&DbLocation::File(dir.path().join("events.db"))).unwrap();
     let mut poller = Poller::new(
         &test_poller_config(&mock.url),
-        db.clone(),
+        Store::Sqlite(db.clone()),
         Arc::new(PollStatus::default()),
     )
     .unwrap();
@@ -255,7 +256,7 @@ async fn overlaps_and_gaps_of_the_global_feed_are_recorded() {
     // overlaps, and a feed further on is a gap counted from 1399.
     let mut restarted = Poller::new(
         &test_poller_config(&mock.url),
-        db.clone(),
+        Store::Sqlite(db.clone()),
         Arc::new(PollStatus::default()),
     )
     .unwrap();

@@ -3,29 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::{FeedCoverage, FeedPoll, GLOBAL_FEED};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// The `feed` value of the global feed's rows.
-pub const GLOBAL_FEED: &str = "global";
-
-/// One poll of one feed, as stored in `feed_polls`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FeedPoll {
-    pub polled_at: i64,
-    pub feed: String,
-    /// `ok`, `not_modified`, `error` or `unavailable`.
-    pub outcome: &'static str,
-    pub pages: u32,
-    pub received: u64,
-    pub inserted: u64,
-    pub oldest_id: Option<i64>,
-    pub newest_id: Option<i64>,
-    pub previous_newest_id: Option<i64>,
-    pub new_events: Option<u64>,
-    pub overlap: Option<bool>,
-    pub missed_estimate: Option<u64>,
-    pub error: Option<String>,
-}
 
 pub fn record_feed_poll(conn: &Connection, poll: &FeedPoll) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
@@ -60,22 +39,6 @@ pub fn newest_seen_id(conn: &Connection, feed: &str) -> Result<Option<i64>, rusq
     )
 }
 
-/// How much of the global feed the polls since a moment saw.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct FeedCoverage {
-    pub window_seconds: i64,
-    pub polls: u64,
-    /// Polls whose answer did not reach back to the previous poll's newest event.
-    pub polls_with_gap: u64,
-    /// Events seen for the first time.
-    pub events_seen: u64,
-    /// Upper bound on the events that went by unseen (from the id ranges).
-    pub events_missed_estimate: u64,
-    /// `events_seen / (events_seen + events_missed_estimate)`; `None` before
-    /// there is anything to compare.
-    pub coverage: Option<f64>,
-}
-
 pub fn global_feed_coverage(
     conn: &Connection,
     now: i64,
@@ -89,15 +52,13 @@ pub fn global_feed_coverage(
         params![GLOBAL_FEED, now - window_seconds],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
     )?;
-    let total = events_seen + events_missed_estimate;
-    Ok(FeedCoverage {
+    Ok(FeedCoverage::new(
         window_seconds,
         polls,
         polls_with_gap,
         events_seen,
         events_missed_estimate,
-        coverage: (total > 0).then(|| events_seen as f64 / total as f64),
-    })
+    ))
 }
 
 /// Records that these repositories are watched (keeping the original start of
@@ -126,7 +87,7 @@ pub fn start_watching(
 mod tests {
     use super::*;
     use crate::config::DbLocation;
-    use crate::db::Db;
+    use crate::store::sqlite::Db;
 
     fn poll(polled_at: i64, new_events: u64, missed: Option<u64>) -> FeedPoll {
         FeedPoll {

@@ -1,6 +1,7 @@
 //! The metric queries: one SQL statement per metric, each answered from an index
-//! (see `migrations/`; the tests check `EXPLAIN QUERY PLAN`).
+//! (see `migrations/sqlite/`; the tests check `EXPLAIN QUERY PLAN`).
 
+use crate::store::{EventCounts, PrGapSummary};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::event::EventType;
@@ -55,25 +56,6 @@ const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
 /// `?1` type, `?2`..`?3` a range of hours: the hour rollup rows of a window.
 const TIMELINE_HOURS_SQL: &str = "SELECT hour, events FROM event_counts_by_hour
     WHERE type = ?1 AND hour >= ?2 AND hour < ?3";
-
-/// Stored events per tracked type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EventCounts {
-    pub watch: u64,
-    pub pull_request: u64,
-    pub issues: u64,
-}
-
-impl EventCounts {
-    /// The counts in [`EventType::ALL`] order.
-    pub fn by_type(&self) -> [(EventType, u64); 3] {
-        [
-            (EventType::Watch, self.watch),
-            (EventType::PullRequest, self.pull_request),
-            (EventType::Issues, self.issues),
-        ]
-    }
-}
 
 /// Events of each tracked type with `created_at >= since` (epoch seconds).
 pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqlite::Error> {
@@ -187,15 +169,6 @@ pub fn timeline(
     Ok(counts)
 }
 
-/// The gaps between consecutive PR openings of one repository.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PrGapSummary {
-    /// PR openings (`PullRequestEvent` with action `opened`) found.
-    pub openings: u64,
-    /// Mean seconds between consecutive openings; `None` with fewer than two.
-    pub average_seconds: Option<f64>,
-}
-
 /// Mean gap between consecutive PR openings of `repo_name`, ordered by time.
 pub fn average_pr_gap(conn: &Connection, repo_name: &str) -> Result<PrGapSummary, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(AVERAGE_PR_GAP_SQL)?;
@@ -267,8 +240,8 @@ pub fn for_each_pr_count(
 mod tests {
     use super::*;
     use crate::config::DbLocation;
-    use crate::db::{Db, insert_events};
     use crate::event::Event;
+    use crate::store::sqlite::{Db, insert_events};
     use crate::time_buckets::SECONDS_PER_DAY;
 
     fn event(id: i64, event_type: EventType, repo: &str, action: Option<&str>, at: i64) -> Event {
@@ -287,7 +260,7 @@ mod tests {
         let db = Db::open(&DbLocation::Memory).unwrap();
         insert_events(&mut db.get().unwrap(), events).unwrap();
         assert_eq!(
-            crate::db::rollup_disagreement(&db.get().unwrap()).unwrap(),
+            crate::store::sqlite::rollup_disagreement(&db.get().unwrap()).unwrap(),
             None
         );
         db
@@ -345,7 +318,10 @@ mod tests {
         let mut conn = db.get().unwrap();
         insert_events(&mut conn, &events[500..2000]).unwrap();
         insert_events(&mut conn, &events[1500..]).unwrap();
-        assert_eq!(crate::db::rollup_disagreement(&conn).unwrap(), None);
+        assert_eq!(
+            crate::store::sqlite::rollup_disagreement(&conn).unwrap(),
+            None
+        );
 
         let mut probes = vec![
             0,
@@ -386,7 +362,7 @@ mod tests {
     /// equal what `events` says, and the metrics must answer for the survivors.
     #[test]
     fn deleting_old_events_keeps_every_rollup_exact() {
-        use crate::db::delete_events_before;
+        use crate::store::sqlite::delete_events_before;
         let base = 1_700_000_000 - 1_700_000_000 % SECONDS_PER_DAY;
         let span = 3 * SECONDS_PER_DAY;
         let mut rng = Lcg(11);
@@ -421,7 +397,10 @@ mod tests {
         loop {
             let batch = delete_events_before(&mut conn, cutoff, 700).unwrap();
             deleted += batch;
-            assert_eq!(crate::db::rollup_disagreement(&conn).unwrap(), None);
+            assert_eq!(
+                crate::store::sqlite::rollup_disagreement(&conn).unwrap(),
+                None
+            );
             if batch < 700 {
                 break;
             }
@@ -429,7 +408,7 @@ mod tests {
         let survivors: Vec<&Event> = events.iter().filter(|e| e.created_at >= cutoff).collect();
         assert_eq!(deleted as usize, events.len() - survivors.len());
         assert_eq!(
-            crate::db::stored_event_count(&conn).unwrap() as usize,
+            crate::store::sqlite::stored_event_count(&conn).unwrap() as usize,
             survivors.len()
         );
         let everything = event_counts(&conn, 0).unwrap();
@@ -626,7 +605,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((again.inserted(), again.duplicates), (1, 1));
-        assert_eq!(crate::db::stored_event_count(&conn).unwrap(), 2);
+        assert_eq!(crate::store::sqlite::stored_event_count(&conn).unwrap(), 2);
     }
 
     /// The codes in `EventType::code` and the CASE of the generated `type`
@@ -678,8 +657,8 @@ mod tests {
             NEWEST_EVENT_SQL,
             TIMELINE_SQL,
             TIMELINE_HOURS_SQL,
-            crate::db::write::OLDEST_EVENTS_SQL,
-            crate::db::write::FORGET_OPENINGS_SQL,
+            crate::store::sqlite::write::OLDEST_EVENTS_SQL,
+            crate::store::sqlite::write::FORGET_OPENINGS_SQL,
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let zeros = vec![0; stmt.parameter_count()];

@@ -14,22 +14,20 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-pub use feeds::{
-    FeedCoverage, FeedPoll, GLOBAL_FEED, global_feed_coverage, newest_seen_id, record_feed_poll,
-    start_watching,
-};
+pub use feeds::{global_feed_coverage, newest_seen_id, record_feed_poll, start_watching};
 pub use metrics::{
-    EventCounts, PrGapSummary, average_pr_gap, average_pr_gap_by_window, event_counts,
-    for_each_pr_count, newest_event_at, pr_counts, timeline,
+    average_pr_gap, average_pr_gap_by_window, event_counts, for_each_pr_count, newest_event_at,
+    pr_counts, timeline,
 };
 pub use write::{
-    InsertStats, delete_events_before, delete_feed_polls_before, insert_events,
-    rollup_disagreement, stored_event_count,
+    delete_events_before, delete_feed_polls_before, insert_events, rollup_disagreement,
+    stored_event_count,
 };
 
 use crate::config::DbLocation;
+use crate::store::DataVersion;
 
-refinery::embed_migrations!("migrations");
+refinery::embed_migrations!("migrations/sqlite");
 
 /// How long a connection waits for another writer before `SQLITE_BUSY`. Writers
 /// hold the lock for one poll's transaction (milliseconds), so this is ample.
@@ -79,30 +77,6 @@ enum VersionProbe {
     /// in-memory database vanishes with its last connection.
     Pragma(Mutex<Connection>),
 }
-
-/// What [`Db::data_version`] returns: equal values mean nothing was
-/// committed in between.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DataVersion([u8; WAL_INDEX_HEADER_BYTES]);
-
-impl DataVersion {
-    /// A version made from a number, for tests elsewhere in the crate.
-    #[cfg(test)]
-    pub(crate) fn from_counter(counter: u64) -> Self {
-        let mut version = DataVersion::default();
-        version.0[..8].copy_from_slice(&counter.to_le_bytes());
-        version
-    }
-}
-
-impl Default for DataVersion {
-    fn default() -> Self {
-        DataVersion([0; WAL_INDEX_HEADER_BYTES])
-    }
-}
-
-/// Size of one copy of the wal-index header (`WalIndexHdr` in SQLite's wal.c).
-const WAL_INDEX_HEADER_BYTES: usize = 48;
 
 impl Db {
     /// Opens (creating if needed) the database and brings its schema up to date.
@@ -236,7 +210,7 @@ impl Db {
         match &*self.version_probe {
             VersionProbe::WalIndex(shm) => {
                 use std::os::unix::fs::FileExt;
-                shm.read_exact_at(&mut version.0, 0)
+                shm.read_exact_at(version.bytes_mut(), 0)
                     .map_err(|error| DbError::Probe(error.to_string()))?;
             }
             VersionProbe::Pragma(conn) => {
@@ -244,7 +218,7 @@ impl Db {
                 let counter: i64 = conn
                     .prepare_cached("PRAGMA data_version")?
                     .query_row([], |row| row.get(0))?;
-                version.0[..8].copy_from_slice(&counter.to_le_bytes());
+                version = DataVersion::from_counter(counter as u64);
             }
         }
         Ok(version)

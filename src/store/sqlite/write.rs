@@ -1,8 +1,9 @@
 //! Writing events: one transaction per batch, deduplicated by event id, with the
-//! rollup tables (see `migrations/V2__rollups.sql`) updated in the same transaction.
+//! rollup tables (see `migrations/sqlite/V2__rollups.sql`) updated in the same transaction.
 
 use std::collections::HashMap;
 
+use crate::store::InsertStats;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::event::{Event, EventType};
@@ -14,31 +15,6 @@ const TIME_ROLLUPS: [(&str, &str, i64); 3] = [
     ("event_counts_by_hour", "hour", SECONDS_PER_HOUR),
     ("event_counts_by_day", "day", SECONDS_PER_DAY),
 ];
-
-/// What one batch insert did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InsertStats {
-    /// Rows that were new, per type in [`EventType::ALL`] order.
-    pub inserted_by_type: [u64; 3],
-    /// Events already stored (or repeated within the batch), left untouched.
-    pub duplicates: u64,
-}
-
-impl InsertStats {
-    /// Rows that were new.
-    pub fn inserted(&self) -> u64 {
-        self.inserted_by_type.iter().sum()
-    }
-}
-
-impl std::ops::AddAssign for InsertStats {
-    fn add_assign(&mut self, other: Self) {
-        self.duplicates += other.duplicates;
-        for (total, more) in self.inserted_by_type.iter_mut().zip(other.inserted_by_type) {
-            *total += more;
-        }
-    }
-}
 
 /// Rollup increments for the rows one batch really inserted.
 #[derive(Default)]

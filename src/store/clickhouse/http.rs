@@ -1,0 +1,294 @@
+//! ClickHouse's HTTP interface: a statement in a POST body, an answer in
+//! `TabSeparated`. reqwest is already here for GitHub, and this is all the
+//! service needs: the official `clickhouse` crate speaks RowBinary, which
+//! servers before 22.6 mishandle in places (and 18.16 cannot validate), for
+//! a handful of statements whose answers are a few numbers.
+
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::config::ClickHouseSettings;
+
+/// Longest a statement may take before the request is given up: a metric
+/// over 100 M events takes well under a second, a migration a few.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Largest answer read into memory (streamed answers excepted): the
+/// service's answers are a few rows, so more means something is wrong.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// Largest statement text sent (an insert's lookup of 20,000 ids is ~400 KB;
+/// the server's own default of 256 KiB is raised to this per request).
+pub const MAX_QUERY_BYTES: usize = 32 << 20;
+
+/// Failures of the ClickHouse store. Messages never hold the password.
+#[derive(Debug, thiserror::Error)]
+pub enum ClickHouseError {
+    #[error("cannot reach ClickHouse at {endpoint}: {message}")]
+    Unreachable { endpoint: String, message: String },
+    #[error("ClickHouse answered {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("unexpected answer from ClickHouse: {0}")]
+    Answer(String),
+    #[error("ClickHouse answer larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge,
+    #[error("migrating the ClickHouse schema: {0}")]
+    Migration(String),
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl ClickHouseError {
+    /// The server's error code (`Code: 57, ...`), when it sent one.
+    pub fn server_code(&self) -> Option<u32> {
+        match self {
+            ClickHouseError::Server { message, .. } => message
+                .strip_prefix("Code: ")
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|code| code.parse().ok()),
+            _ => None,
+        }
+    }
+}
+
+/// One server's HTTP endpoint and the credentials for it.
+#[derive(Clone)]
+pub struct Endpoint {
+    http: reqwest::Client,
+    url: Url,
+    user: String,
+    password: Option<crate::config::Secret>,
+}
+
+impl Endpoint {
+    pub fn new(settings: &ClickHouseSettings, url: Url) -> Endpoint {
+        Endpoint {
+            http: client(),
+            url,
+            user: settings.user.clone(),
+            password: settings.password.clone(),
+        }
+    }
+
+    /// The same endpoint with its own connection pool (for another runtime).
+    pub fn with_new_connections(&self) -> Endpoint {
+        Endpoint {
+            http: client(),
+            ..self.clone()
+        }
+    }
+
+    /// `host:port`, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{}",
+            self.url.host_str().unwrap_or_default(),
+            self.url.port_or_known_default().unwrap_or_default()
+        )
+    }
+
+    /// Runs `sql` (with `body`, for an INSERT's rows) and returns the whole answer.
+    pub async fn run(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<String, ClickHouseError> {
+        let mut response = self.send(sql, settings, body).await?;
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(&e))? {
+            if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(ClickHouseError::TooLarge);
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        String::from_utf8(answer).map_err(|_| ClickHouseError::Answer("not UTF-8".to_owned()))
+    }
+
+    /// Runs `sql` and hands each line of the answer to `line` as it arrives,
+    /// until `line` returns false. Memory holds one chunk and one line.
+    pub async fn for_each_line(
+        &self,
+        sql: &str,
+        mut line: impl FnMut(&str) -> Result<bool, ClickHouseError>,
+    ) -> Result<(), ClickHouseError> {
+        let mut response = self.send(sql, &[], None).await?;
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(&e))? {
+            pending.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(end) = memchr::memchr(b'\n', &pending[start..]) {
+                let text = std::str::from_utf8(&pending[start..start + end])
+                    .map_err(|_| ClickHouseError::Answer("not UTF-8".to_owned()))?;
+                if !line(text)? {
+                    return Ok(());
+                }
+                start += end + 1;
+            }
+            pending.drain(..start);
+            if pending.len() > MAX_ANSWER_BYTES {
+                return Err(ClickHouseError::TooLarge);
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<reqwest::Response, ClickHouseError> {
+        let mut url = self.url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("max_query_size", &MAX_QUERY_BYTES.to_string());
+            for (name, value) in settings {
+                query.append_pair(name, value);
+            }
+            // An INSERT's rows follow the statement in the body; the statement
+            // itself goes in the URL.
+            if body.is_some() {
+                query.append_pair("query", sql);
+            }
+        }
+        let mut request = self.http.post(url).timeout(STATEMENT_TIMEOUT);
+        request = match body {
+            Some(rows) => request.body(rows),
+            None => request.body(sql.to_owned()),
+        };
+        request = request.basic_auth(&self.user, self.password.as_ref().map(|p| p.expose()));
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let mut message: String = text.trim().chars().take(2000).collect();
+        if let Some(password) = &self.password {
+            message = message.replace(password.expose(), "***");
+        }
+        Err(ClickHouseError::Server {
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> ClickHouseError {
+        ClickHouseError::Unreachable {
+            endpoint: self.describe(),
+            // The URL holds no credential (they go in a header); kept short.
+            message: error.to_string().chars().take(500).collect(),
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
+
+/// `value` as a ClickHouse string literal.
+pub fn quote(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '\'' => quoted.push_str("\\'"),
+            '\0' => quoted.push_str("\\0"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// Appends `value` as one `TabSeparated` field.
+pub fn push_tsv(out: &mut Vec<u8>, value: Option<&str>) {
+    let Some(value) = value else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    for &b in value.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0 => out.extend_from_slice(b"\\0"),
+            b => out.push(b),
+        }
+    }
+}
+
+/// One `TabSeparated` field read back: escapes undone, `\N` is `None`.
+pub fn read_tsv(field: &str) -> Option<String> {
+    if field == "\\N" {
+        return None;
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsv_fields_read_back_as_written() {
+        for value in [
+            "plain",
+            "tab\there",
+            "new\nline",
+            "back\\slash",
+            "nul\0",
+            "'q'",
+            "",
+        ] {
+            let mut out = Vec::new();
+            push_tsv(&mut out, Some(value));
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains(['\t', '\n']), "{text:?}");
+            assert_eq!(read_tsv(&text).as_deref(), Some(value));
+        }
+        let mut null = Vec::new();
+        push_tsv(&mut null, None);
+        assert_eq!(read_tsv(std::str::from_utf8(&null).unwrap()), None);
+    }
+
+    #[test]
+    fn quoting_escapes_what_ends_a_literal() {
+        assert_eq!(quote("a/b"), "'a/b'");
+        assert_eq!(quote("x' OR 1 --"), "'x\\' OR 1 --'");
+        assert_eq!(quote("back\\"), "'back\\\\'");
+    }
+
+    #[test]
+    fn server_codes_are_read_from_the_message() {
+        let error = ClickHouseError::Server {
+            status: 500,
+            message: "Code: 57, e.displayText() = DB::Exception: Table already exists".to_owned(),
+        };
+        assert_eq!(error.server_code(), Some(57));
+    }
+}

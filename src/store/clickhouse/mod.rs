@@ -1,0 +1,752 @@
+//! The ClickHouse store: the same questions as [`super::sqlite`], answered
+//! from the tables of `migrations/clickhouse/` over the HTTP interface, on
+//! one server or (with `--clickhouse-cluster`) through `Distributed` tables
+//! over a cluster's shards.
+//!
+//! Exactly once: a writer takes the store's write lock, looks the batch's ids
+//! up (one range of the `(type, created_at)` key) and inserts only the new
+//! ones, so plain `count()` is exact right after any insert, without `FINAL`
+//! or `uniqExact` at query time (see README "ClickHouse" for the measurements).
+//! The lock is a table whose creation only one writer can win
+//! (`CREATE TABLE` of an existing name fails); it serialises the poller,
+//! retention and any number of `import` processes on the same store.
+
+mod http;
+mod migrate;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use http::ClickHouseError;
+use http::{Endpoint, push_tsv, quote, read_tsv};
+
+use super::{
+    DataVersion, EventCounts, FeedCoverage, FeedPoll, GLOBAL_FEED, InsertStats, PrGapSummary,
+    Totals,
+};
+use crate::config::ClickHouseSettings;
+use crate::event::{Event, EventType};
+use crate::time_buckets::SECONDS_PER_MINUTE;
+
+/// The ClickHouse store. Cheap to clone.
+#[derive(Clone)]
+pub struct ClickHouse {
+    layout: Arc<Layout>,
+    /// One writer at a time within this process (poller, retention).
+    local_writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Where the tables are and whom to ask.
+pub struct Layout {
+    /// The server every query and insert goes to.
+    main: Endpoint,
+    /// With a cluster without distributed DDL: every shard, for DDL.
+    shards: Vec<Endpoint>,
+    database: String,
+    cluster: Option<String>,
+}
+
+impl Layout {
+    /// Where a DDL statement runs: every shard when they were listed,
+    /// otherwise the main server (with `ON CLUSTER` on a cluster).
+    fn ddl_targets(&self) -> impl Iterator<Item = &Endpoint> {
+        let shards = if self.cluster.is_some() && !self.shards.is_empty() {
+            &self.shards[..]
+        } else {
+            std::slice::from_ref(&self.main)
+        };
+        shards.iter()
+    }
+
+    /// ` ON CLUSTER name` where DDL goes through the cluster's own queue.
+    fn on_cluster(&self) -> String {
+        match &self.cluster {
+            Some(cluster) if self.shards.is_empty() => format!(" ON CLUSTER {cluster}"),
+            _ => String::new(),
+        }
+    }
+
+    /// A table as queried: the plain table, or the Distributed one.
+    fn table(&self, name: &str) -> String {
+        format!("{}.{name}", self.database)
+    }
+
+    /// The tables that hold rows (for DDL and mutations): `X` or `X_local`.
+    fn local_table(&self, name: &str) -> String {
+        match &self.cluster {
+            Some(_) => format!("{}.{name}_local{}", self.database, self.on_cluster()),
+            None => format!("{}.{name}", self.database),
+        }
+    }
+
+    /// Per-request settings: inserts into a Distributed table wait until
+    /// every shard has its rows, so the next read sees them.
+    fn insert_settings(&self) -> &'static [(&'static str, &'static str)] {
+        match self.cluster {
+            Some(_) => &[("insert_distributed_sync", "1")],
+            None => &[],
+        }
+    }
+}
+
+/// How long the write lock may be held before others may take it over: a
+/// writer that died while holding it (a batch takes well under a second).
+const STALE_LOCK: Duration = Duration::from_secs(120);
+/// How long a writer waits for the lock before giving up.
+const WRITE_PATIENCE: Duration = Duration::from_secs(600);
+/// ClickHouse's "table already exists" and "table doesn't exist" codes.
+const TABLE_ALREADY_EXISTS: u32 = 57;
+const UNKNOWN_TABLE: u32 = 60;
+/// How long a purge waits for ClickHouse to finish its delete mutations.
+const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
+
+impl ClickHouse {
+    /// Connects, checks the server answers, and applies the migrations.
+    pub async fn open(settings: &ClickHouseSettings) -> Result<ClickHouse, ClickHouseError> {
+        let layout = Layout {
+            main: Endpoint::new(settings, settings.endpoint.clone()),
+            shards: settings
+                .shard_endpoints
+                .iter()
+                .map(|url| Endpoint::new(settings, url.clone()))
+                .collect(),
+            database: settings.database.clone(),
+            cluster: settings.cluster.clone(),
+        };
+        let version = layout.main.run("SELECT version()", &[], None).await?;
+        tracing::info!(server = %layout.main.describe(), version = %version.trim(), "connected to ClickHouse");
+        migrate::run(&layout).await?;
+        Ok(ClickHouse {
+            layout: Arc::new(layout),
+            local_writer: Arc::default(),
+        })
+    }
+
+    /// The same store with its own HTTP connections, for use on another
+    /// runtime (the import's writer thread).
+    pub fn with_new_connections(&self) -> ClickHouse {
+        let layout = &self.layout;
+        ClickHouse {
+            layout: Arc::new(Layout {
+                main: layout.main.with_new_connections(),
+                shards: layout
+                    .shards
+                    .iter()
+                    .map(Endpoint::with_new_connections)
+                    .collect(),
+                database: layout.database.clone(),
+                cluster: layout.cluster.clone(),
+            }),
+            local_writer: self.local_writer.clone(),
+        }
+    }
+
+    async fn query(&self, sql: &str) -> Result<String, ClickHouseError> {
+        self.layout.main.run(sql, &[], None).await
+    }
+
+    /// A digest of the database's active parts (every table, every shard):
+    /// each insert adds a part, each merge and delete replaces parts, so
+    /// the digest changes with every write.
+    pub async fn data_version(&self) -> Result<DataVersion, ClickHouseError> {
+        let parts = match &self.layout.cluster {
+            Some(cluster) => format!("cluster({cluster}, system, parts)"),
+            None => "system.parts".to_owned(),
+        };
+        let answer = self
+            .query(&format!(
+                "SELECT count(), groupBitXor(cityHash64(table, name)), sum(rows)
+                 FROM {parts} WHERE database = {} AND active FORMAT TabSeparated",
+                quote(&self.layout.database)
+            ))
+            .await?;
+        let mut version = DataVersion::default();
+        let numbers = fields::<3>(answer.trim_end())?;
+        for (slot, number) in version.bytes_mut().chunks_mut(8).zip(numbers) {
+            let value: u64 = number.parse().map_err(|_| bad(&answer))?;
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+        Ok(version)
+    }
+
+    pub async fn event_counts(&self, since: i64) -> Result<EventCounts, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT toUInt8(type), count() FROM {} WHERE created_at >= toDateTime({})
+                 GROUP BY type FORMAT TabSeparated",
+                self.layout.table("events"),
+                since.clamp(0, i64::from(u32::MAX))
+            ))
+            .await?;
+        let mut counts = [0u64; 3];
+        for line in answer.lines() {
+            let [code, count] = fields::<2>(line)?;
+            counts[type_index(code)?] = count.parse().map_err(|_| bad(line))?;
+        }
+        let [watch, pull_request, issues] = counts;
+        Ok(EventCounts {
+            watch,
+            pull_request,
+            issues,
+        })
+    }
+
+    pub async fn timeline(
+        &self,
+        first_minute: i64,
+        bucket_minutes: i64,
+        buckets: usize,
+    ) -> Result<Vec<[u64; 3]>, ClickHouseError> {
+        let first = first_minute * SECONDS_PER_MINUTE;
+        let width = bucket_minutes * SECONDS_PER_MINUTE;
+        let end = first + width * buckets as i64;
+        let mut counts = vec![[0u64; 3]; buckets];
+        if end <= 0 {
+            return Ok(counts);
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT toUInt8(type), intDiv(toInt64(toUInt32(created_at)) - ({first}), {width}) AS bucket, count()
+                 FROM {} WHERE created_at >= toDateTime({}) AND created_at < toDateTime({})
+                 GROUP BY type, bucket FORMAT TabSeparated",
+                self.layout.table("events"),
+                first.clamp(0, i64::from(u32::MAX)),
+                end.clamp(0, i64::from(u32::MAX)),
+            ))
+            .await?;
+        for line in answer.lines() {
+            let [code, bucket, count] = fields::<3>(line)?;
+            let bucket: usize = bucket.parse().map_err(|_| bad(line))?;
+            let slot = counts.get_mut(bucket).ok_or_else(|| bad(line))?;
+            slot[type_index(code)?] = count.parse().map_err(|_| bad(line))?;
+        }
+        Ok(counts)
+    }
+
+    /// The gaps between the repository's PR openings. Each opening counts
+    /// once by id, even before the ReplacingMergeTree has merged a copy.
+    pub async fn pr_gaps(&self, repo_name: &str) -> Result<PrGapSummary, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT length(times), if(length(times) >= 2, (times[-1] - times[1]) / (length(times) - 1), NULL)
+                 FROM (SELECT arraySort(groupArray(at)) AS times FROM (
+                     SELECT any(toInt64(toUInt32(created_at))) AS at FROM {}
+                     WHERE repo_name = {} GROUP BY id))
+                 FORMAT TabSeparated",
+                self.layout.table("pr_openings"),
+                quote(repo_name)
+            ))
+            .await?;
+        let line = answer.trim_end();
+        let [openings, average] = fields::<2>(line)?;
+        Ok(PrGapSummary {
+            openings: openings.parse().map_err(|_| bad(line))?,
+            average_seconds: match read_tsv(average) {
+                None => None,
+                Some(value) => Some(value.parse().map_err(|_| bad(line))?),
+            },
+        })
+    }
+
+    pub async fn for_each_pr_count(
+        &self,
+        limit: Option<u64>,
+        mut visit: impl FnMut(&str, u64) -> bool,
+    ) -> Result<(), ClickHouseError> {
+        let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
+        let sql = format!(
+            "SELECT repo_name, count() AS n FROM {} WHERE type = 'PullRequestEvent'
+             GROUP BY repo_name ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
+            self.layout.table("events")
+        );
+        self.layout
+            .main
+            .for_each_line(&sql, |line| {
+                let [repo, count] = fields::<2>(line)?;
+                let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+                Ok(visit(&repo, count.parse().map_err(|_| bad(line))?))
+            })
+            .await
+    }
+
+    pub async fn totals(&self) -> Result<Totals, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT count(), toUInt32(max(created_at)) FROM {} FORMAT TabSeparated",
+                self.layout.table("events")
+            ))
+            .await?;
+        let line = answer.trim_end();
+        let [events, newest] = fields::<2>(line)?;
+        let events: u64 = events.parse().map_err(|_| bad(line))?;
+        let newest: i64 = newest.parse().map_err(|_| bad(line))?;
+        Ok(Totals {
+            events,
+            newest_event_at: (events > 0).then_some(newest),
+        })
+    }
+
+    /// Stores the events whose ids are not stored yet, under the write lock.
+    pub async fn insert_events(&self, events: &[Event]) -> Result<InsertStats, ClickHouseError> {
+        let mut stats = InsertStats::default();
+        let mut seen = HashSet::with_capacity(events.len());
+        let batch: Vec<&Event> = events
+            .iter()
+            .filter(|event| {
+                let first = seen.insert(event.id);
+                if !first {
+                    stats.duplicates += 1;
+                }
+                first
+            })
+            .collect();
+        if batch.is_empty() {
+            return Ok(stats);
+        }
+        let lock = self.write_lock().await?;
+        let result = self.insert_new(batch, &mut stats).await;
+        lock.release().await;
+        result.map(|()| stats)
+    }
+
+    /// Inserts the events of `batch` not stored yet (the caller holds the lock).
+    async fn insert_new(
+        &self,
+        batch: Vec<&Event>,
+        stats: &mut InsertStats,
+    ) -> Result<(), ClickHouseError> {
+        let stored = self.stored_ids(&batch).await?;
+        let mut rows = Vec::new();
+        let mut openings = Vec::new();
+        for event in batch {
+            if event.id < 0 || stored.contains(&event.id) {
+                stats.duplicates += 1;
+                continue;
+            }
+            stats.inserted_by_type[event.event_type.index()] += 1;
+            let number = event.number.map(|n| n.to_string());
+            let _ = write!(
+                rows,
+                "{}\t{}\t{}\t",
+                event.id,
+                event.event_type.code(),
+                event.created_at
+            );
+            push_tsv(&mut rows, Some(&event.repo_name));
+            rows.push(b'\t');
+            push_tsv(&mut rows, event.actor_login.as_deref());
+            rows.push(b'\t');
+            push_tsv(&mut rows, event.action.as_deref());
+            rows.push(b'\t');
+            push_tsv(&mut rows, number.as_deref());
+            rows.push(b'\n');
+            if event.event_type == EventType::PullRequest
+                && event.action.as_deref() == Some("opened")
+            {
+                push_tsv(&mut openings, Some(&event.repo_name));
+                let _ = write!(openings, "\t{}\t{}\t", event.created_at, event.id);
+                push_tsv(&mut openings, number.as_deref());
+                openings.push(b'\n');
+            }
+        }
+        // Openings first: a crash between the two inserts leaves openings
+        // whose events are not stored, and the retry stores the events and
+        // the openings again, which the gap query counts once by id.
+        if !openings.is_empty() {
+            self.insert("pr_openings", "repo_name, created_at, id, number", openings)
+                .await?;
+        }
+        if !rows.is_empty() {
+            self.insert(
+                "events",
+                "id, type, created_at, repo_name, actor_login, action, number",
+                rows,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        table: &str,
+        columns: &str,
+        rows: Vec<u8>,
+    ) -> Result<(), ClickHouseError> {
+        let sql = format!(
+            "INSERT INTO {} ({columns}) FORMAT TabSeparated",
+            self.layout.table(table)
+        );
+        self.layout
+            .main
+            .run(&sql, self.layout.insert_settings(), Some(rows))
+            .await?;
+        Ok(())
+    }
+
+    /// Which of `batch`'s ids are stored: one range of the sorting key.
+    async fn stored_ids(&self, batch: &[&Event]) -> Result<HashSet<i64>, ClickHouseError> {
+        let (Some(oldest), Some(newest)) = (
+            batch.iter().map(|e| e.created_at).min(),
+            batch.iter().map(|e| e.created_at).max(),
+        ) else {
+            return Ok(HashSet::new());
+        };
+        let mut ids = String::with_capacity(batch.len() * 12);
+        for (i, event) in batch.iter().enumerate() {
+            if i > 0 {
+                ids.push(',');
+            }
+            let _ = write!(ids, "{}", event.id.max(0));
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT DISTINCT id FROM {} WHERE created_at >= toDateTime({}) AND created_at <= toDateTime({})
+                 AND id IN ({ids}) FORMAT TabSeparated",
+                self.layout.table("events"),
+                oldest.clamp(0, i64::from(u32::MAX)),
+                newest.clamp(0, i64::from(u32::MAX)),
+            ))
+            .await?;
+        answer
+            .lines()
+            .map(|id| id.parse().map_err(|_| bad(id)))
+            .collect()
+    }
+
+    /// Takes the store's write lock (see the module's doc), waiting for
+    /// another writer up to [`WRITE_PATIENCE`].
+    async fn write_lock(&self) -> Result<WriteLock, ClickHouseError> {
+        let local = self.local_writer.clone().lock_owned().await;
+        let lock = self.layout.table("ghmetrics_write_lock");
+        let started = Instant::now();
+        let mut warned = false;
+        loop {
+            let create = format!("CREATE TABLE {lock} (holder String) ENGINE = Memory");
+            match self.query(&create).await {
+                Ok(_) => {
+                    return Ok(WriteLock {
+                        store: self.clone(),
+                        _local: local,
+                        released: false,
+                    });
+                }
+                Err(error) if error.server_code() == Some(TABLE_ALREADY_EXISTS) => {}
+                Err(error) => return Err(error),
+            }
+            if self.break_if_stale().await? {
+                continue;
+            }
+            if started.elapsed() > WRITE_PATIENCE {
+                return Err(ClickHouseError::Busy(format!(
+                    "another writer has held the ClickHouse write lock ({lock}) for over {} s",
+                    WRITE_PATIENCE.as_secs()
+                )));
+            }
+            if !warned {
+                warned = true;
+                tracing::info!(
+                    "another writer (an import?) is writing to ClickHouse; waiting for it"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20 + fastrand::u64(0..30))).await;
+        }
+    }
+
+    async fn drop_lock(&self) {
+        let lock = self.layout.table("ghmetrics_write_lock");
+        if let Err(error) = self.query(&format!("DROP TABLE IF EXISTS {lock}")).await {
+            tracing::warn!(%error, "could not release the ClickHouse write lock");
+        }
+    }
+
+    /// Takes over a lock older than [`STALE_LOCK`] (its writer died): renamed
+    /// away first, which only one of several contenders can do.
+    async fn break_if_stale(&self) -> Result<bool, ClickHouseError> {
+        let db = quote(&self.layout.database);
+        let age = self
+            .query(&format!(
+                "SELECT toUInt32(now()) - toUInt32(metadata_modification_time) FROM system.tables
+                 WHERE database = {db} AND name = 'ghmetrics_write_lock' FORMAT TabSeparated"
+            ))
+            .await?;
+        let stale = age
+            .trim()
+            .parse::<u64>()
+            .is_ok_and(|age| age > STALE_LOCK.as_secs());
+        if !stale {
+            return Ok(false);
+        }
+        let lock = self.layout.table("ghmetrics_write_lock");
+        let away = self
+            .layout
+            .table(&format!("ghmetrics_stale_lock_{}", fastrand::u64(..)));
+        match self.query(&format!("RENAME TABLE {lock} TO {away}")).await {
+            Ok(_) => {
+                tracing::warn!("took over a ClickHouse write lock left by a writer that stopped");
+                self.query(&format!("DROP TABLE IF EXISTS {away}")).await?;
+                Ok(true)
+            }
+            Err(error) if error.server_code() == Some(UNKNOWN_TABLE) => Ok(true),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Deletes every event created before `cutoff` (ClickHouse deletes by
+    /// mutation, all at once) and waits until the mutations are done, so the
+    /// next answer no longer counts them; returns how many there were.
+    pub async fn delete_events_before(&self, cutoff: i64) -> Result<u64, ClickHouseError> {
+        if cutoff <= 0 {
+            return Ok(0);
+        }
+        let cutoff = cutoff.min(i64::from(u32::MAX));
+        let lock = self.write_lock().await?;
+        let result = self.delete_before(cutoff).await;
+        lock.release().await;
+        result
+    }
+
+    async fn delete_before(&self, cutoff: i64) -> Result<u64, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT count() FROM {} WHERE created_at < toDateTime({cutoff}) FORMAT TabSeparated",
+                self.layout.table("events")
+            ))
+            .await?;
+        let doomed: u64 = answer.trim().parse().map_err(|_| bad(&answer))?;
+        if doomed == 0 {
+            return Ok(0);
+        }
+        for table in ["events", "pr_openings"] {
+            let sql = format!(
+                "ALTER TABLE {} DELETE WHERE created_at < toDateTime({cutoff})",
+                self.layout.local_table(table)
+            );
+            for target in self.layout.ddl_targets() {
+                target.run(&sql, &[], None).await?;
+            }
+        }
+        self.wait_for_mutations().await?;
+        Ok(doomed)
+    }
+
+    async fn wait_for_mutations(&self) -> Result<(), ClickHouseError> {
+        let mutations = match &self.layout.cluster {
+            Some(cluster) => format!("cluster({cluster}, system, mutations)"),
+            None => "system.mutations".to_owned(),
+        };
+        let sql = format!(
+            "SELECT count() FROM {mutations} WHERE database = {} AND NOT is_done FORMAT TabSeparated",
+            quote(&self.layout.database)
+        );
+        let started = Instant::now();
+        while started.elapsed() < MUTATION_PATIENCE {
+            if self.query(&sql).await?.trim() == "0" {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ClickHouseError::Busy(
+            "ClickHouse has not finished deleting old events; it carries on in the background"
+                .to_owned(),
+        ))
+    }
+
+    pub async fn delete_feed_polls_before(&self, cutoff: i64) -> Result<(), ClickHouseError> {
+        if cutoff <= 0 {
+            return Ok(());
+        }
+        let sql = format!(
+            "ALTER TABLE {} DELETE WHERE polled_at < toDateTime({})",
+            self.layout.local_table("feed_polls"),
+            cutoff.min(i64::from(u32::MAX))
+        );
+        for target in self.layout.ddl_targets() {
+            target.run(&sql, &[], None).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn record_feed_poll(&self, poll: &FeedPoll) -> Result<(), ClickHouseError> {
+        let mut row = Vec::new();
+        let _ = write!(row, "{}\t", poll.polled_at.clamp(0, i64::from(u32::MAX)));
+        push_tsv(&mut row, Some(&poll.feed));
+        row.push(b'\t');
+        push_tsv(&mut row, Some(poll.outcome));
+        let _ = write!(
+            row,
+            "\t{}\t{}\t{}",
+            poll.pages, poll.received, poll.inserted
+        );
+        for value in [
+            poll.oldest_id.map(|v| v.to_string()),
+            poll.newest_id.map(|v| v.to_string()),
+            poll.previous_newest_id.map(|v| v.to_string()),
+            poll.new_events.map(|v| v.to_string()),
+            poll.overlap.map(|v| u8::from(v).to_string()),
+            poll.missed_estimate.map(|v| v.to_string()),
+            poll.error.clone(),
+        ] {
+            row.push(b'\t');
+            push_tsv(&mut row, value.as_deref());
+        }
+        row.push(b'\n');
+        self.insert(
+            "feed_polls",
+            "polled_at, feed, outcome, pages, received, inserted, oldest_id, newest_id, previous_newest_id, new_events, overlap, missed_estimate, error",
+            row,
+        )
+        .await
+    }
+
+    pub async fn newest_seen_id(&self, feed: &str) -> Result<Option<i64>, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT max(newest_id) FROM {} WHERE feed = {} FORMAT TabSeparated",
+                self.layout.table("feed_polls"),
+                quote(feed)
+            ))
+            .await?;
+        match read_tsv(answer.trim_end()) {
+            None => Ok(None),
+            Some(id) => Ok(Some(id.parse().map_err(|_| bad(&answer))?)),
+        }
+    }
+
+    pub async fn global_feed_coverage(
+        &self,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<FeedCoverage, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT count(), countIf(overlap = 0), ifNull(sum(new_events), 0), ifNull(sum(missed_estimate), 0)
+                 FROM {} WHERE feed = {} AND polled_at > toDateTime({}) FORMAT TabSeparated",
+                self.layout.table("feed_polls"),
+                quote(GLOBAL_FEED),
+                (now - window_seconds).clamp(0, i64::from(u32::MAX))
+            ))
+            .await?;
+        let line = answer.trim_end();
+        let numbers = fields::<4>(line)?;
+        let mut parsed = [0u64; 4];
+        for (slot, number) in parsed.iter_mut().zip(numbers) {
+            *slot = number.parse().map_err(|_| bad(line))?;
+        }
+        let [polls, polls_with_gap, events_seen, events_missed_estimate] = parsed;
+        Ok(FeedCoverage::new(
+            window_seconds,
+            polls,
+            polls_with_gap,
+            events_seen,
+            events_missed_estimate,
+        ))
+    }
+
+    pub async fn start_watching(
+        &self,
+        repos: &[String],
+        now: i64,
+    ) -> Result<HashMap<String, i64>, ClickHouseError> {
+        let mut watched = self.watched_since(repos).await?;
+        let mut rows = Vec::new();
+        for repo in repos.iter().filter(|repo| !watched.contains_key(*repo)) {
+            push_tsv(&mut rows, Some(repo));
+            let _ = writeln!(rows, "\t{now}");
+        }
+        if !rows.is_empty() {
+            self.insert("watched_repos", "repo_name, watched_since", rows)
+                .await?;
+            watched = self.watched_since(repos).await?;
+        }
+        Ok(watched)
+    }
+
+    async fn watched_since(
+        &self,
+        repos: &[String],
+    ) -> Result<HashMap<String, i64>, ClickHouseError> {
+        if repos.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let names: Vec<String> = repos.iter().map(|r| quote(r)).collect();
+        let answer = self
+            .query(&format!(
+                "SELECT repo_name, toUInt32(min(watched_since)) FROM {} WHERE repo_name IN ({})
+                 GROUP BY repo_name FORMAT TabSeparated",
+                self.layout.table("watched_repos"),
+                names.join(",")
+            ))
+            .await?;
+        answer
+            .lines()
+            .map(|line| {
+                let [repo, since] = fields::<2>(line)?;
+                Ok((
+                    read_tsv(repo).ok_or_else(|| bad(line))?,
+                    since.parse().map_err(|_| bad(line))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The write lock. [`WriteLock::release`] gives it back; one dropped
+/// without it (a cancelled caller) is given back in the background.
+struct WriteLock {
+    store: ClickHouse,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    released: bool,
+}
+
+impl WriteLock {
+    async fn release(mut self) {
+        self.released = true;
+        self.store.drop_lock().await;
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let store = self.store.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { store.drop_lock().await });
+            }
+            // Taken over once stale (STALE_LOCK).
+            Err(_) => tracing::warn!("no runtime to release the ClickHouse write lock"),
+        }
+    }
+}
+
+/// The `N` tab-separated fields of an answer line.
+fn fields<const N: usize>(line: &str) -> Result<[&str; N], ClickHouseError> {
+    let mut parts = line.split('\t');
+    let mut out = [""; N];
+    for slot in &mut out {
+        *slot = parts.next().ok_or_else(|| bad(line))?;
+    }
+    match parts.next() {
+        Some(_) => Err(bad(line)),
+        None => Ok(out),
+    }
+}
+
+/// The [`EventType::index`] of a stored type code.
+fn type_index(code: &str) -> Result<usize, ClickHouseError> {
+    EventType::ALL
+        .iter()
+        .find(|t| t.code().to_string() == code)
+        .map(|t| t.index())
+        .ok_or_else(|| bad(code))
+}
+
+fn bad(text: &str) -> ClickHouseError {
+    ClickHouseError::Answer(text.chars().take(200).collect())
+}
