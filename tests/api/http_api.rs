@@ -6,10 +6,10 @@ use std::time::Duration;
 use chrono::Utc;
 use ghmetrics::config::DbLocation;
 use ghmetrics::event::{Event, EventType};
-use ghmetrics::store::sqlite::{Db, insert_events};
 use serde_json::{Value, json};
 
 use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
+use crate::stores::{TestStore, every_store};
 
 fn event(id: i64, event_type: EventType, repo: &str, action: &str, created_at: i64) -> Event {
     Event {
@@ -23,13 +23,16 @@ fn event(id: i64, event_type: EventType, repo: &str, action: &str, created_at: i
     }
 }
 
-/// A service with no poller over a temp-file database holding `events`.
-async fn app_with(events: &[Event]) -> (TestApp, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let location = DbLocation::File(dir.path().join("events.db"));
-    let db = Db::open(&location).unwrap();
-    insert_events(&mut db.get().unwrap(), events).unwrap();
-    (TestApp::spawn(location, None).await, dir)
+/// A service with no poller over `store`, holding `events`.
+async fn app_with(store: &TestStore, events: &[Event]) -> TestApp {
+    eprintln!("store: {}", store.name);
+    store
+        .open()
+        .await
+        .insert_events(events.to_vec())
+        .await
+        .unwrap();
+    TestApp::spawn(store.location.clone(), None).await
 }
 
 #[tokio::test]
@@ -48,28 +51,30 @@ async fn event_counts_follow_the_window() {
         .enumerate()
         .map(|(i, (age, t))| event(i as i64 + 1, *t, "o/r", "opened", now - age))
         .collect();
-    let (app, _dir) = app_with(&events).await;
-    for minutes in [1, 5, 10, 60, 240, 10_000_000] {
-        let (status, body) = app
-            .get_json(&format!("/metrics/event-counts?offset_minutes={minutes}"))
-            .await;
-        assert_eq!(status, 200);
-        // Ages are at least 30 s away from every window edge, so the second that
-        // passes between computing `now` here and in the handler cannot matter.
-        let within = |t: EventType| {
-            ages_and_types
-                .iter()
-                .filter(|(age, kind)| *kind == t && *age <= minutes * 60)
-                .count()
-        };
-        let expected = json!({
-            "WatchEvent": within(EventType::Watch),
-            "PullRequestEvent": within(EventType::PullRequest),
-            "IssuesEvent": within(EventType::Issues),
-        });
-        assert_eq!(body, expected, "offset_minutes={minutes}");
+    for store in every_store() {
+        let app = app_with(&store, &events).await;
+        for minutes in [1, 5, 10, 60, 240, 10_000_000] {
+            let (status, body) = app
+                .get_json(&format!("/metrics/event-counts?offset_minutes={minutes}"))
+                .await;
+            assert_eq!(status, 200);
+            // Ages are at least 30 s away from every window edge, so the second that
+            // passes between computing `now` here and in the handler cannot matter.
+            let within = |t: EventType| {
+                ages_and_types
+                    .iter()
+                    .filter(|(age, kind)| *kind == t && *age <= minutes * 60)
+                    .count()
+            };
+            let expected = json!({
+                "WatchEvent": within(EventType::Watch),
+                "PullRequestEvent": within(EventType::PullRequest),
+                "IssuesEvent": within(EventType::Issues),
+            });
+            assert_eq!(body, expected, "offset_minutes={minutes}");
+        }
+        app.stop().await;
     }
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -79,97 +84,101 @@ async fn metrics_match_the_real_fixture() {
     // All 800 events as one feed: 8 pages, more than GitHub serves today.
     mock.set_feed(&raw);
     let expected = Expected::of(&raw);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
-    app.wait_for_report(|r| r.events_inserted == expected.total())
-        .await;
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let mut app =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        app.wait_for_report(|r| r.events_inserted == expected.total())
+            .await;
 
-    let (_, counts) = app
-        .get_json("/metrics/event-counts?offset_minutes=10000000")
-        .await;
-    let expected_counts: serde_json::Map<String, Value> = expected
-        .by_type
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    assert_eq!(counts, Value::Object(expected_counts));
-
-    // Order matters, so compare the text: most PRs first, ties by name.
-    let ranked = |pairs: &[(String, u64)]| {
-        let fields: Vec<String> = pairs
+        let (_, counts) = app
+            .get_json("/metrics/event-counts?offset_minutes=10000000")
+            .await;
+        let expected_counts: serde_json::Map<String, Value> = expected
+            .by_type
             .iter()
-            .map(|(repo, n)| format!("{}:{n}", serde_json::to_string(repo).unwrap()))
+            .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
-        format!("{{{}}}", fields.join(","))
-    };
-    let body = app.get("/metrics/pr-counts").await.text().await.unwrap();
-    assert_eq!(body, ranked(&expected.pr_counts));
-    let top = app
-        .get("/metrics/pr-counts?limit=3")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(top, ranked(&expected.pr_counts[..3]));
+        assert_eq!(counts, Value::Object(expected_counts));
 
-    let mut checked_averages = 0;
-    for (repo, times) in &expected.openings {
-        let query = format!(
-            "/metrics/average-pr-time?repo_name={}",
-            repo.replace('/', "%2F")
+        // Order matters, so compare the text: most PRs first, ties by name.
+        let ranked = |pairs: &[(String, u64)]| {
+            let fields: Vec<String> = pairs
+                .iter()
+                .map(|(repo, n)| format!("{}:{n}", serde_json::to_string(repo).unwrap()))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        let body = app.get("/metrics/pr-counts").await.text().await.unwrap();
+        assert_eq!(body, ranked(&expected.pr_counts));
+        let top = app
+            .get("/metrics/pr-counts?limit=3")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(top, ranked(&expected.pr_counts[..3]));
+
+        let mut checked_averages = 0;
+        for (repo, times) in &expected.openings {
+            let query = format!(
+                "/metrics/average-pr-time?repo_name={}",
+                repo.replace('/', "%2F")
+            );
+            let (status, body) = app.get_json(&query).await;
+            assert_eq!(status, 200);
+            assert_eq!(body["pr_count"], times.len());
+            if times.len() >= 2 {
+                let mean = (times[times.len() - 1] - times[0]) as f64 / (times.len() - 1) as f64;
+                let got = body["average_seconds"].as_f64().unwrap();
+                assert!((got - mean).abs() < 1e-9, "{repo}: {got} vs {mean}");
+                checked_averages += 1;
+            } else {
+                assert_eq!(body["average_seconds"], Value::Null);
+                assert_eq!(
+                    body["message"],
+                    "Only 1 PR event(s) found. At least 2 are required."
+                );
+            }
+        }
+        assert!(
+            checked_averages >= 1,
+            "the fixture has a repository with several openings"
         );
-        let (status, body) = app.get_json(&query).await;
-        assert_eq!(status, 200);
-        assert_eq!(body["pr_count"], times.len());
-        if times.len() >= 2 {
-            let mean = (times[times.len() - 1] - times[0]) as f64 / (times.len() - 1) as f64;
-            let got = body["average_seconds"].as_f64().unwrap();
-            assert!((got - mean).abs() < 1e-9, "{repo}: {got} vs {mean}");
-            checked_averages += 1;
-        } else {
-            assert_eq!(body["average_seconds"], Value::Null);
-            assert_eq!(
-                body["message"],
-                "Only 1 PR event(s) found. At least 2 are required."
-            );
-        }
-    }
-    assert!(
-        checked_averages >= 1,
-        "the fixture has a repository with several openings"
-    );
-    let (_, unknown) = app
-        .get_json("/metrics/average-pr-time?repo_name=no/such-repo")
-        .await;
-    assert_eq!(
-        unknown["message"],
-        "Only 0 PR event(s) found. At least 2 are required."
-    );
-    assert_eq!(unknown["average_seconds"], Value::Null);
+        let (_, unknown) = app
+            .get_json("/metrics/average-pr-time?repo_name=no/such-repo")
+            .await;
+        assert_eq!(
+            unknown["message"],
+            "Only 0 PR event(s) found. At least 2 are required."
+        );
+        assert_eq!(unknown["average_seconds"], Value::Null);
 
-    // Every endpoint answers the same under /v1/, errors included.
-    let top_repo = &expected.pr_counts[0].0;
-    for path in [
-        "/metrics/event-counts?offset_minutes=10000000".to_owned(),
-        "/metrics/event-counts?offset_minutes=0".to_owned(),
-        "/metrics/pr-counts".to_owned(),
-        format!("/metrics/average-pr-time?repo_name={top_repo}"),
-        "/metrics/visualization?offset_minutes=10000000".to_owned(),
-        "/health".to_owned(),
-        "/no/such/path".to_owned(),
-    ] {
-        let seed = app.get(&path).await;
-        let versioned = app.get(&format!("/v1{path}")).await;
-        assert_eq!(seed.status(), versioned.status(), "{path}");
-        if path != "/health" {
-            // /health carries the time of the last poll, which may move.
-            assert_eq!(
-                seed.bytes().await.unwrap(),
-                versioned.bytes().await.unwrap(),
-                "{path}"
-            );
+        // Every endpoint answers the same under /v1/, errors included.
+        let top_repo = &expected.pr_counts[0].0;
+        for path in [
+            "/metrics/event-counts?offset_minutes=10000000".to_owned(),
+            "/metrics/event-counts?offset_minutes=0".to_owned(),
+            "/metrics/pr-counts".to_owned(),
+            format!("/metrics/average-pr-time?repo_name={top_repo}"),
+            "/metrics/visualization?offset_minutes=10000000".to_owned(),
+            "/health".to_owned(),
+            "/no/such/path".to_owned(),
+        ] {
+            let seed = app.get(&path).await;
+            let versioned = app.get(&format!("/v1{path}")).await;
+            assert_eq!(seed.status(), versioned.status(), "{path}");
+            if path != "/health" {
+                // /health carries the time of the last poll, which may move.
+                assert_eq!(
+                    seed.bytes().await.unwrap(),
+                    versioned.bytes().await.unwrap(),
+                    "{path}"
+                );
+            }
         }
+        app.stop().await;
     }
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -222,26 +231,28 @@ async fn chart_is_a_png_of_the_window() {
             )
         })
         .collect();
-    let (app, _dir) = app_with(&events).await;
-    for query in ["", "?offset_minutes=5", "?offset_minutes=10000000"] {
-        let response = app.get(&format!("/metrics/visualization{query}")).await;
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "image/png");
-        let bytes = response.bytes().await.unwrap();
-        let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes[..]))
-            .read_info()
-            .unwrap();
-        let mut pixels = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut pixels).unwrap();
-        assert!(info.width >= 400 && info.height >= 300);
-        let first = &pixels[..3];
-        let distinct = pixels[..info.buffer_size()]
-            .chunks_exact(3)
-            .filter(|p| p != &first)
-            .count();
-        assert!(distinct > 1000, "{query}: the image is blank");
+    for store in every_store() {
+        let app = app_with(&store, &events).await;
+        for query in ["", "?offset_minutes=5", "?offset_minutes=10000000"] {
+            let response = app.get(&format!("/metrics/visualization{query}")).await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["content-type"], "image/png");
+            let bytes = response.bytes().await.unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes[..]))
+                .read_info()
+                .unwrap();
+            let mut pixels = vec![0; reader.output_buffer_size()];
+            let info = reader.next_frame(&mut pixels).unwrap();
+            assert!(info.width >= 400 && info.height >= 300);
+            let first = &pixels[..3];
+            let distinct = pixels[..info.buffer_size()]
+                .chunks_exact(3)
+                .filter(|p| p != &first)
+                .count();
+            assert!(distinct > 1000, "{query}: the image is blank");
+        }
+        app.stop().await;
     }
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -298,56 +309,58 @@ async fn timeline_puts_events_in_their_buckets_as_png_or_svg() {
         .collect();
     events
         .extend((4..=5).map(|i| event(i, EventType::PullRequest, "o/r", "opened", now - 65 * 60)));
-    let (app, _dir) = app_with(&events).await;
+    for store in every_store() {
+        let app = app_with(&store, &events).await;
 
-    let png = app.get("/metrics/visualization/timeline").await;
-    assert_eq!(png.status(), 200);
-    assert_eq!(png.headers()["content-type"], "image/png");
-    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
+        let png = app.get("/metrics/visualization/timeline").await;
+        assert_eq!(png.status(), 200);
+        assert_eq!(png.headers()["content-type"], "image/png");
+        assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
-    let svg = app
-        .get("/metrics/visualization/timeline?offset_minutes=120&bucket_minutes=60&format=svg")
-        .await;
-    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
-    let svg = svg.text().await.unwrap();
-    // Two buckets, the last ending now: PR openings in the first, stars in the second.
-    let line_of = |colour: &str| -> Vec<f64> {
-        let line = svg
-            .lines()
-            .find(|l| l.contains(&format!("stroke=\"{colour}\" stroke-width=\"2\"")))
-            .unwrap_or_else(|| panic!("no {colour} line"));
-        let points = line
-            .split("points=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        points
-            .split_whitespace()
-            .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
-            .collect()
-    };
-    let (watch, prs, issues) = (line_of("#F2A900"), line_of("#1F77B4"), line_of("#2CA02C"));
-    assert_eq!((watch.len(), prs.len(), issues.len()), (2, 2, 2));
-    // SVG y grows downwards: higher counts have smaller y.
-    assert_eq!(issues[0], issues[1], "no issues: flat at zero");
-    assert!(
-        watch[1] < prs[1] && prs[0] < watch[0],
-        "watch {watch:?} prs {prs:?}"
-    );
-    assert_eq!(watch[0], issues[0]);
-    assert_eq!(prs[1], issues[1]);
+        let svg = app
+            .get("/metrics/visualization/timeline?offset_minutes=120&bucket_minutes=60&format=svg")
+            .await;
+        assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+        let svg = svg.text().await.unwrap();
+        // Two buckets, the last ending now: PR openings in the first, stars in the second.
+        let line_of = |colour: &str| -> Vec<f64> {
+            let line = svg
+                .lines()
+                .find(|l| l.contains(&format!("stroke=\"{colour}\" stroke-width=\"2\"")))
+                .unwrap_or_else(|| panic!("no {colour} line"));
+            let points = line
+                .split("points=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            points
+                .split_whitespace()
+                .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
+                .collect()
+        };
+        let (watch, prs, issues) = (line_of("#F2A900"), line_of("#1F77B4"), line_of("#2CA02C"));
+        assert_eq!((watch.len(), prs.len(), issues.len()), (2, 2, 2));
+        // SVG y grows downwards: higher counts have smaller y.
+        assert_eq!(issues[0], issues[1], "no issues: flat at zero");
+        assert!(
+            watch[1] < prs[1] && prs[0] < watch[0],
+            "watch {watch:?} prs {prs:?}"
+        );
+        assert_eq!(watch[0], issues[0]);
+        assert_eq!(prs[1], issues[1]);
 
-    let bars = app.get("/metrics/visualization?format=svg").await;
-    assert_eq!(bars.headers()["content-type"], "image/svg+xml");
-    assert!(
-        bars.text()
-            .await
-            .unwrap()
-            .contains("GitHub events in the last hour")
-    );
-    app.stop().await;
+        let bars = app.get("/metrics/visualization?format=svg").await;
+        assert_eq!(bars.headers()["content-type"], "image/svg+xml");
+        assert!(
+            bars.text()
+                .await
+                .unwrap()
+                .contains("GitHub events in the last hour")
+        );
+        app.stop().await;
+    }
 }
 
 /// Every window parameter has one documented maximum; at it every endpoint
@@ -361,71 +374,73 @@ async fn every_window_has_the_same_documented_maximum() {
         .iter()
         .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
         .collect();
-    let (app, _dir) = app_with(&events).await;
-    let (_, spec) = app.get_json("/openapi.json").await;
-    let mut documented = 0;
-    for (path, item) in spec["paths"].as_object().unwrap() {
-        for parameter in item["get"]["parameters"].as_array().into_iter().flatten() {
-            if parameter["name"] == "offset_minutes" {
-                assert_eq!(
-                    parameter["schema"]["maximum"],
-                    json!(MAX_OFFSET_MINUTES),
-                    "{path}"
-                );
-                documented += 1;
+    for store in every_store() {
+        let app = app_with(&store, &events).await;
+        let (_, spec) = app.get_json("/openapi.json").await;
+        let mut documented = 0;
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for parameter in item["get"]["parameters"].as_array().into_iter().flatten() {
+                if parameter["name"] == "offset_minutes" {
+                    assert_eq!(
+                        parameter["schema"]["maximum"],
+                        json!(MAX_OFFSET_MINUTES),
+                        "{path}"
+                    );
+                    documented += 1;
+                }
             }
         }
-    }
-    assert_eq!(documented, 6, "event-counts and both charts, plain and /v1");
-    let stored = app
-        .get_json("/metrics/event-counts?offset_minutes=60000000")
-        .await;
-    assert_eq!(stored.0, 422);
-    for path in [
-        "/metrics/event-counts",
-        "/metrics/visualization",
-        "/metrics/visualization/timeline",
-    ] {
-        let at_max = app
-            .get(&format!("{path}?offset_minutes={MAX_OFFSET_MINUTES}"))
+        assert_eq!(documented, 6, "event-counts and both charts, plain and /v1");
+        let stored = app
+            .get_json("/metrics/event-counts?offset_minutes=60000000")
             .await;
-        assert_eq!(at_max.status(), 200, "{path}");
-        let past = app
-            .get_json(&format!("{path}?offset_minutes={}", MAX_OFFSET_MINUTES + 1))
-            .await;
-        assert_eq!(past.0, 422, "{path}");
-    }
-    // The century-wide window counts every stored event.
-    let (_, counts) = app
-        .get_json(&format!(
-            "/metrics/event-counts?offset_minutes={MAX_OFFSET_MINUTES}"
-        ))
-        .await;
-    let expected = Expected::of(raw);
-    for (kind, n) in &expected.by_type {
-        assert_eq!(counts[kind], *n, "{kind}");
-    }
-    // Widths the document allows are served, fitted to the window.
-    for query in [
-        "offset_minutes=60&bucket_minutes=61",
-        "offset_minutes=100000&bucket_minutes=1",
-    ] {
-        let answer = app
-            .get(&format!(
-                "/metrics/visualization/timeline?{query}&format=svg"
+        assert_eq!(stored.0, 422);
+        for path in [
+            "/metrics/event-counts",
+            "/metrics/visualization",
+            "/metrics/visualization/timeline",
+        ] {
+            let at_max = app
+                .get(&format!("{path}?offset_minutes={MAX_OFFSET_MINUTES}"))
+                .await;
+            assert_eq!(at_max.status(), 200, "{path}");
+            let past = app
+                .get_json(&format!("{path}?offset_minutes={}", MAX_OFFSET_MINUTES + 1))
+                .await;
+            assert_eq!(past.0, 422, "{path}");
+        }
+        // The century-wide window counts every stored event.
+        let (_, counts) = app
+            .get_json(&format!(
+                "/metrics/event-counts?offset_minutes={MAX_OFFSET_MINUTES}"
             ))
             .await;
-        assert_eq!(answer.status(), 200, "{query}");
-    }
-    // The worst case of the timeline: a century in 1,000 points.
-    let bucket = MAX_OFFSET_MINUTES / 1000;
-    let timeline = app
+        let expected = Expected::of(raw);
+        for (kind, n) in &expected.by_type {
+            assert_eq!(counts[kind], *n, "{kind}");
+        }
+        // Widths the document allows are served, fitted to the window.
+        for query in [
+            "offset_minutes=60&bucket_minutes=61",
+            "offset_minutes=100000&bucket_minutes=1",
+        ] {
+            let answer = app
+                .get(&format!(
+                    "/metrics/visualization/timeline?{query}&format=svg"
+                ))
+                .await;
+            assert_eq!(answer.status(), 200, "{query}");
+        }
+        // The worst case of the timeline: a century in 1,000 points.
+        let bucket = MAX_OFFSET_MINUTES / 1000;
+        let timeline = app
         .get(&format!(
             "/metrics/visualization/timeline?offset_minutes={MAX_OFFSET_MINUTES}&bucket_minutes={bucket}&format=svg"
         ))
         .await;
-    assert_eq!(timeline.status(), 200);
-    app.stop().await;
+        assert_eq!(timeline.status(), 200);
+        app.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -450,25 +465,27 @@ async fn pr_counts_stream_many_repositories_in_rank_order() {
         .map(|r| (format!("owner-{r}/repo\"{r}"), (r % 5 + 1) as u64))
         .collect();
     expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let (app, _dir) = app_with(&events).await;
+    for store in every_store() {
+        let app = app_with(&store, &events).await;
 
-    let response = app.get("/metrics/pr-counts").await;
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let body = response.text().await.unwrap();
-    assert!(body.len() > 4 * 64 * 1024, "{} bytes", body.len());
-    // Keys in document order: deserialize as a sequence of pairs.
-    let ordered: Vec<(String, u64)> = ordered_pairs(&body);
-    assert_eq!(ordered, expected);
+        let response = app.get("/metrics/pr-counts").await;
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body = response.text().await.unwrap();
+        assert!(body.len() > 4 * 64 * 1024, "{} bytes", body.len());
+        // Keys in document order: deserialize as a sequence of pairs.
+        let ordered: Vec<(String, u64)> = ordered_pairs(&body);
+        assert_eq!(ordered, expected);
 
-    let top: Vec<(String, u64)> = ordered_pairs(
-        &app.get("/metrics/pr-counts?limit=7")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
-    assert_eq!(top, expected[..7]);
-    app.stop().await;
+        let top: Vec<(String, u64)> = ordered_pairs(
+            &app.get("/metrics/pr-counts?limit=7")
+                .await
+                .text()
+                .await
+                .unwrap(),
+        );
+        assert_eq!(top, expected[..7]);
+        app.stop().await;
+    }
 }
 
 /// Clients that start reading a large pr-counts answer and stop must not pin
@@ -492,43 +509,45 @@ async fn slow_readers_of_pr_counts_do_not_hold_the_pool() {
             )
         })
         .collect();
-    let (app, _dir) = app_with(&events).await;
-    let pool = app.db().pool_size() as usize;
-    let mut stalled = Vec::new();
-    for _ in 0..pool + 2 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(app.address).await.unwrap();
-        stream
-            .write_all(b"GET /metrics/pr-counts HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
+    {
+        let app = app_with(&TestStore::sqlite(), &events).await;
+        let pool = app.db().pool_size() as usize;
+        let mut stalled = Vec::new();
+        for _ in 0..pool + 2 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let mut stream = socket.connect(app.address).await.unwrap();
+            stream
+                .write_all(b"GET /metrics/pr-counts HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut first = [0u8; 100];
+            stream.read_exact(&mut first).await.unwrap();
+            assert!(first.starts_with(b"HTTP/1.1 200"));
+            stalled.push(stream); // and never read again
+        }
+        for path in ["/health", "/metrics/event-counts?offset_minutes=60"] {
+            let answer = tokio::time::timeout(Duration::from_secs(5), app.get(path))
+                .await
+                .unwrap_or_else(|_| panic!("{path} waited for a pooled connection"));
+            assert_eq!(answer.status(), 200, "{path}");
+        }
+        let full = app.get("/metrics/pr-counts").await;
+        let length: usize = full.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
             .unwrap();
-        let mut first = [0u8; 100];
-        stream.read_exact(&mut first).await.unwrap();
-        assert!(first.starts_with(b"HTTP/1.1 200"));
-        stalled.push(stream); // and never read again
+        let body = full.text().await.unwrap();
+        assert_eq!(body.len(), length);
+        assert!(
+            length > 8 << 20,
+            "{length} bytes: larger than socket buffers"
+        );
+        assert_eq!(ordered_pairs(&body).len(), repos as usize);
+        drop(stalled);
+        app.stop().await;
     }
-    for path in ["/health", "/metrics/event-counts?offset_minutes=60"] {
-        let answer = tokio::time::timeout(Duration::from_secs(5), app.get(path))
-            .await
-            .unwrap_or_else(|_| panic!("{path} waited for a pooled connection"));
-        assert_eq!(answer.status(), 200, "{path}");
-    }
-    let full = app.get("/metrics/pr-counts").await;
-    let length: usize = full.headers()["content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let body = full.text().await.unwrap();
-    assert_eq!(body.len(), length);
-    assert!(
-        length > 8 << 20,
-        "{length} bytes: larger than socket buffers"
-    );
-    assert_eq!(ordered_pairs(&body).len(), repos as usize);
-    drop(stalled);
-    app.stop().await;
 }
 
 /// A JSON object's entries in document order (serde_json's Map would sort them).
@@ -570,45 +589,52 @@ async fn every_cached_answer_follows_a_write_from_another_connection() {
         event(2, EventType::PullRequest, "a/b", "opened", now - 300),
         event(3, EventType::Watch, "a/b", "started", now - 200),
     ];
-    let (app, dir) = app_with(&events).await;
-    let paths = [
-        "/metrics/event-counts?offset_minutes=60",
-        "/metrics/average-pr-time?repo_name=a/b",
-        "/metrics/pr-counts?limit=100",
-        "/metrics/pr-counts",
-        "/health",
-        "/metrics/visualization?format=svg",
-        "/metrics/visualization/timeline?format=svg",
-    ];
-    let mut before = Vec::new();
-    for path in paths {
-        let first = app.get(path).await.bytes().await.unwrap();
-        let again = app.get(path).await.bytes().await.unwrap();
-        assert_eq!(first, again, "{path}: the same data, the same answer");
-        before.push(first);
+    for store in every_store() {
+        let app = app_with(&store, &events).await;
+        let paths = [
+            "/metrics/event-counts?offset_minutes=60",
+            "/metrics/average-pr-time?repo_name=a/b",
+            "/metrics/pr-counts?limit=100",
+            "/metrics/pr-counts",
+            "/health",
+            "/metrics/visualization?format=svg",
+            "/metrics/visualization/timeline?format=svg",
+        ];
+        let mut before = Vec::new();
+        for path in paths {
+            let first = app.get(path).await.bytes().await.unwrap();
+            let again = app.get(path).await.bytes().await.unwrap();
+            assert_eq!(first, again, "{path}: the same data, the same answer");
+            before.push(first);
+        }
+        // Another handle on the same store: the service learns of the write
+        // only through the store.
+        let other = store.open().await;
+        other
+            .insert_events(vec![event(
+                4,
+                EventType::PullRequest,
+                "a/b",
+                "opened",
+                now - 100,
+            )])
+            .await
+            .unwrap();
+        for (path, old) in paths.iter().zip(&before) {
+            let after = app.get(path).await.bytes().await.unwrap();
+            assert_ne!(&after, old, "{path} still answers as before the write");
+        }
+        let (_, counts) = app
+            .get_json("/metrics/event-counts?offset_minutes=60")
+            .await;
+        assert_eq!(counts["PullRequestEvent"], 3);
+        let (_, gap) = app.get_json("/metrics/average-pr-time?repo_name=a/b").await;
+        assert_eq!(gap["pr_count"], 3);
+        assert_eq!(gap["average_seconds"], 250.0);
+        let (_, health) = app.get_json("/health").await;
+        assert_eq!(health["events_stored"], 4);
+        app.stop().await;
     }
-    // Another handle on the same file: the service learns of the commit only
-    // through SQLite.
-    let other = Db::open(&DbLocation::File(dir.path().join("events.db"))).unwrap();
-    insert_events(
-        &mut other.get().unwrap(),
-        &[event(4, EventType::PullRequest, "a/b", "opened", now - 100)],
-    )
-    .unwrap();
-    for (path, old) in paths.iter().zip(&before) {
-        let after = app.get(path).await.bytes().await.unwrap();
-        assert_ne!(&after, old, "{path} still answers as before the write");
-    }
-    let (_, counts) = app
-        .get_json("/metrics/event-counts?offset_minutes=60")
-        .await;
-    assert_eq!(counts["PullRequestEvent"], 3);
-    let (_, gap) = app.get_json("/metrics/average-pr-time?repo_name=a/b").await;
-    assert_eq!(gap["pr_count"], 3);
-    assert_eq!(gap["average_seconds"], 250.0);
-    let (_, health) = app.get_json("/health").await;
-    assert_eq!(health["events_stored"], 4);
-    app.stop().await;
 }
 
 /// An answer about "the last N minutes" moves with the clock: an event that
@@ -618,7 +644,12 @@ async fn a_passing_second_changes_the_next_answer() {
     let now = Utc::now().timestamp();
     // Inside the one-minute window for about one more second.
     let leaving = now - 59;
-    let (app, _dir) = app_with(&[event(1, EventType::Watch, "a/b", "started", leaving)]).await;
+    let store = TestStore::sqlite();
+    let app = app_with(
+        &store,
+        &[event(1, EventType::Watch, "a/b", "started", leaving)],
+    )
+    .await;
     let (_, counts) = app.get_json("/metrics/event-counts?offset_minutes=1").await;
     if Utc::now().timestamp() <= leaving + 60 {
         assert_eq!(counts["WatchEvent"], 1, "still inside the window");

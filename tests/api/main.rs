@@ -9,4 +9,5 @@ mod import;
 mod operations;
 mod polling;
 mod process;
+mod stores;
 mod watching;

@@ -9,6 +9,7 @@ use ghmetrics::config::DbLocation;
 use serde_json::Value;
 
 use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
+use crate::stores::every_store;
 
 /// The value of one series in a Prometheus text exposition, e.g.
 /// `ghmetrics_polls_total{feed="global",outcome="ok"}`.
@@ -363,129 +364,155 @@ async fn large_answers_are_gzipped_for_clients_that_ask() {
 
 #[tokio::test]
 async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
-    use ghmetrics::event::{Event, EventType};
-    use ghmetrics::store::sqlite::{Db, insert_events, rollup_disagreement};
-    const RETENTION: Duration = Duration::from_secs(3600);
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        use ghmetrics::event::{Event, EventType};
+        use ghmetrics::store::FeedPoll;
+        use ghmetrics::store::sqlite::rollup_disagreement;
+        const RETENTION: Duration = Duration::from_secs(3600);
 
-    let dir = tempfile::tempdir().unwrap();
-    let location = DbLocation::File(dir.path().join("events.db"));
-    let now = chrono::Utc::now().timestamp();
-    // 9,000 events over the last three hours: about 6,000 are past retention,
-    // more than one batch.
-    let repos = ["old/only", "mixed/a", "mixed/b"];
-    let events: Vec<Event> = (0..9_000_i64)
-        .map(|i| {
-            let event_type = EventType::ALL[(i % 3) as usize];
-            let created_at = now - 3 * 3600 + i * 3600 * 3 / 9_000;
-            // "old/only" appears only in the oldest third.
-            let repo = if created_at < now - 2 * 3600 {
-                repos[(i % 3) as usize]
-            } else {
-                repos[1 + (i % 2) as usize]
-            };
-            Event {
-                id: i + 1,
-                event_type,
-                created_at,
-                repo_name: repo.to_owned(),
-                actor_login: None,
-                action: Some(if i % 4 == 0 { "closed" } else { "opened" }.to_owned()),
-                number: Some(i),
-            }
-        })
-        .collect();
-    {
-        let db = Db::open(&location).unwrap();
-        let mut conn = db.get().unwrap();
-        insert_events(&mut conn, &events).unwrap();
-        conn.execute_batch(&format!(
-            "INSERT INTO feed_polls (polled_at, feed, outcome, pages, received, inserted)
-             VALUES ({old}, 'global', 'ok', 1, 1, 1), ({now}, 'global', 'ok', 1, 1, 1)",
-            old = now - 2 * 3600
-        ))
-        .unwrap();
-    }
-    let cutoff_at_start = now - RETENTION.as_secs() as i64;
-    let survivors: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.created_at >= cutoff_at_start)
-        .collect();
-    let deleted = (events.len() - survivors.len()) as f64;
-    assert!(deleted > ghmetrics::retention::BATCH as f64);
-
-    let app =
-        TestApp::spawn_with(location, None, |config| config.retention = Some(RETENTION)).await;
-    let waited = Instant::now();
-    // The first check runs at start; the start may fall a second after `now`.
-    while sample(&scrape(&app).await, "ghmetrics_retention_deleted_total").unwrap() < deleted {
-        assert!(
-            waited.elapsed() < Duration::from_secs(10),
-            "retention did not run"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let cutoff = {
-        let conn = app.db().get().unwrap();
-        assert_eq!(rollup_disagreement(&conn).unwrap(), None);
-        let oldest: i64 = conn
-            .query_row("SELECT min(created_at) FROM events", [], |r| r.get(0))
-            .unwrap();
-        let polls: i64 = conn
-            .query_row("SELECT count(*) FROM feed_polls", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(polls, 1, "the old feed_polls row went too");
-        assert!(oldest >= cutoff_at_start);
-        oldest
-    };
-    let survivors: Vec<&Event> = events.iter().filter(|e| e.created_at >= cutoff).collect();
-
-    let (_, counts) = app
-        .get_json("/metrics/event-counts?offset_minutes=100000")
-        .await;
-    for event_type in EventType::ALL {
-        let expected = survivors
-            .iter()
-            .filter(|e| e.event_type == event_type)
-            .count();
-        assert_eq!(
-            counts[event_type.as_str()],
-            expected as u64,
-            "{event_type:?}"
-        );
-    }
-    let (_, prs) = app.get_json("/metrics/pr-counts").await;
-    assert!(prs.get("old/only").is_none(), "{prs}");
-    for repo in &repos[1..] {
-        let prs_of_repo = survivors
-            .iter()
-            .filter(|e| e.event_type == EventType::PullRequest && e.repo_name == *repo)
-            .count();
-        assert_eq!(prs[repo], prs_of_repo as u64, "{repo}");
-        let openings: Vec<i64> = survivors
-            .iter()
-            .filter(|e| {
-                e.event_type == EventType::PullRequest
-                    && e.repo_name == *repo
-                    && e.action.as_deref() == Some("opened")
+        let now = chrono::Utc::now().timestamp();
+        // 9,000 events over the last three hours: about 6,000 are past retention,
+        // more than one batch.
+        let repos = ["old/only", "mixed/a", "mixed/b"];
+        let events: Vec<Event> = (0..9_000_i64)
+            .map(|i| {
+                let event_type = EventType::ALL[(i % 3) as usize];
+                let created_at = now - 3 * 3600 + i * 3600 * 3 / 9_000;
+                // "old/only" appears only in the oldest third.
+                let repo = if created_at < now - 2 * 3600 {
+                    repos[(i % 3) as usize]
+                } else {
+                    repos[1 + (i % 2) as usize]
+                };
+                Event {
+                    id: i + 1,
+                    event_type,
+                    created_at,
+                    repo_name: repo.to_owned(),
+                    actor_login: None,
+                    action: Some(if i % 4 == 0 { "closed" } else { "opened" }.to_owned()),
+                    number: Some(i),
+                }
             })
-            .map(|e| e.created_at)
             .collect();
-        let (_, gap) = app
-            .get_json(&format!("/metrics/average-pr-time?repo_name={repo}"))
-            .await;
-        assert_eq!(gap["pr_count"], openings.len() as u64);
-        let gaps: Vec<i64> = openings.windows(2).map(|w| w[1] - w[0]).collect();
-        let mean = gaps.iter().sum::<i64>() as f64 / gaps.len() as f64;
-        assert!(
-            (gap["average_seconds"].as_f64().unwrap() - mean).abs() < 1e-6,
-            "{repo}: {gap} vs {mean}"
-        );
-    }
-    let (_, old_only) = app
-        .get_json("/metrics/average-pr-time?repo_name=old/only")
+        {
+            let db = store.open().await;
+            db.insert_events(events.clone()).await.unwrap();
+            for polled_at in [now - 2 * 3600, now] {
+                let poll = FeedPoll {
+                    polled_at,
+                    feed: "global".to_owned(),
+                    outcome: "ok",
+                    pages: 1,
+                    received: 1,
+                    inserted: 1,
+                    ..FeedPoll::default()
+                };
+                db.record_feed_poll(poll).await.unwrap();
+            }
+        }
+        let cutoff_at_start = now - RETENTION.as_secs() as i64;
+        let survivors: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.created_at >= cutoff_at_start)
+            .collect();
+        let deleted = (events.len() - survivors.len()) as f64;
+        assert!(deleted > ghmetrics::retention::BATCH as f64);
+
+        let app = TestApp::spawn_with(store.location.clone(), None, |config| {
+            config.retention = Some(RETENTION)
+        })
         .await;
-    assert_eq!(old_only["pr_count"], 0);
-    app.stop().await;
+        let waited = Instant::now();
+        // The first check runs at start; the start may fall a second after `now`.
+        // The feed polls go after the events, in the same purge.
+        let polls = || async {
+            app.store
+                .global_feed_coverage(now, 10 * 3600)
+                .await
+                .unwrap()
+                .polls
+        };
+        while sample(&scrape(&app).await, "ghmetrics_retention_deleted_total").unwrap() < deleted
+            || polls().await > 1
+        {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "retention did not run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(db) = app.store.sqlite() {
+            assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
+        }
+        assert_eq!(polls().await, 1, "the new feed_polls row stays");
+        // The cutoff moved with the clock between `now` and the purge: the
+        // survivors are the newest events, as many as are stored (events are
+        // 1.2 s apart, so no two share a second).
+        let kept = app.store.totals().await.unwrap().events as usize;
+        assert!(
+            kept <= survivors.len(),
+            "{kept} kept, {} were young enough",
+            survivors.len()
+        );
+        let survivors: Vec<&Event> = events[events.len() - kept..].iter().collect();
+        assert!(
+            survivors.len() + 5
+                >= events
+                    .iter()
+                    .filter(|e| e.created_at >= cutoff_at_start)
+                    .count()
+        );
+
+        let (_, counts) = app
+            .get_json("/metrics/event-counts?offset_minutes=100000")
+            .await;
+        for event_type in EventType::ALL {
+            let expected = survivors
+                .iter()
+                .filter(|e| e.event_type == event_type)
+                .count();
+            assert_eq!(
+                counts[event_type.as_str()],
+                expected as u64,
+                "{event_type:?}"
+            );
+        }
+        let (_, prs) = app.get_json("/metrics/pr-counts").await;
+        assert!(prs.get("old/only").is_none(), "{prs}");
+        for repo in &repos[1..] {
+            let prs_of_repo = survivors
+                .iter()
+                .filter(|e| e.event_type == EventType::PullRequest && e.repo_name == *repo)
+                .count();
+            assert_eq!(prs[repo], prs_of_repo as u64, "{repo}");
+            let openings: Vec<i64> = survivors
+                .iter()
+                .filter(|e| {
+                    e.event_type == EventType::PullRequest
+                        && e.repo_name == *repo
+                        && e.action.as_deref() == Some("opened")
+                })
+                .map(|e| e.created_at)
+                .collect();
+            let (_, gap) = app
+                .get_json(&format!("/metrics/average-pr-time?repo_name={repo}"))
+                .await;
+            assert_eq!(gap["pr_count"], openings.len() as u64);
+            let gaps: Vec<i64> = openings.windows(2).map(|w| w[1] - w[0]).collect();
+            let mean = gaps.iter().sum::<i64>() as f64 / gaps.len() as f64;
+            assert!(
+                (gap["average_seconds"].as_f64().unwrap() - mean).abs() < 1e-6,
+                "{repo}: {gap} vs {mean}"
+            );
+        }
+        let (_, old_only) = app
+            .get_json("/metrics/average-pr-time?repo_name=old/only")
+            .await;
+        assert_eq!(old_only["pr_count"], 0);
+        app.stop().await;
+    }
 }
 
 /// Invented HTTP methods are counted under `other`: a client cannot grow

@@ -9,6 +9,7 @@ use ghmetrics::store::Store;
 use ghmetrics::store::sqlite::{Db, stored_event_count};
 
 use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
+use crate::stores::every_store;
 
 fn stored(db: &Db) -> u64 {
     stored_event_count(&db.get().unwrap()).unwrap()
@@ -16,57 +17,59 @@ fn stored(db: &Db) -> u64 {
 
 #[tokio::test]
 async fn service_follows_pages_dedupes_overlaps_and_honours_the_etag() {
-    let events = fixture_events();
-    let mock = MockGithub::start(100).await;
-    // First the older 300 events (3 pages), then a feed that moved on by 150.
-    let first_feed = &events[300..600];
-    let second_feed = &events[150..450];
-    mock.set_feed(first_feed);
-    let dir = tempfile::tempdir().unwrap();
-    let db = DbLocation::File(dir.path().join("events.db"));
-    let mut app = TestApp::spawn(db, Some(test_poller_config(&mock.url))).await;
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let events = fixture_events();
+        let mock = MockGithub::start(100).await;
+        // First the older 300 events (3 pages), then a feed that moved on by 150.
+        let first_feed = &events[300..600];
+        let second_feed = &events[150..450];
+        mock.set_feed(first_feed);
+        let mut app =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
 
-    let expected_first = Expected::of(first_feed);
-    app.wait_for_report(|r| r.events_inserted == expected_first.total())
-        .await;
-    let first_poll: Vec<usize> = mock.seen().iter().map(|r| r.page).collect();
-    assert_eq!(first_poll, [1, 2, 3], "all pages of the first poll");
+        let expected_first = Expected::of(first_feed);
+        app.wait_for_report(|r| r.events_inserted == expected_first.total())
+            .await;
+        let first_poll: Vec<usize> = mock.seen().iter().map(|r| r.page).collect();
+        assert_eq!(first_poll, [1, 2, 3], "all pages of the first poll");
 
-    mock.set_feed(second_feed);
-    let expected_all = Expected::of(events[150..600].iter());
-    let report = app
-        .wait_for_report(|r| r.events_inserted >= expected_all.total())
-        .await;
-    assert_eq!(
-        report.events_inserted,
-        expected_all.total(),
-        "overlap stored once"
-    );
+        mock.set_feed(second_feed);
+        let expected_all = Expected::of(events[150..600].iter());
+        let report = app
+            .wait_for_report(|r| r.events_inserted >= expected_all.total())
+            .await;
+        assert_eq!(
+            report.events_inserted,
+            expected_all.total(),
+            "overlap stored once"
+        );
 
-    // The feed stands still: the next polls are conditional and answered 304.
-    let polls_so_far = report.polls;
-    app.wait_for_report(|r| r.polls >= polls_so_far + 2).await;
-    let seen = mock.seen();
-    let last = seen.last().unwrap();
-    assert_eq!(last.status, 304);
-    assert_eq!(last.header("if-none-match"), Some(mock.etag().as_str()));
-    let after_304: Vec<_> = seen.iter().skip_while(|r| r.status != 304).collect();
-    assert!(
-        after_304.iter().all(|r| r.page == 1),
-        "no later pages after a 304"
-    );
+        // The feed stands still: the next polls are conditional and answered 304.
+        let polls_so_far = report.polls;
+        app.wait_for_report(|r| r.polls >= polls_so_far + 2).await;
+        let seen = mock.seen();
+        let last = seen.last().unwrap();
+        assert_eq!(last.status, 304);
+        assert_eq!(last.header("if-none-match"), Some(mock.etag().as_str()));
+        let after_304: Vec<_> = seen.iter().skip_while(|r| r.status != 304).collect();
+        assert!(
+            after_304.iter().all(|r| r.page == 1),
+            "no later pages after a 304"
+        );
 
-    let (status, counts) = app
-        .get_json("/metrics/event-counts?offset_minutes=10000000")
-        .await;
-    assert_eq!(status, 200);
-    for (kind, n) in &expected_all.by_type {
-        assert_eq!(counts[kind], *n, "{kind}");
+        let (status, counts) = app
+            .get_json("/metrics/event-counts?offset_minutes=10000000")
+            .await;
+        assert_eq!(status, 200);
+        for (kind, n) in &expected_all.by_type {
+            assert_eq!(counts[kind], *n, "{kind}");
+        }
+        let (_, health) = app.get_json("/health").await;
+        assert_eq!(health["events_stored"], expected_all.total());
+        assert_eq!(health["last_poll_error"], serde_json::Value::Null);
+        app.stop().await;
     }
-    let (_, health) = app.get_json("/health").await;
-    assert_eq!(health["events_stored"], expected_all.total());
-    assert_eq!(health["last_poll_error"], serde_json::Value::Null);
-    app.stop().await;
 }
 
 /// One poll whose first request meets `fault`.
@@ -206,46 +209,52 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
 
 #[tokio::test]
 async fn service_waits_out_faults_then_catches_up() {
-    let events = fixture_events();
-    let mock = MockGithub::start(100).await;
-    mock.set_feed(&events[..300]);
-    mock.push_faults([
-        Fault::Status(500),
-        Fault::RetryAfter {
-            status: 429,
-            secs: 1,
-        },
-        Fault::Body("<html>upstream error</html>"),
-        Fault::RateLimitReset { reset_in_secs: 2 },
-    ]);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
-    let expected = Expected::of(&events[..300]);
-    let report = app
-        .wait_for_report(|r| r.events_inserted == expected.total() && r.last_poll_error.is_none())
-        .await;
-    assert!(report.polls >= 5, "four failures, then success: {report:?}");
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let events = fixture_events();
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&events[..300]);
+        mock.push_faults([
+            Fault::Status(500),
+            Fault::RetryAfter {
+                status: 429,
+                secs: 1,
+            },
+            Fault::Body("<html>upstream error</html>"),
+            Fault::RateLimitReset { reset_in_secs: 2 },
+        ]);
+        let mut app =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        let expected = Expected::of(&events[..300]);
+        let report = app
+            .wait_for_report(|r| {
+                r.events_inserted == expected.total() && r.last_poll_error.is_none()
+            })
+            .await;
+        assert!(report.polls >= 5, "four failures, then success: {report:?}");
 
-    let seen = mock.seen();
-    let gap_after = |status: u16| {
-        let i = seen.iter().position(|r| r.status == status).unwrap();
-        seen[i + 1].at - seen[i].at
-    };
-    assert!(
-        gap_after(429) >= Duration::from_millis(950),
-        "Retry-After: 1 honoured"
-    );
-    assert!(
-        gap_after(403) >= Duration::from_millis(950),
-        "rate-limit reset honoured"
-    );
+        let seen = mock.seen();
+        let gap_after = |status: u16| {
+            let i = seen.iter().position(|r| r.status == status).unwrap();
+            seen[i + 1].at - seen[i].at
+        };
+        assert!(
+            gap_after(429) >= Duration::from_millis(950),
+            "Retry-After: 1 honoured"
+        );
+        assert!(
+            gap_after(403) >= Duration::from_millis(950),
+            "rate-limit reset honoured"
+        );
 
-    let (_, counts) = app
-        .get_json("/metrics/event-counts?offset_minutes=10000000")
-        .await;
-    for (kind, n) in &expected.by_type {
-        assert_eq!(counts[kind], *n, "{kind} stored exactly once");
+        let (_, counts) = app
+            .get_json("/metrics/event-counts?offset_minutes=10000000")
+            .await;
+        for (kind, n) in &expected.by_type {
+            assert_eq!(counts[kind], *n, "{kind} stored exactly once");
+        }
+        app.stop().await;
     }
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -376,51 +385,56 @@ async fn polls_wait_for_another_writer_instead_of_dropping_events() {
 /// once a poll brings recent events; the failure is reported by kind only.
 #[tokio::test]
 async fn health_is_degraded_while_polls_fail_and_recovers() {
-    let mut recent = fixture_events()[..100].to_vec();
-    let now = chrono::Utc::now();
-    for event in &mut recent {
-        event["created_at"] = serde_json::json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let mut recent = fixture_events()[..100].to_vec();
+        let now = chrono::Utc::now();
+        for event in &mut recent {
+            event["created_at"] = serde_json::json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&recent);
+        mock.push_faults([Fault::Status(502), Fault::Status(502), Fault::Status(502)]);
+        let mut app =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        app.wait_for_report(|r| r.consecutive_failures == 3).await;
+        let (status, health) = app.get_json("/health").await;
+        assert_eq!(status, 200);
+        assert_eq!(health["status"], "degraded", "{health}");
+        assert_eq!(health["last_poll_error"], "http_status");
+        assert!(!health.to_string().contains(&mock.url), "{health}");
+        app.wait_for_report(|r| r.consecutive_failures == 0 && r.polls >= 4)
+            .await;
+        let (_, health) = app.get_json("/health").await;
+        assert_eq!(health["status"], "ok", "{health}");
+        assert_eq!(health["last_poll_error"], serde_json::Value::Null);
+        app.stop().await;
     }
-    let mock = MockGithub::start(100).await;
-    mock.set_feed(&recent);
-    mock.push_faults([Fault::Status(502), Fault::Status(502), Fault::Status(502)]);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
-    app.wait_for_report(|r| r.consecutive_failures == 3).await;
-    let (status, health) = app.get_json("/health").await;
-    assert_eq!(status, 200);
-    assert_eq!(health["status"], "degraded", "{health}");
-    assert_eq!(health["last_poll_error"], "http_status");
-    assert!(!health.to_string().contains(&mock.url), "{health}");
-    app.wait_for_report(|r| r.consecutive_failures == 0 && r.polls >= 4)
-        .await;
-    let (_, health) = app.get_json("/health").await;
-    assert_eq!(health["status"], "ok", "{health}");
-    assert_eq!(health["last_poll_error"], serde_json::Value::Null);
-    app.stop().await;
 }
 
 /// Events dated after now (beyond a few minutes of clock skew) are skipped
 /// as malformed: an event of the year 9999 would count as recent for ever.
 #[tokio::test]
 async fn events_from_the_future_are_not_stored() {
-    let mut feed = fixture_events()[..100].to_vec();
-    let tracked = feed.iter().position(|e| e["type"] == "WatchEvent").unwrap();
-    feed[tracked]["created_at"] = serde_json::json!("9999-12-31T23:59:59Z");
-    let mock = MockGithub::start(100).await;
-    mock.set_feed(&feed);
-    let config = test_poller_config(&mock.url);
-    let db = Db::open(&DbLocation::Memory).unwrap();
-    let mut poller = Poller::new(
-        &config,
-        Store::Sqlite(db.clone()),
-        Arc::new(PollStatus::default()),
-    )
-    .unwrap();
-    let outcome = poller.poll_once().await.unwrap();
-    assert_eq!(outcome.malformed, 1);
-    let mut kept = feed.clone();
-    kept.remove(tracked);
-    assert_eq!(stored(&db), Expected::of(&kept).total());
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let mut feed = fixture_events()[..100].to_vec();
+        let tracked = feed.iter().position(|e| e["type"] == "WatchEvent").unwrap();
+        feed[tracked]["created_at"] = serde_json::json!("9999-12-31T23:59:59Z");
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&feed);
+        let config = test_poller_config(&mock.url);
+        let db = store.open().await;
+        let mut poller = Poller::new(&config, db.clone(), Arc::new(PollStatus::default())).unwrap();
+        let outcome = poller.poll_once().await.unwrap();
+        assert_eq!(outcome.malformed, 1);
+        let mut kept = feed.clone();
+        kept.remove(tracked);
+        assert_eq!(
+            db.totals().await.unwrap().events,
+            Expected::of(&kept).total()
+        );
+    }
 }
 
 /// A page larger than any real one (here 20 MB, past the 16 MiB cap) is

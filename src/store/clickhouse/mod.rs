@@ -332,7 +332,7 @@ impl ClickHouse {
                 rows,
                 "{}\t{}\t{}\t",
                 event.id,
-                event.event_type.code(),
+                event.event_type.as_str(),
                 event.created_at
             );
             push_tsv(&mut rows, Some(&event.repo_name));
@@ -567,7 +567,7 @@ impl ClickHouse {
         for target in self.layout.ddl_targets() {
             target.run(&sql, &[], None).await?;
         }
-        Ok(())
+        self.wait_for_mutations().await
     }
 
     pub async fn record_feed_poll(&self, poll: &FeedPoll) -> Result<(), ClickHouseError> {
@@ -623,7 +623,7 @@ impl ClickHouse {
     ) -> Result<FeedCoverage, ClickHouseError> {
         let answer = self
             .query(&format!(
-                "SELECT count(), countIf(overlap = 0), ifNull(sum(new_events), 0), ifNull(sum(missed_estimate), 0)
+                "SELECT count(), countIf(ifNull(overlap = 0, 0)), ifNull(sum(new_events), 0), ifNull(sum(missed_estimate), 0)
                  FROM {} WHERE feed = {} AND polled_at > toDateTime({}) FORMAT TabSeparated",
                 self.layout.table("feed_polls"),
                 quote(GLOBAL_FEED),

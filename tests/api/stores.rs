@@ -1,0 +1,316 @@
+//! The stores every store-independent test runs against: a SQLite file, and,
+//! when `clickhouse-server` is installed, a ClickHouse server and a two-shard
+//! ClickHouse cluster started by the tests themselves (temp directories,
+//! free ports on loopback), each test in a database of its own.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ghmetrics::config::{DbLocation, StoreLocation};
+use ghmetrics::store::Store;
+
+/// One store for one test; the SQLite file lives as long as this.
+pub struct TestStore {
+    pub name: &'static str,
+    pub location: StoreLocation,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        TestStore {
+            name: "sqlite",
+            location: StoreLocation::Sqlite(DbLocation::File(dir.path().join("events.db"))),
+            _dir: Some(dir),
+        }
+    }
+
+    /// Another handle on the same store, as another process would have.
+    pub async fn open(&self) -> Store {
+        Store::open(&self.location).await.unwrap()
+    }
+
+    /// The `--store` value (and cluster flags) for the binary.
+    pub fn cli_args(&self) -> Vec<String> {
+        match &self.location {
+            StoreLocation::Sqlite(DbLocation::File(path)) => {
+                vec!["--db".to_owned(), path.display().to_string()]
+            }
+            StoreLocation::Sqlite(DbLocation::Memory) => {
+                vec!["--db".to_owned(), ":memory:".to_owned()]
+            }
+            StoreLocation::ClickHouse(settings) => {
+                let mut args = vec![
+                    "--store".to_owned(),
+                    format!(
+                        "clickhouse://{}:{}/{}",
+                        settings.endpoint.host_str().unwrap(),
+                        settings.endpoint.port().unwrap(),
+                        settings.database
+                    ),
+                ];
+                if let Some(cluster) = &settings.cluster {
+                    args.extend(["--clickhouse-cluster".to_owned(), cluster.clone()]);
+                    for shard in &settings.shard_endpoints {
+                        args.extend(["--clickhouse-shard-url".to_owned(), shard.to_string()]);
+                    }
+                }
+                args
+            }
+        }
+    }
+}
+
+/// Every store a test should pass on: SQLite always; ClickHouse (one server
+/// and a two-shard cluster) when `clickhouse-server` is installed.
+pub fn every_store() -> Vec<TestStore> {
+    let mut stores = vec![TestStore::sqlite()];
+    if let Some(servers) = clickhouse() {
+        stores.push(servers.single());
+        stores.push(servers.cluster());
+    }
+    stores
+}
+
+/// The ClickHouse stores alone (empty when not installed).
+pub fn clickhouse_stores() -> Vec<TestStore> {
+    every_store().into_iter().skip(1).collect()
+}
+
+/// Three servers shared by the tests of this binary: one alone, two as the
+/// shards of cluster `ghm_two`. Stopped when the test binary exits.
+pub struct ClickHouseServers {
+    single: Server,
+    shards: [Server; 2],
+}
+
+struct Server {
+    http_port: u16,
+    /// The shell that runs the server and stops it after this process.
+    _watchdog: std::process::Child,
+}
+
+/// The name of the two-shard cluster in the servers' `remote_servers`.
+pub const CLUSTER: &str = "ghm_two";
+
+static SERVERS: OnceLock<Option<ClickHouseServers>> = OnceLock::new();
+static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
+
+/// The shared servers, started on first use; `None` (said once) when
+/// `clickhouse-server` is not installed.
+pub fn clickhouse() -> Option<&'static ClickHouseServers> {
+    SERVERS
+        .get_or_init(|| {
+            let Some(binary) = find_binary("clickhouse-server") else {
+                eprintln!("skipped: clickhouse-server not installed (the ClickHouse runs of the store tests)");
+                return None;
+            };
+            Some(ClickHouseServers::start(&binary))
+        })
+        .as_ref()
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl ClickHouseServers {
+    fn start(binary: &Path) -> ClickHouseServers {
+        let root = tempfile::Builder::new()
+            .prefix("ghmetrics-clickhouse-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let ports: Vec<[u16; 3]> = (0..3)
+            .map(|_| [free_port(), free_port(), free_port()])
+            .collect();
+        let shard_tcp = [ports[1][1], ports[2][1]];
+        let servers: Vec<Server> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &[http, tcp, interserver])| {
+                let dir = root.join(format!("server-{i}"));
+                start_server(binary, &dir, &root, http, tcp, interserver, shard_tcp)
+            })
+            .collect();
+        for server in &servers {
+            wait_until_up(server.http_port);
+        }
+        let mut servers = servers.into_iter();
+        ClickHouseServers {
+            single: servers.next().unwrap(),
+            shards: [servers.next().unwrap(), servers.next().unwrap()],
+        }
+    }
+
+    /// A fresh database on the single server.
+    pub fn single(&self) -> TestStore {
+        let url = format!(
+            "clickhouse://127.0.0.1:{}/{}",
+            self.single.http_port,
+            fresh_database()
+        );
+        TestStore {
+            name: "clickhouse",
+            location: StoreLocation::parse(&url, None).unwrap(),
+            _dir: None,
+        }
+    }
+
+    /// A fresh database on the two-shard cluster, reached through shard 1.
+    pub fn cluster(&self) -> TestStore {
+        let url = format!(
+            "clickhouse://127.0.0.1:{}/{}",
+            self.shards[0].http_port,
+            fresh_database()
+        );
+        let mut location = StoreLocation::parse(&url, None).unwrap();
+        if let StoreLocation::ClickHouse(settings) = &mut location {
+            settings.cluster = Some(CLUSTER.to_owned());
+            settings.shard_endpoints = self
+                .shards
+                .iter()
+                .map(|s| {
+                    format!("http://127.0.0.1:{}/", s.http_port)
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+        }
+        TestStore {
+            name: "clickhouse cluster",
+            location,
+            _dir: None,
+        }
+    }
+
+    /// The HTTP ports of the two shards.
+    pub fn shard_ports(&self) -> [u16; 2] {
+        [self.shards[0].http_port, self.shards[1].http_port]
+    }
+}
+
+fn fresh_database() -> String {
+    format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Writes a minimal configuration and starts one server, watched by a shell
+/// that stops it (and removes `root`) once this test process is gone.
+fn start_server(
+    binary: &Path,
+    dir: &Path,
+    root: &Path,
+    http: u16,
+    tcp: u16,
+    interserver: u16,
+    shard_tcp: [u16; 2],
+) -> Server {
+    std::fs::create_dir_all(dir).unwrap();
+    let d = dir.display();
+    let config = format!(
+        r#"<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog></logger>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <interserver_http_port>{interserver}</interserver_http_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>67108864</mark_cache_size>
+  <remote_servers>
+    <{CLUSTER}>
+      <shard><replica><host>127.0.0.1</host><port>{s1}</port></replica></shard>
+      <shard><replica><host>127.0.0.1</host><port>{s2}</port></replica></shard>
+    </{CLUSTER}>
+  </remote_servers>
+</yandex>
+"#,
+        s1 = shard_tcp[0],
+        s2 = shard_tcp[1],
+    );
+    let users = r#"<yandex>
+  <profiles><default></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+"#;
+    std::fs::write(dir.join("config.xml"), config).unwrap();
+    std::fs::write(dir.join("users.xml"), users).unwrap();
+    let script = format!(
+        "'{binary}' --config-file='{d}/config.xml' >'{d}/stdout.log' 2>&1 & server=$!
+         while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done
+         kill $server 2>/dev/null; wait $server; rm -rf '{root}'",
+        binary = binary.display(),
+        parent = std::process::id(),
+        root = root.display(),
+    );
+    let watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server {
+        http_port: http,
+        _watchdog: watchdog,
+    }
+}
+
+fn wait_until_up(http_port: u16) {
+    let started = Instant::now();
+    loop {
+        if ping(http_port) {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            panic!("clickhouse-server on port {http_port} did not start in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the server answers `GET /ping` with `Ok.`.
+fn ping(http_port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http_port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /ping HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
