@@ -28,6 +28,7 @@ pub mod store;
 pub mod synthetic;
 pub mod telemetry;
 pub mod time_buckets;
+pub mod tls;
 
 pub use api::{AppState, router};
 pub use app::App;

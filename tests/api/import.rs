@@ -15,6 +15,7 @@ use crate::helpers::{
     Expected, FIXTURE_FILES, MockGithub, TestApp, fixture_events, fixture_file_events,
     fixture_path, test_poller_config,
 };
+use crate::stores::every_store;
 
 fn all_fixture_events() -> Vec<Value> {
     FIXTURE_FILES
@@ -41,94 +42,90 @@ fn small_batches() -> ImportOptions {
     }
 }
 
-#[test]
-fn imports_real_archives_once_however_often_they_are_imported() {
-    let data = fixture_dir();
-    let db = Db::open(&DbLocation::Memory).unwrap();
-    let expected = Expected::of(&all_fixture_events());
-    let lines: u64 = FIXTURE_FILES
-        .iter()
-        .map(|f| fixture_file_events(f).len() as u64)
-        .sum();
-
-    let first = import(
-        &Store::Sqlite(db.clone()),
-        &[data.path().to_path_buf()],
-        &small_batches(),
-    )
-    .unwrap();
-    assert_eq!(first.files_complete, 3);
-    assert!(first.files_failed.is_empty());
-    assert_eq!(first.lines, lines);
-    assert_eq!(first.stored.inserted(), expected.total());
-    assert_eq!(
-        first.skipped + first.stored.inserted() + first.stored.duplicates,
-        lines
-    );
-    assert_eq!(first.bad_lines, 0);
-
-    let again = import(
-        &Store::Sqlite(db.clone()),
-        &[data.path().join(FIXTURE_FILES[2])],
-        &small_batches(),
-    )
-    .unwrap();
-    assert_eq!(again.stored.inserted(), 0);
-    assert_eq!(
-        again.stored.duplicates,
-        Expected::of(&fixture_file_events(FIXTURE_FILES[2])).total()
-    );
-
-    let conn = db.get().unwrap();
-    assert_eq!(stored_event_count(&conn).unwrap(), expected.total());
-    assert_eq!(rollup_disagreement(&conn).unwrap(), None);
-    let by_type: Vec<(String, u64)> = conn
-        .prepare("SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
+/// `import` on a blocking thread, as the CLI runs it.
+async fn import_on_thread(store: &Store, inputs: Vec<PathBuf>) -> ghmetrics::import::ImportSummary {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || import(&store, &inputs, &small_batches()))
+        .await
         .unwrap()
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let expected_by_type: Vec<(String, u64)> = expected.by_type.into_iter().collect();
-    assert_eq!(by_type, expected_by_type);
+}
+
+#[tokio::test]
+async fn imports_real_archives_once_however_often_they_are_imported() {
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let data = fixture_dir();
+        let db = store.open().await;
+        let expected = Expected::of(&all_fixture_events());
+        let lines: u64 = FIXTURE_FILES
+            .iter()
+            .map(|f| fixture_file_events(f).len() as u64)
+            .sum();
+
+        let first = import_on_thread(&db, vec![data.path().to_path_buf()]).await;
+        assert_eq!(first.files_complete, 3);
+        assert!(first.files_failed.is_empty());
+        assert_eq!(first.lines, lines);
+        assert_eq!(first.stored.inserted(), expected.total());
+        assert_eq!(
+            first.skipped + first.stored.inserted() + first.stored.duplicates,
+            lines
+        );
+        assert_eq!(first.bad_lines, 0);
+
+        let again = import_on_thread(&db, vec![data.path().join(FIXTURE_FILES[2])]).await;
+        assert_eq!(again.stored.inserted(), 0);
+        assert_eq!(
+            again.stored.duplicates,
+            Expected::of(&fixture_file_events(FIXTURE_FILES[2])).total()
+        );
+
+        if let Some(sqlite) = db.sqlite() {
+            assert_eq!(rollup_disagreement(&sqlite.get().unwrap()).unwrap(), None);
+        }
+        assert_eq!(db.totals().await.unwrap().events, expected.total());
+        let counts = db.event_counts(0).await.unwrap();
+        for (event_type, n) in counts.by_type() {
+            assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn import_adds_only_what_the_poller_has_not_stored() {
-    let raw = fixture_events();
-    let mock = MockGithub::start(100).await;
-    mock.set_feed(&raw[..300]);
-    let dir = tempfile::tempdir().unwrap();
-    let location = DbLocation::File(dir.path().join("events.db"));
-    let polled = Expected::of(&raw[..300]).total();
-    let mut app = TestApp::spawn(location.clone(), Some(test_poller_config(&mock.url))).await;
-    app.wait_for_report(|r| r.events_inserted == polled).await;
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let raw = fixture_events();
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&raw[..300]);
+        let polled = Expected::of(&raw[..300]).total();
+        let mut app =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        app.wait_for_report(|r| r.events_inserted == polled).await;
 
-    // The service keeps running (and polling) while the import writes.
-    let db = Db::open(&location).unwrap();
-    let file = fixture_path("events-2021-07-21-sample.json.gz");
-    let summary = tokio::task::spawn_blocking(move || {
-        import(&Store::Sqlite(db.clone()), &[file], &small_batches())
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let expected = Expected::of(&raw);
-    let total = expected.total();
-    assert_eq!(summary.stored.inserted(), total - polled);
-    assert_eq!(summary.stored.duplicates, polled);
+        // The service keeps running (and polling) while the import writes.
+        let db = store.open().await;
+        let file = fixture_path("events-2021-07-21-sample.json.gz");
+        let summary = import_on_thread(&db, vec![file]).await;
+        let expected = Expected::of(&raw);
+        let total = expected.total();
+        assert_eq!(summary.stored.inserted(), total - polled);
+        assert_eq!(summary.stored.duplicates, polled);
 
-    let (_, health) = app.get_json("/health").await;
-    assert_eq!(health["events_stored"], total);
-    let (_, counts) = app
-        .get_json("/metrics/event-counts?offset_minutes=10000000")
-        .await;
-    for (event_type, n) in &expected.by_type {
-        assert_eq!(counts[event_type], *n, "{event_type}");
+        let (_, health) = app.get_json("/health").await;
+        assert_eq!(health["events_stored"], total);
+        let (_, counts) = app
+            .get_json("/metrics/event-counts?offset_minutes=10000000")
+            .await;
+        for (event_type, n) in &expected.by_type {
+            assert_eq!(counts[event_type], *n, "{event_type}");
+        }
+        app.stop().await;
+        if let Some(sqlite) = db.sqlite() {
+            assert_eq!(rollup_disagreement(&sqlite.get().unwrap()).unwrap(), None);
+        }
     }
-    app.stop().await;
-    let db = Db::open(&location).unwrap();
-    assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
 }
 
 /// A gzip file cut short, as an interrupted download leaves it.

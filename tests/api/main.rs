@@ -1,6 +1,7 @@
 //! Integration tests: the real service on 127.0.0.1:0 against an in-process mock
 //! GitHub. One test binary, so the crate is linked once.
 
+mod clickhouse;
 mod contract;
 mod docs;
 mod helpers;

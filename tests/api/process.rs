@@ -346,3 +346,96 @@ async fn api_url_credentials_stay_out_of_logs_and_health() {
     );
     assert!(!output.contains("apiuser"), "user name leaked:\n{output}");
 }
+
+/// `kill -9` at any moment of a poll into ClickHouse (one server, and the
+/// two-shard cluster) leaves all of the poll's events or none, and the next
+/// start completes them, taking over the lock the killed writer held.
+#[tokio::test]
+async fn kill_9_mid_poll_leaves_a_sound_clickhouse_store() {
+    ghmetrics::github::client::install_crypto_provider();
+    let Some(servers) = crate::stores::clickhouse() else {
+        return;
+    };
+    let raw = fixture_events();
+    let expected = Expected::of(&raw).total();
+    let mock = MockGithub::start(100).await;
+    mock.set_feed(&raw);
+    for (round, delay_ms) in [0u64, 20, 80].into_iter().enumerate() {
+        let store = if round % 2 == 0 {
+            servers.single()
+        } else {
+            servers.cluster()
+        };
+        let mut args = store.cli_args();
+        args.extend(["--github-api-url".to_owned(), mock.url.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let requests_before = mock.seen().len();
+        let mut service = Service::start(&args, &[]);
+        let deadline = Instant::now() + PATIENCE;
+        while mock.seen().len() == requests_before {
+            assert!(Instant::now() < deadline, "never polled");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        service.signal("KILL");
+        service.wait(Duration::from_secs(5));
+
+        let stored = store.open().await.totals().await.unwrap().events;
+        assert!(
+            stored == 0 || stored == expected,
+            "round {round} ({}): {stored} of {expected}: a torn poll",
+            store.name
+        );
+        let restarted = Service::start(&args, &[]);
+        restarted
+            .wait_for_health(|h| h["events_stored"] == expected)
+            .await;
+    }
+}
+
+/// The ClickHouse password is taken only from GHMETRICS_CLICKHOUSE_PASSWORD
+/// and shows in no output, even when the server refuses it; one in the URL
+/// is refused without being repeated.
+#[test]
+fn the_clickhouse_password_never_appears_in_any_output() {
+    const PASSWORD: &str = "Ch5ecretPassw0rd";
+    let Some(servers) = crate::stores::clickhouse() else {
+        return;
+    };
+    let store = servers.single();
+    let mut args = store.cli_args();
+    args.extend([
+        "--no-poll".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ]);
+    // The test server's user has no password, so this one is refused.
+    let refused = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(["serve"])
+        .args(&args)
+        .env("GHMETRICS_CLICKHOUSE_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(refused.status.code(), Some(1), "{output}");
+    assert!(output.contains("ClickHouse"), "{output}");
+    assert!(!output.contains(PASSWORD), "password leaked:\n{output}");
+
+    let in_url = args[1].replace(
+        "clickhouse://",
+        &format!("clickhouse://default:{PASSWORD}@"),
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+        .args(["serve", "--no-poll", "--store", &in_url])
+        .output()
+        .unwrap();
+    let output = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{output}");
+    assert!(output.contains("GHMETRICS_CLICKHOUSE_PASSWORD"), "{output}");
+    assert!(!output.contains(PASSWORD), "password leaked:\n{output}");
+}

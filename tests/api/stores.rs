@@ -35,6 +35,23 @@ impl TestStore {
         Store::open(&self.location).await.unwrap()
     }
 
+    /// Runs `sql` on the store's server (the cluster's first shard) as an
+    /// analyst would, returning the answer's text.
+    pub async fn sql(&self, sql: &str) -> String {
+        let StoreLocation::ClickHouse(settings) = &self.location else {
+            panic!("not a ClickHouse store");
+        };
+        sql_on(settings.endpoint.port().unwrap(), sql).await
+    }
+
+    /// The database's name (ClickHouse).
+    pub fn database(&self) -> String {
+        match &self.location {
+            StoreLocation::ClickHouse(settings) => settings.database.clone(),
+            StoreLocation::Sqlite(_) => panic!("not a ClickHouse store"),
+        }
+    }
+
     /// The `--store` value (and cluster flags) for the binary.
     pub fn cli_args(&self) -> Vec<String> {
         match &self.location {
@@ -64,6 +81,20 @@ impl TestStore {
             }
         }
     }
+}
+
+/// Runs `sql` on the ClickHouse server at `http_port`.
+pub async fn sql_on(http_port: u16, sql: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http_port}/"))
+        .body(sql.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{sql}: {text}");
+    text
 }
 
 /// Every store a test should pass on: SQLite always; ClickHouse (one server
@@ -107,7 +138,12 @@ pub fn clickhouse() -> Option<&'static ClickHouseServers> {
     SERVERS
         .get_or_init(|| {
             let Some(binary) = find_binary("clickhouse-server") else {
-                eprintln!("skipped: clickhouse-server not installed (the ClickHouse runs of the store tests)");
+                // Straight to stderr: the test harness would hide an eprintln.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped: clickhouse-server not installed (the ClickHouse runs of the store tests)"
+                );
                 return None;
             };
             Some(ClickHouseServers::start(&binary))
@@ -123,12 +159,14 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct free ports (all held until all are chosen).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 impl ClickHouseServers {
@@ -138,8 +176,9 @@ impl ClickHouseServers {
             .tempdir()
             .unwrap()
             .keep();
-        let ports: Vec<[u16; 3]> = (0..3)
-            .map(|_| [free_port(), free_port(), free_port()])
+        let ports: Vec<[u16; 3]> = free_ports(9)
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
             .collect();
         let shard_tcp = [ports[1][1], ports[2][1]];
         let servers: Vec<Server> = ports
@@ -150,8 +189,8 @@ impl ClickHouseServers {
                 start_server(binary, &dir, &root, http, tcp, interserver, shard_tcp)
             })
             .collect();
-        for server in &servers {
-            wait_until_up(server.http_port);
+        for (i, server) in servers.iter().enumerate() {
+            wait_until_up(server.http_port, &root.join(format!("server-{i}")));
         }
         let mut servers = servers.into_iter();
         ClickHouseServers {
@@ -284,14 +323,19 @@ fn start_server(
     }
 }
 
-fn wait_until_up(http_port: u16) {
+fn wait_until_up(http_port: u16, dir: &Path) {
     let started = Instant::now();
     loop {
         if ping(http_port) {
             return;
         }
         if started.elapsed() > Duration::from_secs(30) {
-            panic!("clickhouse-server on port {http_port} did not start in 30 s");
+            let log = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            panic!(
+                "clickhouse-server on port {http_port} did not start in 30 s:\n{}\n{}",
+                log("error.log"),
+                log("stdout.log")
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

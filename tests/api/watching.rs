@@ -10,6 +10,7 @@ use ghmetrics::store::sqlite::{Db, global_feed_coverage, rollup_disagreement};
 use serde_json::{Value, json};
 
 use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
+use crate::stores::every_store;
 
 const TRACKED: [&str; 3] = ["WatchEvent", "PullRequestEvent", "IssuesEvent"];
 
@@ -29,145 +30,149 @@ fn with_ids(templates: &[Value], ids: impl IntoIterator<Item = i64>) -> Vec<Valu
 
 #[tokio::test]
 async fn watched_repositories_are_polled_completely_and_stored_once() {
-    let events = fixture_events();
-    let global = &events[..300];
-    // A repository the global feed shows a little of: its own feed has those
-    // events too, and PR openings the global feed never showed.
-    let watched_repo = global
-        .iter()
-        .find(|e| e["type"] == "PullRequestEvent")
-        .and_then(|e| e["repo"]["name"].as_str())
-        .unwrap()
-        .to_owned();
-    let seen_globally: Vec<Value> = global
-        .iter()
-        .filter(|e| e["repo"]["name"] == watched_repo.as_str())
-        .cloned()
-        .collect();
-    let opening = events
-        .iter()
-        .find(|e| e["type"] == "PullRequestEvent" && e["payload"]["action"] == "opened")
-        .unwrap();
-    let mut only_in_repo_feed = with_ids(
-        std::slice::from_ref(opening),
-        (0..150).map(|i| 99_000_000_000 - i),
-    );
-    for (i, event) in only_in_repo_feed.iter_mut().enumerate() {
-        event["repo"]["name"] = json!(watched_repo);
-        event["created_at"] = json!(format!(
-            "2025-01-01T{:02}:{:02}:00Z",
-            10 - i / 60,
-            59 - i % 60
-        ));
-    }
-    let repo_feed: Vec<Value> = only_in_repo_feed
-        .iter()
-        .chain(&seen_globally)
-        .cloned()
-        .collect();
-
-    let mock = MockGithub::start(100).await;
-    mock.set_feed(global);
-    mock.set_repo_feed(&watched_repo, &repo_feed);
-    let mut config = test_poller_config(&mock.url);
-    config.watched = vec![
-        watched_repo.parse().unwrap(),
-        "gone/repository".parse().unwrap(),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let location = DbLocation::File(dir.path().join("events.db"));
-    let mut app = TestApp::spawn(location.clone(), Some(config)).await;
-
-    let expected = Expected::of(global.iter().chain(&repo_feed));
-    app.wait_for_report(|r| r.events_inserted == expected.total())
-        .await;
-    // Both feeds polled again: conditional requests, each with its own ETag.
-    let repo_path = format!("/repos/{watched_repo}/events");
-    for _ in 0..200 {
-        let seen = mock.seen();
-        let repo_polls = seen
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let events = fixture_events();
+        let global = &events[..300];
+        // A repository the global feed shows a little of: its own feed has those
+        // events too, and PR openings the global feed never showed.
+        let watched_repo = global
             .iter()
-            .filter(|r| r.path == repo_path && r.page == 1)
-            .count();
-        let global_304 = seen.iter().any(|r| r.path == "/events" && r.status == 304);
-        if repo_polls >= 2 && global_304 {
-            break;
+            .find(|e| e["type"] == "PullRequestEvent")
+            .and_then(|e| e["repo"]["name"].as_str())
+            .unwrap()
+            .to_owned();
+        let seen_globally: Vec<Value> = global
+            .iter()
+            .filter(|e| e["repo"]["name"] == watched_repo.as_str())
+            .cloned()
+            .collect();
+        let opening = events
+            .iter()
+            .find(|e| e["type"] == "PullRequestEvent" && e["payload"]["action"] == "opened")
+            .unwrap();
+        let mut only_in_repo_feed = with_ids(
+            std::slice::from_ref(opening),
+            (0..150).map(|i| 99_000_000_000 - i),
+        );
+        for (i, event) in only_in_repo_feed.iter_mut().enumerate() {
+            event["repo"]["name"] = json!(watched_repo);
+            event["created_at"] = json!(format!(
+                "2025-01-01T{:02}:{:02}:00Z",
+                10 - i / 60,
+                59 - i % 60
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let seen = mock.seen();
-    let repo_requests: Vec<_> = seen.iter().filter(|r| r.path == repo_path).collect();
-    assert_eq!(
-        repo_requests
+        let repo_feed: Vec<Value> = only_in_repo_feed
             .iter()
-            .map(|r| r.page)
-            .take(3)
-            .collect::<Vec<_>>(),
-        [1, 2, 1],
-        "both pages, then a conditional poll"
-    );
-    assert_eq!(
-        repo_requests[2].header("if-none-match"),
-        Some(mock.repo_etag(&watched_repo).as_str())
-    );
-    assert_eq!(repo_requests[2].status, 304);
-    let global_304 = seen
-        .iter()
-        .find(|r| r.path == "/events" && r.status == 304)
-        .unwrap();
-    assert_eq!(
-        global_304.header("if-none-match"),
-        Some(mock.etag().as_str())
-    );
-    let gone: Vec<_> = seen
-        .iter()
-        .filter(|r| r.path == "/repos/gone/repository/events")
-        .collect();
-    assert_eq!(gone.len(), 1, "a 404 repository is not asked again soon");
-    assert_eq!(gone[0].status, 404);
+            .chain(&seen_globally)
+            .cloned()
+            .collect();
 
-    let (_, average) = app
-        .get_json(&format!(
-            "/metrics/average-pr-time?repo_name={watched_repo}"
-        ))
-        .await;
-    let openings = &expected.openings[&watched_repo];
-    assert_eq!(average["pr_count"], openings.len());
-    assert_eq!(average["source"], "watched");
-    assert!(average["watched_since"].is_string(), "{average}");
-    let other = global
-        .iter()
-        .find(|e| {
-            e["repo"]["name"] != watched_repo.as_str()
-                && TRACKED.contains(&e["type"].as_str().unwrap())
-        })
-        .unwrap();
-    let (_, sampled) = app
-        .get_json(&format!(
-            "/metrics/average-pr-time?repo_name={}",
-            other["repo"]["name"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(sampled["source"], "global_feed");
-    assert!(sampled.get("watched_since").is_none(), "{sampled}");
-    let (_, health) = app.get_json("/health").await;
-    assert_eq!(health["watched_repositories"], 2);
-    assert_eq!(health["events_stored"], expected.total());
-    app.stop().await;
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(global);
+        mock.set_repo_feed(&watched_repo, &repo_feed);
+        let mut config = test_poller_config(&mock.url);
+        config.watched = vec![
+            watched_repo.parse().unwrap(),
+            "gone/repository".parse().unwrap(),
+        ];
+        let mut app = TestApp::spawn(store.location.clone(), Some(config)).await;
 
-    let db = Db::open(&location).unwrap();
-    let conn = db.get().unwrap();
-    assert_eq!(rollup_disagreement(&conn).unwrap(), None);
-    let unavailable: Vec<(String, String)> = conn
-        .prepare("SELECT feed, error FROM feed_polls WHERE outcome = 'unavailable'")
-        .unwrap()
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(unavailable.len(), 1);
-    assert_eq!(unavailable[0].0, "gone/repository");
-    assert!(unavailable[0].1.contains("404"), "{unavailable:?}");
+        let expected = Expected::of(global.iter().chain(&repo_feed));
+        app.wait_for_report(|r| r.events_inserted == expected.total())
+            .await;
+        // Both feeds polled again: conditional requests, each with its own ETag.
+        let repo_path = format!("/repos/{watched_repo}/events");
+        for _ in 0..200 {
+            let seen = mock.seen();
+            let repo_polls = seen
+                .iter()
+                .filter(|r| r.path == repo_path && r.page == 1)
+                .count();
+            let global_304 = seen.iter().any(|r| r.path == "/events" && r.status == 304);
+            if repo_polls >= 2 && global_304 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = mock.seen();
+        let repo_requests: Vec<_> = seen.iter().filter(|r| r.path == repo_path).collect();
+        assert_eq!(
+            repo_requests
+                .iter()
+                .map(|r| r.page)
+                .take(3)
+                .collect::<Vec<_>>(),
+            [1, 2, 1],
+            "both pages, then a conditional poll"
+        );
+        assert_eq!(
+            repo_requests[2].header("if-none-match"),
+            Some(mock.repo_etag(&watched_repo).as_str())
+        );
+        assert_eq!(repo_requests[2].status, 304);
+        let global_304 = seen
+            .iter()
+            .find(|r| r.path == "/events" && r.status == 304)
+            .unwrap();
+        assert_eq!(
+            global_304.header("if-none-match"),
+            Some(mock.etag().as_str())
+        );
+        let gone: Vec<_> = seen
+            .iter()
+            .filter(|r| r.path == "/repos/gone/repository/events")
+            .collect();
+        assert_eq!(gone.len(), 1, "a 404 repository is not asked again soon");
+        assert_eq!(gone[0].status, 404);
+
+        let (_, average) = app
+            .get_json(&format!(
+                "/metrics/average-pr-time?repo_name={watched_repo}"
+            ))
+            .await;
+        let openings = &expected.openings[&watched_repo];
+        assert_eq!(average["pr_count"], openings.len());
+        assert_eq!(average["source"], "watched");
+        assert!(average["watched_since"].is_string(), "{average}");
+        let other = global
+            .iter()
+            .find(|e| {
+                e["repo"]["name"] != watched_repo.as_str()
+                    && TRACKED.contains(&e["type"].as_str().unwrap())
+            })
+            .unwrap();
+        let (_, sampled) = app
+            .get_json(&format!(
+                "/metrics/average-pr-time?repo_name={}",
+                other["repo"]["name"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(sampled["source"], "global_feed");
+        assert!(sampled.get("watched_since").is_none(), "{sampled}");
+        let (_, health) = app.get_json("/health").await;
+        assert_eq!(health["watched_repositories"], 2);
+        assert_eq!(health["events_stored"], expected.total());
+        app.stop().await;
+
+        let reopened = store.open().await;
+        let Some(db) = reopened.sqlite() else {
+            continue;
+        };
+        let conn = db.get().unwrap();
+        assert_eq!(rollup_disagreement(&conn).unwrap(), None);
+        let unavailable: Vec<(String, String)> = conn
+            .prepare("SELECT feed, error FROM feed_polls WHERE outcome = 'unavailable'")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(unavailable.len(), 1);
+        assert_eq!(unavailable[0].0, "gone/repository");
+        assert!(unavailable[0].1.contains("404"), "{unavailable:?}");
+    }
 }
 
 #[tokio::test]

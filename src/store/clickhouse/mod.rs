@@ -7,11 +7,11 @@
 //! up (one range of the `(type, created_at)` key) and inserts only the new
 //! ones, so plain `count()` is exact right after any insert, without `FINAL`
 //! or `uniqExact` at query time (see README "ClickHouse" for the measurements).
-//! The lock is a table whose creation only one writer can win
-//! (`CREATE TABLE` of an existing name fails); it serialises the poller,
-//! retention and any number of `import` processes on the same store.
+//! The lock ([`lock`]) serialises the poller, retention and any number of
+//! `import` processes on the same store.
 
 mod http;
+mod lock;
 mod migrate;
 
 use std::collections::{HashMap, HashSet};
@@ -92,14 +92,6 @@ impl Layout {
     }
 }
 
-/// How long the write lock may be held before others may take it over: a
-/// writer that died while holding it (a batch takes well under a second).
-const STALE_LOCK: Duration = Duration::from_secs(120);
-/// How long a writer waits for the lock before giving up.
-const WRITE_PATIENCE: Duration = Duration::from_secs(600);
-/// ClickHouse's "table already exists" and "table doesn't exist" codes.
-const TABLE_ALREADY_EXISTS: u32 = 57;
-const UNKNOWN_TABLE: u32 = 60;
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
 
@@ -306,7 +298,7 @@ impl ClickHouse {
         if batch.is_empty() {
             return Ok(stats);
         }
-        let lock = self.write_lock().await?;
+        let lock = lock::WriteLock::acquire(self).await?;
         let result = self.insert_new(batch, &mut stats).await;
         lock.release().await;
         result.map(|()| stats)
@@ -417,84 +409,6 @@ impl ClickHouse {
             .collect()
     }
 
-    /// Takes the store's write lock (see the module's doc), waiting for
-    /// another writer up to [`WRITE_PATIENCE`].
-    async fn write_lock(&self) -> Result<WriteLock, ClickHouseError> {
-        let local = self.local_writer.clone().lock_owned().await;
-        let lock = self.layout.table("ghmetrics_write_lock");
-        let started = Instant::now();
-        let mut warned = false;
-        loop {
-            let create = format!("CREATE TABLE {lock} (holder String) ENGINE = Memory");
-            match self.query(&create).await {
-                Ok(_) => {
-                    return Ok(WriteLock {
-                        store: self.clone(),
-                        _local: local,
-                        released: false,
-                    });
-                }
-                Err(error) if error.server_code() == Some(TABLE_ALREADY_EXISTS) => {}
-                Err(error) => return Err(error),
-            }
-            if self.break_if_stale().await? {
-                continue;
-            }
-            if started.elapsed() > WRITE_PATIENCE {
-                return Err(ClickHouseError::Busy(format!(
-                    "another writer has held the ClickHouse write lock ({lock}) for over {} s",
-                    WRITE_PATIENCE.as_secs()
-                )));
-            }
-            if !warned {
-                warned = true;
-                tracing::info!(
-                    "another writer (an import?) is writing to ClickHouse; waiting for it"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20 + fastrand::u64(0..30))).await;
-        }
-    }
-
-    async fn drop_lock(&self) {
-        let lock = self.layout.table("ghmetrics_write_lock");
-        if let Err(error) = self.query(&format!("DROP TABLE IF EXISTS {lock}")).await {
-            tracing::warn!(%error, "could not release the ClickHouse write lock");
-        }
-    }
-
-    /// Takes over a lock older than [`STALE_LOCK`] (its writer died): renamed
-    /// away first, which only one of several contenders can do.
-    async fn break_if_stale(&self) -> Result<bool, ClickHouseError> {
-        let db = quote(&self.layout.database);
-        let age = self
-            .query(&format!(
-                "SELECT toUInt32(now()) - toUInt32(metadata_modification_time) FROM system.tables
-                 WHERE database = {db} AND name = 'ghmetrics_write_lock' FORMAT TabSeparated"
-            ))
-            .await?;
-        let stale = age
-            .trim()
-            .parse::<u64>()
-            .is_ok_and(|age| age > STALE_LOCK.as_secs());
-        if !stale {
-            return Ok(false);
-        }
-        let lock = self.layout.table("ghmetrics_write_lock");
-        let away = self
-            .layout
-            .table(&format!("ghmetrics_stale_lock_{}", fastrand::u64(..)));
-        match self.query(&format!("RENAME TABLE {lock} TO {away}")).await {
-            Ok(_) => {
-                tracing::warn!("took over a ClickHouse write lock left by a writer that stopped");
-                self.query(&format!("DROP TABLE IF EXISTS {away}")).await?;
-                Ok(true)
-            }
-            Err(error) if error.server_code() == Some(UNKNOWN_TABLE) => Ok(true),
-            Err(error) => Err(error),
-        }
-    }
-
     /// Deletes every event created before `cutoff` (ClickHouse deletes by
     /// mutation, all at once) and waits until the mutations are done, so the
     /// next answer no longer counts them; returns how many there were.
@@ -503,7 +417,7 @@ impl ClickHouse {
             return Ok(0);
         }
         let cutoff = cutoff.min(i64::from(u32::MAX));
-        let lock = self.write_lock().await?;
+        let lock = lock::WriteLock::acquire(self).await?;
         let result = self.delete_before(cutoff).await;
         lock.release().await;
         result
@@ -691,37 +605,6 @@ impl ClickHouse {
                 ))
             })
             .collect()
-    }
-}
-
-/// The write lock. [`WriteLock::release`] gives it back; one dropped
-/// without it (a cancelled caller) is given back in the background.
-struct WriteLock {
-    store: ClickHouse,
-    _local: tokio::sync::OwnedMutexGuard<()>,
-    released: bool,
-}
-
-impl WriteLock {
-    async fn release(mut self) {
-        self.released = true;
-        self.store.drop_lock().await;
-    }
-}
-
-impl Drop for WriteLock {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        let store = self.store.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move { store.drop_lock().await });
-            }
-            // Taken over once stale (STALE_LOCK).
-            Err(_) => tracing::warn!("no runtime to release the ClickHouse write lock"),
-        }
     }
 }
 
