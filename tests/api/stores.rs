@@ -137,7 +137,12 @@ static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
 pub fn clickhouse() -> Option<&'static ClickHouseServers> {
     SERVERS
         .get_or_init(|| {
-            let Some(binary) = find_binary("clickhouse-server") else {
+            let found = find_binary("clickhouse-server");
+            // CI sets this, so a broken install fails instead of skipping.
+            if found.is_none() && std::env::var_os("GHMETRICS_REQUIRE_CLICKHOUSE").is_some() {
+                panic!("GHMETRICS_REQUIRE_CLICKHOUSE is set but clickhouse-server is not installed");
+            }
+            let Some(binary) = found else {
                 // Straight to stderr: the test harness would hide an eprintln.
                 use std::io::Write;
                 let _ = writeln!(
