@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ghmetrics::config::DbLocation;
-use ghmetrics::store::sqlite::{Db, average_pr_gap, event_counts, insert_events, pr_counts};
+use ghmetrics::store::sqlite::{
+    Db, event_counts, insert_events, pr_counts, pr_gaps, pr_gaps_by_window,
+};
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 fn fixture_lines() -> Vec<String> {
@@ -54,15 +56,24 @@ fn database() -> (Db, Option<tempfile::TempDir>) {
 fn metric_queries(c: &mut Criterion) {
     let (db, _dir) = database();
     let conn = db.get().unwrap();
-    let busiest: String = conn
-        .query_row(
-            "SELECT repo_name FROM pr_openings ORDER BY openings DESC LIMIT 1",
+    // The repository with the most PR openings, and the one nearest 1,000.
+    let repository = |order: &str| -> String {
+        conn.query_row(
+            &format!(
+                "SELECT repo_name FROM events WHERE type_code = 2 AND action = 'opened'
+                 GROUP BY repo_name ORDER BY {order} LIMIT 1"
+            ),
             [],
             |row| row.get(0),
         )
-        .unwrap();
-    let openings = average_pr_gap(&conn, &busiest).unwrap().openings;
-    eprintln!("busiest repository {busiest}: {openings} PR openings");
+        .unwrap()
+    };
+    let busiest = repository("count(*) DESC");
+    let thousand = repository("abs(count(*) - 1000)");
+    for repo in [&busiest, &thousand] {
+        let openings = pr_gaps(&conn, repo).unwrap().openings;
+        eprintln!("repository {repo}: {openings} PR openings");
+    }
 
     // Windows end just after the newest stored event, so that even the
     // one-minute window counts real rows whatever the database's age.
@@ -86,11 +97,21 @@ fn metric_queries(c: &mut Criterion) {
         });
     }
     group.finish();
-    c.bench_function("average_pr_gap/busiest", |b| {
-        b.iter(|| average_pr_gap(&conn, black_box(&busiest)).unwrap())
+    c.bench_function("pr_gaps/busiest", |b| {
+        b.iter(|| pr_gaps(&conn, black_box(&busiest)).unwrap())
     });
-    c.bench_function("average_pr_gap/unknown", |b| {
-        b.iter(|| average_pr_gap(&conn, black_box("no/such-repo")).unwrap())
+    c.bench_function("pr_gaps/about_1000_openings", |b| {
+        b.iter(|| pr_gaps(&conn, black_box(&thousand)).unwrap())
+    });
+    c.bench_function("pr_gaps/unknown", |b| {
+        b.iter(|| pr_gaps(&conn, black_box("no/such-repo")).unwrap())
+    });
+    // The LAG() form the handler does not use, for the comparison.
+    c.bench_function("pr_gaps_by_window/busiest", |b| {
+        b.iter(|| pr_gaps_by_window(&conn, black_box(&busiest)).unwrap())
+    });
+    c.bench_function("pr_gaps_by_window/about_1000_openings", |b| {
+        b.iter(|| pr_gaps_by_window(&conn, black_box(&thousand)).unwrap())
     });
     c.bench_function("pr_counts/limit_100", |b| {
         b.iter(|| pr_counts(&conn, black_box(Some(100))).unwrap())

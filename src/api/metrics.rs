@@ -35,6 +35,14 @@ struct AveragePrTime {
     repo_name: String,
     /// Mean seconds between consecutive PR openings; null with fewer than two.
     average_seconds: Option<f64>,
+    /// Median of those gaps (interpolated between the two middle ones); null with fewer than two openings.
+    median_seconds: Option<f64>,
+    /// 90th percentile of the gaps (interpolated as the median is); null with fewer than two openings.
+    p90_seconds: Option<f64>,
+    /// The longest gap; null with fewer than two openings.
+    max_seconds: Option<i64>,
+    /// When the newest opening happened (UTC); null without one.
+    last_opened_at: Option<DateTime<Utc>>,
     /// PR openings found.
     pr_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,17 +56,18 @@ struct AveragePrTime {
     watched_since: Option<DateTime<Utc>>,
 }
 
-/// Mean time between consecutive PR openings of a repository.
+/// The time between consecutive PR openings of a repository.
 ///
 /// PR openings are `PullRequestEvent`s with action `opened`, in `created_at`
-/// order; the answer is (last - first) / (openings - 1) seconds.
+/// order; the gaps between consecutive ones give the mean (= (last - first) /
+/// (openings - 1) seconds), median, 90th percentile and longest.
 #[utoipa::path(
     get,
     path = "/metrics/average-pr-time",
     tag = "metrics",
     params(("repo_name" = String, Query, description = "The repository, `owner/name`", example = "rust-lang/rust")),
     responses(
-        (status = 200, description = "The mean gap; `average_seconds` is null with fewer than two openings", body = AveragePrTime),
+        (status = 200, description = "The gaps' figures; each is null with fewer than two openings", body = AveragePrTime),
         (status = 422, description = "`repo_name` missing or blank", body = ErrorBody),
     )
 )]
@@ -87,6 +96,12 @@ async fn average_pr_time(
         cache::json(&AveragePrTime {
             repo_name,
             average_seconds: summary.average_seconds,
+            median_seconds: summary.median_seconds,
+            p90_seconds: summary.p90_seconds,
+            max_seconds: summary.max_seconds,
+            last_opened_at: summary
+                .last_opened_at
+                .and_then(|at| DateTime::from_timestamp(at, 0)),
             pr_count: summary.openings,
             message,
             source: if watched_since.is_some() {

@@ -91,10 +91,7 @@ impl Store {
     /// The gaps between consecutive PR openings of `repo_name`.
     pub async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {
         Ok(match self {
-            Store::Sqlite(db) => {
-                db.run(move |c| sqlite::average_pr_gap(c, &repo_name))
-                    .await?
-            }
+            Store::Sqlite(db) => db.run(move |c| sqlite::pr_gaps(c, &repo_name)).await?,
             Store::ClickHouse(ch) => ch.pr_gaps(&repo_name).await?,
         })
     }
@@ -274,12 +271,53 @@ impl EventCounts {
 }
 
 /// The gaps between consecutive PR openings of one repository.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PrGapSummary {
     /// PR openings (`PullRequestEvent` with action `opened`) found.
     pub openings: u64,
-    /// Mean seconds between consecutive openings; `None` with fewer than two.
+    /// Mean seconds between consecutive openings; `None` with fewer than two
+    /// (as are the median, the 90th percentile and the longest).
     pub average_seconds: Option<f64>,
+    /// The gaps' 50th and 90th percentiles, interpolated between the two
+    /// nearest gaps (as `percentile_cont` and numpy's default do).
+    pub median_seconds: Option<f64>,
+    pub p90_seconds: Option<f64>,
+    pub max_seconds: Option<i64>,
+    /// When the newest opening happened (epoch seconds); `None` without one.
+    pub last_opened_at: Option<i64>,
+}
+
+impl PrGapSummary {
+    /// The summary of `gaps` (in time order, one fewer than the openings)
+    /// between `openings` openings, the newest at `last_opened_at`. Every
+    /// store computes the gaps its own way and ends here, so the figures
+    /// are the same on all of them.
+    pub fn from_gaps(openings: u64, mut gaps: Vec<i64>, last_opened_at: Option<i64>) -> Self {
+        let average_seconds =
+            (!gaps.is_empty()).then(|| gaps.iter().sum::<i64>() as f64 / gaps.len() as f64);
+        gaps.sort_unstable();
+        let percentile = |p: f64| {
+            let last = gaps.len().checked_sub(1)?;
+            let position = p * last as f64;
+            let (low, high) = (position.floor() as usize, position.ceil() as usize);
+            let weight = position - low as f64;
+            Some(gaps[low] as f64 + (gaps[high] - gaps[low]) as f64 * weight)
+        };
+        PrGapSummary {
+            openings,
+            average_seconds,
+            median_seconds: percentile(0.5),
+            p90_seconds: percentile(0.9),
+            max_seconds: gaps.last().copied(),
+            last_opened_at,
+        }
+    }
+
+    /// The summary of opening times sorted oldest first.
+    pub fn from_times(times: &[i64]) -> Self {
+        let gaps = times.windows(2).map(|pair| pair[1] - pair[0]).collect();
+        PrGapSummary::from_gaps(times.len() as u64, gaps, times.last().copied())
+    }
 }
 
 /// What one batch insert did.
@@ -394,3 +432,39 @@ impl Default for DataVersion {
 
 /// Size of one copy of SQLite's wal-index header (`WalIndexHdr` in wal.c).
 pub(crate) const WAL_INDEX_HEADER_BYTES: usize = 48;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_figures_follow_their_definitions() {
+        // Openings at 0, 10, 40, 100, 200: gaps 10, 30, 60, 100.
+        let summary = PrGapSummary::from_times(&[0, 10, 40, 100, 200]);
+        assert_eq!(summary.openings, 5);
+        assert_eq!(summary.average_seconds, Some(50.0));
+        // Sorted gaps 10, 30, 60, 100: the median sits half-way between 30 and 60,
+        // the 90th percentile at 2.7 of 3 steps, between 60 and 100.
+        assert_eq!(summary.median_seconds, Some(45.0));
+        assert_eq!(summary.p90_seconds, Some(60.0 + 40.0 * 0.7));
+        assert_eq!(summary.max_seconds, Some(100));
+        assert_eq!(summary.last_opened_at, Some(200));
+        let one = PrGapSummary::from_times(&[7]);
+        assert_eq!(
+            (
+                one.average_seconds,
+                one.median_seconds,
+                one.max_seconds,
+                one.last_opened_at
+            ),
+            (None, None, None, Some(7))
+        );
+        let none = PrGapSummary::from_times(&[]);
+        assert_eq!((none.openings, none.last_opened_at), (0, None));
+        let two = PrGapSummary::from_times(&[5, 9]);
+        assert_eq!(
+            (two.median_seconds, two.p90_seconds),
+            (Some(4.0), Some(4.0))
+        );
+    }
+}

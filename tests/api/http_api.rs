@@ -128,13 +128,34 @@ async fn metrics_match_the_real_fixture() {
             let (status, body) = app.get_json(&query).await;
             assert_eq!(status, 200);
             assert_eq!(body["pr_count"], times.len());
+            let last = chrono::DateTime::from_timestamp(*times.last().unwrap(), 0).unwrap();
+            assert_eq!(
+                body["last_opened_at"],
+                last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "{repo}"
+            );
             if times.len() >= 2 {
                 let mean = (times[times.len() - 1] - times[0]) as f64 / (times.len() - 1) as f64;
                 let got = body["average_seconds"].as_f64().unwrap();
                 assert!((got - mean).abs() < 1e-9, "{repo}: {got} vs {mean}");
+                // The other figures, from the sorted gaps: the median and 90th
+                // percentile interpolate between the two nearest ranks.
+                let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+                gaps.sort();
+                let rank = |p: f64| {
+                    let at = p * (gaps.len() - 1) as f64;
+                    let (lo, hi) = (gaps[at.floor() as usize], gaps[at.ceil() as usize]);
+                    lo as f64 + (hi - lo) as f64 * at.fract()
+                };
+                assert_eq!(body["median_seconds"].as_f64(), Some(rank(0.5)), "{repo}");
+                assert_eq!(body["p90_seconds"].as_f64(), Some(rank(0.9)), "{repo}");
+                assert_eq!(body["max_seconds"], *gaps.last().unwrap(), "{repo}");
                 checked_averages += 1;
             } else {
                 assert_eq!(body["average_seconds"], Value::Null);
+                for figure in ["median_seconds", "p90_seconds", "max_seconds"] {
+                    assert_eq!(body[figure], Value::Null, "{repo} {figure}");
+                }
                 assert_eq!(
                     body["message"],
                     "Only 1 PR event(s) found. At least 2 are required."
@@ -153,6 +174,7 @@ async fn metrics_match_the_real_fixture() {
             "Only 0 PR event(s) found. At least 2 are required."
         );
         assert_eq!(unknown["average_seconds"], Value::Null);
+        assert_eq!(unknown["last_opened_at"], Value::Null);
 
         // Every endpoint answers the same under /v1/, errors included.
         let top_repo = &expected.pr_counts[0].0;

@@ -218,12 +218,15 @@ impl ClickHouse {
         Ok(counts)
     }
 
-    /// The gaps between the repository's PR openings. Each opening counts
-    /// once by id, even before the ReplacingMergeTree has merged a copy.
+    /// The gaps between the repository's PR openings: ClickHouse 18.16 has
+    /// no window functions, so the openings' times are gathered, sorted and
+    /// differenced as an array (`arrayDifference` gives 0 first, then each
+    /// gap). Each opening counts once by id, even before the
+    /// ReplacingMergeTree has folded a second copy.
     pub async fn pr_gaps(&self, repo_name: &str) -> Result<PrGapSummary, ClickHouseError> {
         let answer = self
             .query(&format!(
-                "SELECT length(times), if(length(times) >= 2, (times[-1] - times[1]) / (length(times) - 1), NULL)
+                "SELECT length(times), arrayDifference(times), if(empty(times), NULL, times[-1])
                  FROM (SELECT arraySort(groupArray(at)) AS times FROM (
                      SELECT any(toInt64(toUInt32(created_at))) AS at FROM {}
                      WHERE repo_name = {} GROUP BY id))
@@ -233,14 +236,26 @@ impl ClickHouse {
             ))
             .await?;
         let line = answer.trim_end();
-        let [openings, average] = fields::<2>(line)?;
-        Ok(PrGapSummary {
-            openings: openings.parse().map_err(|_| bad(line))?,
-            average_seconds: match read_tsv(average) {
-                None => None,
-                Some(value) => Some(value.parse().map_err(|_| bad(line))?),
-            },
-        })
+        let [openings, differences, last] = fields::<3>(line)?;
+        let differences = differences
+            .strip_prefix('[')
+            .and_then(|d| d.strip_suffix(']'))
+            .ok_or_else(|| bad(line))?;
+        let gaps = differences
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .skip(1)
+            .map(|d| d.parse().map_err(|_| bad(line)))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let last = match read_tsv(last) {
+            None => None,
+            Some(at) => Some(at.parse().map_err(|_| bad(line))?),
+        };
+        Ok(PrGapSummary::from_gaps(
+            openings.parse().map_err(|_| bad(line))?,
+            gaps,
+            last,
+        ))
     }
 
     pub async fn for_each_pr_count(

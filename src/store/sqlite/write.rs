@@ -22,8 +22,6 @@ struct RollupDeltas {
     /// Per [`TIME_ROLLUPS`] table: (type, bucket) -> events.
     by_time: [HashMap<(EventType, i64), u64>; 3],
     pr_counts: HashMap<String, u64>,
-    /// Per repository: openings, first and last opening time.
-    pr_openings: HashMap<String, (u64, i64, i64)>,
 }
 
 impl RollupDeltas {
@@ -36,16 +34,6 @@ impl RollupDeltas {
         }
         if event.event_type == EventType::PullRequest {
             *self.pr_counts.entry(event.repo_name.clone()).or_default() += 1;
-            if event.action.as_deref() == Some("opened") {
-                let at = event.created_at;
-                let entry = self
-                    .pr_openings
-                    .entry(event.repo_name.clone())
-                    .or_insert((0, at, at));
-                entry.0 += 1;
-                entry.1 = entry.1.min(at);
-                entry.2 = entry.2.max(at);
-            }
         }
     }
 
@@ -66,23 +54,12 @@ impl RollupDeltas {
         for (repo, n) in &self.pr_counts {
             prs.execute(params![repo, n])?;
         }
-        let mut openings = conn.prepare_cached(
-            "INSERT INTO pr_openings (repo_name, openings, first_at, last_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (repo_name) DO UPDATE SET
-                 openings = openings + excluded.openings,
-                 first_at = min(first_at, excluded.first_at),
-                 last_at = max(last_at, excluded.last_at)",
-        )?;
-        for (repo, (n, first, last)) in &self.pr_openings {
-            openings.execute(params![repo, n, first, last])?;
-        }
         Ok(())
     }
 
     /// Takes deleted events out of the rollups (the events must already be
-    /// gone from `events`): counts go down, buckets and repositories that reach
-    /// zero are removed, and a repository's first opening is looked up again
-    /// among the openings that remain (the partial index makes that one seek).
+    /// gone from `events`): counts go down, and buckets and repositories that
+    /// reach zero are removed.
     fn subtract(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
         for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
             let mut decrement = conn.prepare_cached(&format!(
@@ -103,13 +80,6 @@ impl RollupDeltas {
         for (repo, n) in &self.pr_counts {
             prs.execute(params![repo, n])?;
             prs_empty.execute([repo])?;
-        }
-        let mut openings = conn.prepare_cached(FORGET_OPENINGS_SQL)?;
-        let mut openings_empty =
-            conn.prepare_cached("DELETE FROM pr_openings WHERE repo_name = ?1 AND openings <= 0")?;
-        for (repo, (n, _, _)) in &self.pr_openings {
-            openings.execute(params![repo, n])?;
-            openings_empty.execute([repo])?;
         }
         Ok(())
     }
@@ -158,13 +128,6 @@ pub fn insert_events(
 pub(super) const OLDEST_EVENTS_SQL: &str = "SELECT id, created_at, repo_name, action FROM events
     WHERE type_code = ?1 AND created_at < ?2
     ORDER BY created_at LIMIT ?3";
-
-/// `?1` repository, `?2` openings deleted: the first opening is looked up
-/// again among those left (one seek in the partial index of openings).
-pub(super) const FORGET_OPENINGS_SQL: &str = "UPDATE pr_openings SET openings = openings - ?2,
-    first_at = coalesce((SELECT min(created_at) FROM events
-        WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1), first_at)
-    WHERE repo_name = ?1";
 
 /// Deletes up to `limit` of the events created before `cutoff` (epoch
 /// seconds), oldest first per type, and takes them out of every rollup, in one
@@ -255,12 +218,6 @@ pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite
             "pr_counts",
             "SELECT 'PullRequestEvent', repo_name, count(*) FROM events WHERE type = 'PullRequestEvent' GROUP BY 2",
             "SELECT 'PullRequestEvent', repo_name, events FROM pr_counts",
-        ),
-        (
-            "pr_openings",
-            "SELECT repo_name, count(*), min(created_at), max(created_at) FROM events
-             WHERE type = 'PullRequestEvent' AND action = 'opened' GROUP BY 1",
-            "SELECT repo_name, openings, first_at, last_at FROM pr_openings",
         ),
     ];
     for (table, truth, rollup) in checks {
