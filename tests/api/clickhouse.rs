@@ -187,3 +187,181 @@ async fn analysts_read_the_tables_with_plain_sql() {
         assert_eq!(gaps.trim(), format!("[{}]", want_gaps.join(",")));
     }
 }
+
+/// Every question the service asks of a store, asked of SQLite and of one
+/// ClickHouse server holding the same events, gets the same answer. With
+/// GHMETRICS_CLICKHOUSE_TRANSCRIPT set, the ClickHouse statements and
+/// answers are written out for `tests/contract/chdb.sh` to replay on a
+/// current ClickHouse engine.
+#[tokio::test]
+async fn both_stores_answer_every_question_alike() {
+    use ghmetrics::store::{FeedPoll, PrCountSink};
+    let Some(servers) = clickhouse() else {
+        return;
+    };
+    let mut raw = Vec::new();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let mut events = parsed(&raw);
+    // And 20,000 generated ones over two days, for repositories with many
+    // openings and buckets with many events.
+    let templates: Vec<String> = fixture_events().iter().map(Value::to_string).collect();
+    let settings = ghmetrics::synthetic::SyntheticSettings {
+        events: 20_000,
+        start: 1_700_000_000,
+        span_seconds: 2 * 86_400,
+        repositories: 300,
+        actors: 1000,
+        first_id: 90_000_000_000,
+        seed: 11,
+    };
+    let mut generator = ghmetrics::synthetic::Generator::new(templates, settings).unwrap();
+    events.extend(std::iter::from_fn(|| generator.next_event()));
+    let sqlite = crate::stores::TestStore::sqlite();
+    let clickhouse = servers.single();
+    let stores = [sqlite.open().await, clickhouse.open().await];
+
+    struct Collect(Vec<(String, u64)>);
+    impl PrCountSink for Collect {
+        fn accept(&mut self, repo: &str, count: u64) -> bool {
+            self.0.push((repo.to_owned(), count));
+            true
+        }
+    }
+    let newest = events.iter().map(|e| e.created_at).max().unwrap();
+    let oldest = events.iter().map(|e| e.created_at).min().unwrap();
+    let mut repos: Vec<String> = events.iter().map(|e| e.repo_name.clone()).collect();
+    repos.sort();
+    repos.dedup();
+    let mut answers: [Vec<String>; 2] = Default::default();
+    for (store, answers) in stores.iter().zip(&mut answers) {
+        let mut say = |what: String| answers.push(what);
+        let first = store.insert_events(events[..5000].to_vec()).await.unwrap();
+        let rest = store.insert_events(events.clone()).await.unwrap();
+        say(format!("{first:?} {rest:?}"));
+        for since in [
+            0,
+            oldest,
+            oldest + 1,
+            newest - 3600,
+            newest - 59,
+            newest,
+            newest + 1,
+        ] {
+            say(format!(
+                "counts since {since}: {:?}",
+                store.event_counts(since).await.unwrap()
+            ));
+        }
+        let first_minute = newest / 60 - 600;
+        for (start, width, buckets) in [
+            (first_minute, 1, 600),
+            (first_minute, 7, 90),
+            (first_minute - 100_000, 1440, 80),
+        ] {
+            say(format!(
+                "timeline {start} {width} {buckets}: {:?}",
+                store.timeline(start, width, buckets).await.unwrap()
+            ));
+        }
+        for repo in repos
+            .iter()
+            .step_by(7)
+            .chain(["no/such-repo".to_owned()].iter())
+        {
+            say(format!(
+                "{repo}: {:?}",
+                store.pr_gaps(repo.clone()).await.unwrap()
+            ));
+        }
+        for limit in [Some(3), Some(1000), None] {
+            let Collect(rows) = store
+                .for_each_pr_count(limit, Collect(Vec::new()))
+                .await
+                .unwrap();
+            say(format!("pr counts {limit:?}: {rows:?}"));
+        }
+        say(format!("{:?}", store.totals().await.unwrap()));
+        for (i, feed) in ["global", "global", "a/b"].into_iter().enumerate() {
+            let poll = FeedPoll {
+                polled_at: newest - 100 + i as i64,
+                feed: feed.to_owned(),
+                outcome: "ok",
+                pages: 3,
+                received: 300,
+                inserted: 20 + i as u64,
+                oldest_id: Some(1000 * i as i64),
+                newest_id: Some(2000 * i as i64),
+                previous_newest_id: (i > 0).then_some(1500),
+                new_events: Some(40),
+                overlap: Some(i != 1),
+                missed_estimate: (i == 1).then_some(7),
+                error: (i == 2).then(|| "tab\there 'quoted'".to_owned()),
+            };
+            store.record_feed_poll(poll).await.unwrap();
+        }
+        say(format!(
+            "{:?}",
+            store.newest_seen_id("global".to_owned()).await.unwrap()
+        ));
+        say(format!(
+            "{:?}",
+            store.newest_seen_id("x/y".to_owned()).await.unwrap()
+        ));
+        say(format!(
+            "{:?}",
+            store.global_feed_coverage(newest, 3600).await.unwrap()
+        ));
+        let watched = store
+            .start_watching(vec!["a/b".to_owned(), "c/d".to_owned()], 500)
+            .await
+            .unwrap();
+        let again = store
+            .start_watching(vec!["a/b".to_owned(), "e/f".to_owned()], 900)
+            .await
+            .unwrap();
+        let sorted = |map: std::collections::HashMap<String, i64>| {
+            let mut pairs: Vec<_> = map.into_iter().collect();
+            pairs.sort();
+            pairs
+        };
+        say(format!("{:?} {:?}", sorted(watched), sorted(again)));
+        let cutoff = (oldest + newest) / 2;
+        let mut deleted = 0;
+        loop {
+            let batch = store.delete_events_before(cutoff, 10_000).await.unwrap();
+            deleted += batch;
+            if batch < 10_000 {
+                break;
+            }
+        }
+        say(format!("deleted {deleted}"));
+        store.delete_feed_polls_before(newest - 99).await.unwrap();
+        say(format!(
+            "{:?}",
+            store.global_feed_coverage(newest, 3600).await.unwrap()
+        ));
+        say(format!("{:?}", store.totals().await.unwrap()));
+        say(format!(
+            "counts: {:?}",
+            store.event_counts(0).await.unwrap()
+        ));
+        for repo in repos.iter().step_by(5) {
+            say(format!(
+                "{repo}: {:?}",
+                store.pr_gaps(repo.clone()).await.unwrap()
+            ));
+        }
+        let Collect(rows) = store
+            .for_each_pr_count(None, Collect(Vec::new()))
+            .await
+            .unwrap();
+        say(format!("pr counts: {rows:?}"));
+    }
+    let [on_sqlite, on_clickhouse] = answers;
+    assert_eq!(on_sqlite.len(), on_clickhouse.len());
+    for (a, b) in on_sqlite.iter().zip(&on_clickhouse) {
+        assert_eq!(a, b);
+    }
+}

@@ -4,6 +4,7 @@
 //! servers before 22.6 mishandle in places (and 18.16 cannot validate), for
 //! a handful of statements whose answers are a few numbers.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -50,6 +51,12 @@ impl ClickHouseError {
     }
 }
 
+/// The environment variable naming a file to which every statement sent to
+/// ClickHouse and its answer are appended (JSON lines): for replaying the
+/// same statements on another ClickHouse release and comparing
+/// (`tests/contract/chdb.sh`), or for seeing what the service asks.
+pub const TRANSCRIPT_ENV: &str = "GHMETRICS_CLICKHOUSE_TRANSCRIPT";
+
 /// One server's HTTP endpoint and the credentials for it.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -57,6 +64,16 @@ pub struct Endpoint {
     url: Url,
     user: String,
     password: Option<crate::config::Secret>,
+    transcript: Option<Arc<Mutex<std::fs::File>>>,
+}
+
+/// One line of a transcript.
+#[derive(serde::Serialize)]
+struct Exchange<'a> {
+    sql: &'a str,
+    /// An INSERT's rows.
+    rows: Option<&'a str>,
+    answer: &'a str,
 }
 
 impl Endpoint {
@@ -66,6 +83,36 @@ impl Endpoint {
             url,
             user: settings.user.clone(),
             password: settings.password.clone(),
+            transcript: std::env::var_os(TRANSCRIPT_ENV).and_then(|path| {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path);
+                match file {
+                    Ok(file) => Some(Arc::new(Mutex::new(file))),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot open the ClickHouse transcript");
+                        None
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Appends one exchange to the transcript, if there is one.
+    fn record(&self, sql: &str, rows: Option<&[u8]>, answer: &str) {
+        let Some(transcript) = &self.transcript else {
+            return;
+        };
+        let exchange = Exchange {
+            sql,
+            rows: rows.map(|r| std::str::from_utf8(r).unwrap_or("")),
+            answer,
+        };
+        if let Ok(mut line) = serde_json::to_vec(&exchange) {
+            line.push(b'\n');
+            let mut file = transcript.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = std::io::Write::write_all(&mut *file, &line);
         }
     }
 
@@ -93,6 +140,7 @@ impl Endpoint {
         settings: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<String, ClickHouseError> {
+        let recorded = self.transcript.as_ref().and(body.clone());
         let mut response = self.send(sql, settings, body).await?;
         let mut answer = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(&e))? {
@@ -101,7 +149,10 @@ impl Endpoint {
             }
             answer.extend_from_slice(&chunk);
         }
-        String::from_utf8(answer).map_err(|_| ClickHouseError::Answer("not UTF-8".to_owned()))
+        let answer = String::from_utf8(answer)
+            .map_err(|_| ClickHouseError::Answer("not UTF-8".to_owned()))?;
+        self.record(sql, recorded.as_deref(), &answer);
+        Ok(answer)
     }
 
     /// Runs `sql` and hands each line of the answer to `line` as it arrives,
@@ -113,12 +164,17 @@ impl Endpoint {
     ) -> Result<(), ClickHouseError> {
         let mut response = self.send(sql, &[], None).await?;
         let mut pending: Vec<u8> = Vec::new();
+        let mut recorded = self.transcript.as_ref().map(|_| String::new());
         while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(&e))? {
             pending.extend_from_slice(&chunk);
             let mut start = 0;
             while let Some(end) = memchr::memchr(b'\n', &pending[start..]) {
                 let text = std::str::from_utf8(&pending[start..start + end])
                     .map_err(|_| ClickHouseError::Answer("not UTF-8".to_owned()))?;
+                if let Some(recorded) = &mut recorded {
+                    recorded.push_str(text);
+                    recorded.push('\n');
+                }
                 if !line(text)? {
                     return Ok(());
                 }
@@ -128,6 +184,9 @@ impl Endpoint {
             if pending.len() > MAX_ANSWER_BYTES {
                 return Err(ClickHouseError::TooLarge);
             }
+        }
+        if let Some(recorded) = recorded {
+            self.record(sql, None, &recorded);
         }
         Ok(())
     }

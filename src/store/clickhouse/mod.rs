@@ -340,7 +340,7 @@ impl ClickHouse {
                 "{}\t{}\t{}\t",
                 event.id,
                 event.event_type.as_str(),
-                event.created_at
+                datetime(event.created_at)
             );
             push_tsv(&mut rows, Some(&event.repo_name));
             rows.push(b'\t');
@@ -354,7 +354,7 @@ impl ClickHouse {
                 && event.action.as_deref() == Some("opened")
             {
                 push_tsv(&mut openings, Some(&event.repo_name));
-                let _ = write!(openings, "\t{}\t{}\t", event.created_at, event.id);
+                let _ = write!(openings, "\t{}\t{}\t", datetime(event.created_at), event.id);
                 push_tsv(&mut openings, number.as_deref());
                 openings.push(b'\n');
             }
@@ -501,7 +501,7 @@ impl ClickHouse {
 
     pub async fn record_feed_poll(&self, poll: &FeedPoll) -> Result<(), ClickHouseError> {
         let mut row = Vec::new();
-        let _ = write!(row, "{}\t", poll.polled_at.clamp(0, i64::from(u32::MAX)));
+        let _ = write!(row, "{}\t", datetime(poll.polled_at));
         push_tsv(&mut row, Some(&poll.feed));
         row.push(b'\t');
         push_tsv(&mut row, Some(poll.outcome));
@@ -584,7 +584,7 @@ impl ClickHouse {
         let mut rows = Vec::new();
         for repo in repos.iter().filter(|repo| !watched.contains_key(*repo)) {
             push_tsv(&mut rows, Some(repo));
-            let _ = writeln!(rows, "\t{now}");
+            let _ = writeln!(rows, "\t{}", datetime(now));
         }
         if !rows.is_empty() {
             self.insert("watched_repos", "repo_name, watched_since", rows)
@@ -623,6 +623,17 @@ impl ClickHouse {
     }
 }
 
+/// Epoch seconds as a `DateTime` field: `YYYY-MM-DD hh:mm:ss` in UTC (the
+/// columns' time zone). A bare number is read as a timestamp only when it
+/// has enough digits, so 500 would be refused; outside `DateTime`'s range
+/// (1970 to 2106) the nearest end.
+fn datetime(seconds: i64) -> impl std::fmt::Display {
+    let seconds = seconds.clamp(0, i64::from(u32::MAX));
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S")
+}
+
 /// The `N` tab-separated fields of an answer line.
 fn fields<const N: usize>(line: &str) -> Result<[&str; N], ClickHouseError> {
     let mut parts = line.split('\t');
@@ -647,4 +658,26 @@ fn type_index(code: &str) -> Result<usize, ClickHouseError> {
 
 fn bad(text: &str) -> ClickHouseError {
     ClickHouseError::Answer(text.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_are_written_as_utc_text_within_range() {
+        assert_eq!(datetime(500).to_string(), "1970-01-01 00:08:20");
+        assert_eq!(datetime(1_700_000_000).to_string(), "2023-11-14 22:13:20");
+        assert_eq!(datetime(-5).to_string(), "1970-01-01 00:00:00");
+        assert_eq!(datetime(i64::MAX).to_string(), "2106-02-07 06:28:15");
+    }
+
+    #[test]
+    fn answer_lines_have_exactly_their_fields() {
+        assert_eq!(fields::<2>("a\tb").unwrap(), ["a", "b"]);
+        assert!(fields::<2>("a").is_err());
+        assert!(fields::<2>("a\tb\tc").is_err());
+        assert_eq!(type_index("2").unwrap(), EventType::PullRequest.index());
+        assert!(type_index("9").is_err());
+    }
 }
