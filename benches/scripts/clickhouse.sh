@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# ClickHouse store benchmarks (issue 11), side by side in one run:
+#
+#  1. import: the same generated GH Archive hour into SQLite (`ghmetrics import
+#     --db`), into ClickHouse (`ghmetrics import --store clickhouse://`), and the
+#     way a user would without ghmetrics (flatten with Python, then
+#     `clickhouse-client --query "INSERT ... FORMAT JSONEachRow"`); peak RSS.
+#  2. metrics at scale: EVENTS (default 100 M) generated inside ClickHouse with
+#     INSERT ... SELECT FROM numbers() (the generator's type/action mix and
+#     repository skew), on one server and on a two-shard cluster; then each
+#     metric over HTTP, each request with parameters not asked before (so the
+#     answer cache cannot serve it): p50 and p90.
+#
+#   benches/scripts/clickhouse.sh            # EVENTS=100000000 IMPORT_EVENTS=250000 SAMPLES=40
+#
+# Needs clickhouse-server and clickhouse-client (apt-get install -y clickhouse-server
+# clickhouse-client); starts its own servers on free ports under a temp dir.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+events=${EVENTS:-100000000}
+import_events=${IMPORT_EVENTS:-250000}
+samples=${SAMPLES:-40}
+work=$(mktemp -d /tmp/ghmetrics-ch-bench.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+declare -A http tcp
+for name in single shard1 shard2; do
+    http[$name]=$(free_port); tcp[$name]=$(free_port)
+done
+for name in single shard1 shard2; do
+    dir=$work/$name
+    mkdir -p "$dir"
+    cat >"$dir/config.xml" <<XML
+<yandex>
+  <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/error.log</errorlog></logger>
+  <http_port>${http[$name]}</http_port><tcp_port>${tcp[$name]}</tcp_port>
+  <interserver_http_port>$(free_port)</interserver_http_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>$dir/data/</path><tmp_path>$dir/tmp/</tmp_path>
+  <user_files_path>$dir/user_files/</user_files_path><format_schema_path>$dir/fs/</format_schema_path>
+  <users_config>$dir/users.xml</users_config>
+  <default_profile>default</default_profile><default_database>default</default_database>
+  <mark_cache_size>536870912</mark_cache_size>
+  <remote_servers><bench><shard><replica><host>127.0.0.1</host><port>${tcp[shard1]}</port></replica></shard>
+    <shard><replica><host>127.0.0.1</host><port>${tcp[shard2]}</port></replica></shard></bench></remote_servers>
+</yandex>
+XML
+    cat >"$dir/users.xml" <<XML
+<yandex><profiles><default></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas></yandex>
+XML
+    clickhouse-server --config-file="$dir/config.xml" >"$dir/stdout.log" 2>&1 &
+    pids+=($!)
+done
+for name in single shard1 shard2; do
+    until curl -sf "http://127.0.0.1:${http[$name]}/ping" >/dev/null; do sleep 0.2; done
+done
+q() { curl -sfS "http://127.0.0.1:$1/" --data-binary "$2"; }
+
+cargo build --release --quiet --locked --examples
+bin=./target/release/ghmetrics
+
+echo "== 1. import of $import_events generated events"
+hour=$work/hour.json.gz
+./target/release/examples/generate_events --events "$import_events" --days 1 --out "$hour" >/dev/null
+cat >"$work/flatten.py" <<'PY'
+import gzip, json, sys
+from datetime import datetime, timezone
+for line in gzip.open(sys.argv[1], "rt"):
+    e = json.loads(line)
+    if e["type"] not in ("WatchEvent", "PullRequestEvent", "IssuesEvent"):
+        continue
+    p = e.get("payload") or {}
+    number = (p.get("pull_request") or p.get("issue") or {}).get("number", p.get("number"))
+    at = datetime.strptime(e["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    print(json.dumps({"id": int(e["id"]), "type": e["type"], "created_at": int(at.timestamp()),
+                      "repo_name": e["repo"]["name"], "actor_login": (e.get("actor") or {}).get("login"),
+                      "action": p.get("action"), "number": number}))
+PY
+port=${http[single]}
+run() { # name, command...: wall seconds and peak RSS of one run
+    local name=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
+    read -r seconds rss <"$work/time"
+    printf '%-44s %6.2f s  %8.0f events/s  peak RSS %4d MB\n' "$name" "$seconds" \
+        "$(echo "$import_events / $seconds" | bc -l)" $((rss / 1024))
+}
+for round in 1 2 3; do
+    rm -f "$work"/s.db*
+    run "ghmetrics import --db (SQLite)" "$bin" import --db "$work/s.db" "$hour"
+    run "ghmetrics import --store clickhouse://" "$bin" import --store "clickhouse://127.0.0.1:$port/imp$round" "$hour"
+    q "$port" "CREATE DATABASE IF NOT EXISTS py$round"
+    q "$port" "CREATE TABLE py$round.events (id UInt64, type Enum8('WatchEvent' = 1, 'PullRequestEvent' = 2, 'IssuesEvent' = 3),
+        created_at DateTime('UTC'), repo_name String, actor_login Nullable(String), action Nullable(String),
+        number Nullable(Int64)) ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(created_at) ORDER BY (type, created_at, id)"
+    run "python3 flatten | clickhouse-client JSONEachRow" sh -c \
+        "python3 $work/flatten.py $hour | clickhouse-client --port ${tcp[single]} --query 'INSERT INTO py$round.events FORMAT JSONEachRow'"
+done
+echo "stored: $(q "$port" "SELECT count() FROM imp1.events") by ghmetrics, $(q "$port" "SELECT count() FROM py1.events") by the script"
+
+echo "== 2. $events events generated in ClickHouse"
+# The generator's mix (tests/fixtures' tracked events): WatchEvent started 145,
+# IssuesEvent opened 53, PullRequestEvent opened 52, closed 43, IssuesEvent closed 26
+# (of 319); repositories: half log-uniform over 1..1M (a heavy head), half uniform.
+kinds="[(1,'started'),(3,'opened'),(2,'opened'),(2,'closed'),(3,'closed')]"
+weights="[145,53,52,43,26]"
+span=$((30 * 86400))
+start=$(($(date +%s) - span))
+generate() { # port, database, events table, openings table, filter
+    q "$1" "INSERT INTO $2.$3 (id, type, created_at, repo_name, actor_login, action, number)
+    SELECT id, CAST(tupleElement(kind, 1) AS Enum8('WatchEvent' = 1, 'PullRequestEvent' = 2, 'IssuesEvent' = 3)),
+           toDateTime($start + intDiv(number * $span, $events)), concat('org', toString(rank % 9973), '/repo', toString(rank)),
+           concat('user', toString(1 + intHash64(number * 13) % 1000000)), tupleElement(kind, 2), toInt64(1 + intHash64(number * 17) % 99999)
+    FROM (SELECT number, 10000000000 + number AS id,
+                 if(intHash64(number * 3) % 2 = 0,
+                    greatest(1, least(1000000, toUInt64(pow(1000000, (intHash64(number * 7) % 1000000) / 1000000)))),
+                    1 + intHash64(number * 11) % 1000000) AS rank,
+                 arrayElement($kinds, 1 + arrayFirstIndex(c -> c > intHash64(number * 5) % 319, arrayCumSum($weights)) - 1) AS kind
+          FROM numbers($events) $5)"
+    q "$1" "INSERT INTO $2.$4 (repo_name, created_at, id, number)
+            SELECT repo_name, created_at, id, number FROM $2.$3 WHERE type = 'PullRequestEvent' AND action = 'opened'"
+}
+# Schema first, by ghmetrics itself (an import of nothing fails after migrating).
+"$bin" import --store "clickhouse://127.0.0.1:${http[single]}/big" "$work/none.json" >/dev/null 2>&1 || true
+"$bin" import --store "clickhouse://127.0.0.1:${http[shard1]}/big" --clickhouse-cluster bench \
+    --clickhouse-shard-url "http://127.0.0.1:${http[shard1]}/" --clickhouse-shard-url "http://127.0.0.1:${http[shard2]}/" \
+    "$work/none.json" >/dev/null 2>&1 || true
+started=$(date +%s)
+generate "${http[single]}" big events pr_openings ""
+echo "one server: $(q "${http[single]}" "SELECT count() FROM big.events") events in $(($(date +%s) - started)) s"
+started=$(date +%s)
+generating=()
+for shard in 0 1; do
+    name=shard$((shard + 1))
+    generate "${http[$name]}" big events_local pr_openings_local "WHERE intHash64(10000000000 + number) % 2 = $shard" &
+    generating+=($!)
+done
+wait "${generating[@]}"
+echo "cluster: $(q "${http[shard1]}" "SELECT count() FROM big.events") events in $(($(date +%s) - started)) s"
+q "${http[single]}" "SELECT 'largest repository', repo_name, count() AS n FROM big.pr_openings GROUP BY repo_name ORDER BY n DESC LIMIT 1 FORMAT TabSeparated"
+
+cat >"$work/latency.py" <<'PY'
+import json, random, statistics, sys, time, urllib.request
+base, samples, repos = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rng = random.Random(1)
+def timed(path):
+    started = time.perf_counter()
+    with urllib.request.urlopen(base + path) as answer:
+        answer.read()
+        assert answer.status == 200, path
+    return (time.perf_counter() - started) * 1000
+cases = {
+    "event-counts (1 h .. 30 d windows)": lambda i: f"/metrics/event-counts?offset_minutes={rng.randint(60, 43200)}",
+    "event-counts (whole history)": lambda i: f"/metrics/event-counts?offset_minutes={10_000_000 + i}",
+    "average-pr-time (the largest repositories)": lambda i: f"/metrics/average-pr-time?repo_name={repos[i % len(repos)]}",
+    "average-pr-time (random repository)": lambda i: f"/metrics/average-pr-time?repo_name=org{(r := rng.randint(1, 1_000_000)) % 9973}/repo{r}",
+    "pr-counts?limit=100..": lambda i: f"/metrics/pr-counts?limit={100 + i}",
+    "visualization/timeline (24 h, svg)": lambda i: f"/metrics/visualization/timeline?offset_minutes={1440 + i}&format=svg",
+    "health": lambda i: "/health",
+}
+for name, path in cases.items():
+    times = sorted(timed(path(i)) for i in range(samples))
+    print(f"  {name:40} p50 {statistics.median(times):8.1f} ms   p90 {times[int(0.9 * len(times))]:8.1f} ms")
+PY
+largest=$(q "${http[single]}" "SELECT repo_name FROM big.pr_openings GROUP BY repo_name ORDER BY count() DESC LIMIT $samples")
+for layout in single cluster; do
+    if [ $layout = single ]; then
+        store=(--store "clickhouse://127.0.0.1:${http[single]}/big")
+    else
+        store=(--store "clickhouse://127.0.0.1:${http[shard1]}/big" --clickhouse-cluster bench
+               --clickhouse-shard-url "http://127.0.0.1:${http[shard1]}/" --clickhouse-shard-url "http://127.0.0.1:${http[shard2]}/")
+    fi
+    listen=127.0.0.1:$(free_port)
+    "$bin" serve --no-poll --listen "$listen" "${store[@]}" >"$work/serve-$layout.log" 2>&1 &
+    pids+=($!)
+    until curl -sf "http://$listen/health" >/dev/null; do sleep 0.2; done
+    echo "== metrics over HTTP, $layout ($samples requests each, none answered from the cache)"
+    # shellcheck disable=SC2086 # one argument per repository
+    python3 "$work/latency.py" "http://$listen" "$samples" $largest
+done
