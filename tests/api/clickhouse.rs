@@ -365,3 +365,52 @@ async fn both_stores_answer_every_question_alike() {
         assert_eq!(a, b);
     }
 }
+
+/// The README's ClickHouse queries for analysts run as written, on one
+/// server and through the cluster's Distributed tables, over real events.
+#[tokio::test]
+async fn the_readmes_clickhouse_queries_run() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("### Queries to start from (ClickHouse)")
+        .nth(1)
+        .expect("the README's ClickHouse queries");
+    let block = section
+        .split("```sql")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let statements: Vec<String> = block
+        .split(';')
+        .map(|statement| {
+            statement
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|statement| !statement.trim().is_empty())
+        .collect();
+    assert!(statements.len() >= 5, "{statements:?}");
+    for store in clickhouse_stores() {
+        let handle = store.open().await;
+        handle
+            .insert_events(parsed(&fixture_events()))
+            .await
+            .unwrap();
+        for statement in &statements {
+            // Run in the store's database, as an analyst would after USE.
+            let sql = statement
+                .replace(
+                    " FROM events",
+                    &format!(" FROM {}.events", store.database()),
+                )
+                .replace(
+                    " FROM pr_openings",
+                    &format!(" FROM {}.pr_openings", store.database()),
+                );
+            // `sql` fails the test on any error from the server.
+            store.sql(&sql).await;
+        }
+    }
+}
