@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
-use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR};
+use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// Events deleted per transaction: about 90 ms of write lock on the
 /// development machine (BENCHMARKS.md), so the poller (and an import) wait at
@@ -29,11 +29,14 @@ pub const MAX_RETENTION_YEARS: u64 = 1000;
 pub const MAX_RETENTION: Duration =
     Duration::from_secs(MAX_RETENTION_YEARS * 365 * SECONDS_PER_DAY as u64);
 
-/// The epoch second before which events are deleted: never after `now`, and
-/// saturating rather than wrapping for any retention.
+/// The epoch second before which events are deleted: the start of the
+/// minute `retention` before `now` (whole minutes, so that every store, and
+/// ClickHouse's minute rollup, deletes exactly the same events), never after
+/// `now`, and saturating rather than wrapping for any retention.
 pub fn cutoff(now: i64, retention: Duration) -> i64 {
     let back = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
-    now.saturating_sub(back).min(now)
+    let at = now.saturating_sub(back).min(now);
+    at.saturating_sub(at.rem_euclid(SECONDS_PER_MINUTE))
 }
 
 /// Deletes what is older than `retention` now, then every `interval`, until cancelled.
@@ -102,9 +105,10 @@ mod tests {
 
     #[test]
     fn the_cutoff_is_never_after_now() {
-        let now = 1_700_000_000;
-        assert_eq!(cutoff(now, Duration::from_secs(86_400)), now - 86_400);
-        assert_eq!(cutoff(now, Duration::ZERO), now);
+        let now = 1_700_000_000; // 20 s into a minute
+        assert_eq!(cutoff(now, Duration::from_secs(86_400)), now - 86_400 - 20);
+        assert_eq!(cutoff(now, Duration::ZERO), now - 20);
+        assert_eq!(cutoff(now - 20, Duration::from_secs(60)), now - 80);
         for huge in [Duration::from_secs(u64::MAX), Duration::MAX, MAX_RETENTION] {
             let at = cutoff(now, huge);
             assert!(at <= now && at < 0, "{huge:?} gave {at}");

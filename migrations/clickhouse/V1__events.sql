@@ -1,7 +1,8 @@
 -- The ClickHouse schema (see README "ClickHouse"). Applied by ghmetrics at
--- start, recorded in ghmetrics_migrations. `{table X}` names table X (with
+-- start, recorded in ghmetrics_migrations. `{table X}` creates table X (with
 -- `--clickhouse-cluster`: X_local on every shard); `{distribute X BY key}`
--- creates, on a cluster only, the Distributed table X over the shards' X_local.
+-- creates, on a cluster only, the Distributed table X over the shards' X_local;
+-- `{local X}` names the table that holds X's rows (X, or X_local).
 -- Types stay within what ClickHouse 18.16 and current releases both accept.
 
 -- One row per stored event of a tracked type. ghmetrics writes each id once
@@ -37,6 +38,44 @@ CREATE TABLE IF NOT EXISTS {table pr_openings} (
 ORDER BY (repo_name, created_at, id);
 
 {distribute pr_openings BY intHash64(id)};
+
+-- Rollups, kept by materialized views on every insert into events (on each
+-- shard, from the rows that shard receives), so that event-counts, the
+-- timeline and pr-counts read a few thousand rows instead of every event.
+-- They are exact because every event is inserted once (see events). Retention
+-- deletes the minutes before its (whole-minute) cutoff, and takes the deleted
+-- PullRequestEvents out of pr_counts with negative rows.
+CREATE TABLE IF NOT EXISTS {table event_counts_by_minute} (
+    type   Enum8('WatchEvent' = 1, 'PullRequestEvent' = 2, 'IssuesEvent' = 3),
+    minute UInt32,
+    events Int64
+) ENGINE = SummingMergeTree
+ORDER BY (type, minute);
+
+{distribute event_counts_by_minute BY minute};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {table event_counts_by_minute_mv}
+TO {local event_counts_by_minute} AS
+SELECT type, toUInt32(intDiv(toUInt32(created_at), 60)) AS minute, toInt64(count()) AS events
+FROM {local events}
+GROUP BY type, minute;
+
+-- PullRequestEvents per repository. The row with repo_name '' is retention's
+-- mark: its sum is the cutoff up to which deleted events were taken out.
+CREATE TABLE IF NOT EXISTS {table pr_counts} (
+    repo_name String,
+    events    Int64
+) ENGINE = SummingMergeTree
+ORDER BY repo_name;
+
+{distribute pr_counts BY cityHash64(repo_name)};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {table pr_counts_mv}
+TO {local pr_counts} AS
+SELECT repo_name, toInt64(count()) AS events
+FROM {local events}
+WHERE type = 'PullRequestEvent'
+GROUP BY repo_name;
 
 -- One row per poll of a feed ('global' or 'owner/name'), as in SQLite's V5.
 CREATE TABLE IF NOT EXISTS {table feed_polls} (

@@ -39,106 +39,112 @@ async fn scrape(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn prometheus_counts_polls_events_errors_and_requests() {
-    let events = fixture_events();
-    let mock = MockGithub::start(100).await;
-    mock.set_feed(&events);
-    // Two failures first, then the feed: 502, then a body that is not JSON.
-    mock.push_faults([Fault::Status(502), Fault::Body("{not json")]);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
-    let expected = Expected::of(&events);
-    // Two errors, the poll that stores everything, then a 304.
-    app.wait_for_report(|r| r.polls >= 4).await;
-    for _ in 0..3 {
-        assert_eq!(app.get("/health").await.status(), 200);
-    }
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let events = fixture_events();
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&events);
+        // Two failures first, then the feed: 502, then a body that is not JSON.
+        mock.push_faults([Fault::Status(502), Fault::Body("{not json")]);
+        let mut app =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        let expected = Expected::of(&events);
+        // Two errors, the poll that stores everything, then a 304.
+        app.wait_for_report(|r| r.polls >= 4).await;
+        for _ in 0..3 {
+            assert_eq!(app.get("/health").await.status(), 200);
+        }
 
-    let text = scrape(&app).await;
-    let value = |series: &str| sample(&text, series);
-    assert_eq!(
-        value(r#"ghmetrics_polls_total{feed="global",outcome="ok"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(r#"ghmetrics_polls_total{feed="global",outcome="error"}"#),
-        Some(2.0)
-    );
-    assert!(value(r#"ghmetrics_polls_total{feed="global",outcome="not_modified"}"#) >= Some(1.0));
-    assert_eq!(
-        value(r#"ghmetrics_poll_errors_total{kind="http_status"}"#),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(r#"ghmetrics_poll_errors_total{kind="malformed_body"}"#),
-        Some(1.0)
-    );
-    for (event_type, count) in &expected.by_type {
+        let text = scrape(&app).await;
+        let value = |series: &str| sample(&text, series);
         assert_eq!(
-            value(&format!(
-                r#"ghmetrics_events_stored_total{{type="{event_type}"}}"#
-            )),
-            Some(*count as f64),
-            "{event_type}"
+            value(r#"ghmetrics_polls_total{feed="global",outcome="ok"}"#),
+            Some(1.0)
         );
-    }
-    assert_eq!(
-        value(r#"ghmetrics_http_requests_total{method="GET",route="/health",status="200"}"#),
-        Some(3.0)
-    );
-    assert_eq!(
-        value(r#"ghmetrics_http_request_duration_seconds_count{method="GET",route="/health"}"#),
-        Some(3.0)
-    );
-    assert_eq!(
-        value("ghmetrics_events_in_database"),
-        Some(expected.total() as f64)
-    );
-    // The first poll saw every event of the feed (all types), none missed.
-    let ids: std::collections::HashSet<&str> =
-        events.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        value("ghmetrics_global_feed_events_seen_total"),
-        Some(ids.len() as f64)
-    );
-    assert_eq!(
-        value("ghmetrics_global_feed_polls_with_gap_total"),
-        Some(0.0)
-    );
-    // The lag is now minus the newest fixture event.
-    let newest = events
-        .iter()
-        .map(|e| {
-            chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap())
-                .unwrap()
-                .timestamp()
-        })
-        .max()
-        .unwrap();
-    let lag = value("ghmetrics_poll_lag_seconds").unwrap();
-    let expected_lag = (chrono::Utc::now().timestamp() - newest) as f64;
-    assert!(
-        (lag - expected_lag).abs() <= 5.0,
-        "lag {lag} vs {expected_lag}"
-    );
+        assert_eq!(
+            value(r#"ghmetrics_polls_total{feed="global",outcome="error"}"#),
+            Some(2.0)
+        );
+        assert!(
+            value(r#"ghmetrics_polls_total{feed="global",outcome="not_modified"}"#) >= Some(1.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_poll_errors_total{kind="http_status"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_poll_errors_total{kind="malformed_body"}"#),
+            Some(1.0)
+        );
+        for (event_type, count) in &expected.by_type {
+            assert_eq!(
+                value(&format!(
+                    r#"ghmetrics_events_stored_total{{type="{event_type}"}}"#
+                )),
+                Some(*count as f64),
+                "{event_type}"
+            );
+        }
+        assert_eq!(
+            value(r#"ghmetrics_http_requests_total{method="GET",route="/health",status="200"}"#),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(r#"ghmetrics_http_request_duration_seconds_count{method="GET",route="/health"}"#),
+            Some(3.0)
+        );
+        assert_eq!(
+            value("ghmetrics_events_in_database"),
+            Some(expected.total() as f64)
+        );
+        // The first poll saw every event of the feed (all types), none missed.
+        let ids: std::collections::HashSet<&str> =
+            events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(
+            value("ghmetrics_global_feed_events_seen_total"),
+            Some(ids.len() as f64)
+        );
+        assert_eq!(
+            value("ghmetrics_global_feed_polls_with_gap_total"),
+            Some(0.0)
+        );
+        // The lag is now minus the newest fixture event.
+        let newest = events
+            .iter()
+            .map(|e| {
+                chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp()
+            })
+            .max()
+            .unwrap();
+        let lag = value("ghmetrics_poll_lag_seconds").unwrap();
+        let expected_lag = (chrono::Utc::now().timestamp() - newest) as f64;
+        assert!(
+            (lag - expected_lag).abs() <= 5.0,
+            "lag {lag} vs {expected_lag}"
+        );
 
-    // The scrape itself is counted by the next one, and so is a 404 (under
-    // one label, not one per unknown path).
-    assert_eq!(app.get("/no/such/path").await.status(), 404);
-    let text = scrape(&app).await;
-    assert_eq!(
-        sample(
-            &text,
-            r#"ghmetrics_http_requests_total{method="GET",route="/metrics",status="200"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            r#"ghmetrics_http_requests_total{method="GET",route="(unmatched)",status="404"}"#
-        ),
-        Some(1.0)
-    );
-    app.stop().await;
+        // The scrape itself is counted by the next one, and so is a 404 (under
+        // one label, not one per unknown path).
+        assert_eq!(app.get("/no/such/path").await.status(), 404);
+        let text = scrape(&app).await;
+        assert_eq!(
+            sample(
+                &text,
+                r#"ghmetrics_http_requests_total{method="GET",route="/metrics",status="200"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"ghmetrics_http_requests_total{method="GET",route="(unmatched)",status="404"}"#
+            ),
+            Some(1.0)
+        );
+        app.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -412,7 +418,7 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
                 db.record_feed_poll(poll).await.unwrap();
             }
         }
-        let cutoff_at_start = now - RETENTION.as_secs() as i64;
+        let cutoff_at_start = ghmetrics::retention::cutoff(now, RETENTION);
         let survivors: Vec<&Event> = events
             .iter()
             .filter(|e| e.created_at >= cutoff_at_start)

@@ -90,6 +90,29 @@ fn statements(sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// `{local X}` as the table holding X's rows: `db.X`, on a cluster `db.X_local`.
+fn render_locals(layout: &Layout, statement: &str) -> Result<String, ClickHouseError> {
+    let db = &layout.database;
+    let mut rendered = String::with_capacity(statement.len());
+    let mut rest = statement;
+    while let Some(start) = rest.find("{local ") {
+        let Some(end) = rest[start..].find('}') else {
+            return Err(ClickHouseError::Migration(format!(
+                "bad placeholder in {statement}"
+            )));
+        };
+        let table = &rest[start + "{local ".len()..start + end];
+        rendered.push_str(&rest[..start]);
+        match &layout.cluster {
+            Some(_) => rendered.push_str(&format!("{db}.{table}_local")),
+            None => rendered.push_str(&format!("{db}.{table}")),
+        }
+        rest = &rest[start + end + 1..];
+    }
+    rendered.push_str(rest);
+    Ok(rendered)
+}
+
 /// A statement with its placeholders filled in, and where to run it:
 /// `{table X}` becomes `db.X` (on a cluster `db.X_local`, on every shard);
 /// `{distribute X BY key}` becomes, on a cluster only, the Distributed table
@@ -118,8 +141,9 @@ fn render<'a>(
         );
         return Ok(layout.ddl_targets().map(|t| (t, sql.clone())).collect());
     }
+    let statement = render_locals(layout, statement)?;
     let mut rendered = String::with_capacity(statement.len());
-    let mut rest = statement;
+    let mut rest = statement.as_str();
     while let Some(start) = rest.find("{table ") {
         let Some(end) = rest[start..].find('}') else {
             return Err(ClickHouseError::Migration(format!(
@@ -150,6 +174,7 @@ mod tests {
         for &(_, name, sql) in MIGRATIONS {
             for statement in statements(sql) {
                 let known = statement.starts_with("CREATE TABLE IF NOT EXISTS {table ")
+                    || statement.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS {table ")
                     || statement.starts_with("{distribute ");
                 assert!(known, "{name}: {statement}");
             }

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::config::ClickHouseSettings;
 use crate::event::{Event, EventType};
-use crate::time_buckets::SECONDS_PER_MINUTE;
+use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div};
 
 /// The ClickHouse store. Cheap to clone.
 #[derive(Clone)]
@@ -164,13 +164,25 @@ impl ClickHouse {
         Ok(version)
     }
 
+    /// Events per type since `since`: the raw events of the partial first
+    /// minute, then whole minutes from the minute rollup (a few thousand
+    /// rows a month, however many events).
     pub async fn event_counts(&self, since: i64) -> Result<EventCounts, ClickHouseError> {
+        let since = since.clamp(0, i64::from(u32::MAX));
+        let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
         let answer = self
             .query(&format!(
-                "SELECT toUInt8(type), count() FROM {} WHERE created_at >= toDateTime({})
-                 GROUP BY type FORMAT TabSeparated",
-                self.layout.table("events"),
-                since.clamp(0, i64::from(u32::MAX))
+                "SELECT code, sum(n) FROM (
+                     SELECT toUInt8(type) AS code, toInt64(count()) AS n FROM {events}
+                     WHERE created_at >= toDateTime({since}) AND created_at < toDateTime({whole})
+                     GROUP BY type
+                     UNION ALL
+                     SELECT toUInt8(type) AS code, sum(events) AS n FROM {minutes}
+                     WHERE minute >= {first_minute} GROUP BY type)
+                 GROUP BY code FORMAT TabSeparated",
+                events = self.layout.table("events"),
+                minutes = self.layout.table("event_counts_by_minute"),
+                whole = (first_minute * SECONDS_PER_MINUTE).min(i64::from(u32::MAX)),
             ))
             .await?;
         let mut counts = [0u64; 3];
@@ -192,21 +204,20 @@ impl ClickHouse {
         bucket_minutes: i64,
         buckets: usize,
     ) -> Result<Vec<[u64; 3]>, ClickHouseError> {
-        let first = first_minute * SECONDS_PER_MINUTE;
-        let width = bucket_minutes * SECONDS_PER_MINUTE;
-        let end = first + width * buckets as i64;
+        let end = first_minute + bucket_minutes * buckets as i64;
         let mut counts = vec![[0u64; 3]; buckets];
         if end <= 0 {
             return Ok(counts);
         }
+        // Whole minutes from the minute rollup (buckets are whole minutes).
         let answer = self
             .query(&format!(
-                "SELECT toUInt8(type), intDiv(toInt64(toUInt32(created_at)) - ({first}), {width}) AS bucket, count()
-                 FROM {} WHERE created_at >= toDateTime({}) AND created_at < toDateTime({})
+                "SELECT toUInt8(type), intDiv(toInt64(minute) - ({first_minute}), {bucket_minutes}) AS bucket, sum(events)
+                 FROM {} WHERE minute >= {} AND minute < {}
                  GROUP BY type, bucket FORMAT TabSeparated",
-                self.layout.table("events"),
-                first.clamp(0, i64::from(u32::MAX)),
-                end.clamp(0, i64::from(u32::MAX)),
+                self.layout.table("event_counts_by_minute"),
+                first_minute.max(0),
+                end.min(i64::from(u32::MAX)),
             ))
             .await?;
         for line in answer.lines() {
@@ -265,9 +276,9 @@ impl ClickHouse {
     ) -> Result<(), ClickHouseError> {
         let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let sql = format!(
-            "SELECT repo_name, count() AS n FROM {} WHERE type = 'PullRequestEvent'
-             GROUP BY repo_name ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
-            self.layout.table("events")
+            "SELECT repo_name, sum(events) AS n FROM {} WHERE repo_name != ''
+             GROUP BY repo_name HAVING n > 0 ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
+            self.layout.table("pr_counts")
         );
         self.layout
             .main
@@ -279,20 +290,34 @@ impl ClickHouse {
             .await
     }
 
+    /// How many events (from the minute rollup) and the newest one's time
+    /// (looked for only after the newest minute the rollup knows).
     pub async fn totals(&self) -> Result<Totals, ClickHouseError> {
+        let minutes = self.layout.table("event_counts_by_minute");
         let answer = self
             .query(&format!(
-                "SELECT count(), toUInt32(max(created_at)) FROM {} FORMAT TabSeparated",
-                self.layout.table("events")
+                "SELECT sum(events), max(minute) FROM {minutes} FORMAT TabSeparated"
             ))
             .await?;
         let line = answer.trim_end();
-        let [events, newest] = fields::<2>(line)?;
-        let events: u64 = events.parse().map_err(|_| bad(line))?;
-        let newest: i64 = newest.parse().map_err(|_| bad(line))?;
+        let [events, last_minute] = fields::<2>(line)?;
+        let events: i64 = events.parse().map_err(|_| bad(line))?;
+        let last_minute: i64 = last_minute.parse().map_err(|_| bad(line))?;
+        if events <= 0 {
+            return Ok(Totals::default());
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT toUInt32(max(created_at)) FROM {} WHERE created_at >= toDateTime({})
+                 FORMAT TabSeparated",
+                self.layout.table("events"),
+                last_minute * SECONDS_PER_MINUTE
+            ))
+            .await?;
+        let newest: i64 = answer.trim().parse().map_err(|_| bad(&answer))?;
         Ok(Totals {
-            events,
-            newest_event_at: (events > 0).then_some(newest),
+            events: events as u64,
+            newest_event_at: (newest > 0).then_some(newest),
         })
     }
 
@@ -325,6 +350,14 @@ impl ClickHouse {
         batch: Vec<&Event>,
         stats: &mut InsertStats,
     ) -> Result<(), ClickHouseError> {
+        // Events older than what retention already took out of pr_counts
+        // would be counted there and then deleted without being taken out
+        // again: they are past retention anyway, so they are not stored.
+        let purged_before = self.purged_before().await?;
+        let (batch, expired): (Vec<&Event>, Vec<&Event>) = batch
+            .into_iter()
+            .partition(|e| e.created_at >= purged_before);
+        stats.duplicates += expired.len() as u64;
         let stored = self.stored_ids(&batch).await?;
         let mut rows = Vec::new();
         let mut openings = Vec::new();
@@ -431,13 +464,33 @@ impl ClickHouse {
         if cutoff <= 0 {
             return Ok(0);
         }
+        // Whole minutes, so that the minute rollup loses exactly the minutes
+        // whose events go: at most 59 s of events are kept longer.
         let cutoff = cutoff.min(i64::from(u32::MAX));
+        let cutoff = cutoff - cutoff % SECONDS_PER_MINUTE;
         let lock = lock::WriteLock::acquire(self).await?;
         let result = self.delete_before(cutoff).await;
         lock.release().await;
         result
     }
 
+    /// The cutoff retention last applied (epoch seconds; 0 before any):
+    /// the sum of `pr_counts`' mark row.
+    async fn purged_before(&self) -> Result<i64, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT sum(events) FROM {} WHERE repo_name = '' FORMAT TabSeparated",
+                self.layout.table("pr_counts")
+            ))
+            .await?;
+        answer.trim().parse().map_err(|_| bad(&answer))
+    }
+
+    /// Deletes the events before `cutoff` (a whole minute) and their rows in
+    /// every rollup (the caller holds the lock). Each step can be run again
+    /// after a crash without counting twice: the minutes go by a delete of
+    /// whole minutes, and the PullRequestEvents leave `pr_counts` as negative
+    /// rows inserted together with the mark that moves the applied cutoff on.
     async fn delete_before(&self, cutoff: i64) -> Result<u64, ClickHouseError> {
         let answer = self
             .query(&format!(
@@ -446,12 +499,36 @@ impl ClickHouse {
             ))
             .await?;
         let doomed: u64 = answer.trim().parse().map_err(|_| bad(&answer))?;
+        let applied = self.purged_before().await?;
+        if cutoff > applied {
+            let sql = format!(
+                "INSERT INTO {pr_counts} (repo_name, events)
+                 SELECT repo_name, -toInt64(count()) FROM {events}
+                 WHERE type = 'PullRequestEvent' AND created_at >= toDateTime({applied})
+                   AND created_at < toDateTime({cutoff})
+                 GROUP BY repo_name
+                 UNION ALL SELECT '', toInt64({cutoff} - {applied})",
+                pr_counts = self.layout.table("pr_counts"),
+                events = self.layout.table("events"),
+            );
+            self.layout
+                .main
+                .run(&sql, self.layout.insert_settings(), None)
+                .await?;
+        }
         if doomed == 0 {
             return Ok(0);
         }
-        for table in ["events", "pr_openings"] {
+        for (table, condition) in [
+            ("events", format!("created_at < toDateTime({cutoff})")),
+            ("pr_openings", format!("created_at < toDateTime({cutoff})")),
+            (
+                "event_counts_by_minute",
+                format!("minute < {}", cutoff / SECONDS_PER_MINUTE),
+            ),
+        ] {
             let sql = format!(
-                "ALTER TABLE {} DELETE WHERE created_at < toDateTime({cutoff})",
+                "ALTER TABLE {} DELETE WHERE {condition}",
                 self.layout.local_table(table)
             );
             for target in self.layout.ddl_targets() {
