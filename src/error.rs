@@ -45,6 +45,9 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Layer { status, .. } => *status,
+            // The store is down or too busy (ClickHouse unreachable): a
+            // condition to retry, not a fault of this request or this service.
+            AppError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Chart(_) | AppError::Task(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -55,12 +58,43 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if status.is_server_error() && !matches!(self, AppError::Layer { .. }) {
-            tracing::error!(error = %self, "request failed");
-            "internal server error; see the service log".to_owned()
-        } else {
-            self.to_string()
-        };
+        let detail =
+            if status == StatusCode::SERVICE_UNAVAILABLE && matches!(self, AppError::Store(_)) {
+                tracing::warn!(error = %self, "the store is unavailable");
+                "the store is unavailable; retry shortly".to_owned()
+            } else if status.is_server_error() && !matches!(self, AppError::Layer { .. }) {
+                tracing::error!(error = %self, "request failed");
+                "internal server error; see the service log".to_owned()
+            } else {
+                self.to_string()
+            };
         (status, Json(ErrorBody { detail })).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ClickHouseError;
+
+    /// A store that cannot be reached answers 503 (retry), other store
+    /// failures 500, and neither shows its cause to the client.
+    #[test]
+    fn an_unreachable_store_is_a_503() {
+        let down = AppError::Store(StoreError::ClickHouse(ClickHouseError::Unreachable {
+            endpoint: "127.0.0.1:8123".to_owned(),
+            message: "connection refused".to_owned(),
+        }));
+        let broken = AppError::Store(StoreError::ClickHouse(ClickHouseError::Answer(
+            "garbage".to_owned(),
+        )));
+        assert_eq!(
+            down.into_response().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            broken.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

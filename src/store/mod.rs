@@ -38,6 +38,18 @@ pub enum StoreError {
     ClickHouse(#[from] ClickHouseError),
 }
 
+impl StoreError {
+    /// Whether the store could not be reached or was too busy to answer in
+    /// time (rather than refusing the question): worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Sqlite(DbError::Pool(_)) => true,
+            StoreError::Sqlite(_) => false,
+            StoreError::ClickHouse(error) => error.is_unavailable(),
+        }
+    }
+}
+
 impl Store {
     /// Opens the store at `location` and brings its schema up to date.
     pub async fn open(location: &StoreLocation) -> Result<Store, StoreError> {

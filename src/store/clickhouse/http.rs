@@ -39,6 +39,14 @@ pub enum ClickHouseError {
 }
 
 impl ClickHouseError {
+    /// The server could not be reached, or the lock not taken in time.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ClickHouseError::Unreachable { .. } | ClickHouseError::Busy(_)
+        )
+    }
+
     /// The server's error code (`Code: 57, ...`), when it sent one.
     pub fn server_code(&self) -> Option<u32> {
         match self {

@@ -92,6 +92,8 @@ impl Layout {
     }
 }
 
+/// How long start-up waits for an unreachable ClickHouse server.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
 
@@ -108,7 +110,18 @@ impl ClickHouse {
             database: settings.database.clone(),
             cluster: settings.cluster.clone(),
         };
-        let version = layout.main.run("SELECT version()", &[], None).await?;
+        // A server started at the same time (a compose file, a reboot) may
+        // take a while to listen: wait for it, saying so, up to a minute.
+        let started = Instant::now();
+        let version = loop {
+            match layout.main.run("SELECT version()", &[], None).await {
+                Err(error) if error.is_unavailable() && started.elapsed() < STARTUP_PATIENCE => {
+                    tracing::warn!(%error, "waiting for ClickHouse");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                answer => break answer?,
+            }
+        };
         tracing::info!(server = %layout.main.describe(), version = %version.trim(), "connected to ClickHouse");
         migrate::run(&layout).await?;
         Ok(ClickHouse {
