@@ -66,7 +66,7 @@ for name in single shard1 shard2; do
 done
 q() { curl -sfS "http://127.0.0.1:$1/" --data-binary "$2"; }
 
-cargo build --release --quiet --locked --examples
+cargo build --release --quiet --locked --bins --examples
 bin=./target/release/ghmetrics
 
 echo "== 1. import of $import_events generated events"
@@ -147,6 +147,17 @@ done
 wait "${generating[@]}"
 echo "cluster: $(q "${http[shard1]}" "SELECT count() FROM big.events") events in $(($(date +%s) - started)) s"
 q "${http[single]}" "SELECT 'largest repository', repo_name, count() AS n FROM big.pr_openings GROUP BY repo_name ORDER BY n DESC LIMIT 1 FORMAT TabSeparated"
+
+echo "== exactly once at query time instead, what it would cost (one server, clickhouse-client --time, best of 3)"
+for sql in "SELECT count() FROM big.events" \
+           "SELECT count() FROM big.events FINAL" \
+           "SELECT uniqExact(id) FROM big.events" \
+           "SELECT sum(events) FROM big.event_counts_by_minute"; do
+    best=$(for _ in 1 2 3; do
+        clickhouse-client --port "${tcp[single]}" --time --query "$sql" 2>&1 >/dev/null | tail -n 1
+    done | sort -n | head -n 1)
+    printf '  %-55s %8.3f s\n' "$sql" "$best"
+done
 
 cat >"$work/latency.py" <<'PY'
 import json, random, statistics, sys, time, urllib.request
