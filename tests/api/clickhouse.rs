@@ -415,3 +415,53 @@ async fn the_readmes_clickhouse_queries_run() {
         }
     }
 }
+
+/// The data version (what the answer cache keys on) changes with every
+/// write, an insert or a retention delete, on one server and on the
+/// cluster, and stays put through background merges, which change no answer.
+#[tokio::test]
+async fn writes_change_the_data_version_and_merges_do_not() {
+    let events = parsed(&fixture_events());
+    for store in clickhouse_stores() {
+        eprintln!("store: {}", store.name);
+        let handle = store.open().await;
+        let mut seen = vec![handle.data_version().await.unwrap()];
+        for chunk in events.chunks(events.len() / 3 + 1) {
+            handle.insert_events(chunk.to_vec()).await.unwrap();
+            let version = handle.data_version().await.unwrap();
+            assert!(!seen.contains(&version), "an insert left the version");
+            seen.push(version);
+        }
+        // Inserting what is stored writes nothing and changes nothing.
+        handle.insert_events(events[..10].to_vec()).await.unwrap();
+        assert_eq!(handle.data_version().await.unwrap(), *seen.last().unwrap());
+        let db = store.database();
+        let local = if store.name.contains("cluster") {
+            "_local"
+        } else {
+            ""
+        };
+        for table in [
+            "events",
+            "event_counts_by_minute",
+            "pr_counts",
+            "pr_openings",
+        ] {
+            store
+                .sql(&format!("OPTIMIZE TABLE {db}.{table}{local} FINAL"))
+                .await;
+        }
+        assert_eq!(
+            handle.data_version().await.unwrap(),
+            *seen.last().unwrap(),
+            "a merge changed the version"
+        );
+        let newest = events.iter().map(|e| e.created_at).max().unwrap();
+        let deleted = handle.delete_events_before(newest, 100_000).await.unwrap();
+        assert!(deleted > 0);
+        assert!(
+            !seen.contains(&handle.data_version().await.unwrap()),
+            "a delete left the version"
+        );
+    }
+}

@@ -153,19 +153,31 @@ impl ClickHouse {
         self.layout.main.run(sql, &[], None).await
     }
 
-    /// A digest of the database's active parts (every table, every shard):
-    /// each insert adds a part, each merge and delete replaces parts, so
-    /// the digest changes with every write.
+    /// What the answers depend on, cheaply (one request): the rows of the
+    /// tables written directly (`events`, `feed_polls`, `watched_repos`; the
+    /// rollups follow `events`) on every shard, and the database's delete
+    /// mutations, issued and done. Every insert adds rows (only new events
+    /// are inserted) and every delete is a mutation, so each write changes
+    /// it; background merges move rows between parts without changing their
+    /// number or any answer, so they leave it, and the answer cache with it.
     pub async fn data_version(&self) -> Result<DataVersion, ClickHouseError> {
-        let parts = match &self.layout.cluster {
-            Some(cluster) => format!("cluster({cluster}, system, parts)"),
-            None => "system.parts".to_owned(),
+        let (parts, mutations) = match &self.layout.cluster {
+            Some(cluster) => (
+                format!("cluster({cluster}, system, parts)"),
+                format!("cluster({cluster}, system, mutations)"),
+            ),
+            None => ("system.parts".to_owned(), "system.mutations".to_owned()),
         };
+        let database = quote(&self.layout.database);
         let answer = self
             .query(&format!(
-                "SELECT count(), groupBitXor(cityHash64(table, name)), sum(rows)
-                 FROM {parts} WHERE database = {} AND active FORMAT TabSeparated",
-                quote(&self.layout.database)
+                "SELECT
+                     (SELECT sum(rows) FROM {parts} WHERE database = {database} AND active
+                      AND table IN ('events', 'feed_polls', 'watched_repos',
+                                    'events_local', 'feed_polls_local', 'watched_repos_local')),
+                     (SELECT count() FROM {mutations} WHERE database = {database}),
+                     (SELECT countIf(is_done) FROM {mutations} WHERE database = {database})
+                 FORMAT TabSeparated"
             ))
             .await?;
         let mut version = DataVersion::default();
