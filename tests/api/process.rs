@@ -225,6 +225,21 @@ fn help_explains_every_flag() {
     }
 }
 
+/// Starts the service with `args`, lets its first poll run for `delay_ms`
+/// after its first request reaches `mock`, and kills it with SIGKILL.
+async fn kill_9_mid_poll(args: &[&str], mock: &MockGithub, delay_ms: u64) {
+    let requests_before = mock.seen().len();
+    let mut service = Service::start(args, &[]);
+    let deadline = Instant::now() + PATIENCE;
+    while mock.seen().len() == requests_before {
+        assert!(Instant::now() < deadline, "never polled");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    service.signal("KILL");
+    service.wait(Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn kill_9_mid_poll_leaves_a_sound_database() {
     ghmetrics::github::client::install_crypto_provider();
@@ -237,19 +252,12 @@ async fn kill_9_mid_poll_leaves_a_sound_database() {
     // transaction must be all there or not there at all.
     for (round, delay_ms) in [0u64, 5, 15, 40, 120].into_iter().enumerate() {
         let path = dir.path().join(format!("round-{round}.db"));
-        let requests_before = mock.seen().len();
-        let mut service = Service::start(
+        kill_9_mid_poll(
             &["--db", &db_arg(&path), "--github-api-url", &mock.url],
-            &[],
-        );
-        let deadline = Instant::now() + PATIENCE;
-        while mock.seen().len() == requests_before {
-            assert!(Instant::now() < deadline, "never polled");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        service.signal("KILL");
-        service.wait(Duration::from_secs(5));
+            &mock,
+            delay_ms,
+        )
+        .await;
 
         let conn = rusqlite::Connection::open(&path).unwrap();
         let check: String = conn
@@ -369,16 +377,7 @@ async fn kill_9_mid_poll_leaves_a_sound_clickhouse_store() {
         let mut args = store.cli_args();
         args.extend(["--github-api-url".to_owned(), mock.url.clone()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let requests_before = mock.seen().len();
-        let mut service = Service::start(&args, &[]);
-        let deadline = Instant::now() + PATIENCE;
-        while mock.seen().len() == requests_before {
-            assert!(Instant::now() < deadline, "never polled");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        service.signal("KILL");
-        service.wait(Duration::from_secs(5));
+        kill_9_mid_poll(&args, &mock, delay_ms).await;
 
         let stored = store.open().await.totals().await.unwrap().events;
         assert!(

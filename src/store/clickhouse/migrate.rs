@@ -90,23 +90,23 @@ fn statements(sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// `{local X}` as the table holding X's rows: `db.X`, on a cluster `db.X_local`.
-fn render_locals(layout: &Layout, statement: &str) -> Result<String, ClickHouseError> {
-    let db = &layout.database;
+/// `statement` with every `{<tag> X}` replaced by `name(X)`.
+fn substitute(
+    statement: &str,
+    tag: &str,
+    name: impl Fn(&str) -> String,
+) -> Result<String, ClickHouseError> {
+    let open = format!("{{{tag} ");
     let mut rendered = String::with_capacity(statement.len());
     let mut rest = statement;
-    while let Some(start) = rest.find("{local ") {
+    while let Some(start) = rest.find(&open) {
         let Some(end) = rest[start..].find('}') else {
             return Err(ClickHouseError::Migration(format!(
                 "bad placeholder in {statement}"
             )));
         };
-        let table = &rest[start + "{local ".len()..start + end];
         rendered.push_str(&rest[..start]);
-        match &layout.cluster {
-            Some(_) => rendered.push_str(&format!("{db}.{table}_local")),
-            None => rendered.push_str(&format!("{db}.{table}")),
-        }
+        rendered.push_str(&name(&rest[start + open.len()..start + end]));
         rest = &rest[start + end + 1..];
     }
     rendered.push_str(rest);
@@ -141,24 +141,16 @@ fn render<'a>(
         );
         return Ok(layout.ddl_targets().map(|t| (t, sql.clone())).collect());
     }
-    let statement = render_locals(layout, statement)?;
-    let mut rendered = String::with_capacity(statement.len());
-    let mut rest = statement.as_str();
-    while let Some(start) = rest.find("{table ") {
-        let Some(end) = rest[start..].find('}') else {
-            return Err(ClickHouseError::Migration(format!(
-                "bad placeholder in {statement}"
-            )));
-        };
-        let table = &rest[start + "{table ".len()..start + end];
-        rendered.push_str(&rest[..start]);
-        match &layout.cluster {
-            Some(_) => rendered.push_str(&format!("{db}.{table}_local{}", layout.on_cluster())),
-            None => rendered.push_str(&format!("{db}.{table}")),
-        }
-        rest = &rest[start + end + 1..];
-    }
-    rendered.push_str(rest);
+    let local = |table: &str| match &layout.cluster {
+        Some(_) => format!("{db}.{table}_local"),
+        None => format!("{db}.{table}"),
+    };
+    // `{local X}`: the table holding X's rows; `{table X}`: the same, created
+    // (on a cluster, `ON CLUSTER` unless each shard is named).
+    let statement = substitute(statement, "local", local)?;
+    let rendered = substitute(&statement, "table", |table| {
+        format!("{}{}", local(table), layout.on_cluster())
+    })?;
     Ok(layout
         .ddl_targets()
         .map(|t| (t, rendered.clone()))
@@ -168,6 +160,63 @@ fn render<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StoreLocation;
+
+    fn layout(cluster: Option<&str>, shards: usize) -> Layout {
+        let Ok(StoreLocation::ClickHouse(settings)) =
+            StoreLocation::parse("clickhouse://127.0.0.1:1/db", None)
+        else {
+            panic!("not a ClickHouse URL");
+        };
+        let endpoint = || Endpoint::new(&settings, settings.endpoint.clone());
+        Layout {
+            main: endpoint(),
+            shards: (0..shards).map(|_| endpoint()).collect(),
+            database: "db".to_owned(),
+            cluster: cluster.map(str::to_owned),
+        }
+    }
+
+    fn rendered(layout: &Layout, statement: &str) -> Vec<String> {
+        render(layout, statement)
+            .unwrap()
+            .into_iter()
+            .map(|(_, sql)| sql.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[test]
+    fn placeholders_name_plain_local_and_distributed_tables() {
+        let view = "CREATE MATERIALIZED VIEW IF NOT EXISTS {table v} TO {local r} AS SELECT 1 FROM {local e}";
+        let distribute = "{distribute e BY intHash64(id)}";
+        let single = layout(None, 0);
+        assert_eq!(
+            rendered(&single, view),
+            ["CREATE MATERIALIZED VIEW IF NOT EXISTS db.v TO db.r AS SELECT 1 FROM db.e"]
+        );
+        assert!(rendered(&single, distribute).is_empty());
+        let keeper = layout(Some("c"), 0);
+        assert_eq!(
+            rendered(&keeper, view),
+            [
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS db.v_local ON CLUSTER c TO db.r_local AS SELECT 1 FROM db.e_local"
+            ]
+        );
+        assert_eq!(
+            rendered(&keeper, distribute),
+            [
+                "CREATE TABLE IF NOT EXISTS db.e ON CLUSTER c AS db.e_local ENGINE = Distributed(c, db, e_local, intHash64(id))"
+            ]
+        );
+        // Named shards: the same statement on each, without ON CLUSTER.
+        let named = layout(Some("c"), 2);
+        assert_eq!(
+            rendered(&named, distribute),
+            ["CREATE TABLE IF NOT EXISTS db.e AS db.e_local ENGINE = Distributed(c, db, e_local, intHash64(id))";
+                2]
+        );
+        assert!(render(&single, "CREATE TABLE {table e").is_err());
+    }
 
     #[test]
     fn every_statement_is_idempotent_and_placeholders_are_known() {
