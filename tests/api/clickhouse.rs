@@ -465,3 +465,45 @@ async fn writes_change_the_data_version_and_merges_do_not() {
         );
     }
 }
+
+/// The supported layout: one service polls, a replica with `--no-poll`
+/// serves the same ClickHouse store, and the replica's answers follow the
+/// writer's polls at once (its cache keys on the store's data version).
+#[tokio::test]
+async fn a_replica_answers_what_the_writer_stored() {
+    use crate::helpers::{MockGithub, TestApp, test_poller_config};
+    ghmetrics::github::client::install_crypto_provider();
+    let raw = fixture_events();
+    for store in clickhouse_stores() {
+        eprintln!("store: {}", store.name);
+        let replica = TestApp::spawn(store.location.clone(), None).await;
+        let (_, before) = replica
+            .get_json("/metrics/event-counts?offset_minutes=10000000")
+            .await;
+        assert_eq!(before["WatchEvent"], 0);
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&raw[..400]);
+        let expected = Expected::of(&raw[..400]);
+        let mut writer =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        writer
+            .wait_for_report(|r| r.events_inserted == expected.total())
+            .await;
+        let (_, counts) = replica
+            .get_json("/metrics/event-counts?offset_minutes=10000000")
+            .await;
+        for (event_type, n) in &expected.by_type {
+            assert_eq!(counts[event_type], *n, "{event_type}");
+        }
+        let from_writer = writer.get("/metrics/pr-counts").await.text().await.unwrap();
+        let from_replica = replica
+            .get("/metrics/pr-counts")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(from_replica, from_writer);
+        writer.stop().await;
+        replica.stop().await;
+    }
+}
