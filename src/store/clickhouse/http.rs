@@ -30,7 +30,7 @@ pub enum ClickHouseError {
     Server { status: u16, message: String },
     #[error("unexpected answer from ClickHouse: {0}")]
     Answer(String),
-    #[error("ClickHouse answer larger than {MAX_ANSWER_BYTES} bytes")]
+    #[error("ClickHouse answer larger than the {MAX_ANSWER_BYTES}-byte bound")]
     TooLarge,
     #[error("migrating the ClickHouse schema: {0}")]
     Migration(String),
@@ -73,6 +73,8 @@ pub struct Endpoint {
     user: String,
     password: Option<crate::config::Secret>,
     transcript: Option<Arc<Mutex<std::fs::File>>>,
+    /// [`MAX_ANSWER_BYTES`], smaller in tests.
+    max_answer_bytes: usize,
 }
 
 /// One line of a transcript.
@@ -91,6 +93,7 @@ impl Endpoint {
             url,
             user: settings.user.clone(),
             password: settings.password.clone(),
+            max_answer_bytes: MAX_ANSWER_BYTES,
             transcript: std::env::var_os(TRANSCRIPT_ENV).and_then(|path| {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
@@ -152,7 +155,7 @@ impl Endpoint {
         let mut response = self.send(sql, settings, body).await?;
         let mut answer = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.unreachable(&e))? {
-            if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+            if answer.len() + chunk.len() > self.max_answer_bytes {
                 return Err(ClickHouseError::TooLarge);
             }
             answer.extend_from_slice(&chunk);
@@ -189,7 +192,7 @@ impl Endpoint {
                 start += end + 1;
             }
             pending.drain(..start);
-            if pending.len() > MAX_ANSWER_BYTES {
+            if pending.len() > self.max_answer_bytes {
                 return Err(ClickHouseError::TooLarge);
             }
         }
@@ -321,6 +324,66 @@ pub fn read_tsv(field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StoreLocation;
+
+    /// A server on 127.0.0.1:0 that answers every request with 200 and
+    /// `bytes` bytes of `fill` (no newline), streamed without a length.
+    async fn oversized_server(bytes: usize, fill: u8) -> Endpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![fill; 1 << 20];
+                    let mut sent = 0;
+                    while sent < bytes {
+                        if socket.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent += chunk.len();
+                    }
+                });
+            }
+        });
+        let Ok(StoreLocation::ClickHouse(settings)) =
+            StoreLocation::parse(&format!("clickhouse://127.0.0.1:{port}/db"), None)
+        else {
+            panic!("not a ClickHouse URL");
+        };
+        Endpoint {
+            // The bound of 16 MiB, scaled down so that the test sends little.
+            max_answer_bytes: 1 << 20,
+            ..Endpoint::new(&settings, settings.endpoint.clone())
+        }
+    }
+
+    /// A server answering more than the bound (a whole answer, or one line of
+    /// a streamed one) is refused once past it, not read into memory.
+    #[tokio::test]
+    async fn answers_past_the_bound_are_refused() {
+        let endpoint = oversized_server(3 << 20, b'7').await;
+        let whole = endpoint.run("SELECT 1", &[], None).await;
+        assert!(matches!(whole, Err(ClickHouseError::TooLarge)), "{whole:?}");
+        let mut lines = 0;
+        let streamed = endpoint
+            .for_each_line("SELECT 1", |_| {
+                lines += 1;
+                Ok(true)
+            })
+            .await;
+        assert!(
+            matches!(streamed, Err(ClickHouseError::TooLarge)),
+            "{streamed:?}"
+        );
+        assert_eq!(lines, 0);
+    }
 
     #[test]
     fn tsv_fields_read_back_as_written() {
