@@ -766,6 +766,40 @@ fn bad(text: &str) -> ClickHouseError {
 mod tests {
     use super::*;
 
+    /// Start-up waits for a server that starts listening a few seconds late
+    /// (here a stand-in answering `200 OK` to every statement).
+    #[tokio::test]
+    async fn open_waits_for_a_server_that_is_not_listening_yet() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 1 << 16];
+                    let _ = socket.read(&mut request).await;
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\n18.16.1\n";
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let Ok(crate::config::StoreLocation::ClickHouse(settings)) =
+            crate::config::StoreLocation::parse(&format!("clickhouse://127.0.0.1:{port}/db"), None)
+        else {
+            panic!("not a ClickHouse URL");
+        };
+        let started = Instant::now();
+        ClickHouse::open(&settings).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(3));
+    }
+
     #[test]
     fn datetimes_are_written_as_utc_text_within_range() {
         assert_eq!(datetime(500).to_string(), "1970-01-01 00:08:20");
