@@ -374,6 +374,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_urls_parse_with_defaults_and_refuse_what_they_cannot_use() {
+        assert_eq!(
+            StoreLocation::parse("sqlite:data/x.db", None).unwrap(),
+            StoreLocation::Sqlite(DbLocation::File("data/x.db".into()))
+        );
+        assert_eq!(
+            StoreLocation::parse("sqlite::memory:", None).unwrap(),
+            StoreLocation::Sqlite(DbLocation::Memory)
+        );
+        let StoreLocation::ClickHouse(plain) =
+            StoreLocation::parse("clickhouse://ch.internal/ghm", None).unwrap()
+        else {
+            panic!("not ClickHouse");
+        };
+        assert_eq!(plain.endpoint.as_str(), "http://ch.internal:8123/");
+        assert_eq!(
+            (plain.user.as_str(), plain.database.as_str()),
+            ("default", "ghm")
+        );
+        assert_eq!(plain.password, None);
+        let StoreLocation::ClickHouse(with_user) = StoreLocation::parse(
+            "clickhouse://ana@10.0.0.7:9999/events_2024",
+            Some("pw".into()),
+        )
+        .unwrap() else {
+            panic!("not ClickHouse");
+        };
+        assert_eq!(with_user.endpoint.as_str(), "http://10.0.0.7:9999/");
+        assert_eq!(with_user.user, "ana");
+        assert_eq!(with_user.password.as_ref().map(Secret::expose), Some("pw"));
+        let shown = format!("{with_user} {with_user:?}");
+        assert!(!shown.contains("pw\""), "{shown}");
+        assert!(
+            shown.contains("clickhouse://ana@10.0.0.7:9999/events_2024"),
+            "{shown}"
+        );
+        for bad in [
+            "postgres://x/y",
+            "sqlite:",
+            "clickhouse://host",
+            "clickhouse://host/",
+            "clickhouse://host/1db",
+            "clickhouse://host/db;DROP",
+            "clickhouse://host/db?x=1",
+            "clickhouse://user:Secr3t@host/db",
+        ] {
+            let error = StoreLocation::parse(bad, None).unwrap_err();
+            assert!(!error.contains("Secr3t"), "{error}");
+        }
+    }
+
+    #[test]
     fn token_never_shows_in_debug() {
         let token = GithubToken::new("ghp_supersecret").unwrap();
         let config = PollerConfig::new(DEFAULT_API_URL.parse().unwrap(), Some(token));
