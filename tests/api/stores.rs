@@ -100,17 +100,17 @@ pub async fn sql_on(http_port: u16, sql: &str) -> String {
 /// Every store a test should pass on: SQLite always; ClickHouse (one server
 /// and a two-shard cluster) when `clickhouse-server` is installed.
 pub fn every_store() -> Vec<TestStore> {
-    let mut stores = vec![TestStore::sqlite()];
-    if let Some(servers) = clickhouse() {
-        stores.push(servers.single());
-        stores.push(servers.cluster());
-    }
-    stores
+    std::iter::once(TestStore::sqlite())
+        .chain(clickhouse_stores())
+        .collect()
 }
 
-/// The ClickHouse stores alone (empty when not installed).
+/// The ClickHouse stores alone: a fresh database on the single server and
+/// one on the cluster (none when not installed).
 pub fn clickhouse_stores() -> Vec<TestStore> {
-    every_store().into_iter().skip(1).collect()
+    clickhouse()
+        .map(|servers| vec![servers.single(), servers.cluster()])
+        .unwrap_or_default()
 }
 
 /// Three servers shared by the tests of this binary: one alone, two as the

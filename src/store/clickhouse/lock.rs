@@ -70,7 +70,8 @@ impl WriteLock {
             }
             tokio::time::sleep(Duration::from_millis(20 + fastrand::u64(0..30))).await;
         }
-        beat(store).await?;
+        // No heartbeat yet: until the first one, the table's creation time
+        // counts as one (see take_over_if_stale).
         let beating = store.clone();
         let heartbeat = tokio::spawn(async move {
             loop {
