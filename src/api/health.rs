@@ -74,11 +74,13 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
         params: String::new(),
     };
     cache::answer(&state, key, stamp, || async {
-        let totals = state.store.totals().await?;
-        let global_feed_coverage = state
-            .store
-            .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS)
-            .await?;
+        // Two questions of the store, asked at once.
+        let (totals, global_feed_coverage) = tokio::try_join!(
+            state.store.totals(),
+            state
+                .store
+                .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS),
+        )?;
         let (events_stored, newest_event_at) = (totals.events, totals.newest_event_at);
         let report = state.poll_status.snapshot();
         let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
