@@ -62,11 +62,14 @@ GROUP BY type, minute;
 
 -- PullRequestEvents per repository. The row with repo_name '' is retention's
 -- mark: its sum is the cutoff up to which deleted events were taken out.
+-- Small granules: a short ranking reads only the granules of its candidate
+-- repositories (see top_pr_counts in src/store/clickhouse/mod.rs).
 CREATE TABLE IF NOT EXISTS {table pr_counts} (
     repo_name String,
     events    Int64
 ) ENGINE = SummingMergeTree
-ORDER BY repo_name;
+ORDER BY repo_name
+SETTINGS index_granularity = 256;
 
 {distribute pr_counts BY cityHash64(repo_name)};
 

@@ -507,3 +507,79 @@ async fn a_replica_answers_what_the_writer_stored() {
         replica.stop().await;
     }
 }
+
+/// A short pr-counts ranking is proven from the rollup's top rows when the
+/// counts have a long tail, falls back to summing every repository when
+/// they are flat, and either way equals SQLite's ranking.
+#[tokio::test]
+async fn short_rankings_are_proven_from_the_top_rows_or_summed() {
+    use ghmetrics::event::{Event, EventType};
+    use ghmetrics::store::PrCountSink;
+    struct Collect(Vec<(String, u64)>);
+    impl PrCountSink for Collect {
+        fn accept(&mut self, repo: &str, count: u64) -> bool {
+            self.0.push((repo.to_owned(), count));
+            true
+        }
+    }
+    let Some(servers) = clickhouse() else {
+        return;
+    };
+    let pr = |id: i64, repo: String| Event {
+        id,
+        event_type: EventType::PullRequest,
+        created_at: 1_700_000_000 + id,
+        repo_name: repo,
+        actor_login: None,
+        action: Some("closed".to_owned()),
+        number: Some(id),
+    };
+    // Long tail: repository r has about 3000 / r events; flat: 2 each.
+    let mut id = 0;
+    let mut long_tail = Vec::new();
+    for r in 1..=2000_i64 {
+        for _ in 0..(3000 / r).max(1) {
+            id += 1;
+            long_tail.push(pr(id, format!("tail/r{r}")));
+        }
+    }
+    let flat: Vec<Event> = (0..4000)
+        .map(|i| pr(1_000_000 + i, format!("flat/r{}", i / 2)))
+        .collect();
+    for (events, provable) in [(long_tail, true), (flat, false)] {
+        let sqlite = crate::stores::TestStore::sqlite();
+        let truth = sqlite.open().await;
+        truth.insert_events(events.clone()).await.unwrap();
+        for store in clickhouse_stores() {
+            let handle = store.open().await;
+            // Several inserts, so several parts.
+            for chunk in events.chunks(1500) {
+                handle.insert_events(chunk.to_vec()).await.unwrap();
+            }
+            let ghmetrics::store::Store::ClickHouse(ch) = &handle else {
+                unreachable!()
+            };
+            for k in [1, 10, 100] {
+                let Collect(want) = truth
+                    .for_each_pr_count(Some(k), Collect(Vec::new()))
+                    .await
+                    .unwrap();
+                let Collect(got) = handle
+                    .for_each_pr_count(Some(k), Collect(Vec::new()))
+                    .await
+                    .unwrap();
+                assert_eq!(got, want, "{} k={k}", store.name);
+                let proven = ch.top_pr_counts(k).await.unwrap();
+                if provable {
+                    assert_eq!(proven, Some(want), "{} k={k}: not proven", store.name);
+                } else {
+                    assert_eq!(
+                        proven, None,
+                        "{} k={k}: a flat ranking cannot be proven",
+                        store.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -92,6 +92,12 @@ impl Layout {
     }
 }
 
+/// The longest pr-counts `limit` tried from the top rows of the rollup.
+const TOP_K_MAX: u64 = 10_000;
+/// Rows of `pr_counts` looked at for a ranking of k: K = 4 k + 64. More
+/// candidates make the proof hold more often and cost a little more reading.
+const TOP_K_ROWS_PER_PLACE: u64 = 4;
+const TOP_K_ROWS_EXTRA: u64 = 64;
 /// How long start-up waits for an unreachable ClickHouse server.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a purge waits for ClickHouse to finish its delete mutations.
@@ -294,11 +300,25 @@ impl ClickHouse {
         ))
     }
 
+    /// Repositories by PullRequestEvents, most first. A short ranking
+    /// (`limit` up to [`TOP_K_MAX`]) is first tried from a few thousand rows
+    /// of the rollup ([`ClickHouse::top_pr_counts`]); the whole ranking, or a
+    /// short one that cannot be proven that way, sums every repository's rows.
     pub async fn for_each_pr_count(
         &self,
         limit: Option<u64>,
         mut visit: impl FnMut(&str, u64) -> bool,
     ) -> Result<(), ClickHouseError> {
+        if let Some(k) = limit.filter(|&k| k <= TOP_K_MAX)
+            && let Some(top) = self.top_pr_counts(k).await?
+        {
+            for (repo, count) in top {
+                if !visit(&repo, count) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let sql = format!(
             "SELECT repo_name, sum(events) AS n FROM {} WHERE repo_name != ''
@@ -307,12 +327,79 @@ impl ClickHouse {
         );
         self.layout
             .main
-            .for_each_line(&sql, |line| {
-                let [repo, count] = fields::<2>(line)?;
-                let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
-                Ok(visit(&repo, count.parse().map_err(|_| bad(line))?))
-            })
+            .for_each_line(&sql, |line| visit_pr_count(line, &mut visit))
             .await
+    }
+
+    /// The `k` repositories with the most PullRequestEvents, found without
+    /// summing every repository's rows, or `None` when that cannot be proven.
+    ///
+    /// Take `R`, the value of the `K`-th largest row of `pr_counts` (K a
+    /// few times k), and sum exactly the repositories having a row of at
+    /// least `R`: the candidates. Any other repository has all its rows below
+    /// `R`, and at most one row per active part, so at most `P × (R - 1)` in
+    /// all (`P` the active parts, counted first: merges only lower it). When
+    /// the k-th candidate's total exceeds that, no other repository can
+    /// enter the ranking, and it is exact. A write between the first and the
+    /// last read (seen in the data version) voids the proof.
+    pub async fn top_pr_counts(
+        &self,
+        k: u64,
+    ) -> Result<Option<Vec<(String, u64)>>, ClickHouseError> {
+        if k == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let before = self.data_version().await?;
+        let (parts_table, parts) = match &self.layout.cluster {
+            Some(cluster) => (
+                "pr_counts_local",
+                format!("cluster({cluster}, system, parts)"),
+            ),
+            None => ("pr_counts", "system.parts".to_owned()),
+        };
+        let answer = self
+            .query(&format!(
+                "SELECT count() FROM {parts} WHERE database = {} AND table = '{parts_table}' AND active
+                 FORMAT TabSeparated",
+                quote(&self.layout.database)
+            ))
+            .await?;
+        let parts: i64 = answer.trim().parse().map_err(|_| bad(&answer))?;
+        let pr_counts = self.layout.table("pr_counts");
+        let answer = self
+            .query(&format!(
+                "SELECT events FROM {pr_counts} WHERE repo_name != ''
+                 ORDER BY events DESC LIMIT 1 OFFSET {} FORMAT TabSeparated",
+                TOP_K_ROWS_PER_PLACE * k + TOP_K_ROWS_EXTRA - 1
+            ))
+            .await?;
+        // Fewer rows than that: summing them all is as cheap.
+        let Ok(threshold) = answer.trim().parse::<i64>() else {
+            return Ok(None);
+        };
+        let answer = self
+            .query(&format!(
+                "SELECT repo_name, sum(events) AS n FROM {pr_counts}
+                 WHERE repo_name GLOBAL IN (
+                     SELECT repo_name FROM {pr_counts} WHERE events >= {threshold} AND repo_name != '')
+                 GROUP BY repo_name HAVING n > 0 ORDER BY n DESC, repo_name LIMIT {k}
+                 FORMAT TabSeparated"
+            ))
+            .await?;
+        let mut top = Vec::with_capacity(k as usize);
+        for line in answer.lines() {
+            visit_pr_count(line, &mut |repo: &str, count| {
+                top.push((repo.to_owned(), count));
+                true
+            })?;
+        }
+        let outside_at_most = parts.saturating_mul((threshold - 1).max(0));
+        let proven = top.len() as u64 == k
+            && top
+                .last()
+                .is_some_and(|(_, kth)| *kth as i64 > outside_at_most)
+            && self.data_version().await? == before;
+        Ok(proven.then_some(top))
     }
 
     /// How many events (from the minute rollup) and the newest one's time
@@ -723,6 +810,16 @@ impl ClickHouse {
             })
             .collect()
     }
+}
+
+/// Reads one `repo_name \t count` line of a pr-counts answer into `visit`.
+fn visit_pr_count(
+    line: &str,
+    visit: &mut impl FnMut(&str, u64) -> bool,
+) -> Result<bool, ClickHouseError> {
+    let [repo, count] = fields::<2>(line)?;
+    let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+    Ok(visit(&repo, count.parse().map_err(|_| bad(line))?))
 }
 
 /// Epoch seconds as a `DateTime` field: `YYYY-MM-DD hh:mm:ss` in UTC (the
