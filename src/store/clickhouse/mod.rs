@@ -337,11 +337,11 @@ impl ClickHouse {
     /// Take `R`, the value of the `K`-th largest row of `pr_counts` (K a
     /// few times k), and sum exactly the repositories having a row of at
     /// least `R`: the candidates. Any other repository has all its rows below
-    /// `R`, and at most one row per active part, so at most `P × (R - 1)` in
-    /// all (`P` the active parts, counted first: merges only lower it). When
-    /// the k-th candidate's total exceeds that, no other repository can
-    /// enter the ranking, and it is exact. A write between the first and the
-    /// last read (seen in the data version) voids the proof.
+    /// `R`, at most one in each part, so in all at most the sum over the parts
+    /// of each part's largest row below `R`. When the k-th candidate's total
+    /// exceeds that bound, no other repository can enter the ranking, and it
+    /// is exact. The three reads must see the same parts: if an insert or a
+    /// merge changed them in between (the parts' digest), the proof is void.
     pub async fn top_pr_counts(
         &self,
         k: u64,
@@ -349,27 +349,13 @@ impl ClickHouse {
         if k == 0 {
             return Ok(Some(Vec::new()));
         }
-        let before = self.data_version().await?;
-        let (parts_table, parts) = match &self.layout.cluster {
-            Some(cluster) => (
-                "pr_counts_local",
-                format!("cluster({cluster}, system, parts)"),
-            ),
-            None => ("pr_counts", "system.parts".to_owned()),
-        };
-        let answer = self
-            .query(&format!(
-                "SELECT count() FROM {parts} WHERE database = {} AND table = '{parts_table}' AND active
-                 FORMAT TabSeparated",
-                quote(&self.layout.database)
-            ))
-            .await?;
-        let parts: i64 = answer.trim().parse().map_err(|_| bad(&answer))?;
+        let before = self.pr_counts_parts().await?;
         let pr_counts = self.layout.table("pr_counts");
+        // Retention's mark row may be among these rows: R is only a threshold.
         let answer = self
             .query(&format!(
-                "SELECT events FROM {pr_counts} WHERE repo_name != ''
-                 ORDER BY events DESC LIMIT 1 OFFSET {} FORMAT TabSeparated",
+                "SELECT events FROM {pr_counts} ORDER BY events DESC LIMIT 1 OFFSET {}
+                 FORMAT TabSeparated",
                 TOP_K_ROWS_PER_PLACE * k + TOP_K_ROWS_EXTRA - 1
             ))
             .await?;
@@ -393,13 +379,49 @@ impl ClickHouse {
                 true
             })?;
         }
-        let outside_at_most = parts.saturating_mul((threshold - 1).max(0));
-        let proven = top.len() as u64 == k
-            && top
-                .last()
-                .is_some_and(|(_, kth)| *kth as i64 > outside_at_most)
-            && self.data_version().await? == before;
+        let Some(&(_, kth)) = top.last().filter(|_| top.len() as u64 == k) else {
+            return Ok(None);
+        };
+        // Each part's (each shard's part's, unmerged) largest row below R.
+        // Unmerged across shards: two shards' parts may share a name.
+        let answer = self
+            .layout
+            .main
+            .run(
+                &format!(
+                    "SELECT _part, max(events) FROM {pr_counts} WHERE events < {threshold}
+                     GROUP BY _part FORMAT TabSeparated"
+                ),
+                &[("distributed_group_by_no_merge", "1")],
+                None,
+            )
+            .await?;
+        let mut outside_at_most: i64 = 0;
+        for line in answer.lines() {
+            let [_, largest] = fields::<2>(line)?;
+            let largest: i64 = largest.parse().map_err(|_| bad(line))?;
+            outside_at_most = outside_at_most.saturating_add(largest.max(0));
+        }
+        let proven = kth as i64 > outside_at_most && self.pr_counts_parts().await? == before;
         Ok(proven.then_some(top))
+    }
+
+    /// A digest of `pr_counts`' active parts on every shard: any insert or
+    /// merge changes it.
+    async fn pr_counts_parts(&self) -> Result<String, ClickHouseError> {
+        let (table, parts) = match &self.layout.cluster {
+            Some(cluster) => (
+                "pr_counts_local",
+                format!("cluster({cluster}, system, parts)"),
+            ),
+            None => ("pr_counts", "system.parts".to_owned()),
+        };
+        self.query(&format!(
+            "SELECT count(), groupBitXor(cityHash64(name, modification_time)) FROM {parts}
+             WHERE database = {} AND table = '{table}' AND active FORMAT TabSeparated",
+            quote(&self.layout.database)
+        ))
+        .await
     }
 
     /// How many events (from the minute rollup) and the newest one's time
