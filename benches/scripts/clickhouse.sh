@@ -174,7 +174,7 @@ cases = {
     "event-counts (whole history)": lambda i: f"/metrics/event-counts?offset_minutes={10_000_000 + i}",
     "average-pr-time (the largest repositories)": lambda i: f"/metrics/average-pr-time?repo_name={repos[i % len(repos)]}",
     "average-pr-time (random repository)": lambda i: f"/metrics/average-pr-time?repo_name=org{(r := rng.randint(1, 1_000_000)) % 9973}/repo{r}",
-    "pr-counts?limit=100..": lambda i: f"/metrics/pr-counts?limit={(1000 if '--pr-counts-only' in sys.argv else 100) + i}",
+    "pr-counts?limit=100..": lambda i: f"/metrics/pr-counts?limit={(100 + samples if '--pr-counts-only' in sys.argv else 100) + i}",
     "visualization/timeline (24 h, svg)": lambda i: f"/metrics/visualization/timeline?offset_minutes={1440 + i}&format=svg",
     "health": lambda i: "/health",
 }
