@@ -188,8 +188,8 @@ impl ClickHouse {
             .await?;
         let mut version = DataVersion::default();
         let numbers = fields::<3>(answer.trim_end())?;
-        for (slot, number) in version.bytes_mut().chunks_mut(8).zip(numbers) {
-            let value: u64 = number.parse().map_err(|_| bad(&answer))?;
+        for (slot, field) in version.bytes_mut().chunks_mut(8).zip(numbers) {
+            let value: u64 = number(field, &answer)?;
             slot.copy_from_slice(&value.to_le_bytes());
         }
         Ok(version)
@@ -219,7 +219,7 @@ impl ClickHouse {
         let mut counts = [0u64; 3];
         for line in answer.lines() {
             let [code, count] = fields::<2>(line)?;
-            counts[type_index(code)?] = count.parse().map_err(|_| bad(line))?;
+            counts[type_index(code)?] = number(count, line)?;
         }
         let [watch, pull_request, issues] = counts;
         Ok(EventCounts {
@@ -253,9 +253,9 @@ impl ClickHouse {
             .await?;
         for line in answer.lines() {
             let [code, bucket, count] = fields::<3>(line)?;
-            let bucket: usize = bucket.parse().map_err(|_| bad(line))?;
+            let bucket: usize = number(bucket, line)?;
             let slot = counts.get_mut(bucket).ok_or_else(|| bad(line))?;
-            slot[type_index(code)?] = count.parse().map_err(|_| bad(line))?;
+            slot[type_index(code)?] = number(count, line)?;
         }
         Ok(counts)
     }
@@ -287,17 +287,13 @@ impl ClickHouse {
             .split(',')
             .filter(|d| !d.is_empty())
             .skip(1)
-            .map(|d| d.parse().map_err(|_| bad(line)))
+            .map(|d| number(d, line))
             .collect::<Result<Vec<i64>, _>>()?;
         let last = match read_tsv(last) {
             None => None,
-            Some(at) => Some(at.parse().map_err(|_| bad(line))?),
+            Some(at) => Some(number(&at, line)?),
         };
-        Ok(PrGapSummary::from_gaps(
-            openings.parse().map_err(|_| bad(line))?,
-            gaps,
-            last,
-        ))
+        Ok(PrGapSummary::from_gaps(number(openings, line)?, gaps, last))
     }
 
     /// Repositories by PullRequestEvents, most first. A short ranking
@@ -399,7 +395,7 @@ impl ClickHouse {
         let mut outside_at_most: i64 = 0;
         for line in answer.lines() {
             let [_, largest] = fields::<2>(line)?;
-            let largest: i64 = largest.parse().map_err(|_| bad(line))?;
+            let largest: i64 = number(largest, line)?;
             outside_at_most = outside_at_most.saturating_add(largest.max(0));
         }
         let proven = kth as i64 > outside_at_most && self.pr_counts_parts().await? == before;
@@ -435,8 +431,8 @@ impl ClickHouse {
             .await?;
         let line = answer.trim_end();
         let [events, last_minute] = fields::<2>(line)?;
-        let events: i64 = events.parse().map_err(|_| bad(line))?;
-        let last_minute: i64 = last_minute.parse().map_err(|_| bad(line))?;
+        let events: i64 = number(events, line)?;
+        let last_minute: i64 = number(last_minute, line)?;
         if events <= 0 {
             return Ok(Totals::default());
         }
@@ -448,7 +444,7 @@ impl ClickHouse {
                 last_minute * SECONDS_PER_MINUTE
             ))
             .await?;
-        let newest: i64 = answer.trim().parse().map_err(|_| bad(&answer))?;
+        let newest: i64 = number(&answer, &answer)?;
         Ok(Totals {
             events: events as u64,
             newest_event_at: (newest > 0).then_some(newest),
@@ -585,10 +581,7 @@ impl ClickHouse {
                 newest.clamp(0, i64::from(u32::MAX)),
             ))
             .await?;
-        answer
-            .lines()
-            .map(|id| id.parse().map_err(|_| bad(id)))
-            .collect()
+        answer.lines().map(|id| number(id, id)).collect()
     }
 
     /// Deletes every event created before `cutoff` (ClickHouse deletes by
@@ -617,7 +610,7 @@ impl ClickHouse {
                 self.layout.table("pr_counts")
             ))
             .await?;
-        answer.trim().parse().map_err(|_| bad(&answer))
+        number(&answer, &answer)
     }
 
     /// Deletes the events before `cutoff` (a whole minute) and their rows in
@@ -632,7 +625,7 @@ impl ClickHouse {
                 self.layout.table("events")
             ))
             .await?;
-        let doomed: u64 = answer.trim().parse().map_err(|_| bad(&answer))?;
+        let doomed: u64 = number(&answer, &answer)?;
         let applied = self.purged_before().await?;
         if cutoff > applied {
             let sql = format!(
@@ -752,7 +745,7 @@ impl ClickHouse {
             .await?;
         match read_tsv(answer.trim_end()) {
             None => Ok(None),
-            Some(id) => Ok(Some(id.parse().map_err(|_| bad(&answer))?)),
+            Some(id) => Ok(Some(number(&id, &answer)?)),
         }
     }
 
@@ -773,8 +766,8 @@ impl ClickHouse {
         let line = answer.trim_end();
         let numbers = fields::<4>(line)?;
         let mut parsed = [0u64; 4];
-        for (slot, number) in parsed.iter_mut().zip(numbers) {
-            *slot = number.parse().map_err(|_| bad(line))?;
+        for (slot, field) in parsed.iter_mut().zip(numbers) {
+            *slot = number(field, line)?;
         }
         let [polls, polls_with_gap, events_seen, events_missed_estimate] = parsed;
         Ok(FeedCoverage::new(
@@ -827,7 +820,7 @@ impl ClickHouse {
                 let [repo, since] = fields::<2>(line)?;
                 Ok((
                     read_tsv(repo).ok_or_else(|| bad(line))?,
-                    since.parse().map_err(|_| bad(line))?,
+                    number(since, line)?,
                 ))
             })
             .collect()
@@ -841,7 +834,7 @@ fn visit_pr_count(
 ) -> Result<bool, ClickHouseError> {
     let [repo, count] = fields::<2>(line)?;
     let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
-    Ok(visit(&repo, count.parse().map_err(|_| bad(line))?))
+    Ok(visit(&repo, number(count, line)?))
 }
 
 /// Epoch seconds as a `DateTime` field: `YYYY-MM-DD hh:mm:ss` in UTC (the
@@ -853,6 +846,11 @@ fn datetime(seconds: i64) -> impl std::fmt::Display {
     chrono::DateTime::from_timestamp(seconds, 0)
         .unwrap_or_default()
         .format("%Y-%m-%d %H:%M:%S")
+}
+
+/// `text` (the whole answer or one of its fields, from `line`) as a number.
+fn number<T: std::str::FromStr>(text: &str, line: &str) -> Result<T, ClickHouseError> {
+    text.trim().parse().map_err(|_| bad(line))
 }
 
 /// The `N` tab-separated fields of an answer line.
