@@ -13,6 +13,7 @@
 mod http;
 mod lock;
 mod migrate;
+mod top;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -328,16 +329,13 @@ impl ClickHouse {
     }
 
     /// The `k` repositories with the most PullRequestEvents, found without
-    /// summing every repository's rows, or `None` when that cannot be proven.
-    ///
-    /// Take `R`, the value of the `K`-th largest row of `pr_counts` (K a
-    /// few times k), and sum exactly the repositories having a row of at
-    /// least `R`: the candidates. Any other repository has all its rows below
-    /// `R`, at most one in each part, so in all at most the sum over the parts
-    /// of each part's largest row below `R`. When the k-th candidate's total
-    /// exceeds that bound, no other repository can enter the ranking, and it
-    /// is exact. The three reads must see the same parts: if an insert or a
-    /// merge changed them in between (the parts' digest), the proof is void.
+    /// summing every repository's rows, or `None` when that cannot be proven
+    /// (see [`top`]): the threshold `R` is the `K`-th largest row (K a few
+    /// times k); one read gives the rows of at least `R` and each part's
+    /// extremes below it; the candidates whose bounds still differ are then
+    /// summed, a few granules each through the primary key. The reads must
+    /// see the same parts: if an insert or a merge changed them in between
+    /// (the parts' digest), the proof is void.
     pub async fn top_pr_counts(
         &self,
         k: u64,
@@ -347,59 +345,90 @@ impl ClickHouse {
         }
         let before = self.pr_counts_parts().await?;
         let pr_counts = self.layout.table("pr_counts");
+        let rows_read = TOP_K_ROWS_PER_PLACE * k + TOP_K_ROWS_EXTRA;
         // Retention's mark row may be among these rows: R is only a threshold.
         let answer = self
             .query(&format!(
                 "SELECT events FROM {pr_counts} ORDER BY events DESC LIMIT 1 OFFSET {}
                  FORMAT TabSeparated",
-                TOP_K_ROWS_PER_PLACE * k + TOP_K_ROWS_EXTRA - 1
+                rows_read - 1
             ))
             .await?;
         // Fewer rows than that: summing them all is as cheap.
         let Ok(threshold) = answer.trim().parse::<i64>() else {
             return Ok(None);
         };
-        let answer = self
-            .query(&format!(
-                "SELECT repo_name, sum(events) AS n FROM {pr_counts}
-                 WHERE repo_name GLOBAL IN (
-                     SELECT repo_name FROM {pr_counts} WHERE events >= {threshold} AND repo_name != '')
-                 GROUP BY repo_name HAVING n > 0 ORDER BY n DESC, repo_name LIMIT {k}
-                 FORMAT TabSeparated"
-            ))
-            .await?;
-        let mut top = Vec::with_capacity(k as usize);
-        for line in answer.lines() {
-            visit_pr_count(line, &mut |repo: &str, count| {
-                top.push((repo.to_owned(), count));
-                true
-            })?;
-        }
-        let Some(&(_, kth)) = top.last().filter(|_| top.len() as u64 == k) else {
-            return Ok(None);
-        };
-        // Each part's (each shard's part's, unmerged) largest row below R.
-        // Unmerged across shards: two shards' parts may share a name.
+        // Ties at R may add rows: past a few times K, give up rather than
+        // read the whole table this way.
+        let most_rows = 4 * rows_read;
         let answer = self
             .layout
             .main
             .run(
                 &format!(
-                    "SELECT _part, max(events) FROM {pr_counts} WHERE events < {threshold}
-                     GROUP BY _part FORMAT TabSeparated"
+                    "SELECT repo_name, _part, events, events FROM {pr_counts}
+                     WHERE events >= {threshold} AND repo_name != '' LIMIT {}
+                     UNION ALL
+                     SELECT '', _part, max(events), min(events) FROM {pr_counts}
+                     WHERE events < {threshold} GROUP BY _part
+                     FORMAT TabSeparated",
+                    most_rows + 1
                 ),
+                // Each shard's parts apart: two shards' parts may share a name.
                 &[("distributed_group_by_no_merge", "1")],
                 None,
             )
             .await?;
-        let mut outside_at_most: i64 = 0;
+        let (mut rows, mut below) = (Vec::new(), Vec::new());
         for line in answer.lines() {
-            let [_, largest] = fields::<2>(line)?;
-            let largest: i64 = number(largest, line)?;
-            outside_at_most = outside_at_most.saturating_add(largest.max(0));
+            let [repo, part, max, min] = fields::<4>(line)?;
+            let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+            let part = read_tsv(part).ok_or_else(|| bad(line))?;
+            if repo.is_empty() {
+                let (max, min) = (number(max, line)?, number(min, line)?);
+                below.push(top::PartBelow { part, max, min });
+            } else {
+                let events = number(max, line)?;
+                rows.push(top::TopRow { repo, part, events });
+            }
         }
-        let proven = kth as i64 > outside_at_most && self.pr_counts_parts().await? == before;
-        Ok(proven.then_some(top))
+        if rows.len() as u64 > most_rows {
+            return Ok(None);
+        }
+        let parts_named_once = self.layout.cluster.is_none();
+        let Some(plan) = top::plan(k as usize, &rows, &below, parts_named_once) else {
+            return Ok(None);
+        };
+        let mut sums = HashMap::new();
+        let mut names = String::new();
+        for repo in plan.to_sum() {
+            if !names.is_empty() {
+                names.push(',');
+            }
+            names.push_str(&quote(repo));
+        }
+        if !names.is_empty() {
+            let sql = format!(
+                "SELECT repo_name, sum(events) FROM {pr_counts} WHERE repo_name IN ({names})
+                 GROUP BY repo_name FORMAT TabSeparated"
+            );
+            // Up to K names: past the default 256 KiB of SQL text.
+            let max_query_size = (sql.len() + 1024).max(1 << 18).to_string();
+            let answer = self
+                .layout
+                .main
+                .run(&sql, &[("max_query_size", &max_query_size)], None)
+                .await?;
+            for line in answer.lines() {
+                let [repo, total] = fields::<2>(line)?;
+                let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+                sums.insert(repo, number(total, line)?);
+            }
+        }
+        if self.pr_counts_parts().await? != before {
+            return Ok(None);
+        }
+        Ok(plan.finish(&sums))
     }
 
     /// A digest of `pr_counts`' active parts on every shard: any insert or
