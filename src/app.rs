@@ -10,7 +10,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AnswerCache, AppState, Shared};
+use crate::chart::ChartCache;
 use crate::config::{Config, HttpConfig};
 use crate::github::{PollStatus, Poller};
 use crate::retention;
@@ -51,15 +52,15 @@ impl App {
             ),
             None => None,
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             store,
             poll_status,
             polling: poller.is_some(),
-            charts: Arc::default(),
-            watched: Arc::new(watched),
+            charts: ChartCache::default(),
+            watched,
             telemetry,
-            answers: Arc::default(),
-        };
+            answers: AnswerCache::default(),
+        });
         Ok(App {
             listener,
             state,

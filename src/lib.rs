@@ -30,6 +30,6 @@ pub mod telemetry;
 pub mod time_buckets;
 pub mod tls;
 
-pub use api::{AppState, router};
+pub use api::{AppState, Shared, router};
 pub use app::App;
 pub use config::Config;

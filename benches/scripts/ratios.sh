@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 db=$1
 bin=${2:-target/release/ghmetrics}
 duration=${DURATION:-5s}
-repo=$(sqlite3 -readonly "$db" 'SELECT repo_name FROM pr_openings ORDER BY openings DESC LIMIT 1')
+repo=$(sqlite3 -readonly "$db" "SELECT repo_name FROM pr_counts ORDER BY events DESC LIMIT 1")
 
 # The per-request log lines are not what is measured here.
 export RUST_LOG=warn,ghmetrics::app=info
@@ -29,7 +29,7 @@ run() { # path -> "req/s p99_ms"
         /^ +99%/ {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; p99 = v}
         END {printf "%s %s", rps, p99}'
 }
-printf '%-58s %10s %8s %10s %6s\n' path req/s p99_ms 404_req/s ratio
+printf '%-58s %10s %8s %10s %8s %6s\n' path req/s p99_ms 404_req/s 404_p99 ratio
 for path in \
     "/metrics/event-counts?offset_minutes=1" \
     "/metrics/event-counts?offset_minutes=60" \
@@ -43,8 +43,8 @@ for path in \
     "/metrics/visualization?format=svg" \
     "/metrics/visualization/timeline" \
     "/metrics/visualization/timeline?format=svg"; do
-    read -r base _ <<<"$(run /no/such/path)"
+    read -r base base_p99 <<<"$(run /no/such/path)"
     read -r rps p99 <<<"$(run "$path")"
-    printf '%-58s %10.0f %8.3f %10.0f %6.2f\n' "$path" "$rps" "$p99" "$base" "$(echo "$rps / $base" | bc -l)"
+    printf '%-58s %10.0f %8.3f %10.0f %8.3f %6.2f\n' "$path" "$rps" "$p99" "$base" "$base_p99" "$(echo "$rps / $base" | bc -l)"
 done
 echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$service/status")"

@@ -385,9 +385,10 @@ async fn visualization(
     cache::answer(&state, key, stamp, || async {
         let counts = counts_since(&state, offset_minutes, now).await?;
         let window = chart::describe_window(offset_minutes);
-        let charts = state.charts.clone();
+        let shared = state.clone();
         let body =
-            render_off_runtime(move || charts.get_or_render(&counts, &window, format)).await?;
+            render_off_runtime(move || shared.charts.get_or_render(&counts, &window, format))
+                .await?;
         Ok(Answer {
             content_type: format.content_type(),
             body,

@@ -13,7 +13,7 @@ mod state;
 
 pub use cache::AnswerCache;
 pub use params::MAX_OFFSET_MINUTES;
-pub use state::AppState;
+pub use state::{AppState, Shared};
 
 use std::sync::OnceLock;
 

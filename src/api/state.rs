@@ -10,22 +10,41 @@ use crate::github::PollStatus;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one [`Arc`], so that the clones axum makes
+/// of it for each request (its route services carry the state) cost one
+/// atomic increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub store: Store,
     /// The poller's latest report, for `/health`.
     pub poll_status: Arc<PollStatus>,
     /// Whether this process polls GitHub at all.
     pub polling: bool,
     /// Rendered charts, reused while the counts stay the same.
-    pub charts: Arc<ChartCache>,
+    pub charts: ChartCache,
     /// Watched repositories (polled through their own feed) and since when
     /// (epoch seconds); empty without polling.
-    pub watched: Arc<HashMap<String, i64>>,
+    pub watched: HashMap<String, i64>,
     /// Prometheus metrics, fed by the poller, retention and every request.
     pub telemetry: Arc<Telemetry>,
     /// Answers kept while the data, the poller's report and the clock they
     /// were computed from are unchanged.
-    pub answers: Arc<AnswerCache>,
+    pub answers: AnswerCache,
 }

@@ -14,7 +14,7 @@ use ghmetrics::config::{DbLocation, HttpConfig};
 use ghmetrics::event::parse_event;
 use ghmetrics::github::PollStatus;
 use ghmetrics::store::sqlite::{Db, insert_events};
-use ghmetrics::{AppState, router};
+use ghmetrics::{AppState, Shared, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -27,15 +27,15 @@ fn state_with(events: &[Value]) -> AppState {
         .filter_map(|e| parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
         .collect();
     insert_events(&mut db.get().unwrap(), &parsed).unwrap();
-    AppState {
+    AppState::new(Shared {
         store: ghmetrics::store::Store::Sqlite(db),
         poll_status: Arc::new(PollStatus::default()),
         polling: false,
-        charts: Arc::default(),
-        watched: Arc::new(HashMap::new()),
+        charts: Default::default(),
+        watched: HashMap::new(),
         telemetry: Arc::default(),
-        answers: Arc::default(),
-    }
+        answers: Default::default(),
+    })
 }
 
 /// One request through a fresh router; the status, headers and body.
