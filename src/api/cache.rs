@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
@@ -75,12 +76,64 @@ pub struct Key {
     pub params: String,
 }
 
-#[derive(Default)]
 pub struct AnswerCache {
     answers: Mutex<HashMap<Key, (Stamp, Answer)>>,
+    /// Turns to compute a missing answer: one computation at a time per
+    /// stripe of keys, so the requests that miss together (every second, for
+    /// an answer that moves with the clock) wait for one computation instead
+    /// of each running its own. Stripes, not a lock per key: a fixed size
+    /// whatever keys clients invent.
+    turns: Box<[tokio::sync::Mutex<()>]>,
+    stripes: RandomState,
+}
+
+/// How many computations of different answers may run at once.
+const TURN_STRIPES: usize = 64;
+
+impl Default for AnswerCache {
+    fn default() -> Self {
+        AnswerCache {
+            answers: Mutex::default(),
+            turns: (0..TURN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            stripes: RandomState::new(),
+        }
+    }
 }
 
 impl AnswerCache {
+    /// The answer for `key` at `stamp`: kept, or computed by `compute` (which
+    /// must answer as of `stamp`) and kept. While one request computes it,
+    /// others asking for the same key wait and take its answer.
+    pub async fn get_or_compute<F, Fut>(
+        &self,
+        key: Key,
+        stamp: Stamp,
+        compute: F,
+    ) -> Result<Answer, AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Answer, AppError>>,
+    {
+        if let Some(hit) = self.get(&key, stamp) {
+            return Ok(hit);
+        }
+        let _turn = self.turn(&key).await;
+        if let Some(hit) = self.get(&key, stamp) {
+            return Ok(hit);
+        }
+        let answer = compute().await?;
+        self.put(key, stamp, answer.clone());
+        Ok(answer)
+    }
+
+    /// Waits for the turn to compute `key`'s answer (see [`AnswerCache::turns`]).
+    pub async fn turn(&self, key: &Key) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = self.stripes.hash_one(key) as usize % self.turns.len();
+        self.turns[stripe].lock().await
+    }
+
     pub fn get(&self, key: &Key, stamp: Stamp) -> Option<Answer> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         match answers.get(key) {
@@ -96,27 +149,6 @@ impl AnswerCache {
         }
         answers.insert(key, (stamp, answer));
     }
-}
-
-/// The answer for `key` at `stamp`: from the cache, or computed and kept.
-/// `compute` must answer as of `stamp` (the same clock, and data at least as
-/// new as `stamp.data`, which any read started after it is).
-pub async fn answer<F, Fut>(
-    state: &AppState,
-    key: Key,
-    stamp: Stamp,
-    compute: F,
-) -> Result<Answer, AppError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Answer, AppError>>,
-{
-    if let Some(hit) = state.answers.get(&key, stamp) {
-        return Ok(hit);
-    }
-    let answer = compute().await?;
-    state.answers.put(key, stamp, answer.clone());
-    Ok(answer)
 }
 
 /// A JSON answer from a serializable value.
@@ -171,6 +203,45 @@ mod tests {
             params: "b".into(),
         };
         assert!(cache.get(&other_key, at).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_that_miss_together_compute_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(AnswerCache::default());
+        let computed = Arc::new(AtomicUsize::new(0));
+        let ask = |stamp: Stamp| {
+            let (cache, computed) = (cache.clone(), computed.clone());
+            tokio::spawn(async move {
+                let key = Key {
+                    route: "r",
+                    params: "p".into(),
+                };
+                cache
+                    .get_or_compute(key, stamp, || async {
+                        computed.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Ok(answer("x"))
+                    })
+                    .await
+                    .unwrap()
+                    .body
+            })
+        };
+        let at = Stamp::default();
+        let asked: Vec<_> = (0..16).map(|_| ask(at)).collect();
+        for body in asked {
+            assert_eq!(body.await.unwrap(), "x");
+        }
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+        // A new stamp is a new computation, once again.
+        let later = Stamp { clock: 1, ..at };
+        let asked: Vec<_> = (0..16).map(|_| ask(later)).collect();
+        for body in asked {
+            body.await.unwrap();
+        }
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
     }
 
     #[test]
