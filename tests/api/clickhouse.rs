@@ -10,7 +10,7 @@ use ghmetrics::store::Store;
 use serde_json::Value;
 
 use crate::helpers::{Expected, FIXTURE_FILES, fixture_events, fixture_file_events};
-use crate::stores::{clickhouse, clickhouse_stores, sql_on};
+use crate::stores::{ClickHouseServers, TestStore, clickhouse, clickhouse_stores, sql_on};
 
 /// The fixture events as the parser stores them.
 fn parsed(raw: &[Value]) -> Vec<ghmetrics::event::Event> {
@@ -115,13 +115,22 @@ async fn a_dead_writers_lock_is_taken_over() {
 }
 
 /// Through the Distributed table, events land on both shards (by the id's
-/// hash) and every answer counts both.
+/// hash) and every answer counts both; with each shard named, and with the
+/// tables created `ON CLUSTER` through ZooKeeper.
 #[tokio::test]
 async fn the_cluster_spreads_events_over_both_shards() {
     let Some(servers) = clickhouse() else {
         return;
     };
-    let store = servers.cluster();
+    for store in [Some(servers.cluster()), servers.cluster_on_cluster()]
+        .into_iter()
+        .flatten()
+    {
+        spread_over_both_shards(servers, &store).await;
+    }
+}
+
+async fn spread_over_both_shards(servers: &ClickHouseServers, store: &TestStore) {
     let handle = store.open().await;
     let raw = fixture_events();
     handle.insert_events(parsed(&raw)).await.unwrap();

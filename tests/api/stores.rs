@@ -1,7 +1,10 @@
 //! The stores every store-independent test runs against: a SQLite file, and,
 //! when `clickhouse-server` is installed, a ClickHouse server and a two-shard
 //! ClickHouse cluster started by the tests themselves (temp directories,
-//! free ports on loopback), each test in a database of its own.
+//! free ports on loopback), each test in a database of its own. The cluster
+//! is used twice: with each shard named (`--clickhouse-shard-url`, DDL sent to
+//! each), and, when ZooKeeper is installed too (Debian's `zookeeper`), with
+//! its DDL `ON CLUSTER` through ZooKeeper's queue, as production clusters do.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -106,10 +109,19 @@ pub fn every_store() -> Vec<TestStore> {
 }
 
 /// The ClickHouse stores alone: a fresh database on the single server and
-/// one on the cluster (none when not installed).
+/// one on the cluster, twice with ZooKeeper (none when not installed).
 pub fn clickhouse_stores() -> Vec<TestStore> {
     clickhouse()
-        .map(|servers| vec![servers.single(), servers.cluster()])
+        .map(|servers| {
+            [
+                Some(servers.single()),
+                Some(servers.cluster()),
+                servers.cluster_on_cluster(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -118,9 +130,12 @@ pub fn clickhouse_stores() -> Vec<TestStore> {
 pub struct ClickHouseServers {
     single: Server,
     shards: [Server; 2],
+    /// The shards' ZooKeeper, for `ON CLUSTER` DDL, when installed.
+    keeper: Option<Server>,
 }
 
 struct Server {
+    /// The HTTP port (ZooKeeper: its client port).
     http_port: u16,
     /// The shell that runs the server and stops it after this process.
     _watchdog: std::process::Child,
@@ -143,17 +158,31 @@ pub fn clickhouse() -> Option<&'static ClickHouseServers> {
                 panic!("GHMETRICS_REQUIRE_CLICKHOUSE is set but clickhouse-server is not installed");
             }
             let Some(binary) = found else {
-                // Straight to stderr: the test harness would hide an eprintln.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped: clickhouse-server not installed (the ClickHouse runs of the store tests)"
-                );
+                say("skipped: clickhouse-server not installed (the ClickHouse runs of the store tests)");
                 return None;
             };
-            Some(ClickHouseServers::start(&binary))
+            let keeper = find_zookeeper();
+            if keeper.is_none() {
+                if std::env::var_os("GHMETRICS_REQUIRE_CLICKHOUSE").is_some() {
+                    panic!("GHMETRICS_REQUIRE_CLICKHOUSE is set but ZooKeeper is not installed");
+                }
+                say("skipped: zookeeper not installed (the ON CLUSTER runs of the ClickHouse store tests)");
+            }
+            Some(ClickHouseServers::start(&binary, keeper))
         })
         .as_ref()
+}
+
+/// One line straight to stderr: the test harness would hide an eprintln.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// How to run ZooKeeper: `java` and Debian's `zookeeper` jar.
+fn find_zookeeper() -> Option<(PathBuf, PathBuf)> {
+    let jar = PathBuf::from("/usr/share/java/zookeeper.jar");
+    Some((find_binary("java")?, jar.is_file().then_some(jar)?))
 }
 
 fn find_binary(name: &str) -> Option<PathBuf> {
@@ -175,23 +204,24 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl ClickHouseServers {
-    fn start(binary: &Path) -> ClickHouseServers {
+    fn start(binary: &Path, zookeeper: Option<(PathBuf, PathBuf)>) -> ClickHouseServers {
         let root = tempfile::Builder::new()
             .prefix("ghmetrics-clickhouse-")
             .tempdir()
             .unwrap()
             .keep();
-        let ports: Vec<[u16; 3]> = free_ports(9)
-            .chunks(3)
-            .map(|c| [c[0], c[1], c[2]])
-            .collect();
+        let ports = free_ports(10);
+        let keeper = zookeeper.map(|(java, jar)| start_zookeeper(&java, &jar, &root, ports[9]));
+        let keeper_port = keeper.as_ref().map(|k| k.http_port);
+        let ports: Vec<[u16; 3]> = ports[..9].chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
         let shard_tcp = [ports[1][1], ports[2][1]];
         let servers: Vec<Server> = ports
             .iter()
             .enumerate()
             .map(|(i, &[http, tcp, interserver])| {
                 let dir = root.join(format!("server-{i}"));
-                start_server(binary, &dir, &root, http, tcp, interserver, shard_tcp)
+                let ports = [http, tcp, interserver];
+                start_server(binary, &dir, &root, ports, shard_tcp, keeper_port)
             })
             .collect();
         for (i, server) in servers.iter().enumerate() {
@@ -201,6 +231,7 @@ impl ClickHouseServers {
         ClickHouseServers {
             single: servers.next().unwrap(),
             shards: [servers.next().unwrap(), servers.next().unwrap()],
+            keeper,
         }
     }
 
@@ -218,16 +249,11 @@ impl ClickHouseServers {
         }
     }
 
-    /// A fresh database on the two-shard cluster, reached through shard 1.
+    /// A fresh database on the two-shard cluster, reached through shard 1,
+    /// with each shard named (DDL sent to each, no ZooKeeper needed).
     pub fn cluster(&self) -> TestStore {
-        let url = format!(
-            "clickhouse://127.0.0.1:{}/{}",
-            self.shards[0].http_port,
-            fresh_database()
-        );
-        let mut location = StoreLocation::parse(&url, None).unwrap();
-        if let StoreLocation::ClickHouse(settings) = &mut location {
-            settings.cluster = Some(CLUSTER.to_owned());
+        let mut store = self.cluster_through_shard_1("clickhouse cluster");
+        if let StoreLocation::ClickHouse(settings) = &mut store.location {
             settings.shard_endpoints = self
                 .shards
                 .iter()
@@ -238,8 +264,28 @@ impl ClickHouseServers {
                 })
                 .collect();
         }
+        store
+    }
+
+    /// A fresh database on the two-shard cluster, reached through shard 1,
+    /// its DDL `ON CLUSTER` through ZooKeeper (`None` without ZooKeeper).
+    pub fn cluster_on_cluster(&self) -> Option<TestStore> {
+        self.keeper.as_ref()?;
+        Some(self.cluster_through_shard_1("clickhouse cluster, ON CLUSTER"))
+    }
+
+    fn cluster_through_shard_1(&self, name: &'static str) -> TestStore {
+        let url = format!(
+            "clickhouse://127.0.0.1:{}/{}",
+            self.shards[0].http_port,
+            fresh_database()
+        );
+        let mut location = StoreLocation::parse(&url, None).unwrap();
+        if let StoreLocation::ClickHouse(settings) = &mut location {
+            settings.cluster = Some(CLUSTER.to_owned());
+        }
         TestStore {
-            name: "clickhouse cluster",
+            name,
             location,
             _dir: None,
         }
@@ -265,13 +311,18 @@ fn start_server(
     binary: &Path,
     dir: &Path,
     root: &Path,
-    http: u16,
-    tcp: u16,
-    interserver: u16,
+    [http, tcp, interserver]: [u16; 3],
     shard_tcp: [u16; 2],
+    keeper_port: Option<u16>,
 ) -> Server {
     std::fs::create_dir_all(dir).unwrap();
     let d = dir.display();
+    let keeper = keeper_port.map_or_else(String::new, |port| {
+        format!(
+            "<zookeeper><node><host>127.0.0.1</host><port>{port}</port></node></zookeeper>
+  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>"
+        )
+    });
     let config = format!(
         r#"<yandex>
   <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog></logger>
@@ -287,6 +338,7 @@ fn start_server(
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mark_cache_size>67108864</mark_cache_size>
+  {keeper}
   <remote_servers>
     <{CLUSTER}>
       <shard><replica><host>127.0.0.1</host><port>{s1}</port></replica></shard>
@@ -306,11 +358,55 @@ fn start_server(
 "#;
     std::fs::write(dir.join("config.xml"), config).unwrap();
     std::fs::write(dir.join("users.xml"), users).unwrap();
+    let command = format!(
+        "'{binary}' --config-file='{d}/config.xml' >'{d}/stdout.log' 2>&1",
+        binary = binary.display(),
+    );
+    watched(&command, root, http)
+}
+
+/// A standalone ZooKeeper on `port`, its data under `root`.
+fn start_zookeeper(java: &Path, jar: &Path, root: &Path, port: u16) -> Server {
+    let dir = root.join("zookeeper");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\ndataDir={d}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n4lw.commands.whitelist=srvr\n"
+        ),
+    )
+    .unwrap();
+    let command = format!(
+        "'{java}' -Xmx256m -cp '{jar}' org.apache.zookeeper.server.quorum.QuorumPeerMain \
+         '{d}/zoo.cfg' >'{d}/stdout.log' 2>&1",
+        java = java.display(),
+        jar = jar.display(),
+    );
+    let server = watched(&command, root, port);
+    let started = Instant::now();
+    // `srvr` names the mode only once the server takes sessions (ClickHouse
+    // 18.16 connecting before that fails its DDL queue, then crashes on the
+    // first `ON CLUSTER` statement).
+    while !four_letter_word(port, "srvr").contains("Mode: standalone") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ZooKeeper on port {port} did not start in 30 s:\n{}",
+            std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// Runs `command` in the background, watched by a shell that stops it (and
+/// removes `root`) once this test process is gone.
+fn watched(command: &str, root: &Path, port: u16) -> Server {
     let script = format!(
-        "'{binary}' --config-file='{d}/config.xml' >'{d}/stdout.log' 2>&1 & server=$!
+        "{command} & server=$!
          while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done
          kill $server 2>/dev/null; wait $server; rm -rf '{root}'",
-        binary = binary.display(),
         parent = std::process::id(),
         root = root.display(),
     );
@@ -323,9 +419,23 @@ fn start_server(
         .spawn()
         .unwrap();
     Server {
-        http_port: http,
+        http_port: port,
         _watchdog: watchdog,
     }
+}
+
+/// ZooKeeper's answer to a four-letter command, or "" when it does not answer.
+fn four_letter_word(port: u16, word: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = String::new();
+    if stream.write_all(word.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut answer);
+    }
+    answer
 }
 
 fn wait_until_up(http_port: u16, dir: &Path) {
