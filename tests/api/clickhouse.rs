@@ -594,6 +594,34 @@ async fn a_ranking_that_cannot_be_proven_is_summed() {
     );
 }
 
+/// Ties at the threshold would make the top rows the whole table (here a
+/// thousand repositories with one PR each, and R = 1): past a few times the
+/// rows wanted, the proof gives up and the ranking is summed, still exact.
+#[tokio::test]
+async fn ties_at_the_threshold_fall_back_to_the_sum() {
+    let events: Vec<_> = (1..=1000)
+        .map(|i| pull_request(i, &format!("ties/r{i:04}")))
+        .collect();
+    let truth = crate::stores::TestStore::sqlite().open().await;
+    truth.insert_events(events.clone()).await.unwrap();
+    for store in clickhouse_stores() {
+        let handle = store.open().await;
+        handle.insert_events(events.clone()).await.unwrap();
+        let Store::ClickHouse(ch) = &handle else {
+            unreachable!()
+        };
+        assert_eq!(ch.top_pr_counts(1).await.unwrap(), None, "{}", store.name);
+        for k in [1, 3] {
+            assert_eq!(
+                ranking(&handle, k).await,
+                ranking(&truth, k).await,
+                "{}",
+                store.name
+            );
+        }
+    }
+}
+
 /// The first `k` of a store's pr-counts ranking.
 async fn ranking(store: &Store, k: u64) -> Vec<(String, u64)> {
     struct Collect(Vec<(String, u64)>);

@@ -360,25 +360,40 @@ impl ClickHouse {
         };
         // Ties at R may add rows: past a few times K, give up rather than
         // read the whole table this way.
-        let most_rows = 4 * rows_read;
-        let answer = self
-            .layout
-            .main
-            .run(
-                &format!(
-                    "SELECT repo_name, _part, events, events FROM {pr_counts}
-                     WHERE events >= {threshold} AND repo_name != '' LIMIT {}
-                     UNION ALL
-                     SELECT '', _part, max(events), min(events) FROM {pr_counts}
-                     WHERE events < {threshold} GROUP BY _part
-                     FORMAT TabSeparated",
-                    most_rows + 1
-                ),
-                // Each shard's parts apart: two shards' parts may share a name.
-                &[("distributed_group_by_no_merge", "1")],
-                None,
-            )
-            .await?;
+        let Some((rows, below)) = self.rows_around(threshold, 4 * rows_read).await? else {
+            return Ok(None);
+        };
+        let parts_named_once = self.layout.cluster.is_none();
+        let Some(plan) = top::plan(k as usize, &rows, &below, parts_named_once) else {
+            return Ok(None);
+        };
+        let sums = self.pr_counts_of(plan.to_sum()).await?;
+        if self.pr_counts_parts().await? != before {
+            return Ok(None);
+        }
+        Ok(plan.finish(&sums))
+    }
+
+    /// In one read: the rows of `pr_counts` of at least `threshold` (`None`
+    /// if more than `most_rows`) with their parts, and each part's extremes
+    /// below it (each shard's parts apart: two shards' parts may share a name).
+    async fn rows_around(
+        &self,
+        threshold: i64,
+        most_rows: u64,
+    ) -> Result<Option<(Vec<top::TopRow>, Vec<top::PartBelow>)>, ClickHouseError> {
+        let pr_counts = self.layout.table("pr_counts");
+        let sql = format!(
+            "SELECT repo_name, _part, events, events FROM {pr_counts}
+             WHERE events >= {threshold} AND repo_name != '' LIMIT {}
+             UNION ALL
+             SELECT '', _part, max(events), min(events) FROM {pr_counts}
+             WHERE events < {threshold} GROUP BY _part
+             FORMAT TabSeparated",
+            most_rows + 1
+        );
+        let settings = [("distributed_group_by_no_merge", "1")];
+        let answer = self.layout.main.run(&sql, &settings, None).await?;
         let (mut rows, mut below) = (Vec::new(), Vec::new());
         for line in answer.lines() {
             let [repo, part, max, min] = fields::<4>(line)?;
@@ -392,43 +407,36 @@ impl ClickHouse {
                 rows.push(top::TopRow { repo, part, events });
             }
         }
-        if rows.len() as u64 > most_rows {
-            return Ok(None);
+        Ok((rows.len() as u64 <= most_rows).then_some((rows, below)))
+    }
+
+    /// The PullRequestEvents of each of `repos`, summed by name through the
+    /// primary key (a few granules each).
+    async fn pr_counts_of(
+        &self,
+        repos: impl Iterator<Item = &str>,
+    ) -> Result<HashMap<String, i64>, ClickHouseError> {
+        let names: Vec<String> = repos.map(quote).collect();
+        let mut sums = HashMap::with_capacity(names.len());
+        if names.is_empty() {
+            return Ok(sums);
         }
-        let parts_named_once = self.layout.cluster.is_none();
-        let Some(plan) = top::plan(k as usize, &rows, &below, parts_named_once) else {
-            return Ok(None);
-        };
-        let mut sums = HashMap::new();
-        let mut names = String::new();
-        for repo in plan.to_sum() {
-            if !names.is_empty() {
-                names.push(',');
-            }
-            names.push_str(&quote(repo));
+        let sql = format!(
+            "SELECT repo_name, sum(events) FROM {} WHERE repo_name IN ({})
+             GROUP BY repo_name FORMAT TabSeparated",
+            self.layout.table("pr_counts"),
+            names.join(",")
+        );
+        // Up to K names: past the default 256 KiB of SQL text.
+        let max_query_size = (sql.len() + 1024).max(1 << 18).to_string();
+        let settings = [("max_query_size", max_query_size.as_str())];
+        let answer = self.layout.main.run(&sql, &settings, None).await?;
+        for line in answer.lines() {
+            let [repo, total] = fields::<2>(line)?;
+            let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+            sums.insert(repo, number(total, line)?);
         }
-        if !names.is_empty() {
-            let sql = format!(
-                "SELECT repo_name, sum(events) FROM {pr_counts} WHERE repo_name IN ({names})
-                 GROUP BY repo_name FORMAT TabSeparated"
-            );
-            // Up to K names: past the default 256 KiB of SQL text.
-            let max_query_size = (sql.len() + 1024).max(1 << 18).to_string();
-            let answer = self
-                .layout
-                .main
-                .run(&sql, &[("max_query_size", &max_query_size)], None)
-                .await?;
-            for line in answer.lines() {
-                let [repo, total] = fields::<2>(line)?;
-                let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
-                sums.insert(repo, number(total, line)?);
-            }
-        }
-        if self.pr_counts_parts().await? != before {
-            return Ok(None);
-        }
-        Ok(plan.finish(&sums))
+        Ok(sums)
     }
 
     /// A digest of `pr_counts`' active parts on every shard: any insert or
