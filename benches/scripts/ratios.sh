@@ -9,7 +9,10 @@
 # the endpoint's req/s and p99, the 404's req/s just before, and their ratio
 # (pairing each endpoint with its own 404 run keeps the machine's drift out of
 # the ratio); then the service's RSS after the run.
-# DURATION (default 5s) sets each wrk run. Needs wrk (apt-get install -y wrk).
+# DURATION (default 5s) sets each wrk run. ROUNDS (default 1) repeats the whole
+# list; with more than one, each line gives the median of the rounds (req/s, p99
+# and ratio each) and the ratios' range: this machine's req/s moves by a tenth
+# from run to run. Needs wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
@@ -29,22 +32,41 @@ run() { # path -> "req/s p99_ms"
         /^ +99%/ {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; p99 = v}
         END {printf "%s %s", rps, p99}'
 }
-printf '%-58s %10s %8s %10s %8s %6s\n' path req/s p99_ms 404_req/s 404_p99 ratio
-for path in \
-    "/metrics/event-counts?offset_minutes=1" \
-    "/metrics/event-counts?offset_minutes=60" \
-    "/metrics/event-counts?offset_minutes=10080" \
-    "/metrics/event-counts?offset_minutes=52560000" \
-    "/metrics/average-pr-time?repo_name=$repo" \
-    "/metrics/pr-counts?limit=100" \
-    "/metrics/pr-counts" \
-    "/health" \
-    "/metrics/visualization" \
-    "/metrics/visualization?format=svg" \
-    "/metrics/visualization/timeline" \
-    "/metrics/visualization/timeline?format=svg"; do
-    read -r base base_p99 <<<"$(run /no/such/path)"
-    read -r rps p99 <<<"$(run "$path")"
-    printf '%-58s %10.0f %8.3f %10.0f %8.3f %6.2f\n' "$path" "$rps" "$p99" "$base" "$base_p99" "$(echo "$rps / $base" | bc -l)"
+rounds=${ROUNDS:-1}
+paths=(
+    "/metrics/event-counts?offset_minutes=1"
+    "/metrics/event-counts?offset_minutes=60"
+    "/metrics/event-counts?offset_minutes=10080"
+    "/metrics/event-counts?offset_minutes=52560000"
+    "/metrics/average-pr-time?repo_name=$repo"
+    "/metrics/pr-counts?limit=100"
+    "/metrics/pr-counts"
+    "/health"
+    "/metrics/visualization"
+    "/metrics/visualization?format=svg"
+    "/metrics/visualization/timeline"
+    "/metrics/visualization/timeline?format=svg"
+)
+results=$(mktemp)
+for round in $(seq "$rounds"); do
+    for i in "${!paths[@]}"; do
+        read -r base base_p99 <<<"$(run /no/such/path)"
+        read -r rps p99 <<<"$(run "${paths[$i]}")"
+        echo "$i $rps $p99 $base $base_p99 $(echo "$rps / $base" | bc -l)" >>"$results"
+    done
 done
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+column() { awk -v i="$1" -v c="$2" '$1 == i {print $c}' "$results" | median; }
+printf '%-58s %10s %8s %10s %8s %6s' path req/s p99_ms 404_req/s 404_p99 ratio
+[ "$rounds" -gt 1 ] && printf '  %s' "ratios (of $rounds rounds)"
+echo
+for i in "${!paths[@]}"; do
+    printf '%-58s %10.0f %8.3f %10.0f %8.3f %6.2f' "${paths[$i]}" "$(column "$i" 2)" "$(column "$i" 3)" \
+        "$(column "$i" 4)" "$(column "$i" 5)" "$(column "$i" 6)"
+    [ "$rounds" -gt 1 ] && printf '  %s-%s' \
+        "$(awk -v i="$i" '$1 == i {printf "%.2f\n", $6}' "$results" | sort -g | head -n 1)" \
+        "$(awk -v i="$i" '$1 == i {printf "%.2f\n", $6}' "$results" | sort -g | tail -n 1)"
+    echo
+done
+rm -f "$results"
 echo "RSS after the run: $(awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$service/status")"
