@@ -15,7 +15,7 @@ use crate::helpers::{
     Expected, FIXTURE_FILES, MockGithub, TestApp, fixture_events, fixture_file_events,
     fixture_path, test_poller_config,
 };
-use crate::stores::every_store;
+use crate::stores::{CLUSTER, TestStore, every_store};
 
 fn all_fixture_events() -> Vec<Value> {
     FIXTURE_FILES
@@ -51,6 +51,26 @@ async fn import_on_thread(store: &Store, inputs: Vec<PathBuf>) -> ghmetrics::imp
         .unwrap()
 }
 
+/// The active parts of `pr_counts` on all shards of a ClickHouse store, and
+/// the number of shards.
+async fn rollup_parts(store: &TestStore) -> (u64, u64) {
+    let db = store.database();
+    let (table, parts, shards) = match store.name {
+        "clickhouse" => ("pr_counts", "system.parts".to_owned(), 1),
+        _ => (
+            "pr_counts_local",
+            format!("cluster({CLUSTER}, system, parts)"),
+            2,
+        ),
+    };
+    let answer = store
+        .sql(&format!(
+            "SELECT count() FROM {parts} WHERE database = '{db}' AND table = '{table}' AND active"
+        ))
+        .await;
+    (answer.trim().parse().unwrap(), shards)
+}
+
 #[tokio::test]
 async fn imports_real_archives_once_however_often_they_are_imported() {
     for store in every_store() {
@@ -64,6 +84,11 @@ async fn imports_real_archives_once_however_often_they_are_imported() {
             .sum();
 
         let first = import_on_thread(&db, vec![data.path().to_path_buf()]).await;
+        if let Store::ClickHouse(_) = &db {
+            // Many small batches, many parts; the import merges the rollup.
+            let (parts, shards) = rollup_parts(&store).await;
+            assert!(parts <= shards, "{}: {parts} parts", store.name);
+        }
         assert_eq!(first.files_complete, 3);
         assert!(first.files_failed.is_empty());
         assert_eq!(first.lines, lines);

