@@ -151,6 +151,20 @@ impl AnswerCache {
     }
 }
 
+/// The answer for `key` at `stamp`: see [`AnswerCache::get_or_compute`].
+pub async fn answer<F, Fut>(
+    state: &AppState,
+    key: Key,
+    stamp: Stamp,
+    compute: F,
+) -> Result<Answer, AppError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Answer, AppError>>,
+{
+    state.answers.get_or_compute(key, stamp, compute).await
+}
+
 /// A JSON answer from a serializable value.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<Answer, AppError> {
     let body = serde_json::to_vec(value).map_err(|error| {

@@ -73,39 +73,37 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
         route: "health",
         params: String::new(),
     };
-    state
-        .answers
-        .get_or_compute(key, stamp, || async {
-            // Two questions of the store, asked at once.
-            let (totals, global_feed_coverage) = tokio::try_join!(
-                state.store.totals(),
-                state
-                    .store
-                    .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS),
-            )?;
-            let (events_stored, newest_event_at) = (totals.events, totals.newest_event_at);
-            let report = state.poll_status.snapshot();
-            let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
-            // Staleness counts only once polls have had a chance to bring events.
-            let stale = report.polls > 0
-                && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
-            cache::json(&Health {
-                status: if state.polling && (failing || stale) {
-                    "degraded"
-                } else {
-                    "ok"
-                },
-                events_stored,
-                newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
-                polling: state.polling,
-                last_poll_at: report.last_poll_at,
-                last_poll_error: report.last_poll_error,
-                consecutive_poll_failures: report.consecutive_failures,
-                polls: report.polls,
-                events_malformed: report.events_malformed,
-                global_feed_coverage,
-                watched_repositories: state.watched.len(),
-            })
+    cache::answer(&state, key, stamp, || async {
+        // Two questions of the store, asked at once.
+        let (totals, global_feed_coverage) = tokio::try_join!(
+            state.store.totals(),
+            state
+                .store
+                .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS),
+        )?;
+        let (events_stored, newest_event_at) = (totals.events, totals.newest_event_at);
+        let report = state.poll_status.snapshot();
+        let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
+        // Staleness counts only once polls have had a chance to bring events.
+        let stale = report.polls > 0
+            && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
+        cache::json(&Health {
+            status: if state.polling && (failing || stale) {
+                "degraded"
+            } else {
+                "ok"
+            },
+            events_stored,
+            newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
+            polling: state.polling,
+            last_poll_at: report.last_poll_at,
+            last_poll_error: report.last_poll_error,
+            consecutive_poll_failures: report.consecutive_failures,
+            polls: report.polls,
+            events_malformed: report.events_malformed,
+            global_feed_coverage,
+            watched_repositories: state.watched.len(),
         })
-        .await
+    })
+    .await
 }

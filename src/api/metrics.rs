@@ -81,40 +81,38 @@ async fn average_pr_time(
         route: "average-pr-time",
         params: repo_name.clone(),
     };
-    state
-        .answers
-        .get_or_compute(key, stamp, || async {
-            let summary = state.store.pr_gaps(repo_name.clone()).await?;
-            let message = summary.average_seconds.is_none().then(|| {
-                format!(
-                    "Only {} PR event(s) found. At least 2 are required.",
-                    summary.openings
-                )
-            });
-            let watched_since = state
-                .watched
-                .get(&repo_name)
-                .and_then(|&since| DateTime::from_timestamp(since, 0));
-            cache::json(&AveragePrTime {
-                repo_name,
-                average_seconds: summary.average_seconds,
-                median_seconds: summary.median_seconds,
-                p90_seconds: summary.p90_seconds,
-                max_seconds: summary.max_seconds,
-                last_opened_at: summary
-                    .last_opened_at
-                    .and_then(|at| DateTime::from_timestamp(at, 0)),
-                pr_count: summary.openings,
-                message,
-                source: if watched_since.is_some() {
-                    "watched"
-                } else {
-                    "global_feed"
-                },
-                watched_since,
-            })
+    cache::answer(&state, key, stamp, || async {
+        let summary = state.store.pr_gaps(repo_name.clone()).await?;
+        let message = summary.average_seconds.is_none().then(|| {
+            format!(
+                "Only {} PR event(s) found. At least 2 are required.",
+                summary.openings
+            )
+        });
+        let watched_since = state
+            .watched
+            .get(&repo_name)
+            .and_then(|&since| DateTime::from_timestamp(since, 0));
+        cache::json(&AveragePrTime {
+            repo_name,
+            average_seconds: summary.average_seconds,
+            median_seconds: summary.median_seconds,
+            p90_seconds: summary.p90_seconds,
+            max_seconds: summary.max_seconds,
+            last_opened_at: summary
+                .last_opened_at
+                .and_then(|at| DateTime::from_timestamp(at, 0)),
+            pr_count: summary.openings,
+            message,
+            source: if watched_since.is_some() {
+                "watched"
+            } else {
+                "global_feed"
+            },
+            watched_since,
         })
-        .await
+    })
+    .await
 }
 
 /// Stored events per tracked type, under GitHub's type names: the answer of
@@ -177,14 +175,12 @@ async fn event_counts(
         params: offset_minutes.to_string(),
     };
     let stamp = Stamp::at(&state, now).await?;
-    state
-        .answers
-        .get_or_compute(key, stamp, || async {
-            cache::json(&EventCounts::from(
-                counts_since(&state, offset_minutes, now).await?,
-            ))
-        })
-        .await
+    cache::answer(&state, key, stamp, || async {
+        cache::json(&EventCounts::from(
+            counts_since(&state, offset_minutes, now).await?,
+        ))
+    })
+    .await
 }
 
 /// Answers up to this size are built in memory and sent with a
@@ -390,21 +386,19 @@ async fn visualization(
         params: format!("{offset_minutes} {}", format.content_type()),
     };
     let stamp = Stamp::at(&state, now).await?;
-    state
-        .answers
-        .get_or_compute(key, stamp, || async {
-            let counts = counts_since(&state, offset_minutes, now).await?;
-            let window = chart::describe_window(offset_minutes);
-            let shared = state.clone();
-            let body =
-                render_off_runtime(move || shared.charts.get_or_render(&counts, &window, format))
-                    .await?;
-            Ok(Answer {
-                content_type: format.content_type(),
-                body,
-            })
+    cache::answer(&state, key, stamp, || async {
+        let counts = counts_since(&state, offset_minutes, now).await?;
+        let window = chart::describe_window(offset_minutes);
+        let shared = state.clone();
+        let body =
+            render_off_runtime(move || shared.charts.get_or_render(&counts, &window, format))
+                .await?;
+        Ok(Answer {
+            content_type: format.content_type(),
+            body,
         })
-        .await
+    })
+    .await
 }
 
 /// A chart's window: `offset_minutes`, by default the last hour.
@@ -456,30 +450,28 @@ async fn visualization_timeline(
         ),
     };
     let stamp = Stamp::at(&state, end_minute).await?;
-    state
-        .answers
-        .get_or_compute(key, stamp, || async {
-            let first_minute = end_minute - buckets * bucket_minutes;
-            let counts = state
-                .store
-                .timeline(first_minute, bucket_minutes, buckets as usize)
-                .await?;
-            let timeline = chart::Timeline {
-                start: first_minute * SECONDS_PER_MINUTE,
-                bucket_seconds: bucket_minutes * SECONDS_PER_MINUTE,
-                buckets: counts,
-            };
-            let window = chart::describe_window(offset_minutes);
-            let body = render_off_runtime(move || {
-                chart::render_timeline(&timeline, &window, format).map(Bytes::from)
-            })
+    cache::answer(&state, key, stamp, || async {
+        let first_minute = end_minute - buckets * bucket_minutes;
+        let counts = state
+            .store
+            .timeline(first_minute, bucket_minutes, buckets as usize)
             .await?;
-            Ok(Answer {
-                content_type: format.content_type(),
-                body,
-            })
+        let timeline = chart::Timeline {
+            start: first_minute * SECONDS_PER_MINUTE,
+            bucket_seconds: bucket_minutes * SECONDS_PER_MINUTE,
+            buckets: counts,
+        };
+        let window = chart::describe_window(offset_minutes);
+        let body = render_off_runtime(move || {
+            chart::render_timeline(&timeline, &window, format).map(Bytes::from)
         })
-        .await
+        .await?;
+        Ok(Answer {
+            content_type: format.content_type(),
+            body,
+        })
+    })
+    .await
 }
 
 /// The bucket width actually drawn: at most the window (one point), and at
