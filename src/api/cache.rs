@@ -87,6 +87,13 @@ pub struct AnswerCache {
     stripes: RandomState,
 }
 
+/// What [`AnswerCache::lookup`] found.
+pub enum Lookup<'a> {
+    Kept(Answer),
+    /// No answer yet: compute it while holding this.
+    Turn(tokio::sync::MutexGuard<'a, ()>),
+}
+
 /// How many computations of different answers may run at once.
 const TURN_STRIPES: usize = 64;
 
@@ -116,25 +123,31 @@ impl AnswerCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Answer, AppError>>,
     {
-        if let Some(hit) = self.get(&key, stamp) {
-            return Ok(hit);
-        }
-        let _turn = self.turn(&key).await;
-        if let Some(hit) = self.get(&key, stamp) {
-            return Ok(hit);
-        }
+        let _turn = match self.lookup(&key, stamp).await {
+            Lookup::Kept(answer) => return Ok(answer),
+            Lookup::Turn(turn) => turn,
+        };
         let answer = compute().await?;
         self.put(key, stamp, answer.clone());
         Ok(answer)
     }
 
-    /// Waits for the turn to compute `key`'s answer (see [`AnswerCache::turns`]).
-    pub async fn turn(&self, key: &Key) -> tokio::sync::MutexGuard<'_, ()> {
+    /// The answer kept for `key` at `stamp`, or the turn to compute it: held
+    /// while computing, others asking meanwhile wait for it, then find the
+    /// answer (one stripe of [`AnswerCache::turns`] per key).
+    pub async fn lookup(&self, key: &Key, stamp: Stamp) -> Lookup<'_> {
+        if let Some(hit) = self.get(key, stamp) {
+            return Lookup::Kept(hit);
+        }
         let stripe = self.stripes.hash_one(key) as usize % self.turns.len();
-        self.turns[stripe].lock().await
+        let turn = self.turns[stripe].lock().await;
+        match self.get(key, stamp) {
+            Some(hit) => Lookup::Kept(hit),
+            None => Lookup::Turn(turn),
+        }
     }
 
-    pub fn get(&self, key: &Key, stamp: Stamp) -> Option<Answer> {
+    fn get(&self, key: &Key, stamp: Stamp) -> Option<Answer> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         match answers.get(key) {
             Some((at, answer)) if *at == stamp => Some(answer.clone()),

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::cache::{self, Answer, Key, Stamp};
+use super::cache::{self, Answer, Key, Lookup, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
 use crate::chart;
 use crate::error::{AppError, ErrorBody};
@@ -212,13 +212,10 @@ async fn pr_counts(
         route: "pr-counts",
         params: limit.map_or_else(String::new, |n| n.to_string()),
     };
-    if let Some(hit) = state.answers.get(&key, stamp) {
-        return Ok(hit.into_response());
-    }
-    let _turn = state.answers.turn(&key).await;
-    if let Some(hit) = state.answers.get(&key, stamp) {
-        return Ok(hit.into_response());
-    }
+    let _turn = match state.answers.lookup(&key, stamp).await {
+        Lookup::Kept(answer) => return Ok(answer.into_response()),
+        Lookup::Turn(turn) => turn,
+    };
     // The whole answer is written out in one read (one consistent answer, in
     // well under a second for a million repositories) before the first byte
     // goes to the client, so a slow reader pins no connection or transaction
