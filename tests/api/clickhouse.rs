@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use ghmetrics::event::parse_event;
 use ghmetrics::store::Store;
+use ghmetrics::store::clickhouse::lock;
 use serde_json::Value;
 
 use crate::helpers::{Expected, FIXTURE_FILES, fixture_events, fixture_file_events};
-use crate::stores::{ClickHouseServers, TestStore, clickhouse, clickhouse_stores, sql_on};
+use crate::stores::{
+    ClickHouseServers, TestStore, clickhouse, clickhouse_stores, rollup_parts, sql_on,
+};
 
 /// The fixture events as the parser stores them.
 fn parsed(raw: &[Value]) -> Vec<ghmetrics::event::Event> {
@@ -73,6 +76,35 @@ async fn concurrent_writers_store_each_event_once() {
     }
 }
 
+/// A dead writer's lock (its holder `dead`, as every lock names its holder),
+/// made by hand with one heartbeat: the next writer waits while it still
+/// looks alive.
+async fn dead_lock(store: &TestStore) {
+    let db = store.database();
+    store
+        .sql(&format!(
+            "CREATE TABLE {db}.ghmetrics_write_lock (at DateTime, holder String DEFAULT 'dead') \
+             ENGINE = Memory"
+        ))
+        .await;
+    store
+        .sql(&format!(
+            "INSERT INTO {db}.ghmetrics_write_lock (at) VALUES (now())"
+        ))
+        .await;
+}
+
+/// The names of the lock tables in the store's database.
+async fn lock_tables(store: &TestStore) -> String {
+    store
+        .sql(&format!(
+            "SELECT name FROM system.tables WHERE database = '{}' AND name LIKE 'ghmetrics_%lock%' \
+             ORDER BY name",
+            store.database()
+        ))
+        .await
+}
+
 /// A writer killed while holding the lock leaves the lock table behind;
 /// the next writer waits while the lock still looks alive, then takes it
 /// over once its heartbeat has been silent for 10 s.
@@ -83,17 +115,7 @@ async fn a_dead_writers_lock_is_taken_over() {
     };
     let store = servers.single();
     let handle = store.open().await;
-    let db = store.database();
-    store
-        .sql(&format!(
-            "CREATE TABLE {db}.ghmetrics_write_lock (at DateTime) ENGINE = Memory"
-        ))
-        .await;
-    store
-        .sql(&format!(
-            "INSERT INTO {db}.ghmetrics_write_lock VALUES (now())"
-        ))
-        .await;
+    dead_lock(&store).await;
     let events = parsed(&fixture_events()[..100]);
     let started = Instant::now();
     let stats = tokio::time::timeout(Duration::from_secs(30), handle.insert_events(events))
@@ -106,12 +128,65 @@ async fn a_dead_writers_lock_is_taken_over() {
         waited >= Duration::from_secs(9),
         "waited only {waited:?} for a lock that still looked alive"
     );
-    let left = store
-        .sql(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{db}' AND name LIKE 'ghmetrics_%lock%'"
-        ))
-        .await;
-    assert_eq!(left, "0\n", "the lock is released and the stale one gone");
+    assert_eq!(
+        lock_tables(&store).await,
+        "ghmetrics_write_lock_ended_dead\n",
+        "the writer's own lock is released and gone; the dead one is kept under its ended name"
+    );
+}
+
+/// Two writers that saw the same dead lock: the first takes it over and
+/// holds a lock of its own; the second, renaming late what it saw, must not
+/// remove that live lock (before the ended names, its rename did).
+#[tokio::test]
+async fn a_dead_lock_is_taken_over_once() {
+    let Some(servers) = clickhouse() else {
+        return;
+    };
+    let store = servers.single();
+    let Store::ClickHouse(handle) = store.open().await else {
+        unreachable!("a ClickHouse store");
+    };
+    dead_lock(&store).await;
+    let late = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let seen = lock::observe(&handle)
+                .await
+                .unwrap()
+                .expect("the dead lock");
+            if seen.silent > Duration::from_secs(10) {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the dead lock never looked stale");
+    assert_eq!(late.holder, "dead");
+    let first = lock::WriteLock::acquire(&handle).await.unwrap();
+    let holding = lock::observe(&handle)
+        .await
+        .unwrap()
+        .expect("the first writer's lock");
+    assert_ne!(holding.holder, "dead");
+    assert!(
+        !lock::take_over(&handle, &late).await.unwrap(),
+        "the late writer took over a lock"
+    );
+    assert_eq!(
+        lock::observe(&handle)
+            .await
+            .unwrap()
+            .map(|seen| seen.holder),
+        Some(holding.holder),
+        "the first writer's lock is still in place"
+    );
+    first.release().await;
+    assert_eq!(lock::observe(&handle).await.unwrap(), None);
+    assert_eq!(
+        lock_tables(&store).await,
+        "ghmetrics_write_lock_ended_dead\n"
+    );
 }
 
 /// Through the Distributed table, events land on both shards (by the id's
@@ -647,5 +722,56 @@ fn pull_request(id: i64, repo: &str) -> ghmetrics::event::Event {
         actor_login: None,
         action: Some("closed".to_owned()),
         number: Some(id),
+    }
+}
+
+/// A bulk load outside ghmetrics (here: four equal batches) leaves
+/// `pr_counts` in parts of similar size, which weaken the ranking's proof;
+/// the writer (a serving poller) merges them at start, without changing
+/// any answer.
+#[tokio::test]
+async fn the_writer_merges_fragmented_rollups() {
+    use crate::helpers::{MockGithub, TestApp, test_poller_config};
+    ghmetrics::github::client::install_crypto_provider();
+    let mut raw = fixture_events();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let events = parsed(&raw);
+    for store in clickhouse_stores() {
+        eprintln!("store: {}", store.name);
+        let Store::ClickHouse(handle) = store.open().await else {
+            unreachable!("a ClickHouse store");
+        };
+        for chunk in events.chunks(events.len().div_ceil(4)) {
+            handle.insert_events(chunk).await.unwrap();
+        }
+        let (parts, shards) = rollup_parts(&store).await;
+        assert!(parts >= 3 * shards, "{parts} parts on {shards} shards");
+        assert!(handle.rollups_fragmented().await.unwrap());
+        let replica = TestApp::spawn(store.location.clone(), None).await;
+        let ranking = replica
+            .get("/metrics/pr-counts")
+            .await
+            .text()
+            .await
+            .unwrap();
+        let mock = MockGithub::start(100).await;
+        let writer =
+            TestApp::spawn(store.location.clone(), Some(test_poller_config(&mock.url))).await;
+        let merged = tokio::time::timeout(Duration::from_secs(20), async {
+            while rollup_parts(&store).await.0 > shards {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert!(merged.is_ok(), "the writer left the rollup in parts");
+        assert!(!handle.rollups_fragmented().await.unwrap());
+        assert_eq!(
+            writer.get("/metrics/pr-counts").await.text().await.unwrap(),
+            ranking
+        );
+        writer.stop().await;
+        replica.stop().await;
     }
 }

@@ -15,7 +15,7 @@ use crate::helpers::{
     Expected, FIXTURE_FILES, MockGithub, TestApp, fixture_events, fixture_file_events,
     fixture_path, test_poller_config,
 };
-use crate::stores::{CLUSTER, TestStore, every_store};
+use crate::stores::{every_store, rollup_parts};
 
 fn all_fixture_events() -> Vec<Value> {
     FIXTURE_FILES
@@ -49,26 +49,6 @@ async fn import_on_thread(store: &Store, inputs: Vec<PathBuf>) -> ghmetrics::imp
         .await
         .unwrap()
         .unwrap()
-}
-
-/// The active parts of `pr_counts` on all shards of a ClickHouse store, and
-/// the number of shards.
-async fn rollup_parts(store: &TestStore) -> (u64, u64) {
-    let db = store.database();
-    let (table, parts, shards) = match store.name {
-        "clickhouse" => ("pr_counts", "system.parts".to_owned(), 1),
-        _ => (
-            "pr_counts_local",
-            format!("cluster({CLUSTER}, system, parts)"),
-            2,
-        ),
-    };
-    let answer = store
-        .sql(&format!(
-            "SELECT count() FROM {parts} WHERE database = '{db}' AND table = '{table}' AND active"
-        ))
-        .await;
-    (answer.trim().parse().unwrap(), shards)
 }
 
 #[tokio::test]

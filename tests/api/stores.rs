@@ -473,3 +473,23 @@ fn ping(http_port: u16) -> bool {
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
 }
+
+/// The active parts of `pr_counts` on all shards of a ClickHouse store, and
+/// the number of shards.
+pub async fn rollup_parts(store: &TestStore) -> (u64, u64) {
+    let db = store.database();
+    let (table, parts, shards) = match store.name {
+        "clickhouse" => ("pr_counts", "system.parts".to_owned(), 1),
+        _ => (
+            "pr_counts_local",
+            format!("cluster({CLUSTER}, system, parts)"),
+            2,
+        ),
+    };
+    let answer = store
+        .sql(&format!(
+            "SELECT count() FROM {parts} WHERE database = '{db}' AND table = '{table}' AND active"
+        ))
+        .await;
+    (answer.trim().parse().unwrap(), shards)
+}
