@@ -1,8 +1,10 @@
 # Sourced by the shell tests: `serve_fixture DB LOG` starts `$bin serve --no-poll`
 # on DB at 127.0.0.1:0 in the background, stops it when the script exits, and
-# sets `address` to where it listens (or fails with its log).
+# sets `address` to where it listens (or fails with its log). SERVE_PREFIX, if
+# set, is a command the service is started under (e.g. `taskset -c 1`).
 serve_fixture() {
-    "$bin" serve --no-poll --db "$1" --listen 127.0.0.1:0 >"$2" 2>&1 &
+    # shellcheck disable=SC2086 # the prefix is words
+    ${SERVE_PREFIX:-} "$bin" serve --no-poll --db "$1" --listen 127.0.0.1:0 >"$2" 2>&1 &
     service=$!
     trap 'kill $service 2>/dev/null || true' EXIT
     address=""
