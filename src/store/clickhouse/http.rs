@@ -17,7 +17,7 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest answer read into memory (streamed answers excepted): the
 /// service's answers are a few rows, so more means something is wrong.
 const MAX_ANSWER_BYTES: usize = 16 << 20;
-/// Largest statement text sent (an insert's lookup of 20,000 ids is ~400 KB;
+/// Largest statement text sent (an insert's lookup of 20,000 ids is ~260 KB;
 /// the server's own default of 256 KiB is raised to this per request).
 pub const MAX_QUERY_BYTES: usize = 32 << 20;
 
