@@ -201,7 +201,9 @@ fn render(chart: &impl Chart, format: ImageFormat) -> Result<Vec<u8>, ChartError
                 let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
                 chart.draw(&root).map_err(draw_error)?;
             }
-            Ok(svg.into_bytes())
+            // plotters spells out SVG's default opacity on every element:
+            // 6-9% of a chart's bytes, sent with every answer.
+            Ok(svg.replace(" opacity=\"1\"", "").into_bytes())
         }
     }
 }
@@ -215,12 +217,12 @@ fn encode_png(pixels: &[u8]) -> Result<Vec<u8>, ChartError> {
     encoder.set_palette(palette);
     // Answers are cached while their data and clock are unchanged, so a chart
     // is encoded at most about once a second while it is sent thousands of
-    // times: zlib's default level with adaptive filters makes the bar chart
-    // 44 -> 17 KB and the timeline 115 -> 29 KB for 1.5-2.7 ms more per
-    // render (the best level saves 2 KB more for 20-50 ms, which a client
-    // asking for many windows could turn into CPU load).
+    // times: zlib's default level takes 1-3 ms a chart (the best level saves
+    // 5% more for 7-18 ms, which a client asking for many windows could turn
+    // into CPU load). No row filter, as the PNG spec advises for palette
+    // images: 10% smaller than adaptive filtering here, as fast.
     encoder.set_compression(png::Compression::Default);
-    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    encoder.set_filter(png::FilterType::NoFilter);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(&indices)?;
     writer.finish()?;
