@@ -236,15 +236,7 @@ fn write_batches(store: &Store, batches: Receiver<Vec<Event>>) -> Result<InsertS
                     .map_err(StoreError::from)?;
             }
             if total.inserted() > 0 {
-                let started = Instant::now();
-                match runtime.block_on(ch.compact_rollups()) {
-                    Ok(()) => tracing::info!(
-                        seconds = started.elapsed().as_secs_f64(),
-                        "merged the ClickHouse rollups"
-                    ),
-                    // Only slower rankings until ClickHouse merges them itself.
-                    Err(error) => tracing::warn!(%error, "could not merge the ClickHouse rollups"),
-                }
+                runtime.block_on(ch.merge_rollups());
             }
             Ok(total)
         }

@@ -14,6 +14,7 @@ mod http;
 pub mod lock;
 mod migrate;
 mod top;
+mod upkeep;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -21,10 +22,9 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 pub use http::ClickHouseError;
 use http::{Endpoint, push_tsv, quote, read_tsv};
+pub use upkeep::ROLLUP_CHECK_INTERVAL;
 
 use super::{
     DataVersion, EventCounts, FeedCoverage, FeedPoll, GLOBAL_FEED, InsertStats, PrGapSummary,
@@ -33,10 +33,6 @@ use super::{
 use crate::config::ClickHouseSettings;
 use crate::event::{Event, EventType};
 use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div};
-
-/// How often the writer checks whether the rollups need merging (one
-/// small query over `system.parts`).
-pub const ROLLUP_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The ClickHouse store. Cheap to clone.
 #[derive(Clone)]
@@ -443,83 +439,6 @@ impl ClickHouse {
             sums.insert(repo, number(total, line)?);
         }
         Ok(sums)
-    }
-
-    /// Merges the rollups into one part per shard (`OPTIMIZE ... FINAL`),
-    /// for the end of a bulk import: ClickHouse leaves parts of different
-    /// sizes apart for a long time, and with one part a short pr-counts
-    /// ranking is proven from the top rows alone (at 100 M events, p50 65 ms
-    /// before, 35 ms after). The rollups hold a row per repository or minute:
-    /// 0.3 s for a million repositories.
-    pub async fn compact_rollups(&self) -> Result<(), ClickHouseError> {
-        for table in ["pr_counts", "event_counts_by_minute"] {
-            let sql = format!("OPTIMIZE TABLE {} FINAL", self.layout.local_table(table));
-            for target in self.layout.ddl_targets() {
-                target.run(&sql, &[], None).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `pr_counts` is spread over parts of similar size, as a bulk
-    /// `INSERT` leaves it (ClickHouse let four such parts of a 100 M-event
-    /// load stand for the 25 minutes watched): more than a tenth of its rows
-    /// outside the largest part of each shard. Small parts (the poller's
-    /// batches) leave it unfragmented: their rows are few and small, the
-    /// proof's bounds stay tight, and ClickHouse merges them soon.
-    pub async fn rollups_fragmented(&self) -> Result<bool, ClickHouseError> {
-        let (table, parts, shards) = match &self.layout.cluster {
-            Some(cluster) => (
-                "pr_counts_local",
-                format!("cluster({cluster}, system, parts)"),
-                format!(
-                    "(SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = {})",
-                    quote(cluster)
-                ),
-            ),
-            None => ("pr_counts", "system.parts".to_owned(), "1".to_owned()),
-        };
-        let answer = self
-            .query(&format!(
-                "SELECT sum(rows), arraySum(arraySlice(arrayReverseSort(groupArray(rows)), 1, {shards}))
-                 FROM {parts} WHERE database = {} AND table = '{table}' AND active
-                 FORMAT TabSeparated",
-                quote(&self.layout.database)
-            ))
-            .await?;
-        let line = answer.trim_end();
-        let [all, largest] = fields::<2>(line)?;
-        let all: u64 = number(all, line)?;
-        let largest: u64 = number(largest, line)?;
-        Ok(all.saturating_sub(largest) * 10 > all)
-    }
-
-    /// The writer's upkeep: merges the rollups (see [`Self::compact_rollups`])
-    /// at start and whenever [`Self::rollups_fragmented`] finds them so at a
-    /// check every `every`, until cancelled. Failures are logged: rankings
-    /// are only slower until ClickHouse merges on its own.
-    pub async fn keep_rollups_merged(self, every: Duration, cancel: CancellationToken) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let started = Instant::now();
-            let merged = match self.rollups_fragmented().await {
-                Ok(true) => self.compact_rollups().await,
-                Ok(false) => continue,
-                Err(error) => Err(error),
-            };
-            match merged {
-                Ok(()) => tracing::info!(
-                    seconds = started.elapsed().as_secs_f64(),
-                    "merged the ClickHouse rollups"
-                ),
-                Err(error) => tracing::warn!(%error, "could not merge the ClickHouse rollups"),
-            }
-        }
     }
 
     /// A digest of `pr_counts`' active parts on every shard: any insert or
