@@ -17,7 +17,7 @@ use crate::github::{PollStatus, Poller};
 use crate::retention;
 use crate::server;
 use crate::store::Store;
-use crate::store::clickhouse::ROLLUP_CHECK_INTERVAL;
+use crate::store::clickhouse::UPKEEP_INTERVAL;
 use crate::telemetry::Telemetry;
 
 /// A ready-to-run service: database open and migrated, listener bound.
@@ -85,12 +85,13 @@ impl App {
         let poller = self
             .poller
             .map(|poller| tokio::spawn(poller.run(shutdown.child_token())));
-        // The writer keeps ClickHouse's rollups merged (replicas only read).
+        // The writer keeps ClickHouse's rollups merged and its lock tables tidy
+        // (replicas only read).
         if let (Some(_), Store::ClickHouse(store)) = (&poller, &self.state.store) {
             tokio::spawn(
                 store
                     .clone()
-                    .keep_rollups_merged(ROLLUP_CHECK_INTERVAL, shutdown.child_token()),
+                    .keep_up(UPKEEP_INTERVAL, shutdown.child_token()),
             );
         }
         let retention = self.retention.map(|retention| {

@@ -238,6 +238,7 @@ fn write_batches(store: &Store, batches: Receiver<Vec<Event>>) -> Result<InsertS
             if total.inserted() > 0 {
                 runtime.block_on(ch.merge_rollups());
             }
+            runtime.block_on(ch.drop_ended_locks());
             Ok(total)
         }
     }

@@ -15,7 +15,8 @@
 //!   succeed, so of two writers that saw the same dead lock only one takes it
 //!   over, and a rename meant for a lock that already ended cannot remove its
 //!   successor: the name is taken. An ended lock that anyone might still have
-//!   seen alive or stale is kept [`ENDED_KEPT`] before it is dropped.
+//!   seen alive or stale is kept [`ENDED_KEPT`], then dropped by the next
+//!   takeover or the writers' upkeep (`super::upkeep`).
 //!
 //! All writers must talk to the same ClickHouse server (on a cluster: the
 //! same node) for the lock to hold.
@@ -268,9 +269,7 @@ pub async fn take_over(store: &ClickHouse, seen: &Seen) -> Result<bool, ClickHou
                 silent_s = seen.silent.as_secs(),
                 "took over the ClickHouse write lock of a writer that stopped"
             );
-            if let Err(error) = drop_ended_locks(store).await {
-                tracing::warn!(%error, "could not drop ended ClickHouse write locks");
-            }
+            store.drop_ended_locks().await;
             Ok(true)
         }
         Err(error)
@@ -286,8 +285,8 @@ pub async fn take_over(store: &ClickHouse, seen: &Seen) -> Result<bool, ClickHou
 }
 
 /// Drops the ended locks kept longer than [`ENDED_KEPT`] (renaming stamps
-/// a table's metadata time).
-async fn drop_ended_locks(store: &ClickHouse) -> Result<(), ClickHouseError> {
+/// a table's metadata time): after each takeover, and in the writers' upkeep.
+pub(super) async fn drop_ended_locks(store: &ClickHouse) -> Result<(), ClickHouseError> {
     let names = store
         .query(&format!(
             "SELECT name FROM system.tables WHERE database = {db} AND startsWith(name, {prefix})

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use http::ClickHouseError;
 use http::{Endpoint, push_tsv, quote, read_tsv};
-pub use upkeep::ROLLUP_CHECK_INTERVAL;
+pub use upkeep::UPKEEP_INTERVAL;
 
 use super::{
     DataVersion, EventCounts, FeedCoverage, FeedPoll, GLOBAL_FEED, InsertStats, PrGapSummary,

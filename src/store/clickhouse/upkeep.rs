@@ -1,20 +1,22 @@
-//! The rollups' upkeep: ClickHouse merges a table's parts in the background
+//! The writers' upkeep. ClickHouse merges a table's parts in the background
 //! but leaves parts of similar size apart for a long time (the four parts of
 //! a 100 M-event bulk `INSERT` stood for the 25 minutes watched), and a short
 //! pr-counts ranking is proven from the top rows alone only when `pr_counts`
 //! is (nearly) one part per shard. So an import ends by merging the rollups,
-//! and the serving writer merges them when it finds them fragmented.
+//! and the serving writer merges them when it finds them fragmented; both
+//! drop the ended write locks kept past their time (see [`super::lock`]).
 
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::http::quote;
+use super::lock;
 use super::{ClickHouse, ClickHouseError, fields, number};
 
-/// How often the writer checks whether the rollups need merging (one
-/// small query over `system.parts`).
-pub const ROLLUP_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the serving writer does its upkeep (two small queries over
+/// `system.parts` and `system.tables`).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 impl ClickHouse {
     /// Merges the rollups into one part per shard (`OPTIMIZE ... FINAL`: 0.3 s
@@ -74,10 +76,18 @@ impl ClickHouse {
         Ok(all.saturating_sub(largest) * 10 > all)
     }
 
-    /// The writer's upkeep: merges the rollups at start and whenever
-    /// [`Self::rollups_fragmented`] finds them so at a check every `every`,
-    /// until cancelled.
-    pub async fn keep_rollups_merged(self, every: Duration, cancel: CancellationToken) {
+    /// Drops the ended write locks kept past their time; a failure is
+    /// logged (they are a few empty tables).
+    pub async fn drop_ended_locks(&self) {
+        if let Err(error) = lock::drop_ended_locks(self).await {
+            tracing::warn!(%error, "could not drop ended ClickHouse write locks");
+        }
+    }
+
+    /// The serving writer's upkeep, at start and then every `every` until
+    /// cancelled: merges the rollups when [`Self::rollups_fragmented`] finds
+    /// them so, and drops ended write locks.
+    pub async fn keep_up(self, every: Duration, cancel: CancellationToken) {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -90,6 +100,7 @@ impl ClickHouse {
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "could not look at the ClickHouse rollups"),
             }
+            self.drop_ended_locks().await;
         }
     }
 }
