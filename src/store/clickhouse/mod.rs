@@ -365,8 +365,7 @@ impl ClickHouse {
         let Some((rows, below)) = self.rows_around(threshold, 4 * rows_read).await? else {
             return Ok(None);
         };
-        let parts_named_once = self.layout.cluster.is_none();
-        let Some(plan) = top::plan(k as usize, &rows, &below, parts_named_once) else {
+        let Some(plan) = top::plan(k as usize, &rows, &below) else {
             return Ok(None);
         };
         let sums = self.pr_counts_of(plan.to_sum()).await?;
@@ -377,8 +376,9 @@ impl ClickHouse {
     }
 
     /// In one read: the rows of `pr_counts` of at least `threshold` (`None`
-    /// if more than `most_rows`) with their parts, and each part's extremes
-    /// below it (each shard's parts apart: two shards' parts may share a name).
+    /// if more than `most_rows`) with their parts, and every part's extremes
+    /// below it (0 without such a row; each shard's parts apart: two shards'
+    /// parts may share a name).
     async fn rows_around(
         &self,
         threshold: i64,
@@ -389,8 +389,8 @@ impl ClickHouse {
             "SELECT repo_name, _part, events, events FROM {pr_counts}
              WHERE events >= {threshold} AND repo_name != '' LIMIT {}
              UNION ALL
-             SELECT '', _part, max(events), min(events) FROM {pr_counts}
-             WHERE events < {threshold} GROUP BY _part
+             SELECT '', _part, maxIf(events, events < {threshold}), minIf(events, events < {threshold})
+             FROM {pr_counts} GROUP BY _part
              FORMAT TabSeparated",
             most_rows + 1
         );

@@ -15,9 +15,16 @@
 //! ranking is among the candidates whose upper bound reaches `T`; those whose
 //! bounds differ are summed exactly ([`Plan::to_sum`]) and the ranking follows
 //! ([`Plan::finish`]). All reads must see the same parts (the caller checks
-//! the parts' digest before and after). On a cluster two shards' parts may
-//! share a name, so a part cannot be told from its namesake on the other
-//! shard: every part's hidden row is then counted for every candidate.
+//! the parts' digest before and after).
+//!
+//! On a cluster two shards' parts may share a name, and a row's part name
+//! does not say which shard it came from. So the parts are read by name: the
+//! (2) read lists every part of every shard (extremes 0 where a part has no
+//! row below `R`), and a candidate with `j` visible rows in parts named `n`
+//! has them in `j` different parts of that name (one row per repository in
+//! a part), so at most `m - j` of the `m` parts named `n` hide a row of it:
+//! bounded by the `m - j` largest (and smallest) extremes among them. On one
+//! server, where names are unique, that is "the parts where it has no row".
 
 use std::collections::HashMap;
 
@@ -46,37 +53,31 @@ pub struct Plan {
 }
 
 /// The plan for a ranking of `k` from the rows at or above the threshold and
-/// the parts' rows below it, or `None` when they cannot prove one. With
-/// `parts_named_once` false (a cluster), a part name may stand for several
-/// parts.
-pub fn plan(
-    k: usize,
-    rows: &[TopRow],
-    below: &[PartBelow],
-    parts_named_once: bool,
-) -> Option<Plan> {
+/// every part's rows below it, or `None` when they cannot prove one.
+pub fn plan(k: usize, rows: &[TopRow], below: &[PartBelow]) -> Option<Plan> {
+    let names = Namesakes::of(below);
     let others_at_most: i64 = below.iter().map(|p| p.max.max(0)).sum();
     let others_at_least: i64 = below.iter().map(|p| p.min.min(0)).sum();
-    // Each candidate's visible total and the parts where it has a row.
-    let mut candidates: HashMap<&str, (i64, Vec<&str>)> = HashMap::new();
+    // Each candidate's visible total and how many of its rows each part name holds.
+    let mut candidates: HashMap<&str, (i64, HashMap<&str, usize>)> = HashMap::new();
     for row in rows {
-        let (total, parts) = candidates.entry(&row.repo).or_default();
+        let (total, seen) = candidates.entry(&row.repo).or_default();
         *total += row.events;
-        parts.push(&row.part);
+        *seen.entry(&row.part).or_default() += 1;
     }
     let bounds: Vec<(&str, i64, i64)> = candidates
         .into_iter()
-        .map(|(repo, (visible, parts))| {
-            let (low, high) = if parts_named_once {
-                below
-                    .iter()
-                    .filter(|p| !parts.contains(&p.part.as_str()))
-                    .fold((0, 0), |(low, high), p| {
-                        (low + p.min.min(0), high + p.max.max(0))
-                    })
-            } else {
-                (others_at_least, others_at_most)
-            };
+        .map(|(repo, (visible, seen))| {
+            // Start from "a hidden row in every part", then for each name
+            // where it has visible rows keep only the worst parts that can
+            // still hide one.
+            let (mut low, mut high) = (others_at_least, others_at_most);
+            for (name, visible_rows) in seen {
+                let (all_low, all_high) = names.hiding(name, usize::MAX);
+                let (some_low, some_high) = names.hiding(name, visible_rows);
+                low += some_low - all_low;
+                high += some_high - all_high;
+            }
             (repo, visible + low, visible + high)
         })
         .collect();
@@ -94,6 +95,61 @@ pub fn plan(
         .map(|(repo, low, high)| (repo.to_owned(), (low == high).then_some(low)))
         .collect();
     Some(Plan { k, ranked })
+}
+
+/// The parts below the threshold grouped by name, each name's extremes
+/// sorted worst first, as running sums.
+struct Namesakes<'a> {
+    /// Per name: running sums of the largest rows below (clipped at 0,
+    /// largest first) and of the smallest (clipped at 0, smallest first).
+    sums: HashMap<&'a str, (Vec<i64>, Vec<i64>)>,
+}
+
+impl<'a> Namesakes<'a> {
+    fn of(below: &'a [PartBelow]) -> Self {
+        let mut extremes: HashMap<&str, (Vec<i64>, Vec<i64>)> = HashMap::new();
+        for part in below {
+            let (maxes, mins) = extremes.entry(&part.part).or_default();
+            maxes.push(part.max.max(0));
+            mins.push(part.min.min(0));
+        }
+        let running = |mut values: Vec<i64>, worst_first: fn(&i64, &i64) -> std::cmp::Ordering| {
+            values.sort_unstable_by(worst_first);
+            values
+                .iter()
+                .scan(0, |sum, v| {
+                    *sum += v;
+                    Some(*sum)
+                })
+                .collect()
+        };
+        let sums = extremes
+            .into_iter()
+            .map(|(name, (maxes, mins))| {
+                let maxes = running(maxes, |a, b| b.cmp(a));
+                let mins = running(mins, |a, b| a.cmp(b));
+                (name, (maxes, mins))
+            })
+            .collect();
+        Namesakes { sums }
+    }
+
+    /// The bounds (low, high) on what the parts named `name` hide of a
+    /// repository with `visible` rows in them (`usize::MAX`: none known).
+    fn hiding(&self, name: &str, visible: usize) -> (i64, i64) {
+        let Some((maxes, mins)) = self.sums.get(name) else {
+            return (0, 0);
+        };
+        let slots = if visible == usize::MAX {
+            maxes.len()
+        } else {
+            maxes.len().saturating_sub(visible)
+        };
+        match slots {
+            0 => (0, 0),
+            n => (mins[n - 1], maxes[n - 1]),
+        }
+    }
 }
 
 impl Plan {
@@ -153,22 +209,20 @@ mod tests {
         ranking
     }
 
-    /// The two reads at threshold `r`; on a "cluster", parts i and i + 1
-    /// (i even) share a name, as two shards' parts may.
+    /// The two reads at threshold `r`, as the SQL makes them (every part
+    /// listed, extremes 0 without a row below); on a "cluster", parts i and
+    /// i + 1 (i even) share a name, as two shards' parts may.
     fn read(parts: &[HashMap<u8, i64>], r: i64, cluster: bool) -> (Vec<TopRow>, Vec<PartBelow>) {
         let name = |i: usize| format!("all_{}", if cluster { i / 2 } else { i });
         let mut rows = Vec::new();
         let mut below = Vec::new();
         for (i, part) in parts.iter().enumerate() {
-            let mut hidden = part.values().filter(|&&e| e < r).peekable();
-            if hidden.peek().is_some() {
-                let hidden: Vec<i64> = hidden.copied().collect();
-                below.push(PartBelow {
-                    part: name(i),
-                    max: *hidden.iter().max().unwrap(),
-                    min: *hidden.iter().min().unwrap(),
-                });
-            }
+            let hidden = || part.values().copied().filter(|&e| e < r);
+            below.push(PartBelow {
+                part: name(i),
+                max: hidden().max().unwrap_or(0),
+                min: hidden().min().unwrap_or(0),
+            });
             rows.extend(
                 part.iter()
                     .filter(|&(_, &e)| e >= r)
@@ -187,7 +241,7 @@ mod tests {
         #[test]
         fn a_proven_ranking_is_the_summed_one(parts in parts(), r in 1i64..60, k in 1usize..12, cluster: bool) {
             let (rows, below) = read(&parts, r, cluster);
-            if let Some(plan) = plan(k, &rows, &below, !cluster) {
+            if let Some(plan) = plan(k, &rows, &below) {
                 let want = summed(&parts, k);
                 let all = summed(&parts, usize::MAX);
                 let sums: HashMap<String, i64> = plan
@@ -209,7 +263,7 @@ mod tests {
         // One part: every candidate's total is its visible row.
         let part: HashMap<u8, i64> = (0..40).map(|r| (r, 1000 / (i64::from(r) + 1))).collect();
         let (rows, below) = read(std::slice::from_ref(&part), 100, false);
-        let plan = plan(3, &rows, &below, true).unwrap();
+        let plan = plan(3, &rows, &below).unwrap();
         assert_eq!(plan.to_sum().count(), 0);
         let ranking = plan.finish(&HashMap::new()).unwrap();
         assert_eq!(ranking, summed(&[part], 3));
@@ -221,7 +275,25 @@ mod tests {
         let parts: Vec<HashMap<u8, i64>> =
             (1..=10).map(|r| HashMap::from([(0, 9), (r, 10)])).collect();
         let (rows, below) = read(&parts, 10, false);
-        assert!(plan(1, &rows, &below, true).is_none());
+        assert!(plan(1, &rows, &below).is_none());
         assert_eq!(summed(&parts, 1), [("r00".to_owned(), 90)]);
+    }
+
+    #[test]
+    fn a_long_tail_on_two_merged_shards_is_proven_from_the_top_rows_alone() {
+        // Each repository's events split over two shards, each merged into
+        // one part, both named alike: a candidate with a visible row on
+        // each is exact, one with a single visible row is bounded by the
+        // larger of the two parts' largest rows below.
+        let shard = |offset: i64| -> HashMap<u8, i64> {
+            (0..40)
+                .map(|r| (r, 1000 / (i64::from(r) + 1) + offset))
+                .collect()
+        };
+        let parts = [shard(0), shard(3)];
+        let (rows, below) = read(&parts, 100, true);
+        let plan = plan(3, &rows, &below).unwrap();
+        assert_eq!(plan.to_sum().count(), 0, "every candidate is exact");
+        assert_eq!(plan.finish(&HashMap::new()).unwrap(), summed(&parts, 3));
     }
 }
