@@ -12,11 +12,12 @@
 # DURATION (default 5s) sets each wrk run. ROUNDS (default 1) repeats the whole
 # list; with more than one, each line gives the median of the rounds (req/s, p99
 # and ratio each) and the ratios' range: this machine's req/s moves by a tenth
-# from run to run. SPLIT_CORES=1 gives the service the last core and wrk the
-# others (taskset), as with a client on another machine: the service then
-# sees one core and runs one async worker, its default for one core; without
-# it, wrk and the service's workers share every core. Needs wrk (apt-get
-# install -y wrk).
+# from run to run. Where wrk runs: by default anywhere, sharing every core
+# with the service's workers; PIN_WRK=1 keeps wrk on the first core and
+# leaves the service as it is (one async worker per core, free to move);
+# SPLIT_CORES=1 also gives the service the last core alone (taskset), as with
+# a client on another machine: it then sees one core and runs one worker.
+# Needs wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
@@ -28,10 +29,12 @@ repo=$(sqlite3 -readonly "$db" "SELECT repo_name FROM pr_counts ORDER BY events 
 # The per-request log lines are not what is measured here.
 export RUST_LOG=warn,ghmetrics::app=info
 wrk=(wrk)
+last=$(($(nproc) - 1))
 if [ "${SPLIT_CORES:-}" = 1 ]; then
-    last=$(($(nproc) - 1))
     export SERVE_PREFIX="taskset -c $last"
     wrk=(taskset -c "0-$((last > 0 ? last - 1 : 0))" wrk)
+elif [ "${PIN_WRK:-}" = 1 ]; then
+    wrk=(taskset -c 0 wrk)
 fi
 . tests/serve.sh
 serve_fixture "$db" "${TMPDIR:-/tmp}/ratios.log"
