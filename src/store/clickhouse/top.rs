@@ -73,7 +73,7 @@ pub fn plan(k: usize, rows: &[TopRow], below: &[PartBelow]) -> Option<Plan> {
             // still hide one.
             let (mut low, mut high) = (others_at_least, others_at_most);
             for (name, visible_rows) in seen {
-                let (all_low, all_high) = names.hiding(name, usize::MAX);
+                let (all_low, all_high) = names.hiding(name, 0);
                 let (some_low, some_high) = names.hiding(name, visible_rows);
                 low += some_low - all_low;
                 high += some_high - all_high;
@@ -135,17 +135,12 @@ impl<'a> Namesakes<'a> {
     }
 
     /// The bounds (low, high) on what the parts named `name` hide of a
-    /// repository with `visible` rows in them (`usize::MAX`: none known).
+    /// repository with `visible` rows in them.
     fn hiding(&self, name: &str, visible: usize) -> (i64, i64) {
         let Some((maxes, mins)) = self.sums.get(name) else {
             return (0, 0);
         };
-        let slots = if visible == usize::MAX {
-            maxes.len()
-        } else {
-            maxes.len().saturating_sub(visible)
-        };
-        match slots {
+        match maxes.len().saturating_sub(visible) {
             0 => (0, 0),
             n => (mins[n - 1], maxes[n - 1]),
         }
