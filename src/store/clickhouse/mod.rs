@@ -85,6 +85,23 @@ impl Layout {
         }
     }
 
+    /// A system table (`parts`, `mutations`) as seen over every shard.
+    fn system_table(&self, name: &str) -> String {
+        match &self.cluster {
+            Some(cluster) => format!("cluster({cluster}, system, {name})"),
+            None => format!("system.{name}"),
+        }
+    }
+
+    /// The name, as system tables list it, of the table holding `name`'s
+    /// rows: `X`, or `X_local` on a cluster.
+    fn rows_table_name(&self, name: &str) -> String {
+        match &self.cluster {
+            Some(_) => format!("{name}_local"),
+            None => name.to_owned(),
+        }
+    }
+
     /// Per-request settings: inserts into a Distributed table wait until
     /// every shard has its rows, so the next read sees them.
     fn insert_settings(&self) -> &'static [(&'static str, &'static str)] {
@@ -170,13 +187,8 @@ impl ClickHouse {
     /// it; background merges move rows between parts without changing their
     /// number or any answer, so they leave it, and the answer cache with it.
     pub async fn data_version(&self) -> Result<DataVersion, ClickHouseError> {
-        let (parts, mutations) = match &self.layout.cluster {
-            Some(cluster) => (
-                format!("cluster({cluster}, system, parts)"),
-                format!("cluster({cluster}, system, mutations)"),
-            ),
-            None => ("system.parts".to_owned(), "system.mutations".to_owned()),
-        };
+        let parts = self.layout.system_table("parts");
+        let mutations = self.layout.system_table("mutations");
         let database = quote(&self.layout.database);
         let answer = self
             .query(&format!(
@@ -444,13 +456,8 @@ impl ClickHouse {
     /// A digest of `pr_counts`' active parts on every shard: any insert or
     /// merge changes it.
     async fn pr_counts_parts(&self) -> Result<String, ClickHouseError> {
-        let (table, parts) = match &self.layout.cluster {
-            Some(cluster) => (
-                "pr_counts_local",
-                format!("cluster({cluster}, system, parts)"),
-            ),
-            None => ("pr_counts", "system.parts".to_owned()),
-        };
+        let table = self.layout.rows_table_name("pr_counts");
+        let parts = self.layout.system_table("parts");
         self.query(&format!(
             "SELECT count(), groupBitXor(cityHash64(name, modification_time)) FROM {parts}
              WHERE database = {} AND table = '{table}' AND active FORMAT TabSeparated",
@@ -710,10 +717,7 @@ impl ClickHouse {
     }
 
     async fn wait_for_mutations(&self) -> Result<(), ClickHouseError> {
-        let mutations = match &self.layout.cluster {
-            Some(cluster) => format!("cluster({cluster}, system, mutations)"),
-            None => "system.mutations".to_owned(),
-        };
+        let mutations = self.layout.system_table("mutations");
         let sql = format!(
             "SELECT count() FROM {mutations} WHERE database = {} AND NOT is_done FORMAT TabSeparated",
             quote(&self.layout.database)

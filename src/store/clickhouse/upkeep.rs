@@ -50,16 +50,14 @@ impl ClickHouse {
     /// batches) leave it unfragmented: their rows are few and small, the
     /// proof's bounds stay tight, and ClickHouse merges them soon.
     pub async fn rollups_fragmented(&self) -> Result<bool, ClickHouseError> {
-        let (table, parts, shards) = match &self.layout.cluster {
-            Some(cluster) => (
-                "pr_counts_local",
-                format!("cluster({cluster}, system, parts)"),
-                format!(
-                    "(SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = {})",
-                    quote(cluster)
-                ),
+        let table = self.layout.rows_table_name("pr_counts");
+        let parts = self.layout.system_table("parts");
+        let shards = match &self.layout.cluster {
+            Some(cluster) => format!(
+                "(SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = {})",
+                quote(cluster)
             ),
-            None => ("pr_counts", "system.parts".to_owned(), "1".to_owned()),
+            None => "1".to_owned(),
         };
         let answer = self
             .query(&format!(
