@@ -61,6 +61,7 @@ impl App {
             watched,
             telemetry,
             answers: AnswerCache::default(),
+            store_timeout: config.http.store_timeout,
         });
         Ok(App {
             listener,

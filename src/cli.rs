@@ -138,7 +138,7 @@ pub struct ImportArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
     /// Address for the HTTP API.
-    #[arg(long, env = "GHMETRICS_LISTEN", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = "GHMETRICS_LISTEN", value_name = "HOST:PORT", default_value = "127.0.0.1:8000", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     #[command(flatten)]
@@ -175,6 +175,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GHMETRICS_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Answer 503 to a request whose store has not answered within this long
+    /// (a frozen or overloaded database server).
+    #[arg(long, env = "GHMETRICS_STORE_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+
     /// Requests handled at once; more wait their turn (within the timeout).
     #[arg(long, env = "GHMETRICS_MAX_CONCURRENT_REQUESTS", default_value_t = NonZeroUsize::new(HttpConfig::default().max_concurrent_requests).unwrap_or(NonZeroUsize::MIN))]
     pub max_concurrent_requests: NonZeroUsize,
@@ -204,6 +209,19 @@ pub struct ServeArgs {
     /// A connection whose client reads nothing of an answer for this long is closed.
     #[arg(long, env = "GHMETRICS_WRITE_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
+}
+
+/// `HOST:PORT` with an IP address (`127.0.0.1:8000`, `0.0.0.0:8000`, `[::1]:8000`).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        let example = match text.trim().parse::<u16>() {
+            Ok(port) => {
+                format!("127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} (every interface)")
+            }
+            Err(_) => "127.0.0.1:8000 or [::1]:8000".to_owned(),
+        };
+        format!("expected an IP address and a port, HOST:PORT, e.g. {example}")
+    })
 }
 
 /// `30d`, `12h`, `1h 30m`, `90s`: humantime's syntax, and not zero.
@@ -276,6 +294,7 @@ impl ServeArgs {
             }),
             http: HttpConfig {
                 request_timeout: self.request_timeout,
+                store_timeout: self.store_timeout,
                 max_concurrent_requests: self.max_concurrent_requests.get(),
                 rate_limit: self.rate_limit,
                 cors_origins: self.cors_origins,
@@ -398,6 +417,10 @@ mod tests {
         assert_eq!(defaults.http.rate_limit, None);
         assert!(defaults.http.cors_origins.is_empty());
         assert_eq!(defaults.http.request_timeout, Duration::from_secs(10));
+        assert_eq!(
+            defaults.http.store_timeout,
+            HttpConfig::default().store_timeout
+        );
         let config = parse(&[
             "ghmetrics",
             "--retention",
@@ -442,6 +465,10 @@ mod tests {
     #[test]
     fn bad_values_are_errors_not_panics() {
         assert!(parse(&["ghmetrics", "--listen", "nonsense"]).is_err());
+        let error = parse(&["ghmetrics", "--listen", "8001"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("HOST:PORT, e.g. 127.0.0.1:8001"), "{error}");
         assert!(parse(&["ghmetrics", "serve", "--github-api-url", "not a url"]).is_err());
         assert!(parse(&["ghmetrics", "--token", "x"]).is_err());
     }

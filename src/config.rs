@@ -327,6 +327,10 @@ pub struct HttpConfig {
     /// Longest a request may wait and run before it is answered 503 (the time
     /// to the response headers; a long streamed body is not cut).
     pub request_timeout: Duration,
+    /// Longest a request waits for the store: past it the store counts as
+    /// not answering (a frozen server) and the request gets 503 at once
+    /// instead of waiting out `request_timeout`.
+    pub store_timeout: Duration,
     /// Requests handled at once; the rest queue, within the timeout.
     pub max_concurrent_requests: usize,
     /// Requests per second allowed per client IP (with a burst of as many);
@@ -345,6 +349,8 @@ impl Default for HttpConfig {
             // Answers take microseconds to milliseconds: ten seconds means
             // something is stuck, and a client is better told than left waiting.
             request_timeout: Duration::from_secs(10),
+            // Every metric is answered in milliseconds, even at 100 M events.
+            store_timeout: Duration::from_secs(5),
             // Far above what two cores serve at once, low enough that a flood
             // queues instead of exhausting memory or the connection pool's patience.
             max_concurrent_requests: 512,

@@ -25,6 +25,9 @@ pub enum AppError {
     NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store did not answer within `--store-timeout`.
+    #[error("the store did not answer within {} s; retry shortly", .0.as_secs_f64())]
+    StoreNotAnswering(std::time::Duration),
     #[error(transparent)]
     Chart(#[from] ChartError),
     #[error("background task failed: {0}")]
@@ -48,6 +51,7 @@ impl AppError {
             // The store is down or too busy (ClickHouse unreachable): a
             // condition to retry, not a fault of this request or this service.
             AppError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::StoreNotAnswering(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Chart(_) | AppError::Task(_) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -62,6 +66,9 @@ impl IntoResponse for AppError {
             if status == StatusCode::SERVICE_UNAVAILABLE && matches!(self, AppError::Store(_)) {
                 tracing::warn!(error = %self, "the store is unavailable");
                 "the store is unavailable; retry shortly".to_owned()
+            } else if let AppError::StoreNotAnswering(_) = self {
+                tracing::warn!(error = %self, "the store is not answering");
+                self.to_string()
             } else if status.is_server_error() && !matches!(self, AppError::Layer { .. }) {
                 tracing::error!(error = %self, "request failed");
                 "internal server error; see the service log".to_owned()

@@ -80,6 +80,10 @@ pub struct Event {
 pub enum MalformedEvent {
     #[error("not a JSON event object: {0}")]
     Json(String),
+    #[error("{0}, not one JSON event object (a GH Archive file holds one event per line)")]
+    NotAnObject(&'static str),
+    #[error("repo.name {0:?} is not a GitHub owner/name")]
+    RepoName(String),
     #[error("missing or invalid `{0}`")]
     Field(&'static str),
     #[error("unparseable created_at {0:?}")]
@@ -93,10 +97,41 @@ pub enum MalformedEvent {
 /// would count as "recent" for ever.
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
 
+/// Longest GitHub owner (user or organisation) name.
+pub const MAX_OWNER_LEN: usize = 39;
+/// Longest GitHub repository name.
+pub const MAX_REPOSITORY_LEN: usize = 100;
+
+/// Whether `name` is a GitHub `owner/name`: an owner of at most
+/// [`MAX_OWNER_LEN`] and a repository of at most [`MAX_REPOSITORY_LEN`]
+/// characters, both in GitHub's alphabet (letters, digits, `-`, `_`, `.`).
+/// Anything else in an event's `repo.name` is malformed input, so no stored
+/// name is longer than GitHub allows.
+pub fn is_repo_name(name: &str) -> bool {
+    let part = |text: &str, max: usize| {
+        (1..=max).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    name.split_once('/')
+        .is_some_and(|(owner, repo)| part(owner, MAX_OWNER_LEN) && part(repo, MAX_REPOSITORY_LEN))
+}
+
+/// At most 64 characters of `text`, for error messages about hostile input:
+/// a 1 MB value must not come back as a 1 MB message.
+pub fn shorten(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 #[derive(Deserialize)]
 struct RawEvent<'a> {
-    #[serde(default, borrow)]
-    id: Option<RawId<'a>>,
+    #[serde(default, deserialize_with = "event_id")]
+    id: Option<i64>,
     #[serde(rename = "type", default, borrow)]
     event_type: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -109,12 +144,27 @@ struct RawEvent<'a> {
     payload: Option<RawPayload>,
 }
 
-/// GitHub sends ids as strings of digits; accept a bare number too.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawId<'a> {
-    Text(#[serde(borrow)] Cow<'a, str>),
-    Number(i64),
+/// GitHub sends ids as strings of digits; a bare number is accepted too.
+/// Any other string is `None` (reported as an invalid `id`); another JSON
+/// type fails the event with a message that says what an id is.
+fn event_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct IdVisitor;
+    impl serde::de::Visitor<'_> for IdVisitor {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an event id (a string of digits)")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(text.parse().ok())
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(i64::try_from(n).ok())
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Some(n))
+        }
+    }
+    deserializer.deserialize_any(IdVisitor)
 }
 
 #[derive(Deserialize)]
@@ -175,7 +225,9 @@ fn leading_type(json: &[u8]) -> Option<&[u8]> {
     let digits = rest.iter().position(|b| !b.is_ascii_digit())?;
     let rest = rest[digits..].strip_prefix(br#"","type":""#)?;
     let end = rest.iter().position(|b| *b == b'"')?;
-    Some(&rest[..end])
+    let name = &rest[..end];
+    // An escape (`Watch\u0045vent`) means only the full parse knows the name.
+    (!name.contains(&b'\\')).then_some(name)
 }
 
 /// Parses one event. `Ok(None)` for an event of an untracked type.
@@ -190,18 +242,23 @@ pub fn parse_event<J: AsRef<[u8]> + ?Sized>(json: &J) -> Result<Option<Event>, M
     {
         return Ok(None);
     }
+    // serde would read an array as a struct's fields in order; say what it is.
+    match json.trim_ascii_start().first() {
+        Some(b'{') => {}
+        Some(b'[') => return Err(MalformedEvent::NotAnObject("a JSON array")),
+        None => return Err(MalformedEvent::NotAnObject("an empty line")),
+        Some(_) => return Err(MalformedEvent::NotAnObject("not a JSON object")),
+    }
     let raw: RawEvent<'_> =
         serde_json::from_slice(json).map_err(|e| MalformedEvent::Json(e.to_string()))?;
     let event_type = raw.event_type.ok_or(MalformedEvent::Field("type"))?;
     let Some(event_type) = EventType::from_name(&event_type) else {
         return Ok(None);
     };
-    let id = match raw.id.ok_or(MalformedEvent::Field("id"))? {
-        RawId::Text(text) => text.parse::<i64>().ok(),
-        RawId::Number(n) => Some(n),
-    }
-    .filter(|id| *id > 0)
-    .ok_or(MalformedEvent::Field("id"))?;
+    let id = raw
+        .id
+        .filter(|id| *id > 0)
+        .ok_or(MalformedEvent::Field("id"))?;
     let raw_created_at = raw.created_at.ok_or(MalformedEvent::Field("created_at"))?;
     let created_at = DateTime::parse_from_rfc3339(&raw_created_at)
         .ok()
@@ -217,8 +274,11 @@ pub fn parse_event<J: AsRef<[u8]> + ?Sized>(json: &J) -> Result<Option<Event>, M
         .repo
         .and_then(|repo| repo.name)
         .filter(|name| !name.is_empty())
-        .ok_or(MalformedEvent::Field("repo.name"))?
-        .into_owned();
+        .ok_or(MalformedEvent::Field("repo.name"))?;
+    if !is_repo_name(&repo_name) {
+        return Err(MalformedEvent::RepoName(shorten(&repo_name)));
+    }
+    let repo_name = repo_name.into_owned();
     let actor_login = raw.actor.and_then(|a| a.login);
     let (action, number) = match raw.payload {
         Some(payload) => (payload.action.clone(), payload_number(payload, event_type)),
@@ -340,6 +400,62 @@ mod tests {
         assert_eq!(leading_type(br#"{"id":"17","type":"Watch"#), None);
     }
 
+    /// A `type` spelled with a JSON escape is the same type in any key order.
+    #[test]
+    fn escaped_types_are_classified_whatever_the_key_order() {
+        let rest = r#""repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z""#;
+        for json in [
+            format!(r#"{{"id":"1","type":"Watch\u0045vent",{rest}}}"#),
+            format!(r#"{{"type":"Watch\u0045vent","id":"1",{rest}}}"#),
+        ] {
+            let event = parse_event(&json).unwrap();
+            assert_eq!(
+                event.map(|e| e.event_type),
+                Some(EventType::Watch),
+                "{json}"
+            );
+        }
+        let push = format!(r#"{{"id":"1","type":"Push\u0045vent",{rest}}}"#);
+        assert_eq!(parse_event(&push), Ok(None));
+    }
+
+    /// Repository names are GitHub's: owner up to 39, name up to 100
+    /// characters of letters, digits, `-`, `_` and `.`.
+    #[test]
+    fn repository_names_must_be_githubs() {
+        let event = |name: &str| {
+            let json = serde_json::json!({"id": "1", "type": "WatchEvent",
+                "repo": {"name": name}, "created_at": "2019-11-27T03:00:00Z"});
+            parse_event(&json.to_string())
+        };
+        let longest = format!("{}/{}", "o".repeat(39), "r-_.9".repeat(20));
+        for good in ["a/b", "rust-lang/rust", "A_1/.github", longest.as_str()] {
+            assert_eq!(event(good).unwrap().unwrap().repo_name, good);
+        }
+        let long_owner = format!("{}/r", "o".repeat(40));
+        let long_repo = format!("o/{}", "r".repeat(101));
+        let huge = format!("o/{}", "r".repeat(200_000));
+        for bad in [
+            "noslash",
+            "/r",
+            "o/",
+            "o/r/x",
+            "o r/x",
+            "o/r'",
+            "o/r\n",
+            "o/\0",
+            "ö/r",
+            &long_owner,
+            &long_repo,
+            &huge,
+        ] {
+            match event(bad) {
+                Err(MalformedEvent::RepoName(shown)) => assert!(shown.len() < 80, "{shown}"),
+                other => panic!("{bad:.80}: {other:?}"),
+            }
+        }
+    }
+
     /// Every event of the recorded fixtures: the fast path and the full parse agree.
     #[test]
     fn fast_path_agrees_with_the_full_parse_on_real_events() {
@@ -419,7 +535,23 @@ mod tests {
             parse_event(&at(MAX_CLOCK_SKEW_SECONDS + 60)),
             Err(MalformedEvent::FromTheFuture(_))
         ));
-        assert!(matches!(parse_event("[1,2]"), Err(MalformedEvent::Json(_))));
+        assert_eq!(
+            parse_event("[1,2]"),
+            Err(MalformedEvent::NotAnObject("a JSON array"))
+        );
+        let array = r#"[{"id":"1","type":"WatchEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}]"#;
+        let message = parse_event(array).unwrap_err().to_string();
+        assert!(
+            message.starts_with("a JSON array, not one JSON event object"),
+            "{message}"
+        );
+        let bad_id = r#"{"id":{"x":1},"type":"WatchEvent","repo":{"name":"o/r"},"created_at":"2019-11-27T03:00:00Z"}"#;
+        let message = parse_event(bad_id).unwrap_err().to_string();
+        assert!(
+            message.contains("expected an event id (a string of digits)"),
+            "{message}"
+        );
+        assert!(!message.contains("untagged"), "{message}");
         assert!(matches!(
             parse_event(r#"{"id":"1","#),
             Err(MalformedEvent::Json(_))
@@ -481,7 +613,7 @@ mod tests {
             fn event_shaped_input_is_kept_only_when_valid(json in event_like()) {
                 if let Ok(Some(event)) = parse_event(&json) {
                     prop_assert!(event.id > 0);
-                    prop_assert!(!event.repo_name.is_empty());
+                    prop_assert!(is_repo_name(&event.repo_name));
                     prop_assert!(event.created_at >= 0);
                     prop_assert!(
                         event.created_at <= chrono::Utc::now().timestamp() + MAX_CLOCK_SKEW_SECONDS

@@ -177,15 +177,14 @@ pub fn import(
         summary: ImportSummary::default(),
         progress: &progress,
         events_seen: 0,
+        first_problem: None,
     };
     let mut writer_alive = true;
     for file in &files {
         match parser.import_file(file) {
             Ok(Ok(())) => parser.summary.files_complete += 1,
-            Ok(Err(reason)) => {
-                tracing::error!(file = %file.display(), %reason, "could not read the whole file; its lines read so far are kept");
-                files_failed.push(format!("{}: {reason}", file.display()));
-            }
+            // Reported once, in the summary; the lines read before are kept.
+            Ok(Err(reason)) => files_failed.push(format!("{}: {reason}", file.display())),
             Err(WriterGone) => {
                 writer_alive = false;
                 break;
@@ -275,6 +274,9 @@ struct Parser<'a> {
     /// Lines that were events (of any type), to tell a file of events from
     /// a file of something else.
     events_seen: u64,
+    /// The first bad line of the current file and why: what the file is
+    /// said to be when it holds no event at all.
+    first_problem: Option<String>,
 }
 
 impl Parser<'_> {
@@ -304,6 +306,7 @@ impl Parser<'_> {
             return Ok(Err(format!("cannot start a reader thread: {error}")));
         }
         let name = path.display().to_string();
+        self.first_problem = None;
         let mut line_number = 0u64;
         let events_before = self.events_seen;
         for piece in chunk_rx {
@@ -333,15 +336,18 @@ impl Parser<'_> {
             self.progress.update(&self.summary);
         }
         if self.events_seen == events_before {
-            return Ok(Err(
-                "no GitHub event in it (expected one JSON event per line, as in GH Archive)"
-                    .to_owned(),
-            ));
+            let first = self.first_problem.take().unwrap_or_default();
+            return Ok(Err(format!(
+                "no GitHub event in it{first}; expected one JSON event object per line, as GH Archive writes them"
+            )));
         }
         Ok(Ok(()))
     }
 
     fn bad_line(&mut self, file: &str, line_number: u64, reason: &str) {
+        if self.first_problem.is_none() {
+            self.first_problem = Some(format!(" (line {line_number}: {reason})"));
+        }
         self.summary.bad_lines += 1;
         if self.summary.bad_lines <= BAD_LINES_REPORTED {
             tracing::warn!("{file}:{line_number}: skipped: {reason}");
@@ -351,6 +357,11 @@ impl Parser<'_> {
     }
 
     fn take_line(&mut self, line: &[u8], file: &str, line_number: u64) -> Result<(), WriterGone> {
+        // A byte-order mark some editors write; CR of CRLF line ends goes with the trim.
+        let line = match line_number {
+            1 => line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line),
+            _ => line,
+        };
         let line = line.trim_ascii();
         if line.is_empty() {
             return Ok(());

@@ -31,16 +31,32 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.into_command() {
-        Command::Serve(args) => serve(*args),
+        Command::Serve(args) => serve(*args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `error` and its causes on one line, each said once: many errors already
+/// include their cause in their own message, which `{:#}` would repeat.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Threads for blocking work: the database (8 pooled connections) and chart
@@ -92,8 +108,10 @@ fn clickhouse_password() -> anyhow::Result<Option<String>> {
     }
 }
 
-/// Imports files on plain threads (a runtime only to open the store), then prints a summary.
-fn import(args: ImportArgs) -> anyhow::Result<()> {
+/// Imports files on plain threads (a runtime only to open the store), then
+/// prints a summary and one `failed:` line per file not read completely
+/// (exit status 1 then).
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let location = args
         .store
         .location(clickhouse_password()?)
@@ -115,14 +133,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     for failure in &summary.files_failed {
         println!("failed: {failure}");
     }
-    if summary.files_failed.is_empty() {
-        Ok(())
+    Ok(if summary.files_failed.is_empty() {
+        ExitCode::SUCCESS
     } else {
-        anyhow::bail!(
-            "{} file(s) could not be read completely",
-            summary.files_failed.len()
-        )
-    }
+        ExitCode::FAILURE
+    })
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

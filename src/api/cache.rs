@@ -41,7 +41,7 @@ impl Stamp {
     /// For an answer that depends on the stored data only.
     pub async fn of_data(state: &AppState) -> Result<Stamp, AppError> {
         Ok(Stamp {
-            data: state.store.data_version().await?,
+            data: bounded(state, async { Ok(state.store.data_version().await?) }).await?,
             ..Stamp::default()
         })
     }
@@ -175,7 +175,22 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Answer, AppError>>,
 {
-    state.answers.get_or_compute(key, stamp, compute).await
+    state
+        .answers
+        .get_or_compute(key, stamp, || bounded(state, compute()))
+        .await
+}
+
+/// `work` (which asks the store), given up after the state's store timeout:
+/// a store that does not answer is unavailable, and the client hears so at
+/// once instead of after the request timeout.
+pub async fn bounded<T>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    tokio::time::timeout(state.store_timeout, work)
+        .await
+        .unwrap_or(Err(AppError::StoreNotAnswering(state.store_timeout)))
 }
 
 /// A JSON answer from a serializable value.

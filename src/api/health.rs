@@ -1,5 +1,7 @@
 //! `GET /health`: is the service up, how much is stored, and is polling working.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,7 +13,7 @@ use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
 use crate::error::AppError;
 use crate::github::outcome::FailureKind;
-use crate::store::FeedCoverage;
+use crate::store::{FeedCoverage, Totals};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health))
@@ -19,11 +21,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 struct Health {
-    /// `ok`, or `degraded` (still HTTP 200) while polling does not work: the
-    /// last polls all failed, or the newest stored event is older than an hour.
+    /// `ok`, or `degraded` (still HTTP 200) while polling does not work (the
+    /// last polls all failed, or the newest stored event is older than an
+    /// hour) or the store is not answering.
     #[schema(value_type = String, example = "ok")]
     status: &'static str,
-    events_stored: u64,
+    /// `ok`; `not answering` when the store gave no answer within a second
+    /// (a frozen server), `unavailable` when it cannot be reached. The
+    /// store's figures below are null then.
+    #[schema(value_type = String, example = "ok")]
+    store: &'static str,
+    events_stored: Option<u64>,
     /// `created_at` of the newest stored event.
     newest_event_at: Option<DateTime<Utc>>,
     /// False when started with `--no-poll`.
@@ -31,15 +39,19 @@ struct Health {
     last_poll_at: Option<DateTime<Utc>>,
     /// The kind of the last poll's failure (e.g. `rate_limited`, `timeout`);
     /// null after a success. The details are in the service log.
-    #[schema(value_type = Option<String>, example = "timeout")]
+    #[schema(value_type = Option<String>, example = "transport")]
     last_poll_error: Option<FailureKind>,
+    /// The last poll's failure said for a person, with what to do about it;
+    /// null after a success.
+    #[schema(example = "cannot reach the GitHub API: name lookup failed")]
+    last_poll_problem: Option<&'static str>,
     /// Global polls in a row that failed.
     consecutive_poll_failures: u64,
     polls: u64,
     /// Tracked events skipped as malformed since start.
     events_malformed: u64,
     /// How much of the global feed the polls of the last hour saw.
-    global_feed_coverage: FeedCoverage,
+    global_feed_coverage: Option<FeedCoverage>,
     /// Repositories polled through their own feed.
     watched_repositories: usize,
 }
@@ -56,54 +68,92 @@ const STALE_AFTER_SECONDS: i64 = 3600;
 /// The coverage window of `/health`.
 const COVERAGE_WINDOW_SECONDS: i64 = 3600;
 
+/// Longest `/health` waits for the store: a health check must answer even
+/// when the store does not.
+const STORE_WAIT: Duration = Duration::from_secs(1);
+
+/// What the store said, for `/health`.
+struct StoreFigures {
+    totals: Totals,
+    coverage: FeedCoverage,
+}
+
 /// Whether the service is up, how much is stored, and whether polling works.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "operations",
-    responses((status = 200, description = "The service is up", body = Health))
+    responses((status = 200, description = "The service is up (`status` says whether all is well)", body = Health))
 )]
 async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
     let now = Utc::now().timestamp();
-    let stamp = Stamp {
-        polls: state.poll_status.generation(),
-        ..Stamp::at(&state, now).await?
-    };
-    let key = Key {
-        route: "health",
-        params: String::new(),
-    };
-    cache::answer(&state, key, stamp, || async {
-        // Two questions of the store, asked at once.
-        let (totals, global_feed_coverage) = tokio::try_join!(
-            state.store.totals(),
-            state
-                .store
-                .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS),
-        )?;
-        let (events_stored, newest_event_at) = (totals.events, totals.newest_event_at);
-        let report = state.poll_status.snapshot();
-        let failing = report.consecutive_failures >= DEGRADED_AFTER_FAILURES;
-        // Staleness counts only once polls have had a chance to bring events.
-        let stale = report.polls > 0
-            && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
-        cache::json(&Health {
-            status: if state.polling && (failing || stale) {
-                "degraded"
-            } else {
-                "ok"
-            },
-            events_stored,
-            newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
-            polling: state.polling,
-            last_poll_at: report.last_poll_at,
-            last_poll_error: report.last_poll_error,
-            consecutive_poll_failures: report.consecutive_failures,
-            polls: report.polls,
-            events_malformed: report.events_malformed,
-            global_feed_coverage,
-            watched_repositories: state.watched.len(),
+    let with_figures = async {
+        let stamp = Stamp {
+            polls: state.poll_status.generation(),
+            ..Stamp::at(&state, now).await?
+        };
+        let key = Key {
+            route: "health",
+            params: String::new(),
+        };
+        cache::answer(&state, key, stamp, || async {
+            // Two questions of the store, asked at once.
+            let (totals, coverage) = tokio::try_join!(
+                state.store.totals(),
+                state
+                    .store
+                    .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS),
+            )?;
+            cache::json(&report(&state, now, Ok(StoreFigures { totals, coverage })))
         })
-    })
-    .await
+        .await
+    };
+    let store_problem =
+        match tokio::time::timeout(state.store_timeout.min(STORE_WAIT), with_figures).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(AppError::Store(error))) if error.is_unavailable() => "unavailable",
+            Ok(Err(AppError::StoreNotAnswering(_))) | Err(_) => "not answering",
+            Ok(Err(error)) => return Err(error),
+        };
+    tracing::warn!(
+        store = store_problem,
+        "health check: the store is {store_problem}"
+    );
+    cache::json(&report(&state, now, Err(store_problem)))
+}
+
+/// The health report from the poller's status and what the store said
+/// (or why it said nothing).
+fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>) -> Health {
+    let poll = state.poll_status.snapshot();
+    let failing = poll.consecutive_failures >= DEGRADED_AFTER_FAILURES;
+    let (store_status, totals, coverage) = match store {
+        Ok(figures) => ("ok", Some(figures.totals), Some(figures.coverage)),
+        Err(problem) => (problem, None, None),
+    };
+    let newest_event_at = totals.and_then(|t| t.newest_event_at);
+    // Staleness counts only once polls have had a chance to bring events.
+    let stale = totals.is_some()
+        && poll.polls > 0
+        && newest_event_at.is_none_or(|newest| now - newest > STALE_AFTER_SECONDS);
+    let polling_broken = state.polling && (failing || stale);
+    Health {
+        status: if polling_broken || totals.is_none() {
+            "degraded"
+        } else {
+            "ok"
+        },
+        store: store_status,
+        events_stored: totals.map(|t| t.events),
+        newest_event_at: newest_event_at.and_then(|at| DateTime::from_timestamp(at, 0)),
+        polling: state.polling,
+        last_poll_at: poll.last_poll_at,
+        last_poll_error: poll.last_poll_error,
+        last_poll_problem: poll.last_poll_problem,
+        consecutive_poll_failures: poll.consecutive_failures,
+        polls: poll.polls,
+        events_malformed: poll.events_malformed,
+        global_feed_coverage: coverage,
+        watched_repositories: state.watched.len(),
+    }
 }

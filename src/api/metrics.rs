@@ -85,7 +85,7 @@ async fn average_pr_time(
         let summary = state.store.pr_gaps(repo_name.clone()).await?;
         let message = summary.average_seconds.is_none().then(|| {
             format!(
-                "Only {} PR event(s) found. At least 2 are required.",
+                "Only {} PR opening(s) (PullRequestEvent with action \"opened\") found. At least 2 are required.",
                 summary.openings
             )
         });
@@ -220,7 +220,9 @@ async fn pr_counts(
     // well under a second for a million repositories) before the first byte
     // goes to the client, so a slow reader pins no connection or transaction
     // (which on SQLite would also stop WAL checkpoints).
-    let answer = write_pr_counts(&state.store, limit).await?.finish()?;
+    let answer = cache::bounded(&state, write_pr_counts(&state.store, limit))
+        .await?
+        .finish()?;
     Ok(match answer {
         Spooled::Memory(body) => {
             let answer = Answer {

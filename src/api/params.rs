@@ -12,6 +12,7 @@ use utoipa::openapi::{OpenApi, RefOr};
 
 use crate::chart::ImageFormat;
 use crate::error::AppError;
+use crate::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_name, shorten};
 
 /// The longest window any endpoint accepts, in minutes: 100 years, reaching
 /// back past the first GitHub event, and small enough that the window's
@@ -46,15 +47,12 @@ pub const LIMIT: IntParam = IntParam {
     max: i64::MAX,
 };
 
-/// Longest owner or repository name part accepted (GitHub allows 39 and 100).
-const MAX_REPO_PART: usize = 100;
-
-/// `repo_name`: `owner/name` in GitHub's alphabet (letters, digits, `-`, `_`, `.`).
+/// `repo_name`: `owner/name` as GitHub allows it ([`is_repo_name`]).
 pub const REPO_NAME: &str = "repo_name";
 
-/// The OpenAPI pattern equal to [`QueryParams::repo_name`]'s check.
+/// The OpenAPI pattern equal to [`is_repo_name`].
 fn repo_name_pattern() -> String {
-    format!("^[A-Za-z0-9_.-]{{1,{MAX_REPO_PART}}}/[A-Za-z0-9_.-]{{1,{MAX_REPO_PART}}}$")
+    format!("^[A-Za-z0-9_.-]{{1,{MAX_OWNER_LEN}}}/[A-Za-z0-9_.-]{{1,{MAX_REPOSITORY_LEN}}}$")
 }
 
 /// `format`: a chart's image format.
@@ -116,18 +114,13 @@ impl QueryParams {
             .0
             .get(REPO_NAME)
             .ok_or_else(|| AppError::InvalidParameter(format!("{REPO_NAME} is required")))?;
-        let valid_part = |part: &str| {
-            (1..=MAX_REPO_PART).contains(&part.len())
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        };
-        match value.split_once('/') {
-            Some((owner, name)) if valid_part(owner) && valid_part(name) => Ok(value),
-            _ => Err(AppError::InvalidParameter(format!(
-                "{REPO_NAME} must be owner/name (letters, digits, '-', '_', '.'; at most {MAX_REPO_PART} each), got {:?}",
+        if is_repo_name(value) {
+            Ok(value)
+        } else {
+            Err(AppError::InvalidParameter(format!(
+                "{REPO_NAME} must be owner/name (letters, digits, '-', '_', '.'; at most {MAX_OWNER_LEN} and {MAX_REPOSITORY_LEN}), got {:?}",
                 shorten(value)
-            ))),
+            )))
         }
     }
 
@@ -143,16 +136,6 @@ impl QueryParams {
                 ))
             }),
         }
-    }
-}
-
-/// At most 64 characters of a client's value, for an error message: a 1 MB
-/// parameter must not come back as a 1 MB answer.
-fn shorten(value: &str) -> String {
-    const SHOWN: usize = 64;
-    match value.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}...", &value[..end]),
-        None => value.to_owned(),
     }
 }
 
@@ -180,7 +163,7 @@ pub fn document(spec: &mut OpenApi) -> Vec<String> {
                     schema.maximum = Some(utoipa::Number::Int(param.max as isize));
                 } else if parameter.name == REPO_NAME {
                     schema.min_length = Some(3);
-                    schema.max_length = Some(2 * MAX_REPO_PART + 1);
+                    schema.max_length = Some(MAX_OWNER_LEN + 1 + MAX_REPOSITORY_LEN);
                     schema.pattern = Some(repo_name_pattern());
                 } else if parameter.name == FORMAT {
                     schema.enum_values = Some(
@@ -244,7 +227,7 @@ mod tests {
         for good in ["a/b", "rust-lang/rust", "o_1/x-y.z", "./.."] {
             assert_eq!(params(&[("repo_name", good)]).repo_name().unwrap(), good);
         }
-        let long = "a".repeat(101);
+        let long = "a".repeat(40);
         for bad in [
             "",
             "a",

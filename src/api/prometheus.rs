@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
 )]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let totals = state.store.totals().await?;
+    let totals = super::cache::bounded(&state, async { Ok(state.store.totals().await?) }).await?;
     let database = DatabaseGauges {
         newest_event_at: totals.newest_event_at,
         stored_events: totals.events,

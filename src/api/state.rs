@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::cache::AnswerCache;
 use crate::chart::ChartCache;
@@ -47,4 +48,6 @@ pub struct Shared {
     /// Answers kept while the data, the poller's report and the clock they
     /// were computed from are unchanged.
     pub answers: AnswerCache,
+    /// How long a request waits for the store before answering 503.
+    pub store_timeout: Duration,
 }

@@ -83,6 +83,52 @@ impl PollError {
         }
     }
 
+    /// The failure in a person's words, with what to do about it where
+    /// there is something: one of a closed set of sentences, free of URLs
+    /// and addresses, so it can be shown to any client.
+    pub fn problem(&self) -> &'static str {
+        /// A network failure, and what works without a network.
+        macro_rules! offline {
+            ($what:literal) => {
+                concat!(
+                    "cannot reach the GitHub API: ",
+                    $what,
+                    "; without a network, `ghmetrics import FILE` loads GH Archive files and `ghmetrics serve --no-poll` serves them"
+                )
+            };
+        }
+        match self {
+            _ if self.unavailable() => "the repository is gone, renamed, private or blocked",
+            PollError::Fetch { source, .. } => match source {
+                FetchError::RateLimited { .. } => {
+                    "GitHub's rate limit is reached; waiting as GitHub asks (a GITHUB_TOKEN raises the limit)"
+                }
+                FetchError::Status { status } if status.as_u16() == 401 => {
+                    "GitHub refused the token (HTTP 401): check GITHUB_TOKEN"
+                }
+                FetchError::Status { .. } => {
+                    "the GitHub API answered with an unexpected HTTP status"
+                }
+                FetchError::Transport(error) if error.is_timeout() => {
+                    offline!("no answer in time")
+                }
+                FetchError::Transport(error) => match transport_cause(error) {
+                    TransportCause::NameLookup => offline!("name lookup failed"),
+                    TransportCause::Refused => offline!("connection refused"),
+                    TransportCause::Tls => "cannot reach the GitHub API: the TLS handshake failed",
+                    TransportCause::Other => offline!("network error"),
+                },
+                FetchError::MalformedBody(_) => {
+                    "the GitHub API sent something that is not a list of events"
+                }
+                FetchError::TooLarge { .. } => {
+                    "the GitHub API sent a page larger than any page of events"
+                }
+            },
+            PollError::Store(_) => "the events could not be stored (see the service log)",
+        }
+    }
+
     /// The wait GitHub asked for (rate limits), if any; otherwise back off.
     pub fn requested_wait(&self) -> Option<Duration> {
         match self {
@@ -90,6 +136,35 @@ impl PollError {
             PollError::Store(_) => None,
         }
     }
+}
+
+/// What lies under a transport error.
+enum TransportCause {
+    NameLookup,
+    Refused,
+    Tls,
+    Other,
+}
+
+/// Reads the cause out of `error`'s chain: reqwest says "dns error" for a
+/// failed name lookup, and the I/O error's kind tells a refused connection.
+fn transport_cause(error: &reqwest::Error) -> TransportCause {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return TransportCause::Refused;
+        }
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return TransportCause::Tls;
+        }
+        if cause.to_string().starts_with("dns error") {
+            return TransportCause::NameLookup;
+        }
+        source = cause.source();
+    }
+    TransportCause::Other
 }
 
 /// Why a poll failed, as a closed set of names: safe to show any client and

@@ -311,7 +311,13 @@ impl Poller {
                 let wait = error
                     .requested_wait()
                     .unwrap_or_else(|| feed.backoff.next_wait());
-                tracing::warn!(feed = %feed_name, error = %error, retry_in_ms = wait.as_millis() as u64, "poll failed");
+                tracing::warn!(
+                    feed = %feed_name,
+                    error = %error,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "poll failed: {}",
+                    error.problem()
+                );
                 wait
             }
         }

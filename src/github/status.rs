@@ -18,6 +18,8 @@ pub struct PollReport {
     /// Why the last global poll failed (a kind, no details: those are in
     /// the log); `None` after a success.
     pub last_poll_error: Option<FailureKind>,
+    /// The same failure said for a person ([`PollError::problem`]).
+    pub last_poll_problem: Option<&'static str>,
     /// Global polls finished since start, successful or not.
     pub polls: u64,
     /// Global polls in a row that failed, up to the last one.
@@ -97,6 +99,7 @@ impl PollStatus {
                 report.last_poll_at = Some(Utc::now());
                 report.polls += 1;
                 report.last_poll_error = result.as_ref().err().map(PollError::kind);
+                report.last_poll_problem = result.as_ref().err().map(PollError::problem);
                 report.consecutive_failures = match result {
                     Ok(_) => 0,
                     Err(_) => report.consecutive_failures + 1,

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use ghmetrics::event::parse_event;
-use ghmetrics::store::Store;
+use ghmetrics::event::{EventType, parse_event};
 use ghmetrics::store::clickhouse::lock;
+use ghmetrics::store::{InsertStats, Store};
 use serde_json::Value;
 
 use crate::helpers::{Expected, FIXTURE_FILES, fixture_events, fixture_file_events};
@@ -73,6 +73,68 @@ async fn concurrent_writers_store_each_event_once() {
             .await;
         let expected_rows = format!("{0}\t{0}\n", expected.total());
         assert_eq!(rows, expected_rows, "no duplicate row, even unmerged");
+    }
+}
+
+/// An id that comes back carrying another time, type or repository is the
+/// same event: every store keeps the first copy and counts it once.
+#[tokio::test]
+async fn an_id_is_stored_once_whatever_its_copy_carries() {
+    let mut raw = Vec::new();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let events = parsed(&raw);
+    let expected = Expected::of(&raw);
+    let altered: Vec<ghmetrics::event::Event> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let mut copy = event.clone();
+            match i % 4 {
+                0 => copy.created_at -= 40 * 86_400,
+                1 => copy.created_at += 3_600,
+                2 => {
+                    copy.event_type = match copy.event_type {
+                        EventType::Watch => EventType::Issues,
+                        _ => EventType::Watch,
+                    }
+                }
+                _ => copy.repo_name = "someone/else".to_owned(),
+            }
+            copy
+        })
+        .collect();
+    for store in crate::stores::every_store() {
+        eprintln!("store: {}", store.name);
+        let handle = store.open().await;
+        handle.insert_events(events.clone()).await.unwrap();
+        let first = handle.event_counts(0).await.unwrap();
+        // Alone in its batch, a copy's time range holds no other event.
+        let mut stats = InsertStats::default();
+        for copy in &altered {
+            stats += handle.insert_events(vec![copy.clone()]).await.unwrap();
+        }
+        assert_eq!(
+            (stats.inserted(), stats.duplicates),
+            (0, events.len() as u64)
+        );
+        assert_eq!(handle.totals().await.unwrap().events, expected.total());
+        assert_eq!(handle.event_counts(0).await.unwrap(), first);
+        for (event_type, n) in first.by_type() {
+            assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
+        }
+        let ranking_after = ranking(&handle, 1_000).await;
+        assert!(ranking_after.iter().all(|(repo, _)| repo != "someone/else"));
+        if store.name != "sqlite" {
+            let rows = store
+                .sql(&format!(
+                    "SELECT count(), uniqExact(id) FROM {}.events",
+                    store.database()
+                ))
+                .await;
+            assert_eq!(rows, format!("{0}\t{0}\n", expected.total()));
+        }
     }
 }
 
@@ -773,5 +835,167 @@ async fn the_writer_merges_fragmented_rollups() {
         );
         writer.stop().await;
         replica.stop().await;
+    }
+}
+
+/// A TCP relay to a ClickHouse server that can be frozen: it then passes no
+/// byte either way, as a server stopped by SIGSTOP answers nothing.
+struct FreezableRelay {
+    port: u16,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+impl FreezableRelay {
+    async fn start(upstream: u16) -> FreezableRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (frozen, _) = tokio::sync::watch::channel(false);
+        let thawed = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (client_in, client_out) = client.into_split();
+                let (server_in, server_out) = server.into_split();
+                tokio::spawn(Self::pump(client_in, server_out, thawed.subscribe()));
+                tokio::spawn(Self::pump(server_in, client_out, thawed.subscribe()));
+            }
+        });
+        FreezableRelay { port, frozen }
+    }
+
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut frozen: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = vec![0; 64 << 10];
+        loop {
+            if frozen.wait_for(|frozen| !frozen).await.is_err() {
+                return;
+            }
+            match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if frozen.wait_for(|frozen| !frozen).await.is_err()
+                        || to.write_all(&buffer[..n]).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+}
+
+/// A frozen store makes a metric request answer 503 after `--store-timeout`
+/// (not after the request timeout), and `/health` answer 200 `degraded`
+/// within about a second, saying the store is not answering; thawed, all
+/// answers come back.
+#[tokio::test]
+async fn a_frozen_store_is_unavailable_and_health_still_answers() {
+    use crate::helpers::TestApp;
+    let Some(servers) = clickhouse() else {
+        return;
+    };
+    let store = servers.single();
+    let ghmetrics::config::StoreLocation::ClickHouse(mut settings) = store.location.clone() else {
+        unreachable!("a ClickHouse store");
+    };
+    let relay = FreezableRelay::start(settings.endpoint.port().unwrap()).await;
+    settings.endpoint.set_port(Some(relay.port)).unwrap();
+    let store_timeout = Duration::from_secs(1);
+    let app = TestApp::spawn_with(
+        ghmetrics::config::StoreLocation::ClickHouse(settings),
+        None,
+        |config| {
+            config.http.store_timeout = store_timeout;
+            config.http.request_timeout = Duration::from_secs(60);
+        },
+    )
+    .await;
+    let metric = "/metrics/event-counts?offset_minutes=10";
+    assert_eq!(app.get(metric).await.status(), 200);
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(
+        (&health["status"], &health["store"]),
+        (&"ok".into(), &"ok".into())
+    );
+
+    relay.freeze(true);
+    let asked = Instant::now();
+    let (status, body) = app.get_json(metric).await;
+    let metric_waited = asked.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("did not answer"),
+        "{body}"
+    );
+    assert!(
+        metric_waited < Duration::from_secs(20),
+        "answered after {metric_waited:?}"
+    );
+    let asked = Instant::now();
+    let (status, health) = app.get_json("/health").await;
+    let waited = asked.elapsed();
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"], "not answering", "{health}");
+    assert_eq!(health["events_stored"], Value::Null, "{health}");
+    assert!(
+        waited < Duration::from_secs(20),
+        "answered after {waited:?}"
+    );
+    eprintln!("frozen: 503 after {metric_waited:?}; /health after {waited:?}");
+
+    relay.freeze(false);
+    assert_eq!(app.get(metric).await.status(), 200);
+    let (_, health) = app.get_json("/health").await;
+    assert_eq!(health["store"], "ok", "{health}");
+    app.stop().await;
+}
+
+/// The longest ranking the store proves from its top rows, over as many
+/// repositories as it reads for it, each with the longest name GitHub
+/// allows: the read stays within the answer bound, and every store gives
+/// the same answer.
+#[tokio::test]
+async fn the_longest_names_fit_the_longest_ranking() {
+    use crate::helpers::TestApp;
+    use ghmetrics::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN};
+    let limit = 10_000;
+    let repositories = 4 * limit + 1_000;
+    let events: Vec<ghmetrics::event::Event> = (0..repositories)
+        .map(|i| {
+            let owner = format!("{i:0>width$}", width = MAX_OWNER_LEN);
+            let name = format!("{i:x>width$}", width = MAX_REPOSITORY_LEN);
+            let mut event = pull_request(i as i64 + 1, &format!("{owner}/{name}"));
+            event.created_at = 1_700_000_000 + (i % 86_400) as i64;
+            event
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for store in crate::stores::every_store() {
+        let handle = store.open().await;
+        handle.insert_events(events.clone()).await.unwrap();
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        let response = app.get(&format!("/metrics/pr-counts?limit={limit}")).await;
+        assert_eq!(response.status(), 200, "{}", store.name);
+        answers.push((store.name, response.text().await.unwrap()));
+        app.stop().await;
+    }
+    for (name, answer) in &answers[1..] {
+        assert!(
+            answer == &answers[0].1,
+            "{name} differs from {}",
+            answers[0].0
+        );
     }
 }

@@ -35,6 +35,7 @@ fn state_with(events: &[Value]) -> AppState {
         watched: HashMap::new(),
         telemetry: Arc::default(),
         answers: Default::default(),
+        store_timeout: ghmetrics::config::HttpConfig::default().store_timeout,
     })
 }
 

@@ -158,7 +158,7 @@ async fn metrics_match_the_real_fixture() {
                 }
                 assert_eq!(
                     body["message"],
-                    "Only 1 PR event(s) found. At least 2 are required."
+                    "Only 1 PR opening(s) (PullRequestEvent with action \"opened\") found. At least 2 are required."
                 );
             }
         }
@@ -171,7 +171,7 @@ async fn metrics_match_the_real_fixture() {
             .await;
         assert_eq!(
             unknown["message"],
-            "Only 0 PR event(s) found. At least 2 are required."
+            "Only 0 PR opening(s) (PullRequestEvent with action \"opened\") found. At least 2 are required."
         );
         assert_eq!(unknown["average_seconds"], Value::Null);
         assert_eq!(unknown["last_opened_at"], Value::Null);

@@ -320,7 +320,11 @@ async fn a_malformed_event_is_skipped_and_counted_not_the_page() {
     let mut no_repo = feed[tracked_position].clone();
     no_repo["id"] = serde_json::json!("2");
     no_repo.as_object_mut().unwrap().remove("repo");
-    feed.splice(5..5, [broken, bad_time, no_repo]);
+    // Longer than GitHub allows a repository name: never stored.
+    let mut long_name = feed[tracked_position].clone();
+    long_name["id"] = serde_json::json!("3");
+    long_name["repo"]["name"] = serde_json::json!(format!("o/{}", "r".repeat(200_000)));
+    feed.splice(5..5, [broken, bad_time, no_repo, long_name]);
     let mock = MockGithub::start(100).await;
     mock.set_feed(&feed);
     let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
@@ -328,10 +332,10 @@ async fn a_malformed_event_is_skipped_and_counted_not_the_page() {
     let report = app.wait_for_report(|r| r.polls >= 1).await;
     assert_eq!(
         (report.events_inserted, report.events_malformed),
-        (expected, 3)
+        (expected, 4)
     );
     let (_, health) = app.get_json("/health").await;
-    assert_eq!(health["events_malformed"], 3);
+    assert_eq!(health["events_malformed"], 4);
     assert_eq!(health["events_stored"], expected);
     app.stop().await;
 }

@@ -338,6 +338,13 @@ async fn api_url_credentials_stay_out_of_logs_and_health() {
         .await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["last_poll_error"], "transport", "{health}");
+    let problem = health["last_poll_problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("cannot reach the GitHub API: connection refused;")
+            && problem.contains("ghmetrics import FILE")
+            && problem.contains("--no-poll"),
+        "{problem}"
+    );
     let text = health.to_string();
     assert!(
         !text.contains("127.0.0.1") && !text.contains("apiuser"),
@@ -437,4 +444,68 @@ fn the_clickhouse_password_never_appears_in_any_output() {
     assert_eq!(refused.status.code(), Some(1), "{output}");
     assert!(output.contains("GHMETRICS_CLICKHOUSE_PASSWORD"), "{output}");
     assert!(!output.contains(PASSWORD), "password leaked:\n{output}");
+}
+
+/// With no network (a name that cannot be looked up), `/health` and the log
+/// say so in words, and point to what works offline.
+#[tokio::test]
+async fn no_network_is_said_in_words() {
+    let mut service = Service::start(
+        &[
+            "--db",
+            ":memory:",
+            "--github-api-url",
+            "http://api.github.invalid/",
+        ],
+        &[],
+    );
+    let health = service
+        .wait_for_health(|h| h["consecutive_poll_failures"].as_u64() >= Some(1))
+        .await;
+    let problem = health["last_poll_problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("cannot reach the GitHub API: name lookup failed;")
+            && problem.contains("ghmetrics import FILE"),
+        "{problem}"
+    );
+    assert!(!health.to_string().contains("github.invalid"), "{health}");
+    service.signal("TERM");
+    assert!(service.wait(Duration::from_secs(5)).success());
+    let output = service.output.lock().unwrap().clone();
+    assert!(
+        output.contains("poll failed: cannot reach the GitHub API: name lookup failed"),
+        "{output}"
+    );
+}
+
+/// A database file that cannot be opened fails at once, in one line that
+/// names the path and the reason, each said once.
+#[test]
+fn an_unopenable_database_fails_at_once_in_one_line() {
+    for args in [
+        &["--db", "/proc/ghmetrics-test.db", "--no-poll"][..],
+        &["import", "--db", "/proc/ghmetrics-test.db", "/dev/null"][..],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let [line] = &lines[..] else {
+            panic!("{stderr}")
+        };
+        assert!(
+            line.starts_with("error: ")
+                && line.contains("cannot open the database /proc/ghmetrics-test.db: "),
+            "{line}"
+        );
+        assert_eq!(
+            line.matches("No such file or directory").count(),
+            1,
+            "{line}"
+        );
+    }
 }

@@ -10,11 +10,18 @@ use super::Layout;
 use super::http::{ClickHouseError, Endpoint, quote};
 
 /// The embedded migrations: version, name, SQL.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../../../migrations/clickhouse/V1__events.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../../../migrations/clickhouse/V1__events.sql"),
+    ),
+    (
+        2,
+        "event_ids",
+        include_str!("../../../migrations/clickhouse/V2__event_ids.sql"),
+    ),
+];
 
 /// Applies the migrations `layout.main` has not recorded.
 pub async fn run(layout: &Layout) -> Result<(), ClickHouseError> {
@@ -55,9 +62,13 @@ pub async fn run(layout: &Layout) -> Result<(), ClickHouseError> {
         }
         for statement in statements(sql) {
             for (target, rendered) in render(layout, &statement)? {
-                target.run(&rendered, &[], None).await.map_err(|error| {
-                    ClickHouseError::Migration(format!("V{version}__{name}: {error}"))
-                })?;
+                let settings = layout.insert_settings();
+                target
+                    .run(&rendered, settings, None)
+                    .await
+                    .map_err(|error| {
+                        ClickHouseError::Migration(format!("V{version}__{name}: {error}"))
+                    })?;
             }
         }
         layout
@@ -116,12 +127,20 @@ fn substitute(
 /// A statement with its placeholders filled in, and where to run it:
 /// `{table X}` becomes `db.X` (on a cluster `db.X_local`, on every shard);
 /// `{distribute X BY key}` becomes, on a cluster only, the Distributed table
-/// `db.X` over the shards' `X_local`, created wherever it is queried from.
+/// `db.X` over the shards' `X_local`, created wherever it is queried from;
+/// `INSERT INTO {all X} ... {all Y}` runs once on the main server, `{all X}`
+/// being `db.X` as queried.
 fn render<'a>(
     layout: &'a Layout,
     statement: &str,
 ) -> Result<Vec<(&'a Endpoint, String)>, ClickHouseError> {
     let db = &layout.database;
+    // A backfill runs once, from the main server, through the tables as
+    // queried (Distributed ones on a cluster spread the rows by their key).
+    if statement.starts_with("INSERT INTO ") {
+        let sql = substitute(statement, "all", |table| layout.table(table))?;
+        return Ok(vec![(&layout.main, sql)]);
+    }
     if let Some(spec) = statement
         .strip_prefix("{distribute ")
         .and_then(|s| s.strip_suffix('}'))
@@ -216,6 +235,13 @@ mod tests {
                 2]
         );
         assert!(render(&single, "CREATE TABLE {table e").is_err());
+        let backfill = "INSERT INTO {all i} SELECT id FROM {all e}";
+        for layout in [&single, &keeper, &named] {
+            assert_eq!(
+                rendered(layout, backfill),
+                ["INSERT INTO db.i SELECT id FROM db.e"]
+            );
+        }
     }
 
     #[test]
@@ -224,7 +250,8 @@ mod tests {
             for statement in statements(sql) {
                 let known = statement.starts_with("CREATE TABLE IF NOT EXISTS {table ")
                     || statement.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS {table ")
-                    || statement.starts_with("{distribute ");
+                    || statement.starts_with("{distribute ")
+                    || statement.starts_with("INSERT INTO {all ");
                 assert!(known, "{name}: {statement}");
             }
         }

@@ -4,7 +4,7 @@
 //! over a cluster's shards.
 //!
 //! Exactly once: a writer takes the store's write lock, looks the batch's ids
-//! up (one range of the `(type, created_at)` key) and inserts only the new
+//! up (in `event_ids`, sorted by id) and inserts only the new
 //! ones, so plain `count()` is exact right after any insert, without `FINAL`
 //! or `uniqExact` at query time (see README "ClickHouse" for the measurements).
 //! The lock ([`lock`]) serialises the poller, retention and any number of
@@ -603,17 +603,14 @@ impl ClickHouse {
         Ok(())
     }
 
-    /// Which of `batch`'s ids are stored: one range of the sorting key. The
-    /// ids travel as one string literal that the server splits: as 20,000
-    /// literals in `IN (...)`, 18.16 spent 140-200 ms parsing them, against
-    /// 30 ms for the whole lookup this way (BENCHMARKS.md, import).
+    /// Which of `batch`'s ids are stored, whatever else their stored copy
+    /// carries: ranges of `event_ids`' primary key. The ids travel as one
+    /// string literal that the server splits (20,000 literals in `IN (...)`
+    /// take 18.16 far longer to parse than the lookup itself).
     async fn stored_ids(&self, batch: &[&Event]) -> Result<HashSet<i64>, ClickHouseError> {
-        let (Some(oldest), Some(newest)) = (
-            batch.iter().map(|e| e.created_at).min(),
-            batch.iter().map(|e| e.created_at).max(),
-        ) else {
+        if batch.is_empty() {
             return Ok(HashSet::new());
-        };
+        }
         let mut ids = String::with_capacity(batch.len() * 12);
         for (i, event) in batch.iter().enumerate() {
             if i > 0 {
@@ -623,12 +620,10 @@ impl ClickHouse {
         }
         let answer = self
             .query(&format!(
-                "SELECT DISTINCT id FROM {} WHERE created_at >= toDateTime({}) AND created_at <= toDateTime({})
-                 AND id IN (SELECT toUInt64(x) FROM system.one ARRAY JOIN splitByChar(',', '{ids}') AS x)
+                "SELECT DISTINCT id FROM {}
+                 WHERE id IN (SELECT toUInt64(x) FROM system.one ARRAY JOIN splitByChar(',', '{ids}') AS x)
                  FORMAT TabSeparated",
-                self.layout.table("events"),
-                oldest.clamp(0, i64::from(u32::MAX)),
-                newest.clamp(0, i64::from(u32::MAX)),
+                self.layout.table("event_ids"),
             ))
             .await?;
         answer.lines().map(|id| number(id, id)).collect()
@@ -698,6 +693,7 @@ impl ClickHouse {
         }
         for (table, condition) in [
             ("events", format!("created_at < toDateTime({cutoff})")),
+            ("event_ids", format!("created_at < toDateTime({cutoff})")),
             ("pr_openings", format!("created_at < toDateTime({cutoff})")),
             (
                 "event_counts_by_minute",

@@ -44,6 +44,8 @@ pub enum DbError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot open the database {path}: {reason}")]
+    Open { path: String, reason: String },
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("sqlite: {0}")]
@@ -70,7 +72,15 @@ enum VersionProbe {
     /// `-shm` file, which SQLite rewrites at every commit by any connection of
     /// any process (its `iChange` counter goes up). One `pread` of 48 bytes:
     /// no lock, no SQLite call.
-    WalIndex(std::fs::File),
+    WalIndex {
+        shm: std::fs::File,
+        /// A connection that has read the database and stays open, so it
+        /// keeps its hold on the `-shm` file. SQLite deletes `-shm` when the
+        /// last connection to the database closes (the pool closes idle ones
+        /// after ten minutes); the next one would create a new file, and
+        /// `shm` would go on reading the deleted one, never changing again.
+        _keeper: Mutex<Connection>,
+    },
     /// Otherwise (`:memory:`, or a file SQLite kept out of WAL mode):
     /// `PRAGMA data_version` on a connection that never writes. For
     /// `:memory:` this connection also keeps the database alive: an
@@ -81,9 +91,21 @@ enum VersionProbe {
 impl Db {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(location: &DbLocation) -> Result<Db, DbError> {
+        Db::open_with(location, r2d2::Pool::builder())
+    }
+
+    /// [`Db::open`] with the pool settings of `builder` (tests shorten its
+    /// idle timeout).
+    fn open_with(
+        location: &DbLocation,
+        builder: r2d2::Builder<SqliteConnectionManager>,
+    ) -> Result<Db, DbError> {
         let db = match location {
             DbLocation::File(path) => {
                 create_parent_dir(path)?;
+                // Opened first, so that a file that cannot be opened fails
+                // at once with its reason (the pool would retry for 30 s).
+                let keeper = open_file(path)?;
                 let manager = SqliteConnectionManager::file(path).with_init(|conn| {
                     apply_pragmas(conn)?;
                     // WAL is a property of the file; asking again is a cheap no-op.
@@ -96,18 +118,19 @@ impl Db {
                     }
                     Ok(())
                 });
-                let pool = r2d2::Pool::builder().max_size(POOL_SIZE).build(manager)?;
+                let pool = builder.max_size(POOL_SIZE).build(manager)?;
                 // A pooled connection, held while the probe is set up, makes
-                // sure the file is in WAL mode and its -shm file exists.
+                // sure the file is in WAL mode; the keeper's first read maps
+                // (and if need be creates) the -shm file before it is opened.
                 let held = pool.get()?;
+                keeper.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
                 let shm = std::fs::File::open(format!("{}-shm", path.display()));
                 let probe = match shm {
-                    Ok(file) => VersionProbe::WalIndex(file),
-                    Err(_) => {
-                        let mut conn = Connection::open(path)?;
-                        apply_pragmas(&mut conn)?;
-                        VersionProbe::Pragma(Mutex::new(conn))
-                    }
+                    Ok(shm) => VersionProbe::WalIndex {
+                        shm,
+                        _keeper: Mutex::new(keeper),
+                    },
+                    Err(_) => VersionProbe::Pragma(Mutex::new(keeper)),
                 };
                 drop(held);
                 Db {
@@ -150,11 +173,21 @@ impl Db {
 
     fn migrate(&self) -> Result<(), DbError> {
         let mut conn = self.pool.get()?;
-        let report = retry_while_busy(|| Ok(migrations::runner().run(&mut *conn)?))?;
-        for migration in report.applied_migrations() {
-            tracing::info!(migration = %migration, "applied database migration");
+        let runner = migrations::runner();
+        let report = retry_while_busy(|| Ok(runner.run(&mut *conn)?))?;
+        let applied = report.applied_migrations();
+        for migration in applied {
+            tracing::debug!(migration = %migration, "applied database migration");
         }
-        if !report.applied_migrations().is_empty() {
+        // A new file gets every migration: nothing a person needs to know.
+        // An existing one being upgraded is worth a line.
+        if !applied.is_empty() && applied.len() < runner.get_migrations().len() {
+            tracing::info!(
+                migrations = applied.len(),
+                "upgraded the database schema of an existing file"
+            );
+        }
+        if !applied.is_empty() {
             compact_if_mostly_free(&conn)?;
         }
         Ok(())
@@ -208,7 +241,7 @@ impl Db {
     pub fn data_version(&self) -> Result<DataVersion, DbError> {
         let mut version = DataVersion::default();
         match &*self.version_probe {
-            VersionProbe::WalIndex(shm) => {
+            VersionProbe::WalIndex { shm, .. } => {
                 use std::os::unix::fs::FileExt;
                 shm.read_exact_at(version.bytes_mut(), 0)
                     .map_err(|error| DbError::Probe(error.to_string()))?;
@@ -317,6 +350,29 @@ fn compact_if_mostly_free(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
+/// A connection to the database file at `path`, or why there cannot be one
+/// in the operating system's words (SQLite only says "unable to open").
+fn open_file(path: &Path) -> Result<Connection, DbError> {
+    let cannot_open = |reason: String| DbError::Open {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut conn = Connection::open(path).map_err(|error| {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path);
+        cannot_open(match file {
+            Err(io) => io.to_string(),
+            Ok(_) => error.to_string(),
+        })
+    })?;
+    apply_pragmas(&mut conn).map_err(|error| cannot_open(error.to_string()))?;
+    Ok(conn)
+}
+
 fn create_parent_dir(path: &Path) -> Result<(), DbError> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
@@ -338,20 +394,14 @@ mod tests {
     /// (read from the wal-index) and for `:memory:` (PRAGMA data_version).
     #[test]
     fn the_data_version_changes_with_every_commit_and_only_then() {
-        use crate::event::{Event, EventType};
-        let event = |id| Event {
-            id,
-            event_type: EventType::Watch,
-            created_at: 1_700_000_000,
-            repo_name: "a/b".to_owned(),
-            actor_login: None,
-            action: Some("started".to_owned()),
-            number: None,
-        };
+        let event = watch_event;
         let dir = tempfile::tempdir().unwrap();
         let file = DbLocation::File(dir.path().join("v.db"));
         let served = Db::open(&file).unwrap();
-        assert!(matches!(*served.version_probe, VersionProbe::WalIndex(_)));
+        assert!(matches!(
+            *served.version_probe,
+            VersionProbe::WalIndex { .. }
+        ));
         let other = Db::open(&file).unwrap();
         let memory = Db::open(&DbLocation::Memory).unwrap();
         assert!(matches!(*memory.version_probe, VersionProbe::Pragma(_)));
@@ -365,6 +415,50 @@ mod tests {
                 insert_events(&mut writer.get().unwrap(), &[event(id)]).unwrap();
                 assert_ne!(reader.data_version().unwrap(), seen, "commit {id}");
             }
+        }
+    }
+
+    /// A replica whose pool closed every idle connection still sees another
+    /// process's commits: SQLite deletes `-shm` with the last connection to
+    /// the database, so the probe must keep one open. (r2d2 reaps idle
+    /// connections every 30 s, whatever the idle timeout: this waits for it.)
+    #[test]
+    fn the_data_version_survives_a_pool_gone_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = DbLocation::File(dir.path().join("idle.db"));
+        let builder = r2d2::Pool::builder()
+            .min_idle(Some(0))
+            .idle_timeout(Some(Duration::from_millis(100)));
+        let served = Db::open_with(&file, builder).unwrap();
+        stored_event_count(&served.get().unwrap()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while served.pool.state().connections > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool never went idle"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        for id in 1..=2 {
+            let seen = served.data_version().unwrap();
+            // Another writer that opens, commits and closes, as an import does.
+            let writer = Db::open(&file).unwrap();
+            insert_events(&mut writer.get().unwrap(), &[watch_event(id)]).unwrap();
+            drop(writer);
+            assert_ne!(served.data_version().unwrap(), seen, "commit {id}");
+        }
+        assert_eq!(stored_event_count(&served.get().unwrap()).unwrap(), 2);
+    }
+
+    fn watch_event(id: i64) -> crate::event::Event {
+        crate::event::Event {
+            id,
+            event_type: crate::event::EventType::Watch,
+            created_at: 1_700_000_000,
+            repo_name: "a/b".to_owned(),
+            actor_login: None,
+            action: Some("started".to_owned()),
+            number: None,
         }
     }
 
