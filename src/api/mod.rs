@@ -108,9 +108,33 @@ fn documented_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                     .entry(status.clone())
                     .or_insert_with(|| response.clone());
             }
+            declare_binary_bodies(operation);
         }
     }
     (router, spec)
+}
+
+/// Image answers as OpenAPI 3.1 declares binary bodies: a string whose
+/// `contentMediaType` is the image's type (utoipa describes `[u8]` as an
+/// array of integers, which no client generator reads as an image).
+fn declare_binary_bodies(operation: &mut utoipa::openapi::path::Operation) {
+    for response in operation.responses.responses.values_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        for (media_type, content) in response.content.iter_mut() {
+            if let RefOr::T(content) = content
+                && media_type.starts_with("image/")
+            {
+                content.schema = Some(
+                    Object::builder()
+                        .schema_type(Type::String)
+                        .content_media_type(media_type.clone())
+                        .into(),
+                );
+            }
+        }
+    }
 }
 
 /// The errors any endpoint can answer from the layers around it rather than

@@ -44,6 +44,30 @@ async fn every_documented_operation_answers_as_documented() {
     app.stop().await;
 }
 
+/// Charts are declared as OpenAPI 3.1 declares binary bodies: a string with
+/// the image's `contentMediaType`, not an array of integers.
+#[tokio::test]
+async fn image_answers_are_declared_as_binary_bodies() {
+    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let mut images = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (status, response) in item["get"]["responses"].as_object().unwrap() {
+            for (media_type, content) in response["content"].as_object().into_iter().flatten() {
+                if media_type.starts_with("image/") {
+                    let expected =
+                        serde_json::json!({"type": "string", "contentMediaType": media_type});
+                    assert_eq!(content["schema"], expected, "{path} {status}");
+                    images += 1;
+                }
+            }
+        }
+    }
+    // PNG and SVG of two charts, plain and under /v1.
+    assert_eq!(images, 8);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary() {
     let app = TestApp::spawn(DbLocation::Memory, None).await;

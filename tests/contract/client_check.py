@@ -1,0 +1,72 @@
+"""Calls every endpoint of a running ghmetrics through the client that
+openapi-python-client generated from its OpenAPI document (tests/contract/client.sh)."""
+
+import inspect
+import sys
+from datetime import datetime
+
+import httpx
+
+from ghmetrics_client import Client
+from ghmetrics_client.api.charts import (
+    visualization, visualization_timeline, visualization_timeline_v1, visualization_v1)
+from ghmetrics_client.api.metrics import (
+    average_pr_time, average_pr_time_v1, event_counts, event_counts_v1, pr_counts, pr_counts_v1)
+from ghmetrics_client.api.operations import health
+import ghmetrics_client.models as models
+from ghmetrics_client.models import ErrorBody, Health
+
+base = sys.argv[1]
+client = Client(base_url=base)
+raw = httpx.Client(base_url=base)
+checked = 0
+
+def normal(answer):
+    """Times as datetimes: the client writes `+00:00` where the API wrote `Z`."""
+    return {key: datetime.fromisoformat(value) if key.endswith("_at") and value else value
+            for key, value in answer.items()}
+
+def same(typed, path):
+    """A typed answer equals the raw JSON of the same request."""
+    global checked
+    expected = raw.get(path).json()
+    assert normal(typed.to_dict()) == normal(expected), f"{path}: {typed.to_dict()} != {expected}"
+    checked += 1
+
+# Every fixture event lies within this many minutes of now.
+minutes = 10_000_000
+for counts, pr, average in [(event_counts, pr_counts, average_pr_time),
+                            (event_counts_v1, pr_counts_v1, average_pr_time_v1)]:
+    prefix = "" if counts is event_counts else "/v1"
+    same(counts.sync(client=client, offset_minutes=minutes),
+         f"{prefix}/metrics/event-counts?offset_minutes={minutes}")
+    ranking = pr.sync(client=client, limit=3)
+    same(ranking, f"{prefix}/metrics/pr-counts?limit=3")
+    top = next(iter(ranking.to_dict()))
+    same(average.sync(client=client, repo_name=top),
+         f"{prefix}/metrics/average-pr-time?repo_name={top}")
+    refused = counts.sync(client=client, offset_minutes=0)
+    assert isinstance(refused, ErrorBody) and "offset_minutes" in refused.detail, refused
+    checked += 1
+
+assert isinstance(health.sync(client=client), Health)
+checked += 1
+
+signatures = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<svg"}
+for chart in [visualization, visualization_v1, visualization_timeline, visualization_timeline_v1]:
+    module_format = {
+        visualization: "VisualizationFormat",
+        visualization_v1: "VisualizationV1Format",
+        visualization_timeline: "VisualizationTimelineFormat",
+        visualization_timeline_v1: "VisualizationTimelineV1Format",
+    }[chart]
+    format_type = getattr(models, module_format)
+    # The chart is an image to the client, not a list of numbers.
+    answer_type = str(inspect.signature(chart.sync).return_annotation)
+    assert "list" not in answer_type, (chart.__name__, answer_type)
+    for name, signature in signatures.items():
+        body = chart.sync(client=client, offset_minutes=60, format_=format_type(name))
+        assert isinstance(body, bytes) and body.startswith(signature), (chart.__name__, name, body[:20])
+        checked += 1
+
+print(f"client_check: {checked} calls through the generated client answered as the API does")
