@@ -10,9 +10,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use ghmetrics::store::sqlite::{
-    Db, event_counts, insert_events, pr_counts, pr_gaps, pr_gaps_by_window,
+    Sqlite, event_counts, insert_events, pr_counts, pr_gaps, pr_gaps_by_window,
 };
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
@@ -28,15 +28,15 @@ fn fixture_lines() -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
 
-fn database() -> (Db, Option<tempfile::TempDir>) {
+fn database() -> (Sqlite, Option<tempfile::TempDir>) {
     if let Ok(path) = std::env::var("GHMETRICS_BENCH_DB") {
         return (
-            Db::open(&DbLocation::File(PathBuf::from(path))).unwrap(),
+            Sqlite::open(&SqliteLocation::File(PathBuf::from(path))).unwrap(),
             None,
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&DbLocation::File(dir.path().join("bench.db"))).unwrap();
+    let db = Sqlite::open(&SqliteLocation::File(dir.path().join("bench.db"))).unwrap();
     let span_seconds = 30 * 86_400;
     let settings = SyntheticSettings {
         events: 200_000,

@@ -11,8 +11,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use clap::Parser;
-use ghmetrics::config::DbLocation;
-use ghmetrics::store::sqlite::{Db, insert_events};
+use ghmetrics::config::SqliteLocation;
+use ghmetrics::store::sqlite::{Sqlite, insert_events};
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 #[derive(Parser)]
@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     let mut generator = Generator::new(fixture_lines(), settings).expect("fixtures hold events");
     let started = std::time::Instant::now();
     if let Some(path) = args.db {
-        let db = Db::open(&DbLocation::File(path.clone()))?;
+        let db = Sqlite::open(&SqliteLocation::File(path.clone()))?;
         let mut conn = db.get()?;
         // A large page cache, as `ghmetrics import` uses for bulk writes.
         conn.pragma_update(None, "cache_size", -64 * 1024)?;

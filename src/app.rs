@@ -17,7 +17,6 @@ use crate::github::{PollStatus, Poller};
 use crate::retention;
 use crate::server;
 use crate::store::Store;
-use crate::store::clickhouse::UPKEEP_INTERVAL;
 use crate::telemetry::Telemetry;
 
 /// A ready-to-run service: database open and migrated, listener bound.
@@ -86,15 +85,10 @@ impl App {
         let poller = self
             .poller
             .map(|poller| tokio::spawn(poller.run(shutdown.child_token())));
-        // The writer keeps ClickHouse's rollups merged and its lock tables tidy
-        // (replicas only read).
-        if let (Some(_), Store::ClickHouse(store)) = (&poller, &self.state.store) {
-            tokio::spawn(
-                store
-                    .clone()
-                    .keep_up(UPKEEP_INTERVAL, shutdown.child_token()),
-            );
-        }
+        // The writer keeps the store tidy (replicas only read).
+        let upkeep = poller
+            .is_some()
+            .then(|| tokio::spawn(self.state.store.clone().upkeep(shutdown.child_token())));
         let retention = self.retention.map(|retention| {
             tokio::spawn(retention::run(
                 self.state.store.clone(),
@@ -121,6 +115,9 @@ impl App {
         }
         if let Some(retention) = retention {
             retention.await.context("retention task panicked")?;
+        }
+        if let Some(upkeep) = upkeep {
+            upkeep.await.context("store upkeep task panicked")?;
         }
         served
     }

@@ -217,10 +217,10 @@ fn encode_png(pixels: &[u8]) -> Result<Vec<u8>, ChartError> {
     encoder.set_palette(palette);
     // Answers are cached while their data and clock are unchanged, so a chart
     // is encoded at most about once a second while it is sent thousands of
-    // times: zlib's default level takes 1-3 ms a chart (the best level saves
-    // 5% more for 7-18 ms, which a client asking for many windows could turn
-    // into CPU load). No row filter, as the PNG spec advises for palette
-    // images: 10% smaller than adaptive filtering here, as fast.
+    // times: zlib's default level is fast (the best level saves a few percent
+    // for several times the CPU, which a client asking for many windows could
+    // turn into load). No row filter, as the PNG spec advises for palette
+    // images: smaller than adaptive filtering here, as fast.
     encoder.set_compression(png::Compression::Default);
     encoder.set_filter(png::FilterType::NoFilter);
     let mut writer = encoder.write_header()?;

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::config::{
-    Config, ConnectionLimits, DEFAULT_API_URL, DbLocation, GithubToken, HttpConfig, PollerConfig,
-    RepoName, StoreLocation, read_watch_file,
+    Config, ConnectionLimits, DEFAULT_API_URL, GithubToken, HttpConfig, PollerConfig, RepoName,
+    SqliteLocation, StoreLocation, read_watch_file,
 };
 
 #[derive(Debug, Parser)]
@@ -55,7 +55,7 @@ pub struct StoreArgs {
     /// for a database that lives only as long as the process: shorthand for
     /// `--store sqlite:PATH`.
     #[arg(long, env = "GHMETRICS_DB", default_value = "data/events.db")]
-    pub db: DbLocation,
+    pub db: SqliteLocation,
 
     /// ClickHouse only: keep the tables on this cluster (from the server's
     /// `remote_servers`), one local table per shard behind a `Distributed` table.
@@ -328,7 +328,7 @@ mod tests {
         let Command::Import(args) = cli.into_command() else {
             panic!()
         };
-        assert_eq!(args.store.db, DbLocation::File("x.db".into()));
+        assert_eq!(args.store.db, SqliteLocation::File("x.db".into()));
         assert_eq!(
             args.inputs,
             [std::path::PathBuf::from("a.json.gz"), "dir".into()]
@@ -345,7 +345,7 @@ mod tests {
     fn no_subcommand_means_serve_with_defaults() {
         let args = parse(&["ghmetrics"]).unwrap();
         assert_eq!(args.listen, "127.0.0.1:8000".parse().unwrap());
-        assert_eq!(args.store.db, DbLocation::File("data/events.db".into()));
+        assert_eq!(args.store.db, SqliteLocation::File("data/events.db".into()));
         assert_eq!(args.github_api_url.as_str(), "https://api.github.com/");
         assert!(!args.no_poll);
     }
@@ -365,7 +365,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.listen.port(), 9000);
-        assert_eq!(args.store.db, DbLocation::Memory);
+        assert_eq!(args.store.db, SqliteLocation::Memory);
         assert!(args.no_poll);
         assert!(
             args.clone()
@@ -375,7 +375,7 @@ mod tests {
                 .is_none()
         );
         let top_level = parse(&["ghmetrics", "--db", ":memory:"]).unwrap();
-        assert_eq!(top_level.store.db, DbLocation::Memory);
+        assert_eq!(top_level.store.db, SqliteLocation::Memory);
     }
 
     #[test]

@@ -14,30 +14,30 @@ pub use crate::server::ConnectionLimits;
 
 /// Where the SQLite database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DbLocation {
+pub enum SqliteLocation {
     /// A database file (its directory is created if missing).
     File(PathBuf),
     /// One in-memory database shared by every pooled connection; gone at exit.
     Memory,
 }
 
-impl FromStr for DbLocation {
+impl FromStr for SqliteLocation {
     type Err = std::convert::Infallible;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         Ok(if value == ":memory:" {
-            DbLocation::Memory
+            SqliteLocation::Memory
         } else {
-            DbLocation::File(PathBuf::from(value))
+            SqliteLocation::File(PathBuf::from(value))
         })
     }
 }
 
-impl fmt::Display for DbLocation {
+impl fmt::Display for SqliteLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DbLocation::File(path) => write!(f, "{}", path.display()),
-            DbLocation::Memory => f.write_str(":memory:"),
+            SqliteLocation::File(path) => write!(f, "{}", path.display()),
+            SqliteLocation::Memory => f.write_str(":memory:"),
         }
     }
 }
@@ -46,13 +46,13 @@ impl fmt::Display for DbLocation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
     /// `sqlite:PATH` (or `--db PATH`).
-    Sqlite(DbLocation),
+    Sqlite(SqliteLocation),
     /// `clickhouse://[user@]host[:port]/database`.
     ClickHouse(ClickHouseSettings),
 }
 
-impl From<DbLocation> for StoreLocation {
-    fn from(location: DbLocation) -> Self {
+impl From<SqliteLocation> for StoreLocation {
+    fn from(location: SqliteLocation) -> Self {
         StoreLocation::Sqlite(location)
     }
 }
@@ -383,11 +383,11 @@ mod tests {
     fn store_urls_parse_with_defaults_and_refuse_what_they_cannot_use() {
         assert_eq!(
             StoreLocation::parse("sqlite:data/x.db", None).unwrap(),
-            StoreLocation::Sqlite(DbLocation::File("data/x.db".into()))
+            StoreLocation::Sqlite(SqliteLocation::File("data/x.db".into()))
         );
         assert_eq!(
             StoreLocation::parse("sqlite::memory:", None).unwrap(),
-            StoreLocation::Sqlite(DbLocation::Memory)
+            StoreLocation::Sqlite(SqliteLocation::Memory)
         );
         let StoreLocation::ClickHouse(plain) =
             StoreLocation::parse("clickhouse://ch.internal/ghm", None).unwrap()
@@ -497,12 +497,12 @@ mod tests {
     #[test]
     fn memory_location_is_recognised() {
         assert_eq!(
-            ":memory:".parse::<DbLocation>().unwrap(),
-            DbLocation::Memory
+            ":memory:".parse::<SqliteLocation>().unwrap(),
+            SqliteLocation::Memory
         );
         assert_eq!(
-            "data/x.db".parse::<DbLocation>().unwrap(),
-            DbLocation::File("data/x.db".into())
+            "data/x.db".parse::<SqliteLocation>().unwrap(),
+            SqliteLocation::File("data/x.db".into())
         );
     }
 }

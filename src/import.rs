@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,6 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::event::{Event, parse_event};
-use crate::store::sqlite::{self, Db, DbError};
 use crate::store::{InsertStats, Store, StoreError};
 
 /// Bytes of whole lines handed from the reader to the parser at a time.
@@ -167,7 +166,7 @@ pub fn import(
     let writer_store = store.clone();
     let writer = thread::Builder::new()
         .name("import-writer".into())
-        .spawn(move || write_batches(&writer_store, batch_rx))
+        .spawn(move || writer_store.bulk_load(batch_rx))
         .map_err(|_| ImportError::WriterGone)?;
 
     let mut parser = Parser {
@@ -207,59 +206,6 @@ pub fn import(
     summary.bytes_read = progress.bytes.load(Ordering::Relaxed);
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-/// Page cache of the import's writer connection, in KiB. Inserts land all over
-/// the repository index; with SQLite's default 2 MiB cache most of them would
-/// re-read pages from disk. The connection goes back to the default afterwards.
-const BULK_WRITE_CACHE_KIB: i64 = 64 * 1024;
-/// SQLite's default cache size (negative: KiB).
-const DEFAULT_CACHE_SIZE: i64 = -2000;
-
-/// The writer thread: one transaction (SQLite) or one insert (ClickHouse)
-/// per batch until the channel closes.
-fn write_batches(store: &Store, batches: Receiver<Vec<Event>>) -> Result<InsertStats, ImportError> {
-    match store {
-        Store::Sqlite(db) => Ok(write_sqlite_batches(db, batches).map_err(StoreError::from)?),
-        Store::ClickHouse(ch) => {
-            // Its own runtime and HTTP connections: this thread is not on the caller's runtime.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|_| ImportError::WriterGone)?;
-            let ch = ch.with_new_connections();
-            let mut total = InsertStats::default();
-            for batch in batches {
-                total += runtime
-                    .block_on(ch.insert_events(&batch))
-                    .map_err(StoreError::from)?;
-            }
-            if total.inserted() > 0 {
-                runtime.block_on(ch.merge_rollups());
-            }
-            runtime.block_on(ch.drop_ended_locks());
-            Ok(total)
-        }
-    }
-}
-
-fn write_sqlite_batches(db: &Db, batches: Receiver<Vec<Event>>) -> Result<InsertStats, DbError> {
-    let mut conn = db.get()?;
-    conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)?;
-    let mut total = InsertStats::default();
-    let mut result = Ok(());
-    for batch in batches {
-        match sqlite::insert_events(&mut conn, &batch) {
-            Ok(stats) => total += stats,
-            Err(error) => {
-                result = Err(DbError::from(error));
-                break;
-            }
-        }
-    }
-    conn.pragma_update(None, "cache_size", DEFAULT_CACHE_SIZE)?;
-    result?;
-    Ok(total)
 }
 
 /// The writer hung up (it failed; its error comes from `join`).

@@ -1,11 +1,11 @@
-//! ghmetrics streams GitHub's public events into SQLite and answers metrics
-//! about them over HTTP.
+//! ghmetrics streams GitHub's public events into a store (an embedded SQLite
+//! file, or ClickHouse) and answers metrics about them over HTTP.
 //!
 //! - [`github`]: the REST client and the poller that stores new events.
 //! - [`event`]: the tracked event types and the tolerant event parser.
 //! - [`store`]: the storage interface and its two stores, SQLite and ClickHouse.
 //! - [`api`]: the axum handlers; [`error`] maps failures to HTTP responses.
-//! - [`chart`]: the PNG bar chart.
+//! - [`chart`]: the bar chart and the timeline, PNG or SVG.
 //! - [`import`]: GH Archive files into the same table, streaming.
 //! - [`time_buckets`]: minute/hour/day arithmetic shared by rollups, queries and charts.
 //! - [`app`]: opens the store, starts the poller and retention, serves the

@@ -61,9 +61,8 @@ fn describe(error: &anyhow::Error) -> String {
 
 /// Threads for blocking work: the database (8 pooled connections) and chart
 /// rendering (CPU-bound). Tokio's default of 512 only adds threads, each with
-/// its own allocator arena, that wait for a connection or a core: on this
-/// service they cost memory (RSS after a load run of every endpoint on 6,000
-/// events: 37.6 MB with the default, 23.3 MB with 8) and no speed.
+/// its own allocator arena, that wait for a connection or a core: memory for
+/// no speed (BENCHMARKS.md, serving).
 const BLOCKING_THREADS: usize = 8;
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -11,9 +11,9 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
-/// Events deleted per transaction: about 90 ms of write lock on the
-/// development machine (BENCHMARKS.md), so the poller (and an import) wait at
-/// most that long behind a purge, however much it has to delete.
+/// Events deleted per transaction: a write lock of well under a second
+/// (BENCHMARKS.md), so the poller (and an import) wait at most that long
+/// behind a purge, however much it has to delete.
 pub const BATCH: usize = 5_000;
 
 /// A pause between batches that lets other writers take the lock.

@@ -4,9 +4,8 @@
 //! request that finds the same stamp. A commit by any connection, in this
 //! process or another, changes the data version; a new second changes the
 //! clock; so no answer outlives what it was computed from. A hit costs one
-//! read of the data version (48 bytes of the wal-index, see
-//! [`crate::store::Store::data_version`]) and a map lookup, with no hop to the
-//! blocking pool.
+//! read of the data version (what that costs each store says at
+//! [`crate::store::Backend::data_version`]) and a map lookup.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -232,7 +231,7 @@ mod tests {
         assert_eq!(cache.get(&key, at).unwrap().body, "x");
         for other in [
             Stamp {
-                data: DataVersion::from_counter(2),
+                data: DataVersion::from_counters(&[2]),
                 ..at
             },
             Stamp { polls: 1, ..at },

@@ -51,9 +51,39 @@ struct Health {
     /// Tracked events skipped as malformed since start.
     events_malformed: u64,
     /// How much of the global feed the polls of the last hour saw.
-    global_feed_coverage: Option<FeedCoverage>,
+    global_feed_coverage: Option<Coverage>,
     /// Repositories polled through their own feed.
     watched_repositories: usize,
+}
+
+/// How much of the global feed the polls of a window saw
+/// ([`FeedCoverage`], as `/health` shows it).
+#[derive(Serialize, ToSchema)]
+struct Coverage {
+    window_seconds: i64,
+    polls: u64,
+    /// Polls whose answer did not reach back to the previous poll's newest event.
+    polls_with_gap: u64,
+    /// Events seen for the first time.
+    events_seen: u64,
+    /// Upper bound on the events that went by unseen (from the id ranges).
+    events_missed_estimate: u64,
+    /// `events_seen / (events_seen + events_missed_estimate)`; null before
+    /// there is anything to compare.
+    coverage: Option<f64>,
+}
+
+impl From<FeedCoverage> for Coverage {
+    fn from(c: FeedCoverage) -> Self {
+        Coverage {
+            window_seconds: c.window_seconds,
+            polls: c.polls,
+            polls_with_gap: c.polls_with_gap,
+            events_seen: c.events_seen,
+            events_missed_estimate: c.events_missed_estimate,
+            coverage: c.coverage,
+        }
+    }
 }
 
 /// Failed polls in a row (at GitHub's pace, a few minutes) that make the
@@ -128,7 +158,7 @@ fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>)
     let poll = state.poll_status.snapshot();
     let failing = poll.consecutive_failures >= DEGRADED_AFTER_FAILURES;
     let (store_status, totals, coverage) = match store {
-        Ok(figures) => ("ok", Some(figures.totals), Some(figures.coverage)),
+        Ok(figures) => ("ok", Some(figures.totals), Some(figures.coverage.into())),
         Err(problem) => (problem, None, None),
     };
     let newest_event_at = totals.and_then(|t| t.newest_event_at);

@@ -9,6 +9,7 @@ pub mod layers;
 mod metrics;
 mod params;
 mod prometheus;
+mod spool;
 mod state;
 
 pub use cache::AnswerCache;
@@ -46,7 +47,7 @@ pub const DOCS_PATH: &str = "/docs";
     info(
         title = "ghmetrics",
         description = "Metrics about GitHub's public events (WatchEvent, PullRequestEvent, IssuesEvent), \
-streamed from GitHub's REST API into SQLite.
+streamed from GitHub's REST API (or imported from GH Archive files) into SQLite or ClickHouse.
 
 Every API endpoint is served at its plain path and under `/v1/`, by the same handler \
 (the dashboard `/` and this document are not versioned).
@@ -54,11 +55,11 @@ Every API endpoint is served at its plain path and under `/v1/`, by the same han
 Errors are JSON `{\"detail\": \"...\"}`: 422 for a missing or invalid query parameter (the detail \
 names it), 404 for an unknown path, 429 with `Retry-After` over the per-client rate limit \
 (when the service runs with `--rate-limit`), 503 when a request is not answered within the \
-request timeout, 500 for an internal failure (the cause is in the service log). Answers over \
+request timeout or when the store does not answer within the store timeout, 500 for an internal failure (the cause is in the service log). Answers over \
 1 KiB are gzip-compressed for clients that send `Accept-Encoding: gzip`."
     ),
     tags(
-        (name = "metrics", description = "The metrics, each one SQL query"),
+        (name = "metrics", description = "The metrics, each answered from the store's rollups and indexes"),
         (name = "charts", description = "Charts of the event counts, PNG or SVG"),
         (name = "operations", description = "Health, Prometheus metrics, this document and the dashboard"),
     )

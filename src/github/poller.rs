@@ -233,8 +233,9 @@ impl Poller {
         }
     }
 
-    /// Polls every feed, each when it is due, until `cancel` fires. A
-    /// transaction in flight when it fires still completes (see [`crate::store::Db::run`]).
+    /// Polls every feed, each when it is due, until `cancel` fires. A write
+    /// in flight when it fires still completes: the stores finish a write
+    /// whose caller has gone.
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(
             api = %self.client.api_url_redacted(),
@@ -327,7 +328,7 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Db;
+    use crate::config::{SqliteLocation, StoreLocation};
 
     /// Watched repositories start spread over the first interval, the global
     /// feed first, instead of a burst of requests at startup.
@@ -336,9 +337,11 @@ mod tests {
         let mut config = PollerConfig::new("http://127.0.0.1:9".parse().unwrap(), None);
         config.watched = ["a/a", "b/b", "c/c"].map(|r| r.parse().unwrap()).to_vec();
         config.watch_spread = Duration::from_secs(60);
-        let db = Db::open(&crate::config::DbLocation::Memory).unwrap();
+        let store = Store::open(&StoreLocation::Sqlite(SqliteLocation::Memory))
+            .await
+            .unwrap();
         let start = tokio::time::Instant::now();
-        let poller = Poller::new(&config, Store::Sqlite(db), Arc::default()).unwrap();
+        let poller = Poller::new(&config, store, Arc::default()).unwrap();
         let plan: Vec<(String, u64)> = poller
             .feeds
             .iter()

@@ -1,31 +1,143 @@
-//! Storage: [`Store`] names every question the service asks of its data, in
-//! the service's own terms (count the events since a moment, store a batch
-//! once, forget what is older than a cutoff), never in SQL. Two stores answer
-//! them: [`sqlite`] (the embedded default, one file) and [`clickhouse`] (for
-//! years of GH Archive, several API replicas and analysts' SQL, on one server
-//! or a cluster). Handlers, the poller, import and retention see only
-//! [`Store`] and the plain types below; the store is picked by the URL's
-//! scheme (`sqlite:` / `clickhouse://`, see [`crate::config::StoreLocation`]).
+//! Storage: [`Backend`] names every question the service asks of its data,
+//! in the service's own terms (count the events since a moment, store a
+//! batch once, forget what is older than a cutoff), never in SQL. Two stores
+//! answer all of them: [`sqlite`] (the embedded default, one file) and
+//! [`clickhouse`] (for years of GH Archive, several API replicas and
+//! analysts' SQL, on one server or a cluster). A question added to the trait
+//! does not compile until both answer it.
 //!
-//! An enum rather than a trait object: the methods are async, the set of
-//! stores is closed, and a `match` per method keeps each store's answer one
-//! click away.
+//! Callers hold a [`Store`], which forwards each question to the store it
+//! was opened as; handlers, the poller, import and retention see only it and
+//! the plain types below. The store is picked by the URL's scheme
+//! (`sqlite:` / `clickhouse://`, see [`crate::config::StoreLocation`]).
 
 pub mod clickhouse;
 pub mod sqlite;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::mpsc::Receiver;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreLocation;
 use crate::event::{Event, EventType};
 
 pub use clickhouse::{ClickHouse, ClickHouseError};
-pub use sqlite::{Db, DbError};
+pub use sqlite::{Sqlite, SqliteError};
+
+/// Every question the service asks of a store. Each store implements it in
+/// its own module; the contract written on each method holds for both.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// A name for logs and `/health`.
+    const KIND: &'static str;
+
+    /// A value that changes whenever anything is written, by this process or
+    /// another (never by a background merge or anything else that changes no
+    /// answer): answers computed after reading it are exact until it changes.
+    /// The API's answer cache reads it on every request, so it is cheap: one
+    /// read of 48 bytes of SQLite's wal-index; one small query of
+    /// ClickHouse's `system.parts` and `system.mutations`.
+    fn data_version(&self) -> impl Future<Output = Result<DataVersion, StoreError>> + Send;
+
+    /// Events of each tracked type with `created_at >= since` (epoch seconds).
+    fn event_counts(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<EventCounts, StoreError>> + Send;
+
+    /// The gaps between consecutive PR openings of `repo_name`.
+    fn pr_gaps(
+        &self,
+        repo_name: String,
+    ) -> impl Future<Output = Result<PrGapSummary, StoreError>> + Send;
+
+    /// Hands `sink` the repositories with PullRequestEvents and how many,
+    /// most first (ties by name), at most `limit`, until it returns false;
+    /// then hands it back. Memory stays flat however many repositories there are.
+    fn for_each_pr_count<S: PrCountSink>(
+        &self,
+        limit: Option<u64>,
+        sink: S,
+    ) -> impl Future<Output = Result<S, StoreError>> + Send;
+
+    /// Events per type in `buckets` consecutive buckets of `bucket_minutes`,
+    /// the first starting at minute `first_minute` since the epoch.
+    fn timeline(
+        &self,
+        first_minute: i64,
+        bucket_minutes: i64,
+        buckets: usize,
+    ) -> impl Future<Output = Result<Vec<[u64; 3]>, StoreError>> + Send;
+
+    /// How many events are stored, and when the newest was created.
+    fn totals(&self) -> impl Future<Output = Result<Totals, StoreError>> + Send;
+
+    /// Stores `events`, each id once however often it arrives (from polls
+    /// that overlap, a file imported twice, the poller and an import at
+    /// once), whatever else a later copy carries: the first copy is kept.
+    fn insert_events(
+        &self,
+        events: Vec<Event>,
+    ) -> impl Future<Output = Result<InsertStats, StoreError>> + Send;
+
+    /// Inserts the batches `batches` brings until it closes, as
+    /// [`Backend::insert_events`] would, tuned for a bulk load (`import`).
+    /// Blocking: runs on a plain thread, outside any async runtime.
+    fn bulk_load(&self, batches: Receiver<Vec<Event>>) -> Result<InsertStats, StoreError>;
+
+    /// Deletes events created before `cutoff`, at least `limit` of them
+    /// when there are that many (SQLite deletes exactly up to `limit` per
+    /// call, so that the poller interleaves; ClickHouse deletes them all at
+    /// once, by mutation); returns how many. Fewer than `limit`: none are left.
+    fn delete_events_before(
+        &self,
+        cutoff: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Forgets the feed polls older than `cutoff`.
+    fn delete_feed_polls_before(
+        &self,
+        cutoff: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records one poll of one feed.
+    fn record_feed_poll(
+        &self,
+        poll: FeedPoll,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The newest event id `feed` has shown, so coverage carries across restarts.
+    fn newest_seen_id(
+        &self,
+        feed: String,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// How much of the global feed the polls of the last `window_seconds` saw.
+    fn global_feed_coverage(
+        &self,
+        now: i64,
+        window_seconds: i64,
+    ) -> impl Future<Output = Result<FeedCoverage, StoreError>> + Send;
+
+    /// Records that `repos` are watched (keeping the start of any already
+    /// watched) and returns since when each is.
+    fn start_watching(
+        &self,
+        repos: Vec<String>,
+        now: i64,
+    ) -> impl Future<Output = Result<HashMap<String, i64>, StoreError>> + Send;
+
+    /// The writer's periodic upkeep until `shutdown` (ClickHouse merges its
+    /// rollups when a bulk load left them in parts; SQLite needs none).
+    fn upkeep(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + Send;
+}
 
 /// The open store. Cheap to clone.
 #[derive(Clone)]
 pub enum Store {
-    Sqlite(Db),
+    Sqlite(Sqlite),
     ClickHouse(ClickHouse),
 }
 
@@ -33,7 +145,7 @@ pub enum Store {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
-    Sqlite(#[from] DbError),
+    Sqlite(#[from] SqliteError),
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
 }
@@ -43,24 +155,27 @@ impl StoreError {
     /// time (rather than refusing the question): worth retrying.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Sqlite(DbError::Pool(_)) => true,
-            StoreError::Sqlite(_) => false,
+            StoreError::Sqlite(error) => error.is_unavailable(),
             StoreError::ClickHouse(error) => error.is_unavailable(),
         }
     }
+}
+
+/// `store.$call` on whichever store `$store` is.
+macro_rules! on_store {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($backend) => $call,
+            Store::ClickHouse($backend) => $call,
+        }
+    };
 }
 
 impl Store {
     /// Opens the store at `location` and brings its schema up to date.
     pub async fn open(location: &StoreLocation) -> Result<Store, StoreError> {
         Ok(match location {
-            StoreLocation::Sqlite(location) => {
-                let location = location.clone();
-                let db = tokio::task::spawn_blocking(move || Db::open(&location))
-                    .await
-                    .map_err(DbError::from)??;
-                Store::Sqlite(db)
-            }
+            StoreLocation::Sqlite(location) => Store::Sqlite(Sqlite::open_async(location).await?),
             StoreLocation::ClickHouse(settings) => {
                 Store::ClickHouse(ClickHouse::open(settings).await?)
             }
@@ -69,183 +184,102 @@ impl Store {
 
     /// `sqlite` or `clickhouse`, for logs and `/health`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::ClickHouse(_) => "clickhouse",
+        fn kind<B: Backend>(_: &B) -> &'static str {
+            B::KIND
         }
+        on_store!(self, b => kind(b))
     }
 
-    /// The SQLite handle, when this is one (tests and SQLite-only tools).
-    pub fn sqlite(&self) -> Option<&Db> {
-        match self {
-            Store::Sqlite(db) => Some(db),
-            Store::ClickHouse(_) => None,
-        }
-    }
-
-    /// A value that changes whenever anything is written, by this process or
-    /// another: answers computed after reading it are exact until it changes.
+    /// See [`Backend::data_version`].
     pub async fn data_version(&self) -> Result<DataVersion, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => db.data_version()?,
-            Store::ClickHouse(ch) => ch.data_version().await?,
-        })
+        on_store!(self, b => Backend::data_version(b).await)
     }
 
-    /// Events of each tracked type with `created_at >= since` (epoch seconds).
+    /// See [`Backend::event_counts`].
     pub async fn event_counts(&self, since: i64) -> Result<EventCounts, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => db.run(move |c| sqlite::event_counts(c, since)).await?,
-            Store::ClickHouse(ch) => ch.event_counts(since).await?,
-        })
+        on_store!(self, b => Backend::event_counts(b, since).await)
     }
 
-    /// The gaps between consecutive PR openings of `repo_name`.
+    /// See [`Backend::pr_gaps`].
     pub async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => db.run(move |c| sqlite::pr_gaps(c, &repo_name)).await?,
-            Store::ClickHouse(ch) => ch.pr_gaps(&repo_name).await?,
-        })
+        on_store!(self, b => Backend::pr_gaps(b, repo_name).await)
     }
 
-    /// Hands `sink` the repositories with PullRequestEvents and how many,
-    /// most first (ties by name), at most `limit`, until it returns false;
-    /// then hands it back. Memory stays flat however many repositories there are.
+    /// See [`Backend::for_each_pr_count`].
     pub async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
-        mut sink: S,
+        sink: S,
     ) -> Result<S, StoreError> {
-        match self {
-            Store::Sqlite(db) => Ok(db
-                .run(move |c| {
-                    sqlite::for_each_pr_count(c, limit, |repo, n| sink.accept(repo, n))?;
-                    Ok(sink)
-                })
-                .await?),
-            Store::ClickHouse(ch) => {
-                ch.for_each_pr_count(limit, |repo, n| sink.accept(repo, n))
-                    .await?;
-                Ok(sink)
-            }
-        }
+        on_store!(self, b => Backend::for_each_pr_count(b, limit, sink).await)
     }
 
-    /// Events per type in `buckets` consecutive buckets of `bucket_minutes`,
-    /// the first starting at minute `first_minute` since the epoch.
+    /// See [`Backend::timeline`].
     pub async fn timeline(
         &self,
         first_minute: i64,
         bucket_minutes: i64,
         buckets: usize,
     ) -> Result<Vec<[u64; 3]>, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => {
-                db.run(move |c| sqlite::timeline(c, first_minute, bucket_minutes, buckets))
-                    .await?
-            }
-            Store::ClickHouse(ch) => ch.timeline(first_minute, bucket_minutes, buckets).await?,
-        })
+        on_store!(self, b => Backend::timeline(b, first_minute, bucket_minutes, buckets).await)
     }
 
-    /// How many events are stored, and when the newest was created.
+    /// See [`Backend::totals`].
     pub async fn totals(&self) -> Result<Totals, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => {
-                db.run(|c| {
-                    Ok(Totals {
-                        events: sqlite::stored_event_count(c)?,
-                        newest_event_at: sqlite::newest_event_at(c)?,
-                    })
-                })
-                .await?
-            }
-            Store::ClickHouse(ch) => ch.totals().await?,
-        })
+        on_store!(self, b => Backend::totals(b).await)
     }
 
-    /// Stores `events`, each id once however often it arrives (from polls
-    /// that overlap, a file imported twice, the poller and an import at once).
+    /// See [`Backend::insert_events`].
     pub async fn insert_events(&self, events: Vec<Event>) -> Result<InsertStats, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => db.write(move |c| sqlite::insert_events(c, &events)).await?,
-            Store::ClickHouse(ch) => ch.insert_events(&events).await?,
-        })
+        on_store!(self, b => Backend::insert_events(b, events).await)
     }
 
-    /// Deletes up to `limit` events created before `cutoff`; returns how many
-    /// (fewer than `limit`: none are left).
+    /// See [`Backend::bulk_load`].
+    pub fn bulk_load(&self, batches: Receiver<Vec<Event>>) -> Result<InsertStats, StoreError> {
+        on_store!(self, b => Backend::bulk_load(b, batches))
+    }
+
+    /// See [`Backend::delete_events_before`].
     pub async fn delete_events_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => {
-                db.write(move |c| sqlite::delete_events_before(c, cutoff, limit))
-                    .await?
-            }
-            Store::ClickHouse(ch) => ch.delete_events_before(cutoff).await?,
-        })
+        on_store!(self, b => Backend::delete_events_before(b, cutoff, limit).await)
     }
 
-    /// Forgets the feed polls older than `cutoff`.
+    /// See [`Backend::delete_feed_polls_before`].
     pub async fn delete_feed_polls_before(&self, cutoff: i64) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(db) => {
-                db.write(move |c| sqlite::delete_feed_polls_before(c, cutoff))
-                    .await?;
-            }
-            Store::ClickHouse(ch) => ch.delete_feed_polls_before(cutoff).await?,
-        }
-        Ok(())
+        on_store!(self, b => Backend::delete_feed_polls_before(b, cutoff).await)
     }
 
-    /// Records one poll of one feed.
+    /// See [`Backend::record_feed_poll`].
     pub async fn record_feed_poll(&self, poll: FeedPoll) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(db) => {
-                db.write(move |c| sqlite::record_feed_poll(c, &poll))
-                    .await?
-            }
-            Store::ClickHouse(ch) => ch.record_feed_poll(&poll).await?,
-        }
-        Ok(())
+        on_store!(self, b => Backend::record_feed_poll(b, poll).await)
     }
 
-    /// The newest event id `feed` has shown, so coverage carries across restarts.
+    /// See [`Backend::newest_seen_id`].
     pub async fn newest_seen_id(&self, feed: String) -> Result<Option<i64>, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => db.run(move |c| sqlite::newest_seen_id(c, &feed)).await?,
-            Store::ClickHouse(ch) => ch.newest_seen_id(&feed).await?,
-        })
+        on_store!(self, b => Backend::newest_seen_id(b, feed).await)
     }
 
-    /// How much of the global feed the polls of the last `window_seconds` saw.
+    /// See [`Backend::global_feed_coverage`].
     pub async fn global_feed_coverage(
         &self,
         now: i64,
         window_seconds: i64,
     ) -> Result<FeedCoverage, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => {
-                db.run(move |c| sqlite::global_feed_coverage(c, now, window_seconds))
-                    .await?
-            }
-            Store::ClickHouse(ch) => ch.global_feed_coverage(now, window_seconds).await?,
-        })
+        on_store!(self, b => Backend::global_feed_coverage(b, now, window_seconds).await)
     }
 
-    /// Records that `repos` are watched (keeping the start of any already
-    /// watched) and returns since when each is.
+    /// See [`Backend::start_watching`].
     pub async fn start_watching(
         &self,
         repos: Vec<String>,
         now: i64,
     ) -> Result<HashMap<String, i64>, StoreError> {
-        Ok(match self {
-            Store::Sqlite(db) => {
-                db.write(move |c| sqlite::start_watching(c, &repos, now))
-                    .await?
-            }
-            Store::ClickHouse(ch) => ch.start_watching(&repos, now).await?,
-        })
+        on_store!(self, b => Backend::start_watching(b, repos, now).await)
+    }
+
+    /// See [`Backend::upkeep`].
+    pub async fn upkeep(self, shutdown: CancellationToken) {
+        on_store!(&self, b => Backend::upkeep(b, shutdown).await)
     }
 }
 
@@ -380,7 +414,7 @@ pub struct FeedPoll {
 }
 
 /// How much of the global feed the polls since a moment saw.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeedCoverage {
     pub window_seconds: i64,
     pub polls: u64,
@@ -416,17 +450,29 @@ impl FeedCoverage {
     }
 }
 
-/// What [`Store::data_version`] returns: equal values mean nothing was
-/// written in between. SQLite fills it with the wal-index header (48 bytes);
-/// ClickHouse with a digest of its active parts.
+/// What [`Backend::data_version`] returns: equal values mean nothing was
+/// written in between. Opaque: each store fills it its own way (SQLite with
+/// its wal-index header, ClickHouse with its row and mutation counts), and
+/// only equality means anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DataVersion([u8; WAL_INDEX_HEADER_BYTES]);
+pub struct DataVersion([u8; DataVersion::BYTES]);
+
+impl Default for DataVersion {
+    fn default() -> Self {
+        DataVersion([0; DataVersion::BYTES])
+    }
+}
 
 impl DataVersion {
-    /// A version made from a number.
-    pub(crate) fn from_counter(counter: u64) -> Self {
+    /// Room for the largest store's version (SQLite's wal-index header).
+    pub(crate) const BYTES: usize = 48;
+
+    /// A version made from numbers (at most six).
+    pub(crate) fn from_counters(counters: &[u64]) -> Self {
         let mut version = DataVersion::default();
-        version.0[..8].copy_from_slice(&counter.to_le_bytes());
+        for (slot, counter) in version.0.chunks_mut(8).zip(counters) {
+            slot.copy_from_slice(&counter.to_le_bytes());
+        }
         version
     }
 
@@ -435,15 +481,6 @@ impl DataVersion {
         &mut self.0
     }
 }
-
-impl Default for DataVersion {
-    fn default() -> Self {
-        DataVersion([0; WAL_INDEX_HEADER_BYTES])
-    }
-}
-
-/// Size of one copy of SQLite's wal-index header (`WalIndexHdr` in wal.c).
-pub(crate) const WAL_INDEX_HEADER_BYTES: usize = 48;
 
 #[cfg(test)]
 mod tests {

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
-use ghmetrics::config::{DbLocation, HttpConfig};
+use ghmetrics::config::{HttpConfig, SqliteLocation};
 use ghmetrics::event::parse_event;
 use ghmetrics::github::PollStatus;
-use ghmetrics::store::sqlite::{Db, insert_events};
+use ghmetrics::store::sqlite::{Sqlite, insert_events};
 use ghmetrics::{AppState, Shared, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -21,7 +21,7 @@ use tower::ServiceExt;
 use crate::helpers::{Expected, fixture_events};
 
 fn state_with(events: &[Value]) -> AppState {
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let parsed: Vec<_> = events
         .iter()
         .filter_map(|e| parse_event(&serde_json::to_vec(e).unwrap()).unwrap())

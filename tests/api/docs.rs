@@ -1,6 +1,6 @@
 //! The OpenAPI document, the Swagger UI page (offline) and the dashboard page.
 
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use serde_json::Value;
 
 use crate::helpers::TestApp;
@@ -10,7 +10,7 @@ use crate::helpers::TestApp;
 /// document lists: the document and the router agree.
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
-    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let app = TestApp::spawn(SqliteLocation::Memory, None).await;
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -48,7 +48,7 @@ async fn every_documented_operation_answers_as_documented() {
 /// the image's `contentMediaType`, not an array of integers.
 #[tokio::test]
 async fn image_answers_are_declared_as_binary_bodies() {
-    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let app = TestApp::spawn(SqliteLocation::Memory, None).await;
     let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
     let mut images = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -70,7 +70,7 @@ async fn image_answers_are_declared_as_binary_bodies() {
 
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary() {
-    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let app = TestApp::spawn(SqliteLocation::Memory, None).await;
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -102,7 +102,7 @@ async fn swagger_ui_is_served_from_the_binary() {
 
 #[tokio::test]
 async fn dashboard_is_one_self_contained_page() {
-    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let app = TestApp::spawn(SqliteLocation::Memory, None).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     assert_eq!(

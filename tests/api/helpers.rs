@@ -17,7 +17,7 @@ use ghmetrics::App;
 use ghmetrics::config::{Config, HttpConfig, PollerConfig, StoreLocation};
 use ghmetrics::github::PollReport;
 use ghmetrics::store::Store;
-use ghmetrics::store::sqlite::Db;
+use ghmetrics::store::sqlite::Sqlite;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -510,8 +510,11 @@ impl TestApp {
 
     /// The service's SQLite handle (e.g. to hold its connections); panics
     /// for another store, so only SQLite-specific tests call it.
-    pub fn db(&self) -> &Db {
-        self.store.sqlite().expect("a SQLite store")
+    pub fn db(&self) -> &Sqlite {
+        match &self.store {
+            Store::Sqlite(db) => db,
+            Store::ClickHouse(_) => panic!("a SQLite store"),
+        }
     }
 
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use ghmetrics::event::{Event, EventType};
 use serde_json::{Value, json};
 
@@ -209,7 +209,7 @@ async fn in_memory_database_is_shared_by_concurrent_requests() {
     let mock = MockGithub::start(100).await;
     mock.set_feed(&raw[..300]);
     let expected = Expected::of(&raw[..300]);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let mut app = TestApp::spawn(SqliteLocation::Memory, Some(test_poller_config(&mock.url))).await;
     app.wait_for_report(|r| r.events_inserted == expected.total())
         .await;
     let mut requests = tokio::task::JoinSet::new();
@@ -285,7 +285,7 @@ async fn restart_keeps_the_data_and_analysts_can_read_alongside() {
     let expected = Expected::of(&raw[..300]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/events.db");
-    let location = DbLocation::File(path.clone());
+    let location = SqliteLocation::File(path.clone());
 
     let mut app = TestApp::spawn(location.clone(), Some(test_poller_config(&mock.url))).await;
     app.wait_for_report(|r| r.events_inserted == expected.total())

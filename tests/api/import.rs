@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use ghmetrics::import::{ImportOptions, import};
 use ghmetrics::store::Store;
-use ghmetrics::store::sqlite::{Db, rollup_disagreement, stored_event_count};
+use ghmetrics::store::sqlite::{Sqlite, rollup_disagreement, stored_event_count};
 use serde_json::Value;
 
 use crate::helpers::{
@@ -94,7 +94,7 @@ async fn imports_real_archives_once_however_often_they_are_imported() {
             Expected::of(&fixture_file_events(FIXTURE_FILES[2])).total()
         );
 
-        if let Some(sqlite) = db.sqlite() {
+        if let Store::Sqlite(sqlite) = &db {
             assert_eq!(rollup_disagreement(&sqlite.get().unwrap()).unwrap(), None);
         }
         assert_eq!(db.totals().await.unwrap().events, expected.total());
@@ -135,7 +135,7 @@ async fn import_adds_only_what_the_poller_has_not_stored() {
             assert_eq!(counts[event_type], *n, "{event_type}");
         }
         app.stop().await;
-        if let Some(sqlite) = db.sqlite() {
+        if let Store::Sqlite(sqlite) = &db {
             assert_eq!(rollup_disagreement(&sqlite.get().unwrap()).unwrap(), None);
         }
     }
@@ -173,7 +173,7 @@ fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
     let truncated = truncated_copy(dir.path());
     let missing = dir.path().join("missing.json.gz");
 
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let summary = import(
         &Store::Sqlite(db.clone()),
         &[plain, truncated, missing],
@@ -246,7 +246,7 @@ fn the_import_command_reports_and_fails_on_a_broken_file() {
 fn a_repository_filter_keeps_only_those_repositories() {
     let events = fixture_file_events("events-2021-07-21-sample.json.gz");
     let wanted = ["gabrieldonadel/pull-requests-limits", "weseek/growi"];
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let options = ImportOptions {
         repos: wanted.iter().map(|r| r.to_string()).collect(),
         ..small_batches()
@@ -315,7 +315,7 @@ fn overlong_lines_are_skipped_and_files_without_events_fail() {
     // The summary is on stdout only; logs are on stderr only.
     assert!(!stderr.contains("file(s) imported"), "{stderr}");
     assert!(!stdout.contains("WARN"), "{stdout}");
-    let db = Db::open(&DbLocation::File(db_path)).unwrap();
+    let db = Sqlite::open(&SqliteLocation::File(db_path)).unwrap();
     let expected = Expected::of(&fixture_file_events("events-2019-11-27-first100.json.gz"));
     assert_eq!(
         stored_event_count(&db.get().unwrap()).unwrap(),
@@ -348,7 +348,7 @@ fn the_line_limit_is_exact_and_keeps_the_neighbours() {
         .filter(|e| e.to_string().len() <= limit)
         .cloned()
         .collect();
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let options = ImportOptions {
         max_line_bytes: limit,
         ..small_batches()
@@ -379,7 +379,7 @@ fn a_byte_order_mark_and_crlf_line_ends_lose_nothing() {
         text.push_str("\r\n");
     }
     std::fs::write(&path, text).unwrap();
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default()).unwrap();
     assert_eq!(summary.files_complete, 1);
     assert_eq!(summary.bad_lines, 0);
@@ -393,7 +393,7 @@ fn a_json_array_file_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("array.json");
     std::fs::write(&path, format!("[{}]", lines[..20].join(","))).unwrap();
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default()).unwrap();
     let [failure] = &summary.files_failed[..] else {
         panic!("{:?}", summary.files_failed)

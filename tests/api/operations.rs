@@ -5,7 +5,7 @@ use std::io::Read;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use serde_json::Value;
 
 use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
@@ -155,7 +155,7 @@ async fn rate_limited_polls_count_the_wait() {
         status: 429,
         secs: 1,
     }]);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let mut app = TestApp::spawn(SqliteLocation::Memory, Some(test_poller_config(&mock.url))).await;
     app.wait_for_report(|r| r.polls >= 2).await;
     let text = scrape(&app).await;
     assert_eq!(
@@ -181,7 +181,7 @@ async fn rate_limited_polls_count_the_wait() {
 
 #[tokio::test]
 async fn clients_over_the_rate_limit_get_429_with_retry_after() {
-    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+    let app = TestApp::spawn_with(SqliteLocation::Memory, None, |config| {
         config.http.rate_limit = NonZeroU32::new(3);
     })
     .await;
@@ -226,7 +226,7 @@ async fn clients_over_the_rate_limit_get_429_with_retry_after() {
 #[tokio::test]
 async fn slow_requests_time_out_and_excess_requests_queue() {
     const TIMEOUT: Duration = Duration::from_millis(300);
-    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+    let app = TestApp::spawn_with(SqliteLocation::Memory, None, |config| {
         config.http.request_timeout = TIMEOUT;
         config.http.max_concurrent_requests = 1;
     })
@@ -266,7 +266,7 @@ async fn slow_requests_time_out_and_excess_requests_queue() {
 #[tokio::test]
 async fn cors_answers_only_the_configured_origins() {
     let origin = "https://dash.example.com";
-    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+    let app = TestApp::spawn_with(SqliteLocation::Memory, None, |config| {
         config.http.cors_origins = vec![origin.to_owned()];
     })
     .await;
@@ -303,7 +303,7 @@ async fn cors_answers_only_the_configured_origins() {
     assert!(methods.contains("GET"), "{methods}");
     app.stop().await;
 
-    let default = TestApp::spawn(DbLocation::Memory, None).await;
+    let default = TestApp::spawn(SqliteLocation::Memory, None).await;
     let plain = default
         .http
         .get(format!("http://{}/health", default.address))
@@ -322,7 +322,7 @@ async fn cors_answers_only_the_configured_origins() {
 async fn large_answers_are_gzipped_for_clients_that_ask() {
     let mock = MockGithub::start(100).await;
     mock.set_feed(&fixture_events());
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let mut app = TestApp::spawn(SqliteLocation::Memory, Some(test_poller_config(&mock.url))).await;
     app.wait_for_report(|r| r.polls >= 1 && r.events_inserted > 0)
         .await;
     let url = format!("http://{}/metrics/pr-counts", app.address);
@@ -449,7 +449,7 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(db) = app.store.sqlite() {
+        if let ghmetrics::store::Store::Sqlite(db) = &app.store {
             assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
         }
         assert_eq!(polls().await, 1, "the new feed_polls row stays");
@@ -525,7 +525,7 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
 /// `/metrics` (and the process's memory) one label value at a time.
 #[tokio::test]
 async fn metric_labels_come_from_a_closed_set() {
-    let app = TestApp::spawn(DbLocation::Memory, None).await;
+    let app = TestApp::spawn(SqliteLocation::Memory, None).await;
     let invented = 200;
     for i in 0..invented {
         let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
@@ -571,7 +571,7 @@ async fn metric_labels_come_from_a_closed_set() {
 #[tokio::test]
 async fn idle_and_half_sent_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = TestApp::spawn_with(DbLocation::Memory, None, |config| {
+    let app = TestApp::spawn_with(SqliteLocation::Memory, None, |config| {
         config.http.connections = ghmetrics::config::ConnectionLimits {
             max_connections: 2,
             header_read_timeout: Duration::from_millis(800),

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use ghmetrics::github::{FetchError, PollError, PollStatus, Poller};
 use ghmetrics::store::Store;
-use ghmetrics::store::sqlite::{Db, stored_event_count};
+use ghmetrics::store::sqlite::{Sqlite, stored_event_count};
 
 use crate::helpers::{Expected, Fault, MockGithub, TestApp, fixture_events, test_poller_config};
 use crate::stores::every_store;
 
-fn stored(db: &Db) -> u64 {
+fn stored(db: &Sqlite) -> u64 {
     stored_event_count(&db.get().unwrap()).unwrap()
 }
 
@@ -83,7 +83,7 @@ async fn poll_once_reports_each_fault_and_waits_as_asked() {
     let events = fixture_events();
     let mock = MockGithub::start(100).await;
     mock.set_feed(&events[..250]);
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let mut poller = Poller::new(
         &test_poller_config(&mock.url),
         Store::Sqlite(db.clone()),
@@ -268,7 +268,7 @@ async fn requests_carry_githubs_headers_and_the_token_stays_home() {
     mock.push_faults([Fault::Status(500)]);
     let mut config = test_poller_config(&mock.url);
     config.token = ghmetrics::config::GithubToken::new("t0ken-secret-value");
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let mut poller = Poller::new(
         &config,
         Store::Sqlite(db.clone()),
@@ -327,7 +327,7 @@ async fn a_malformed_event_is_skipped_and_counted_not_the_page() {
     feed.splice(5..5, [broken, bad_time, no_repo, long_name]);
     let mock = MockGithub::start(100).await;
     mock.set_feed(&feed);
-    let mut app = TestApp::spawn(DbLocation::Memory, Some(test_poller_config(&mock.url))).await;
+    let mut app = TestApp::spawn(SqliteLocation::Memory, Some(test_poller_config(&mock.url))).await;
     let expected = Expected::of(&fixture_events()[..120]).total();
     let report = app.wait_for_report(|r| r.polls >= 1).await;
     assert_eq!(
@@ -351,7 +351,7 @@ async fn polls_wait_for_another_writer_instead_of_dropping_events() {
     mock.set_repo_feed("a/b", &[]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
-    drop(Db::open(&DbLocation::File(path.clone())).unwrap());
+    drop(Sqlite::open(&SqliteLocation::File(path.clone())).unwrap());
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -364,8 +364,11 @@ async fn polls_wait_for_another_writer_instead_of_dropping_events() {
     locked_rx.recv().unwrap();
     let mut config = test_poller_config(&mock.url);
     config.watched = vec!["a/b".parse().unwrap()];
-    let mut app =
-        TestApp::spawn(DbLocation::File(dir.path().join("events.db")), Some(config)).await;
+    let mut app = TestApp::spawn(
+        SqliteLocation::File(dir.path().join("events.db")),
+        Some(config),
+    )
+    .await;
     let expected = Expected::of(&events[..100]);
     let report = app.wait_for_report(|r| r.polls >= 1).await;
     holder.join().unwrap();
@@ -451,7 +454,7 @@ async fn an_oversized_page_is_a_failed_poll_not_a_memory_blowup() {
     mock.set_feed(&events[..100]);
     mock.push_faults([Fault::LargeBody(20 << 20)]);
     let config = test_poller_config(&mock.url);
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let mut poller = Poller::new(
         &config,
         Store::Sqlite(db.clone()),
@@ -488,7 +491,7 @@ async fn a_poll_covers_its_pages_of_a_moving_feed() {
     // 20 requests left for 12 s: 0.6 s per request.
     mock.set_quota(20, 12);
     let config = test_poller_config(&mock.url);
-    let db = Db::open(&DbLocation::Memory).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
     let mut poller =
         Poller::new(&config, Store::Sqlite(db), Arc::new(PollStatus::default())).unwrap();
     for poll in 1..=2 {

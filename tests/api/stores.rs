@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ghmetrics::config::{DbLocation, StoreLocation};
+use ghmetrics::config::{SqliteLocation, StoreLocation};
 use ghmetrics::store::Store;
 
 /// One store for one test; the SQLite file lives as long as this.
@@ -28,7 +28,7 @@ impl TestStore {
         let dir = tempfile::tempdir().unwrap();
         TestStore {
             name: "sqlite",
-            location: StoreLocation::Sqlite(DbLocation::File(dir.path().join("events.db"))),
+            location: StoreLocation::Sqlite(SqliteLocation::File(dir.path().join("events.db"))),
             _dir: Some(dir),
         }
     }
@@ -58,10 +58,10 @@ impl TestStore {
     /// The `--store` value (and cluster flags) for the binary.
     pub fn cli_args(&self) -> Vec<String> {
         match &self.location {
-            StoreLocation::Sqlite(DbLocation::File(path)) => {
+            StoreLocation::Sqlite(SqliteLocation::File(path)) => {
                 vec!["--db".to_owned(), path.display().to_string()]
             }
-            StoreLocation::Sqlite(DbLocation::Memory) => {
+            StoreLocation::Sqlite(SqliteLocation::Memory) => {
                 vec!["--db".to_owned(), ":memory:".to_owned()]
             }
             StoreLocation::ClickHouse(settings) => {

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghmetrics::config::DbLocation;
+use ghmetrics::config::SqliteLocation;
 use ghmetrics::github::{PollStatus, Poller};
 use ghmetrics::store::Store;
-use ghmetrics::store::sqlite::{Db, global_feed_coverage, rollup_disagreement};
+use ghmetrics::store::sqlite::{Sqlite, global_feed_coverage, rollup_disagreement};
 use serde_json::{Value, json};
 
 use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
@@ -157,7 +157,7 @@ async fn watched_repositories_are_polled_completely_and_stored_once() {
         app.stop().await;
 
         let reopened = store.open().await;
-        let Some(db) = reopened.sqlite() else {
+        let Store::Sqlite(db) = &reopened else {
             continue;
         };
         let conn = db.get().unwrap();
@@ -180,7 +180,7 @@ async fn overlaps_and_gaps_of_the_global_feed_are_recorded() {
     let templates = fixture_events();
     let mock = MockGithub::start(100).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&DbLocation::File(dir.path().join("events.db"))).unwrap();
+    let db = Sqlite::open(&SqliteLocation::File(dir.path().join("events.db"))).unwrap();
     let mut poller = Poller::new(
         &test_poller_config(&mock.url),
         Store::Sqlite(db.clone()),

@@ -261,66 +261,6 @@ fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// `value` as a ClickHouse string literal.
-pub fn quote(value: &str) -> String {
-    let mut quoted = String::with_capacity(value.len() + 2);
-    quoted.push('\'');
-    for c in value.chars() {
-        match c {
-            '\\' => quoted.push_str("\\\\"),
-            '\'' => quoted.push_str("\\'"),
-            '\0' => quoted.push_str("\\0"),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('\'');
-    quoted
-}
-
-/// Appends `value` as one `TabSeparated` field.
-pub fn push_tsv(out: &mut Vec<u8>, value: Option<&str>) {
-    let Some(value) = value else {
-        out.extend_from_slice(b"\\N");
-        return;
-    };
-    for &b in value.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0 => out.extend_from_slice(b"\\0"),
-            b => out.push(b),
-        }
-    }
-}
-
-/// One `TabSeparated` field read back: escapes undone, `\N` is `None`.
-pub fn read_tsv(field: &str) -> Option<String> {
-    if field == "\\N" {
-        return None;
-    }
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,35 +323,6 @@ mod tests {
             "{streamed:?}"
         );
         assert_eq!(lines, 0);
-    }
-
-    #[test]
-    fn tsv_fields_read_back_as_written() {
-        for value in [
-            "plain",
-            "tab\there",
-            "new\nline",
-            "back\\slash",
-            "nul\0",
-            "'q'",
-            "",
-        ] {
-            let mut out = Vec::new();
-            push_tsv(&mut out, Some(value));
-            let text = String::from_utf8(out).unwrap();
-            assert!(!text.contains(['\t', '\n']), "{text:?}");
-            assert_eq!(read_tsv(&text).as_deref(), Some(value));
-        }
-        let mut null = Vec::new();
-        push_tsv(&mut null, None);
-        assert_eq!(read_tsv(std::str::from_utf8(&null).unwrap()), None);
-    }
-
-    #[test]
-    fn quoting_escapes_what_ends_a_literal() {
-        assert_eq!(quote("a/b"), "'a/b'");
-        assert_eq!(quote("x' OR 1 --"), "'x\\' OR 1 --'");
-        assert_eq!(quote("back\\"), "'back\\\\'");
     }
 
     #[test]

@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ClickHouse;
-use super::http::{ClickHouseError, quote};
+use super::ClickHouseError;
+use super::text::quote;
 
 /// How often a holder shows it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);

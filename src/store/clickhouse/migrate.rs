@@ -6,8 +6,9 @@
 //! Every statement is `IF NOT EXISTS`, so a migration cut off half-way is
 //! simply applied again.
 
-use super::Layout;
-use super::http::{ClickHouseError, Endpoint, quote};
+use super::http::{ClickHouseError, Endpoint};
+use super::layout::Layout;
+use super::text::quote;
 
 /// The embedded migrations: version, name, SQL.
 const MIGRATIONS: &[(u32, &str, &str)] = &[

@@ -1,6 +1,6 @@
 //! The writers' upkeep. ClickHouse merges a table's parts in the background
-//! but leaves parts of similar size apart for a long time (the four parts of
-//! a 100 M-event bulk `INSERT` stood for the 25 minutes watched), and a short
+//! but leaves parts of similar size apart for a long time (after a bulk
+//! `INSERT`, for as long as anyone watched), and a short
 //! pr-counts ranking is proven from the top rows alone only when `pr_counts`
 //! is (nearly) one part per shard. So an import ends by merging the rollups,
 //! and the serving writer merges them when it finds them fragmented; both
@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::http::quote;
 use super::lock;
-use super::{ClickHouse, ClickHouseError, fields, number};
+use super::text::{fields, number, quote};
+use super::{ClickHouse, ClickHouseError};
 
 /// How often the serving writer does its upkeep (two small queries over
 /// `system.parts` and `system.tables`).
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 impl ClickHouse {
-    /// Merges the rollups into one part per shard (`OPTIMIZE ... FINAL`: 0.3 s
-    /// for a million repositories) and logs how long it took. A failure is
+    /// Merges the rollups into one part per shard (`OPTIMIZE ... FINAL`, well
+    /// under a second for a million repositories) and logs how long it took. A failure is
     /// logged: rankings are only slower until ClickHouse merges on its own.
     pub async fn merge_rollups(&self) {
         let started = Instant::now();
@@ -33,7 +33,7 @@ impl ClickHouse {
         }
     }
 
-    async fn optimize_rollups(&self) -> Result<(), ClickHouseError> {
+    pub(super) async fn optimize_rollups(&self) -> Result<(), ClickHouseError> {
         for table in ["pr_counts", "event_counts_by_minute"] {
             let sql = format!("OPTIMIZE TABLE {} FINAL", self.layout.local_table(table));
             for target in self.layout.ddl_targets() {
@@ -44,8 +44,7 @@ impl ClickHouse {
     }
 
     /// Whether `pr_counts` is spread over parts of similar size, as a bulk
-    /// `INSERT` leaves it (ClickHouse let four such parts of a 100 M-event
-    /// load stand for the 25 minutes watched): more than a tenth of its rows
+    /// `INSERT` leaves it, and ClickHouse leaves it so: more than a tenth of its rows
     /// outside the largest part of each shard. Small parts (the poller's
     /// batches) leave it unfragmented: their rows are few and small, the
     /// proof's bounds stay tight, and ClickHouse merges them soon.

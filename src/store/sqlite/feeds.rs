@@ -86,8 +86,8 @@ pub fn start_watching(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DbLocation;
-    use crate::store::sqlite::Db;
+    use crate::config::SqliteLocation;
+    use crate::store::sqlite::Sqlite;
 
     fn poll(polled_at: i64, new_events: u64, missed: Option<u64>) -> FeedPoll {
         FeedPoll {
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn coverage_sums_the_window_only() {
-        let db = Db::open(&DbLocation::Memory).unwrap();
+        let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
         let conn = db.get().unwrap();
         let now = 1_700_000_000;
         for p in [
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_watch_keeps_its_first_start() {
-        let db = Db::open(&DbLocation::Memory).unwrap();
+        let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
         let conn = db.get().unwrap();
         let repos = vec!["a/a".to_owned(), "b/b".to_owned()];
         let first = start_watching(&conn, &repos[..1], 100).unwrap();

@@ -174,8 +174,7 @@ pub fn timeline(
 ///
 /// The same answer as [`pr_gaps_by_window`], the `LAG()` form: read in
 /// order and differenced here instead, because SQLite's window machinery
-/// costs 36 ms where the ordered read costs 4 ms for the largest repository
-/// of a generated 10 M-event file (40,929 openings; see BENCHMARKS.md).
+/// costs several times the ordered read (BENCHMARKS.md).
 pub fn pr_gaps(conn: &Connection, repo_name: &str) -> Result<PrGapSummary, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(PR_OPENINGS_SQL)?;
     let times = stmt
@@ -241,9 +240,9 @@ pub fn for_each_pr_count(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DbLocation;
+    use crate::config::SqliteLocation;
     use crate::event::Event;
-    use crate::store::sqlite::{Db, insert_events};
+    use crate::store::sqlite::{Sqlite, insert_events};
     use crate::time_buckets::SECONDS_PER_DAY;
 
     fn event(id: i64, event_type: EventType, repo: &str, action: Option<&str>, at: i64) -> Event {
@@ -258,8 +257,8 @@ mod tests {
         }
     }
 
-    fn db_with(events: &[Event]) -> Db {
-        let db = Db::open(&DbLocation::Memory).unwrap();
+    fn db_with(events: &[Event]) -> Sqlite {
+        let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
         insert_events(&mut db.get().unwrap(), events).unwrap();
         assert_eq!(
             crate::store::sqlite::rollup_disagreement(&db.get().unwrap()).unwrap(),
@@ -269,7 +268,7 @@ mod tests {
     }
 
     /// The served answer, after checking it equals the LAG() definition.
-    fn checked_average(db: &Db, repo: &str) -> PrGapSummary {
+    fn checked_average(db: &Sqlite, repo: &str) -> PrGapSummary {
         let conn = db.get().unwrap();
         let served = pr_gaps(&conn, repo).unwrap();
         assert_eq!(served, pr_gaps_by_window(&conn, repo).unwrap(), "{repo}");

@@ -1,7 +1,8 @@
 //! SQLite storage: the connection pool, per-connection pragmas, the embedded
-//! migrations, and [`Db::run`], which keeps rusqlite's blocking calls off the
+//! migrations, and [`Sqlite::run`], which keeps rusqlite's blocking calls off the
 //! async runtime. Query functions live in the submodules, one file per concern.
 
+mod backend;
 mod feeds;
 mod metrics;
 mod write;
@@ -24,7 +25,7 @@ pub use write::{
     stored_event_count,
 };
 
-use crate::config::DbLocation;
+use crate::config::SqliteLocation;
 use crate::store::DataVersion;
 
 refinery::embed_migrations!("migrations/sqlite");
@@ -38,7 +39,7 @@ const POOL_SIZE: u32 = 8;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
-pub enum DbError {
+pub enum SqliteError {
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -58,15 +59,22 @@ pub enum DbError {
     Probe(String),
 }
 
+impl SqliteError {
+    /// The pool had no connection to give in time: worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SqliteError::Pool(_))
+    }
+}
+
 /// The database handle shared by the poller and the HTTP handlers. Cheap to clone.
 #[derive(Clone)]
-pub struct Db {
+pub struct Sqlite {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    /// How [`Db::data_version`] learns of commits.
+    /// How [`Sqlite::probe_version`] learns of commits.
     version_probe: Arc<VersionProbe>,
 }
 
-/// How [`Db::data_version`] learns that something was committed.
+/// How [`Sqlite::probe_version`] learns that something was committed.
 enum VersionProbe {
     /// WAL mode (database files): the wal-index header at the start of the
     /// `-shm` file, which SQLite rewrites at every commit by any connection of
@@ -88,20 +96,26 @@ enum VersionProbe {
     Pragma(Mutex<Connection>),
 }
 
-impl Db {
+impl Sqlite {
     /// Opens (creating if needed) the database and brings its schema up to date.
-    pub fn open(location: &DbLocation) -> Result<Db, DbError> {
-        Db::open_with(location, r2d2::Pool::builder())
+    pub fn open(location: &SqliteLocation) -> Result<Sqlite, SqliteError> {
+        Sqlite::open_with(location, r2d2::Pool::builder())
     }
 
-    /// [`Db::open`] with the pool settings of `builder` (tests shorten its
+    /// [`Sqlite::open`] on the blocking thread pool.
+    pub async fn open_async(location: &SqliteLocation) -> Result<Sqlite, SqliteError> {
+        let location = location.clone();
+        tokio::task::spawn_blocking(move || Sqlite::open(&location)).await?
+    }
+
+    /// [`Sqlite::open`] with the pool settings of `builder` (tests shorten its
     /// idle timeout).
     fn open_with(
-        location: &DbLocation,
+        location: &SqliteLocation,
         builder: r2d2::Builder<SqliteConnectionManager>,
-    ) -> Result<Db, DbError> {
+    ) -> Result<Sqlite, SqliteError> {
         let db = match location {
-            DbLocation::File(path) => {
+            SqliteLocation::File(path) => {
                 create_parent_dir(path)?;
                 // Opened first, so that a file that cannot be opened fails
                 // at once with its reason (the pool would retry for 30 s).
@@ -133,12 +147,12 @@ impl Db {
                     Err(_) => VersionProbe::Pragma(Mutex::new(keeper)),
                 };
                 drop(held);
-                Db {
+                Sqlite {
                     pool,
                     version_probe: Arc::new(probe),
                 }
             }
-            DbLocation::Memory => {
+            SqliteLocation::Memory => {
                 // Plain ":memory:" would give each pooled connection its own empty
                 // database, and shared-cache mode fails under concurrency with
                 // "database table is locked"; the memdb VFS shares one database
@@ -161,7 +175,7 @@ impl Db {
                     .idle_timeout(None)
                     .max_lifetime(None)
                     .build(manager)?;
-                Db {
+                Sqlite {
                     pool,
                     version_probe: Arc::new(VersionProbe::Pragma(Mutex::new(keeper))),
                 }
@@ -171,7 +185,7 @@ impl Db {
         Ok(db)
     }
 
-    fn migrate(&self) -> Result<(), DbError> {
+    fn migrate(&self) -> Result<(), SqliteError> {
         let mut conn = self.pool.get()?;
         let runner = migrations::runner();
         let report = retry_while_busy(|| Ok(runner.run(&mut *conn)?))?;
@@ -197,7 +211,7 @@ impl Db {
     ///
     /// If the caller's future is dropped, `work` still runs to completion, so a
     /// transaction in flight at shutdown commits (or rolls back) as a whole.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    pub async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
     where
         F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
         T: Send + 'static,
@@ -206,11 +220,11 @@ impl Db {
             .await
     }
 
-    /// Runs a write like [`Db::run`], but waits its turn while another
+    /// Runs a write like [`Sqlite::run`], but waits its turn while another
     /// process holds the write lock (an import's batch, another service on
     /// the same file) instead of failing after the busy timeout: a poll's
     /// events are never dropped for being second. Logs when the wait is long.
-    pub async fn write<T, F>(&self, mut work: F) -> Result<T, DbError>
+    pub async fn write<T, F>(&self, mut work: F) -> Result<T, SqliteError>
     where
         F: FnMut(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
         T: Send + 'static,
@@ -220,9 +234,9 @@ impl Db {
     }
 
     /// Runs `job` on the blocking thread pool, in the caller's span.
-    async fn on_blocking_pool<T, F>(&self, job: F) -> Result<T, DbError>
+    async fn on_blocking_pool<T, F>(&self, job: F) -> Result<T, SqliteError>
     where
-        F: FnOnce(&r2d2::Pool<SqliteConnectionManager>) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&r2d2::Pool<SqliteConnectionManager>) -> Result<T, SqliteError> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();
@@ -238,20 +252,20 @@ impl Db {
     /// another (an import, a second service on the same file), commits a
     /// change. Answers computed from reads begun after it was taken are exact
     /// until it changes. Microseconds, no thread hop.
-    pub fn data_version(&self) -> Result<DataVersion, DbError> {
+    pub fn probe_version(&self) -> Result<DataVersion, SqliteError> {
         let mut version = DataVersion::default();
         match &*self.version_probe {
             VersionProbe::WalIndex { shm, .. } => {
                 use std::os::unix::fs::FileExt;
                 shm.read_exact_at(version.bytes_mut(), 0)
-                    .map_err(|error| DbError::Probe(error.to_string()))?;
+                    .map_err(|error| SqliteError::Probe(error.to_string()))?;
             }
             VersionProbe::Pragma(conn) => {
                 let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let counter: i64 = conn
                     .prepare_cached("PRAGMA data_version")?
                     .query_row([], |row| row.get(0))?;
-                version = DataVersion::from_counter(counter as u64);
+                version = DataVersion::from_counters(&[counter as u64]);
             }
         }
         Ok(version)
@@ -263,7 +277,7 @@ impl Db {
     }
 
     /// A pooled connection for blocking code (the importer, tests).
-    pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
+    pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, SqliteError> {
         Ok(self.pool.get()?)
     }
 }
@@ -273,15 +287,15 @@ impl Db {
 const WRITE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Whether `error` means another connection holds the lock.
-fn is_busy(error: &DbError) -> bool {
+fn is_busy(error: &SqliteError) -> bool {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
     match error {
-        DbError::Sqlite(error) => matches!(
+        SqliteError::Sqlite(error) => matches!(
             error.sqlite_error_code(),
             Some(DatabaseBusy | DatabaseLocked)
         ),
         // refinery keeps only the message of the SQLite error it met.
-        DbError::Migration(error) => {
+        SqliteError::Migration(error) => {
             let text = error.to_string();
             text.contains("database is locked") || text.contains("database is busy")
         }
@@ -292,7 +306,9 @@ fn is_busy(error: &DbError) -> bool {
 /// Runs `attempt` until it succeeds, fails for another reason than a busy
 /// database, or [`WRITE_PATIENCE`] runs out (each attempt itself waits up to
 /// the busy timeout).
-fn retry_while_busy<T>(mut attempt: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+fn retry_while_busy<T>(
+    mut attempt: impl FnMut() -> Result<T, SqliteError>,
+) -> Result<T, SqliteError> {
     let started = std::time::Instant::now();
     let mut warned = false;
     loop {
@@ -330,7 +346,7 @@ fn apply_pragmas(conn: &mut Connection) -> Result<(), rusqlite::Error> {
 
 /// A migration that rebuilds a table (V4) leaves the old pages free inside the
 /// file, which SQLite never returns to the disk by itself: without this, an
-/// upgraded 10-million-event file would grow from 1.7 GB to 2.2 GB. VACUUM
+/// upgraded file would keep the old table's size on top of the new. VACUUM
 /// rewrites it (seconds per million events, and temporarily needs as much free
 /// disk as the database); it runs only right after migrations, before serving.
 fn compact_if_mostly_free(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -352,8 +368,8 @@ fn compact_if_mostly_free(conn: &Connection) -> Result<(), rusqlite::Error> {
 
 /// A connection to the database file at `path`, or why there cannot be one
 /// in the operating system's words (SQLite only says "unable to open").
-fn open_file(path: &Path) -> Result<Connection, DbError> {
-    let cannot_open = |reason: String| DbError::Open {
+fn open_file(path: &Path) -> Result<Connection, SqliteError> {
+    let cannot_open = |reason: String| SqliteError::Open {
         path: path.display().to_string(),
         reason,
     };
@@ -373,10 +389,10 @@ fn open_file(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-fn create_parent_dir(path: &Path) -> Result<(), DbError> {
+fn create_parent_dir(path: &Path) -> Result<(), SqliteError> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|source| SqliteError::CreateDir {
                 path: dir.display().to_string(),
                 source,
             })
@@ -396,24 +412,24 @@ mod tests {
     fn the_data_version_changes_with_every_commit_and_only_then() {
         let event = watch_event;
         let dir = tempfile::tempdir().unwrap();
-        let file = DbLocation::File(dir.path().join("v.db"));
-        let served = Db::open(&file).unwrap();
+        let file = SqliteLocation::File(dir.path().join("v.db"));
+        let served = Sqlite::open(&file).unwrap();
         assert!(matches!(
             *served.version_probe,
             VersionProbe::WalIndex { .. }
         ));
-        let other = Db::open(&file).unwrap();
-        let memory = Db::open(&DbLocation::Memory).unwrap();
+        let other = Sqlite::open(&file).unwrap();
+        let memory = Sqlite::open(&SqliteLocation::Memory).unwrap();
         assert!(matches!(*memory.version_probe, VersionProbe::Pragma(_)));
         for (reader, writer) in [(&served, &other), (&memory, &memory)] {
-            let before = reader.data_version().unwrap();
+            let before = reader.probe_version().unwrap();
             // Reads change nothing.
             stored_event_count(&reader.get().unwrap()).unwrap();
-            assert_eq!(reader.data_version().unwrap(), before);
+            assert_eq!(reader.probe_version().unwrap(), before);
             for id in 1..=3 {
-                let seen = reader.data_version().unwrap();
+                let seen = reader.probe_version().unwrap();
                 insert_events(&mut writer.get().unwrap(), &[event(id)]).unwrap();
-                assert_ne!(reader.data_version().unwrap(), seen, "commit {id}");
+                assert_ne!(reader.probe_version().unwrap(), seen, "commit {id}");
             }
         }
     }
@@ -425,11 +441,11 @@ mod tests {
     #[test]
     fn the_data_version_survives_a_pool_gone_idle() {
         let dir = tempfile::tempdir().unwrap();
-        let file = DbLocation::File(dir.path().join("idle.db"));
+        let file = SqliteLocation::File(dir.path().join("idle.db"));
         let builder = r2d2::Pool::builder()
             .min_idle(Some(0))
             .idle_timeout(Some(Duration::from_millis(100)));
-        let served = Db::open_with(&file, builder).unwrap();
+        let served = Sqlite::open_with(&file, builder).unwrap();
         stored_event_count(&served.get().unwrap()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while served.pool.state().connections > 0 {
@@ -440,12 +456,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
         }
         for id in 1..=2 {
-            let seen = served.data_version().unwrap();
+            let seen = served.probe_version().unwrap();
             // Another writer that opens, commits and closes, as an import does.
-            let writer = Db::open(&file).unwrap();
+            let writer = Sqlite::open(&file).unwrap();
             insert_events(&mut writer.get().unwrap(), &[watch_event(id)]).unwrap();
             drop(writer);
-            assert_ne!(served.data_version().unwrap(), seen, "commit {id}");
+            assert_ne!(served.probe_version().unwrap(), seen, "commit {id}");
         }
         assert_eq!(stored_event_count(&served.get().unwrap()).unwrap(), 2);
     }
@@ -482,7 +498,7 @@ mod tests {
             )
             .unwrap();
         }
-        let db = Db::open(&DbLocation::File(path)).unwrap();
+        let db = Sqlite::open(&SqliteLocation::File(path)).unwrap();
         let conn = db.get().unwrap();
         assert_eq!(rollup_disagreement(&conn).unwrap(), None);
         assert_eq!(stored_event_count(&conn).unwrap(), 4);
@@ -528,7 +544,7 @@ mod tests {
             .unwrap();
         }
         let before = std::fs::metadata(&path).unwrap().len();
-        let db = Db::open(&DbLocation::File(path.clone())).unwrap();
+        let db = Sqlite::open(&SqliteLocation::File(path.clone())).unwrap();
         let conn = db.get().unwrap();
         let per_type: Vec<(String, i64)> = conn
             .prepare("SELECT type, count(*) FROM events GROUP BY type_code ORDER BY type_code")

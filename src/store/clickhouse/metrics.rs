@@ -1,0 +1,345 @@
+//! The metric reads: event counts and the timeline from the minute rollup,
+//! PR gaps from `pr_openings`, pr-counts from `pr_counts` (a short ranking
+//! proven from its top rows, see [`super::top`]), and the totals.
+
+use std::collections::HashMap;
+
+use super::text::{bad, fields, number, quote, read_tsv, type_index};
+use super::{ClickHouse, ClickHouseError, top};
+use crate::store::{DataVersion, EventCounts, PrGapSummary, Totals};
+use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div};
+
+/// The longest pr-counts `limit` tried from the top rows of the rollup.
+const TOP_K_MAX: u64 = 10_000;
+/// Rows of `pr_counts` looked at for a ranking of k: K = 4 k + 64. More
+/// candidates make the proof hold more often and cost a little more reading.
+const TOP_K_ROWS_PER_PLACE: u64 = 4;
+const TOP_K_ROWS_EXTRA: u64 = 64;
+
+impl ClickHouse {
+    /// What the answers depend on, cheaply (one request): the rows of the
+    /// tables written directly (`events`, `feed_polls`, `watched_repos`; the
+    /// rollups follow `events`) on every shard, and the database's delete
+    /// mutations, issued and done. Every insert adds rows (only new events
+    /// are inserted) and every delete is a mutation, so each write changes
+    /// it; background merges move rows between parts without changing their
+    /// number or any answer, so they leave it, and the answer cache with it.
+    pub async fn parts_version(&self) -> Result<DataVersion, ClickHouseError> {
+        let parts = self.layout.system_table("parts");
+        let mutations = self.layout.system_table("mutations");
+        let database = quote(&self.layout.database);
+        let answer = self
+            .query(&format!(
+                "SELECT
+                     (SELECT sum(rows) FROM {parts} WHERE database = {database} AND active
+                      AND table IN ('events', 'feed_polls', 'watched_repos',
+                                    'events_local', 'feed_polls_local', 'watched_repos_local')),
+                     (SELECT count() FROM {mutations} WHERE database = {database}),
+                     (SELECT countIf(is_done) FROM {mutations} WHERE database = {database})
+                 FORMAT TabSeparated"
+            ))
+            .await?;
+        let mut counters = [0u64; 3];
+        for (counter, field) in counters.iter_mut().zip(fields::<3>(answer.trim_end())?) {
+            *counter = number(field, &answer)?;
+        }
+        Ok(DataVersion::from_counters(&counters))
+    }
+
+    /// Events per type since `since`: the raw events of the partial first
+    /// minute, then whole minutes from the minute rollup (a few thousand
+    /// rows a month, however many events).
+    pub async fn event_counts(&self, since: i64) -> Result<EventCounts, ClickHouseError> {
+        let since = since.clamp(0, i64::from(u32::MAX));
+        let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
+        let answer = self
+            .query(&format!(
+                "SELECT code, sum(n) FROM (
+                     SELECT toUInt8(type) AS code, toInt64(count()) AS n FROM {events}
+                     WHERE created_at >= toDateTime({since}) AND created_at < toDateTime({whole})
+                     GROUP BY type
+                     UNION ALL
+                     SELECT toUInt8(type) AS code, sum(events) AS n FROM {minutes}
+                     WHERE minute >= {first_minute} GROUP BY type)
+                 GROUP BY code FORMAT TabSeparated",
+                events = self.layout.table("events"),
+                minutes = self.layout.table("event_counts_by_minute"),
+                whole = (first_minute * SECONDS_PER_MINUTE).min(i64::from(u32::MAX)),
+            ))
+            .await?;
+        let mut counts = [0u64; 3];
+        for line in answer.lines() {
+            let [code, count] = fields::<2>(line)?;
+            counts[type_index(code)?] = number(count, line)?;
+        }
+        let [watch, pull_request, issues] = counts;
+        Ok(EventCounts {
+            watch,
+            pull_request,
+            issues,
+        })
+    }
+
+    pub async fn timeline(
+        &self,
+        first_minute: i64,
+        bucket_minutes: i64,
+        buckets: usize,
+    ) -> Result<Vec<[u64; 3]>, ClickHouseError> {
+        let end = first_minute + bucket_minutes * buckets as i64;
+        let mut counts = vec![[0u64; 3]; buckets];
+        if end <= 0 {
+            return Ok(counts);
+        }
+        // Whole minutes from the minute rollup (buckets are whole minutes).
+        let answer = self
+            .query(&format!(
+                "SELECT toUInt8(type), intDiv(toInt64(minute) - ({first_minute}), {bucket_minutes}) AS bucket, sum(events)
+                 FROM {} WHERE minute >= {} AND minute < {}
+                 GROUP BY type, bucket FORMAT TabSeparated",
+                self.layout.table("event_counts_by_minute"),
+                first_minute.max(0),
+                end.min(i64::from(u32::MAX)),
+            ))
+            .await?;
+        for line in answer.lines() {
+            let [code, bucket, count] = fields::<3>(line)?;
+            let bucket: usize = number(bucket, line)?;
+            let slot = counts.get_mut(bucket).ok_or_else(|| bad(line))?;
+            slot[type_index(code)?] = number(count, line)?;
+        }
+        Ok(counts)
+    }
+
+    /// The gaps between the repository's PR openings: ClickHouse 18.16 has
+    /// no window functions, so the openings' times are gathered, sorted and
+    /// differenced as an array (`arrayDifference` gives 0 first, then each
+    /// gap). Each opening counts once by id, even before the
+    /// ReplacingMergeTree has folded a second copy.
+    pub async fn pr_gaps(&self, repo_name: &str) -> Result<PrGapSummary, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT length(times), arrayDifference(times), if(empty(times), NULL, times[-1])
+                 FROM (SELECT arraySort(groupArray(at)) AS times FROM (
+                     SELECT any(toInt64(toUInt32(created_at))) AS at FROM {}
+                     WHERE repo_name = {} GROUP BY id))
+                 FORMAT TabSeparated",
+                self.layout.table("pr_openings"),
+                quote(repo_name)
+            ))
+            .await?;
+        let line = answer.trim_end();
+        let [openings, differences, last] = fields::<3>(line)?;
+        let differences = differences
+            .strip_prefix('[')
+            .and_then(|d| d.strip_suffix(']'))
+            .ok_or_else(|| bad(line))?;
+        let gaps = differences
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .skip(1)
+            .map(|d| number(d, line))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let last = match read_tsv(last) {
+            None => None,
+            Some(at) => Some(number(&at, line)?),
+        };
+        Ok(PrGapSummary::from_gaps(number(openings, line)?, gaps, last))
+    }
+
+    /// Repositories by PullRequestEvents, most first. A short ranking
+    /// (`limit` up to [`TOP_K_MAX`]) is first tried from a few thousand rows
+    /// of the rollup ([`ClickHouse::top_pr_counts`]); the whole ranking, or a
+    /// short one that cannot be proven that way, sums every repository's rows.
+    pub async fn for_each_pr_count(
+        &self,
+        limit: Option<u64>,
+        mut visit: impl FnMut(&str, u64) -> bool,
+    ) -> Result<(), ClickHouseError> {
+        if let Some(k) = limit.filter(|&k| k <= TOP_K_MAX)
+            && let Some(top) = self.top_pr_counts(k).await?
+        {
+            for (repo, count) in top {
+                if !visit(&repo, count) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
+        let sql = format!(
+            "SELECT repo_name, sum(events) AS n FROM {} WHERE repo_name != ''
+             GROUP BY repo_name HAVING n > 0 ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
+            self.layout.table("pr_counts")
+        );
+        self.layout
+            .main
+            .for_each_line(&sql, |line| visit_pr_count(line, &mut visit))
+            .await
+    }
+
+    /// The `k` repositories with the most PullRequestEvents, found without
+    /// summing every repository's rows, or `None` when that cannot be proven
+    /// (see [`top`]): the threshold `R` is the `K`-th largest row (K a few
+    /// times k); one read gives the rows of at least `R` and each part's
+    /// extremes below it; the candidates whose bounds still differ are then
+    /// summed, a few granules each through the primary key. The reads must
+    /// see the same parts: if an insert or a merge changed them in between
+    /// (the parts' digest), the proof is void.
+    pub async fn top_pr_counts(
+        &self,
+        k: u64,
+    ) -> Result<Option<Vec<(String, u64)>>, ClickHouseError> {
+        if k == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let before = self.pr_counts_parts().await?;
+        let pr_counts = self.layout.table("pr_counts");
+        let rows_read = TOP_K_ROWS_PER_PLACE * k + TOP_K_ROWS_EXTRA;
+        // Retention's mark row may be among these rows: R is only a threshold.
+        let answer = self
+            .query(&format!(
+                "SELECT events FROM {pr_counts} ORDER BY events DESC LIMIT 1 OFFSET {}
+                 FORMAT TabSeparated",
+                rows_read - 1
+            ))
+            .await?;
+        // Fewer rows than that: summing them all is as cheap.
+        let Ok(threshold) = answer.trim().parse::<i64>() else {
+            return Ok(None);
+        };
+        // Ties at R may add rows: past a few times K, give up rather than
+        // read the whole table this way.
+        let Some((rows, below)) = self.rows_around(threshold, 4 * rows_read).await? else {
+            return Ok(None);
+        };
+        let Some(plan) = top::plan(k as usize, &rows, &below) else {
+            return Ok(None);
+        };
+        let sums = self.pr_counts_of(plan.to_sum()).await?;
+        if self.pr_counts_parts().await? != before {
+            return Ok(None);
+        }
+        Ok(plan.finish(&sums))
+    }
+
+    /// In one read: the rows of `pr_counts` of at least `threshold` (`None`
+    /// if more than `most_rows`) with their parts, and every part's extremes
+    /// below it (0 without such a row; each shard's parts apart: two shards'
+    /// parts may share a name).
+    pub(super) async fn rows_around(
+        &self,
+        threshold: i64,
+        most_rows: u64,
+    ) -> Result<Option<(Vec<top::TopRow>, Vec<top::PartBelow>)>, ClickHouseError> {
+        let pr_counts = self.layout.table("pr_counts");
+        let sql = format!(
+            "SELECT repo_name, _part, events, events FROM {pr_counts}
+             WHERE events >= {threshold} AND repo_name != '' LIMIT {}
+             UNION ALL
+             SELECT '', _part, maxIf(events, events < {threshold}), minIf(events, events < {threshold})
+             FROM {pr_counts} GROUP BY _part
+             FORMAT TabSeparated",
+            most_rows + 1
+        );
+        let settings = [("distributed_group_by_no_merge", "1")];
+        let answer = self.layout.main.run(&sql, &settings, None).await?;
+        let (mut rows, mut below) = (Vec::new(), Vec::new());
+        for line in answer.lines() {
+            let [repo, part, max, min] = fields::<4>(line)?;
+            let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+            let part = read_tsv(part).ok_or_else(|| bad(line))?;
+            if repo.is_empty() {
+                let (max, min) = (number(max, line)?, number(min, line)?);
+                below.push(top::PartBelow { part, max, min });
+            } else {
+                let events = number(max, line)?;
+                rows.push(top::TopRow { repo, part, events });
+            }
+        }
+        Ok((rows.len() as u64 <= most_rows).then_some((rows, below)))
+    }
+
+    /// The PullRequestEvents of each of `repos`, summed by name through the
+    /// primary key (a few granules each).
+    pub(super) async fn pr_counts_of(
+        &self,
+        repos: impl Iterator<Item = &str>,
+    ) -> Result<HashMap<String, i64>, ClickHouseError> {
+        let names: Vec<String> = repos.map(quote).collect();
+        let mut sums = HashMap::with_capacity(names.len());
+        if names.is_empty() {
+            return Ok(sums);
+        }
+        let sql = format!(
+            "SELECT repo_name, sum(events) FROM {} WHERE repo_name IN ({})
+             GROUP BY repo_name FORMAT TabSeparated",
+            self.layout.table("pr_counts"),
+            names.join(",")
+        );
+        // Up to K names: past the default 256 KiB of SQL text.
+        let max_query_size = (sql.len() + 1024).max(1 << 18).to_string();
+        let settings = [("max_query_size", max_query_size.as_str())];
+        let answer = self.layout.main.run(&sql, &settings, None).await?;
+        for line in answer.lines() {
+            let [repo, total] = fields::<2>(line)?;
+            let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+            sums.insert(repo, number(total, line)?);
+        }
+        Ok(sums)
+    }
+
+    /// A digest of `pr_counts`' active parts on every shard: any insert or
+    /// merge changes it.
+    pub(super) async fn pr_counts_parts(&self) -> Result<String, ClickHouseError> {
+        let table = self.layout.rows_table_name("pr_counts");
+        let parts = self.layout.system_table("parts");
+        self.query(&format!(
+            "SELECT count(), groupBitXor(cityHash64(name, modification_time)) FROM {parts}
+             WHERE database = {} AND table = '{table}' AND active FORMAT TabSeparated",
+            quote(&self.layout.database)
+        ))
+        .await
+    }
+
+    /// How many events (from the minute rollup) and the newest one's time
+    /// (looked for only after the newest minute the rollup knows).
+    pub async fn totals(&self) -> Result<Totals, ClickHouseError> {
+        let minutes = self.layout.table("event_counts_by_minute");
+        let answer = self
+            .query(&format!(
+                "SELECT sum(events), max(minute) FROM {minutes} FORMAT TabSeparated"
+            ))
+            .await?;
+        let line = answer.trim_end();
+        let [events, last_minute] = fields::<2>(line)?;
+        let events: i64 = number(events, line)?;
+        let last_minute: i64 = number(last_minute, line)?;
+        if events <= 0 {
+            return Ok(Totals::default());
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT toUInt32(max(created_at)) FROM {} WHERE created_at >= toDateTime({})
+                 FORMAT TabSeparated",
+                self.layout.table("events"),
+                last_minute * SECONDS_PER_MINUTE
+            ))
+            .await?;
+        let newest: i64 = number(&answer, &answer)?;
+        Ok(Totals {
+            events: events as u64,
+            newest_event_at: (newest > 0).then_some(newest),
+        })
+    }
+}
+
+/// Reads one `repo_name \t count` line of a pr-counts answer into `visit`.
+fn visit_pr_count(
+    line: &str,
+    visit: &mut impl FnMut(&str, u64) -> bool,
+) -> Result<bool, ClickHouseError> {
+    let [repo, count] = fields::<2>(line)?;
+    let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
+    Ok(visit(&repo, number(count, line)?))
+}
