@@ -292,7 +292,7 @@ async fn spread_over_both_shards(servers: &ClickHouseServers, store: &TestStore)
 }
 
 /// The tables read as an analyst expects: type names, UTC times, and the PR
-/// gap query of the README giving the service's answer.
+/// gap query of docs/clickhouse.md giving the service's answer.
 #[tokio::test]
 async fn analysts_read_the_tables_with_plain_sql() {
     for store in clickhouse_stores() {
@@ -513,15 +513,15 @@ async fn both_stores_answer_every_question_alike() {
     }
 }
 
-/// The README's ClickHouse queries for analysts run as written, on one
+/// docs/clickhouse.md's queries for analysts run as written, on one
 /// server and through the cluster's Distributed tables, over real events.
 #[tokio::test]
-async fn the_readmes_clickhouse_queries_run() {
-    let readme = include_str!("../../README.md");
+async fn the_documented_clickhouse_queries_run() {
+    let readme = include_str!("../../docs/clickhouse.md");
     let section = readme
-        .split("### Queries to start from (ClickHouse)")
+        .split("## Queries to start from (ClickHouse)")
         .nth(1)
-        .expect("the README's ClickHouse queries");
+        .expect("docs/clickhouse.md's queries");
     let block = section
         .split("```sql")
         .nth(1)

@@ -460,3 +460,59 @@ async fn events_with_impossible_repository_names_are_bad_lines() {
         );
     }
 }
+
+/// The README's SQL recipes run as written on imported events and return
+/// rows, and those that filter `events` read it through an index, not a scan.
+#[test]
+fn the_readmes_sql_recipes_run_and_use_the_indexes() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("### Queries to start from")
+        .nth(1)
+        .and_then(|section| section.split("```sql").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's SQL recipes");
+    let statements: Vec<&str> = block
+        .split(';')
+        .filter(|s| {
+            s.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+        })
+        .collect();
+    assert!(statements.len() >= 5, "{statements:?}");
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
+    let files: Vec<PathBuf> = FIXTURE_FILES.iter().map(|f| fixture_path(f)).collect();
+    import(
+        &Store::Sqlite(db.clone()),
+        &files,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let conn = db.get().unwrap();
+    for statement in statements {
+        let mut query = conn
+            .prepare(statement)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        let mut rows = query.query([]).unwrap();
+        let mut count = 0;
+        while rows.next().unwrap().is_some() {
+            count += 1;
+        }
+        assert!(count > 0, "no rows: {statement}");
+        if statement.contains("FROM events WHERE") {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .unwrap()
+                .query_map([], |row| row.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let events_plan: Vec<&String> =
+                plan.iter().filter(|line| line.contains("events")).collect();
+            assert!(
+                events_plan.iter().all(|line| line.contains("USING")),
+                "{statement}: {plan:?}"
+            );
+        }
+    }
+}
