@@ -14,6 +14,8 @@
 #
 #   benches/scripts/clickhouse.sh            # EVENTS=100000000 IMPORT_EVENTS=250000 SAMPLES=40
 #   EVENTS=0 benches/scripts/clickhouse.sh   # the imports only
+#   OLD_BIN=/path/to/older/ghmetrics EVENTS=0 benches/scripts/clickhouse.sh
+#                                            # each ghmetrics import also with that build, alternating
 #
 # Needs clickhouse-server and clickhouse-client (apt-get install -y clickhouse-server
 # clickhouse-client); starts its own servers on free ports under a temp dir.
@@ -96,10 +98,15 @@ run() { # name, command...: wall seconds and peak RSS of one run
     printf '%-44s %6.2f s  %8.0f events/s  peak RSS %4d MB\n' "$name" "$seconds" \
         "$(echo "$import_events / $seconds" | bc -l)" $((rss / 1024))
 }
+# The builds measured: this one, and OLD_BIN before it in each round if set.
+builds=(${OLD_BIN:+old} new)
+build_bin() { if [ "$1" = old ]; then echo "$OLD_BIN"; else echo "$bin"; fi; }
 for round in 1 2 3; do
+  for build in "${builds[@]}"; do
     rm -f "$work"/s.db*
-    run "ghmetrics import --db (SQLite)" "$bin" import --db "$work/s.db" "$hour"
-    run "ghmetrics import --store clickhouse://" "$bin" import --store "clickhouse://127.0.0.1:$port/imp$round" "$hour"
+    run "ghmetrics import --db (SQLite) [$build]" "$(build_bin "$build")" import --db "$work/s.db" "$hour"
+    run "ghmetrics import --store clickhouse:// [$build]" "$(build_bin "$build")" import --store "clickhouse://127.0.0.1:$port/imp$build$round" "$hour"
+  done
     q "$port" "CREATE DATABASE IF NOT EXISTS py$round"
     q "$port" "CREATE TABLE py$round.events (id UInt64, type Enum8('WatchEvent' = 1, 'PullRequestEvent' = 2, 'IssuesEvent' = 3),
         created_at DateTime('UTC'), repo_name String, actor_login Nullable(String), action Nullable(String),
@@ -107,7 +114,7 @@ for round in 1 2 3; do
     run "python3 flatten | clickhouse-client JSONEachRow" sh -c \
         "python3 $work/flatten.py $hour | clickhouse-client --port ${tcp[single]} --query 'INSERT INTO py$round.events FORMAT JSONEachRow'"
 done
-echo "stored: $(q "$port" "SELECT count() FROM imp1.events") by ghmetrics, $(q "$port" "SELECT count() FROM py1.events") by the script"
+echo "stored: $(q "$port" "SELECT count() FROM impnew1.events") by ghmetrics, $(q "$port" "SELECT count() FROM py1.events") by the script"
 
 # The hour above is mostly untracked events: both imports wait on gunzip and
 # the JSON parser, not on their store. Where the store is the limit: only the
@@ -141,9 +148,11 @@ python3 "$work/dense.py" "$hour" "$dense"
 import_events=$(gzip -dc "$dense" | wc -l)
 echo "== 1b. import of $import_events tracked events only (write-bound)"
 for round in 1 2 3; do
+  for build in "${builds[@]}"; do
     rm -f "$work"/s.db*
-    run "ghmetrics import --db (SQLite)" "$bin" import --db "$work/s.db" "$dense"
-    run "ghmetrics import --store clickhouse://" "$bin" import --store "clickhouse://127.0.0.1:$port/dense$round" "$dense"
+    run "ghmetrics import --db (SQLite) [$build]" "$(build_bin "$build")" import --db "$work/s.db" "$dense"
+    run "ghmetrics import --store clickhouse:// [$build]" "$(build_bin "$build")" import --store "clickhouse://127.0.0.1:$port/dense$build$round" "$dense"
+  done
 done
 [ "$events" -gt 0 ] || exit 0
 

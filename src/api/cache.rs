@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
+use std::task::Poll;
 
 use axum::body::Bytes;
 use axum::http::header;
@@ -182,11 +183,17 @@ where
 
 /// `work` (which asks the store), given up after the state's store timeout:
 /// a store that does not answer is unavailable, and the client hears so at
-/// once instead of after the request timeout.
+/// once instead of after the request timeout. Work that is done at its first
+/// poll (SQLite's data version, a read of shared memory) takes no timer.
 pub async fn bounded<T>(
     state: &AppState,
     work: impl Future<Output = Result<T, AppError>>,
 ) -> Result<T, AppError> {
+    let mut work = std::pin::pin!(work);
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await
+    {
+        return done;
+    }
     tokio::time::timeout(state.store_timeout, work)
         .await
         .unwrap_or(Err(AppError::StoreNotAnswering(state.store_timeout)))

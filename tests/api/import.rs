@@ -32,6 +32,18 @@ fn fixture_lines(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many of `lines` are events of a tracked type.
+fn tracked_events(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|line| {
+            ghmetrics::event::parse_event(line.as_str())
+                .unwrap()
+                .is_some()
+        })
+        .count() as u64
+}
+
 fn fixture_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for name in FIXTURE_FILES {
@@ -363,14 +375,7 @@ fn the_line_limit_is_exact_and_keeps_the_neighbours() {
 #[test]
 fn a_byte_order_mark_and_crlf_line_ends_lose_nothing() {
     let lines = fixture_lines("events-2021-07-21-sample.json.gz");
-    let tracked = lines
-        .iter()
-        .filter(|line| {
-            ghmetrics::event::parse_event(line.as_str())
-                .unwrap()
-                .is_some()
-        })
-        .count() as u64;
+    let tracked = tracked_events(&lines);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("windows.json");
     let mut text = String::from("\u{feff}");
@@ -411,14 +416,7 @@ fn a_json_array_file_says_what_is_wrong() {
 #[tokio::test]
 async fn events_with_impossible_repository_names_are_bad_lines() {
     let lines = fixture_lines("events-2021-07-21-sample.json.gz");
-    let tracked = lines
-        .iter()
-        .filter(|line| {
-            ghmetrics::event::parse_event(line.as_str())
-                .unwrap()
-                .is_some()
-        })
-        .count() as u64;
+    let tracked = tracked_events(&lines);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("names.json");
     let mut text = String::new();
