@@ -483,7 +483,13 @@ async fn no_network_is_said_in_words() {
 #[test]
 fn an_unopenable_database_fails_at_once_in_one_line() {
     for args in [
-        &["--db", "/proc/ghmetrics-test.db", "--no-poll"][..],
+        &[
+            "--db",
+            "/proc/ghmetrics-test.db",
+            "--no-poll",
+            "--listen",
+            "127.0.0.1:0",
+        ][..],
         &["import", "--db", "/proc/ghmetrics-test.db", "/dev/null"][..],
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_ghmetrics"))
