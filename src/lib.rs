@@ -25,6 +25,7 @@ pub mod import;
 pub mod retention;
 pub mod server;
 pub mod store;
+#[cfg(feature = "synthetic")]
 pub mod synthetic;
 pub mod telemetry;
 pub mod time_buckets;
