@@ -15,3 +15,13 @@ serve_fixture() {
     done
     [ -n "$address" ] || { cat "$2" >&2; echo "the service did not start" >&2; exit 1; }
 }
+
+# `serve_imported_fixtures OUT`: builds the debug binary (as `$bin`), imports
+# tests/fixtures into OUT/events.db (real events, so that answers are not all
+# zeros) and serves it as serve_fixture does, logging to OUT/service.log.
+serve_imported_fixtures() {
+    cargo build --quiet --locked
+    bin="${CARGO_TARGET_DIR:-target}/debug/ghmetrics"
+    "$bin" import --db "$1/events.db" tests/fixtures/*.json.gz >/dev/null
+    serve_fixture "$1/events.db" "$1/service.log"
+}

@@ -21,12 +21,7 @@ if [ ! -x "$venv/bin/openapi-python-client" ] || [ ! -x "$venv/bin/openapi-spec-
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         "openapi-python-client==0.29.1" "openapi-spec-validator==0.9.0"
 fi
-cargo build --quiet --locked
-bin="$target/debug/ghmetrics"
-db="$out/events.db"
-"$bin" import --db "$db" tests/fixtures/*.json.gz >/dev/null
-
-serve_fixture "$db" "$out/service.log"
+serve_imported_fixtures "$out"
 
 curl -sf "http://$address/openapi.json" >"$out/openapi.json"
 "$venv/bin/openapi-spec-validator" "$out/openapi.json"

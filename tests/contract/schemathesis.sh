@@ -19,13 +19,7 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
-cargo build --quiet --locked
-bin="$target/debug/ghmetrics"
-db="$out/events.db"
-# Real events, so that answers are not all zeros.
-"$bin" import --db "$db" tests/fixtures/*.json.gz >/dev/null
-
-serve_fixture "$db" "$out/service.log"
+serve_imported_fixtures "$out"
 
 status=0
 "$venv/bin/schemathesis" run "http://$address/openapi.json" --checks all \
