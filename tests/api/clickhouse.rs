@@ -999,3 +999,67 @@ async fn the_longest_names_fit_the_longest_ranking() {
         );
     }
 }
+
+/// A store written before `event_ids` existed gets it filled by migration V2
+/// (here: the table, its view and the migration's record dropped by hand
+/// from a store holding events, then the store opened again), after which a
+/// copy of an old event with another time is found and not stored again.
+#[tokio::test]
+async fn migration_v2_fills_event_ids_from_stored_events() {
+    let Some(servers) = clickhouse() else {
+        return;
+    };
+    let store = servers.single();
+    let db = store.database();
+    let mut raw = Vec::new();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let events = parsed(&raw);
+    store
+        .open()
+        .await
+        .insert_events(events.clone())
+        .await
+        .unwrap();
+    store.sql(&format!("DROP TABLE {db}.event_ids_mv")).await;
+    store.sql(&format!("DROP TABLE {db}.event_ids")).await;
+    store
+        .sql(&format!(
+            "ALTER TABLE {db}.ghmetrics_migrations DELETE WHERE version = 2"
+        ))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store
+        .sql(&format!(
+            "SELECT count() FROM {db}.ghmetrics_migrations WHERE version = 2"
+        ))
+        .await
+        .trim()
+        != "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the delete mutation never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reopened = store.open().await;
+    let ids = store
+        .sql(&format!("SELECT uniqExact(id) FROM {db}.event_ids"))
+        .await;
+    assert_eq!(ids.trim(), events.len().to_string());
+    let moved: Vec<_> = events
+        .iter()
+        .map(|event| {
+            let mut copy = event.clone();
+            copy.created_at -= 86_400;
+            copy
+        })
+        .collect();
+    let stats = reopened.insert_events(moved).await.unwrap();
+    assert_eq!(
+        (stats.inserted(), stats.duplicates),
+        (0, events.len() as u64)
+    );
+}
