@@ -11,8 +11,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use clap::Parser;
-use ghmetrics::config::SqliteLocation;
-use ghmetrics::store::sqlite::{Sqlite, insert_events};
+use ghmetrics::config::{SqliteLocation, StoreLocation};
+use ghmetrics::store::Store;
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 #[derive(Parser)]
@@ -68,19 +68,25 @@ fn main() -> anyhow::Result<()> {
     let mut generator = Generator::new(fixture_lines(), settings).expect("fixtures hold events");
     let started = std::time::Instant::now();
     if let Some(path) = args.db {
-        let db = Sqlite::open(&SqliteLocation::File(path.clone()))?;
-        let mut conn = db.get()?;
-        // A large page cache, as `ghmetrics import` uses for bulk writes.
-        conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        let location = StoreLocation::Sqlite(SqliteLocation::File(path.clone()));
+        let store = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(Store::open(&location))?;
+        // The store's bulk load, as `ghmetrics import` writes: batches from
+        // the generator on this thread, written on another.
+        let (batches, received) = std::sync::mpsc::sync_channel(4);
+        let writer = std::thread::spawn(move || store.bulk_load(received));
         let mut batch = Vec::with_capacity(100_000);
         while let Some(event) = generator.next_event() {
             batch.push(event);
             if batch.len() == batch.capacity() {
-                insert_events(&mut conn, &batch)?;
-                batch.clear();
+                batches.send(std::mem::replace(&mut batch, Vec::with_capacity(100_000)))?;
             }
         }
-        insert_events(&mut conn, &batch)?;
+        batches.send(batch)?;
+        drop(batches);
+        writer.join().expect("the writer thread")?;
         println!(
             "{} events into {} in {:.1?}",
             args.events,
