@@ -15,6 +15,7 @@ use ghmetrics::store::sqlite::{
     Sqlite, event_counts, insert_events, pr_counts, pr_gaps, pr_gaps_by_window,
 };
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
+use ghmetrics::time_buckets::END_OF_TIME;
 
 fn fixture_lines() -> Vec<String> {
     let path = concat!(
@@ -93,7 +94,7 @@ fn metric_queries(c: &mut Criterion) {
         ("all", 10_000_000),
     ] {
         group.bench_function(label, |b| {
-            b.iter(|| event_counts(&conn, black_box(now - minutes * 60)).unwrap())
+            b.iter(|| event_counts(&conn, black_box(now - minutes * 60), END_OF_TIME).unwrap())
         });
     }
     group.finish();

@@ -24,9 +24,140 @@ pub fn minute_of(second: i64) -> i64 {
     second.div_euclid(SECONDS_PER_MINUTE)
 }
 
+/// The end of every window that has none (`2100-01-01T00:00:00Z`): later
+/// than any event can be (they are at most minutes ahead of the clock), and
+/// a whole day, so a window up to it ends in whole days.
+pub const END_OF_TIME: i64 = 4_102_444_800;
+
+/// A window `[from, to)` of epoch seconds as the rollups read it: the seconds
+/// before its first whole minute, the minutes before its first whole hour,
+/// the hours before its first whole day, its whole days, then the same at
+/// its end. Each is a half-open range in its own unit; they are disjoint,
+/// some are empty, and together they are exactly the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowParts {
+    pub head_seconds: (i64, i64),
+    pub head_minutes: (i64, i64),
+    pub head_hours: (i64, i64),
+    pub days: (i64, i64),
+    pub tail_hours: (i64, i64),
+    pub tail_minutes: (i64, i64),
+    pub tail_seconds: (i64, i64),
+}
+
+impl WindowParts {
+    /// The parts of `[from, to)` (empty when `to <= from`).
+    pub fn of(from: i64, to: i64) -> WindowParts {
+        let mut parts = WindowParts::default();
+        if to <= from {
+            return parts;
+        }
+        let (m0, m1) = (
+            ceil_div(from, SECONDS_PER_MINUTE),
+            to.div_euclid(SECONDS_PER_MINUTE),
+        );
+        if m0 >= m1 {
+            parts.head_seconds = (from, to);
+            return parts;
+        }
+        parts.head_seconds = (from, m0 * SECONDS_PER_MINUTE);
+        parts.tail_seconds = (m1 * SECONDS_PER_MINUTE, to);
+        let (h0, h1) = (
+            ceil_div(m0, MINUTES_PER_HOUR),
+            m1.div_euclid(MINUTES_PER_HOUR),
+        );
+        if h0 >= h1 {
+            parts.head_minutes = (m0, m1);
+            return parts;
+        }
+        parts.head_minutes = (m0, h0 * MINUTES_PER_HOUR);
+        parts.tail_minutes = (h1 * MINUTES_PER_HOUR, m1);
+        let (d0, d1) = (ceil_div(h0, HOURS_PER_DAY), h1.div_euclid(HOURS_PER_DAY));
+        if d0 >= d1 {
+            parts.head_hours = (h0, h1);
+            return parts;
+        }
+        parts.head_hours = (h0, d0 * HOURS_PER_DAY);
+        parts.tail_hours = (d1 * HOURS_PER_DAY, h1);
+        parts.days = (d0, d1);
+        parts
+    }
+
+    /// Every part as seconds, in time order (empty ones included).
+    pub fn as_seconds(&self) -> [(i64, i64); 7] {
+        let scaled = |(a, b): (i64, i64), unit: i64| (a * unit, b * unit);
+        [
+            self.head_seconds,
+            scaled(self.head_minutes, SECONDS_PER_MINUTE),
+            scaled(self.head_hours, SECONDS_PER_HOUR),
+            scaled(self.days, SECONDS_PER_DAY),
+            scaled(self.tail_hours, SECONDS_PER_HOUR),
+            scaled(self.tail_minutes, SECONDS_PER_MINUTE),
+            self.tail_seconds,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parts of a window tile it exactly, in order, each in whole units
+    /// of its level, whatever the boundaries (independently: by walking the
+    /// parts and checking each second is covered once).
+    #[test]
+    fn window_parts_tile_the_window() {
+        let day = SECONDS_PER_DAY;
+        let windows = [
+            (0, 0),
+            (10, 5),
+            (100, 130),
+            (59, 61),
+            (30, 3 * 3600 + 90),
+            (
+                1_420_070_400 + 1_800 + 7,
+                1_420_070_400 + 3 * 3_600 + 1_800 - 3,
+            ),
+            (1_420_070_400 - 5, 1_420_070_400 + 3 * day + 17),
+            (1_600_000_000, END_OF_TIME),
+            (1_420_070_400, 1_420_070_400 + day),
+        ];
+        for (from, to) in windows {
+            let parts = WindowParts::of(from, to);
+            let mut at = from;
+            for (start, end) in parts.as_seconds() {
+                if start == end {
+                    continue;
+                }
+                assert!(start < end, "{from}..{to}: {parts:?}");
+                assert_eq!(start, at, "{from}..{to}: {parts:?}");
+                at = end;
+            }
+            let end = if to > from { to } else { from };
+            assert_eq!(at, end, "{from}..{to}");
+            // Whole units where the level says so.
+            let units = [
+                1,
+                SECONDS_PER_MINUTE,
+                SECONDS_PER_HOUR,
+                day,
+                SECONDS_PER_HOUR,
+                SECONDS_PER_MINUTE,
+                1,
+            ];
+            for ((start, end), unit) in parts.as_seconds().into_iter().zip(units) {
+                assert_eq!(
+                    (start % unit, end % unit),
+                    (0, 0),
+                    "{from}..{to}: {parts:?}"
+                );
+            }
+            // The coarse levels are used whenever the window holds them.
+            if to - from >= 2 * day {
+                assert!(parts.days.1 > parts.days.0, "{from}..{to}");
+            }
+        }
+    }
 
     #[test]
     fn ceil_div_rounds_up_for_either_sign() {

@@ -151,7 +151,10 @@ async fn counts_since(
     now: i64,
 ) -> Result<store::EventCounts, AppError> {
     let since = window_start(offset_minutes, now);
-    Ok(state.store.event_counts(since).await?)
+    Ok(state
+        .store
+        .event_counts(since, crate::time_buckets::END_OF_TIME)
+        .await?)
 }
 
 /// Stored events per type created in the last `offset_minutes` minutes.

@@ -40,10 +40,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// ClickHouse's `system.parts` and `system.mutations`.
     fn data_version(&self) -> impl Future<Output = Result<DataVersion, StoreError>> + Send;
 
-    /// Events of each tracked type with `created_at >= since` (epoch seconds).
+    /// Events of each tracked type with `from <= created_at < to` (epoch
+    /// seconds), exact to the second whatever the window's boundaries; `to`
+    /// is [`crate::time_buckets::END_OF_TIME`] for "since `from`".
     fn event_counts(
         &self,
-        since: i64,
+        from: i64,
+        to: i64,
     ) -> impl Future<Output = Result<EventCounts, StoreError>> + Send;
 
     /// The gaps between consecutive PR openings of `repo_name`.
@@ -196,8 +199,8 @@ impl Store {
     }
 
     /// See [`Backend::event_counts`].
-    pub async fn event_counts(&self, since: i64) -> Result<EventCounts, StoreError> {
-        on_store!(self, b => Backend::event_counts(b, since).await)
+    pub async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, StoreError> {
+        on_store!(self, b => Backend::event_counts(b, from, to).await)
     }
 
     /// See [`Backend::pr_gaps`].

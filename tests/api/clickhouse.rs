@@ -61,7 +61,10 @@ async fn concurrent_writers_store_each_event_once() {
         assert_eq!(inserted, expected.total(), "inserted counted once in all");
         let totals = handles[0].totals().await.unwrap();
         assert_eq!(totals.events, expected.total());
-        let counts = handles[1].event_counts(0).await.unwrap();
+        let counts = handles[1]
+            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+            .await
+            .unwrap();
         for (event_type, n) in counts.by_type() {
             assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
         }
@@ -109,7 +112,10 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         eprintln!("store: {}", store.name);
         let handle = store.open().await;
         handle.insert_events(events.clone()).await.unwrap();
-        let first = handle.event_counts(0).await.unwrap();
+        let first = handle
+            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+            .await
+            .unwrap();
         // Alone in its batch, a copy's time range holds no other event.
         let mut stats = InsertStats::default();
         for copy in &altered {
@@ -120,7 +126,13 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
             (0, events.len() as u64)
         );
         assert_eq!(handle.totals().await.unwrap().events, expected.total());
-        assert_eq!(handle.event_counts(0).await.unwrap(), first);
+        assert_eq!(
+            handle
+                .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+                .await
+                .unwrap(),
+            first
+        );
         for (event_type, n) in first.by_type() {
             assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
         }
@@ -397,7 +409,10 @@ async fn both_stores_answer_every_question_alike() {
         ] {
             say(format!(
                 "counts since {since}: {:?}",
-                store.event_counts(since).await.unwrap()
+                store
+                    .event_counts(since, ghmetrics::time_buckets::END_OF_TIME)
+                    .await
+                    .unwrap()
             ));
         }
         let first_minute = newest / 60 - 600;
@@ -492,7 +507,10 @@ async fn both_stores_answer_every_question_alike() {
         say(format!("{:?}", store.totals().await.unwrap()));
         say(format!(
             "counts: {:?}",
-            store.event_counts(0).await.unwrap()
+            store
+                .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+                .await
+                .unwrap()
         ));
         for repo in repos.iter().step_by(5) {
             say(format!(
@@ -1062,4 +1080,57 @@ async fn migration_v2_fills_event_ids_from_stored_events() {
         (stats.inserted(), stats.duplicates),
         (0, events.len() as u64)
     );
+}
+
+/// Event counts over any window `[from, to)` are exact to the second on
+/// every store, whatever minute, hour or day its ends cut in half: checked
+/// against counts taken from the raw fixture events.
+#[tokio::test]
+async fn event_counts_are_exact_for_any_window() {
+    use ghmetrics::time_buckets::END_OF_TIME;
+    let mut raw = Vec::new();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let events = parsed(&raw);
+    let times: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+    let (oldest, newest) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    let mut windows = vec![
+        (0, END_OF_TIME),
+        (oldest, newest + 1),
+        (oldest + 1, newest),
+        (oldest - 40 * 86_400 + 3, newest + 3 * 86_400 - 5),
+    ];
+    let mut rng = fastrand::Rng::with_seed(20);
+    for _ in 0..40 {
+        let at = times[rng.usize(..times.len())];
+        let day = at - at.rem_euclid(86_400);
+        windows.extend([
+            (at, at + 1),
+            (at - 59, at),
+            (at - 1_800 - 7, at + 3 * 3_600 + 13),
+            (day, day + 86_400),
+            (day + 3_600 + 30, day + 2 * 86_400 - 30),
+            (at - rng.i64(0..200_000), at + rng.i64(1..200_000)),
+        ]);
+    }
+    let expected = |(from, to): (i64, i64)| {
+        let mut counts = [0u64; 3];
+        for event in events
+            .iter()
+            .filter(|e| from <= e.created_at && e.created_at < to)
+        {
+            counts[event.event_type.index()] += 1;
+        }
+        counts
+    };
+    for store in crate::stores::every_store() {
+        let handle = store.open().await;
+        handle.insert_events(events.clone()).await.unwrap();
+        for &window in &windows {
+            let counts = handle.event_counts(window.0, window.1).await.unwrap();
+            let got = counts.by_type().map(|(_, n)| n);
+            assert_eq!(got, expected(window), "{} {window:?}", store.name);
+        }
+    }
 }

@@ -46,25 +46,37 @@ impl ClickHouse {
         Ok(DataVersion::from_counters(&counters))
     }
 
-    /// Events per type since `since`: the raw events of the partial first
-    /// minute, then whole minutes from the minute rollup (a few thousand
-    /// rows a month, however many events).
-    pub async fn event_counts(&self, since: i64) -> Result<EventCounts, ClickHouseError> {
-        let since = since.clamp(0, i64::from(u32::MAX));
-        let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
+    /// Events per type in `[from, to)`: the raw events of the partial
+    /// minutes at each end, and the whole minutes between from the minute
+    /// rollup (a few thousand rows a month, however many events).
+    pub async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, ClickHouseError> {
+        let (from, to) = (
+            from.clamp(0, i64::from(u32::MAX)),
+            to.clamp(0, i64::from(u32::MAX)),
+        );
+        let (m0, m1) = (
+            ceil_div(from, SECONDS_PER_MINUTE),
+            to.div_euclid(SECONDS_PER_MINUTE),
+        );
+        // Without a whole minute inside, all of it comes from the raw events.
+        let (head_end, tail_start, m0, m1) = if m0 < m1 {
+            (m0 * SECONDS_PER_MINUTE, m1 * SECONDS_PER_MINUTE, m0, m1)
+        } else {
+            (to, to, 0, 0)
+        };
         let answer = self
             .query(&format!(
                 "SELECT code, sum(n) FROM (
                      SELECT toUInt8(type) AS code, toInt64(count()) AS n FROM {events}
-                     WHERE created_at >= toDateTime({since}) AND created_at < toDateTime({whole})
+                     WHERE (created_at >= toDateTime({from}) AND created_at < toDateTime({head_end}))
+                        OR (created_at >= toDateTime({tail_start}) AND created_at < toDateTime({to}))
                      GROUP BY type
                      UNION ALL
                      SELECT toUInt8(type) AS code, sum(events) AS n FROM {minutes}
-                     WHERE minute >= {first_minute} GROUP BY type)
+                     WHERE minute >= {m0} AND minute < {m1} GROUP BY type)
                  GROUP BY code FORMAT TabSeparated",
                 events = self.layout.table("events"),
                 minutes = self.layout.table("event_counts_by_minute"),
-                whole = (first_minute * SECONDS_PER_MINUTE).min(i64::from(u32::MAX)),
             ))
             .await?;
         let mut counts = [0u64; 3];

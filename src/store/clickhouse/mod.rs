@@ -117,8 +117,8 @@ impl Backend for ClickHouse {
         Ok(self.parts_version().await?)
     }
 
-    async fn event_counts(&self, since: i64) -> Result<EventCounts, StoreError> {
-        Ok(ClickHouse::event_counts(self, since).await?)
+    async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, StoreError> {
+        Ok(ClickHouse::event_counts(self, from, to).await?)
     }
 
     async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {

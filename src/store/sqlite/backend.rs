@@ -27,8 +27,10 @@ impl Backend for Sqlite {
         Ok(self.probe_version()?)
     }
 
-    async fn event_counts(&self, since: i64) -> Result<EventCounts, StoreError> {
-        Ok(self.run(move |c| metrics::event_counts(c, since)).await?)
+    async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, StoreError> {
+        Ok(self
+            .run(move |c| metrics::event_counts(c, from, to))
+            .await?)
     }
 
     async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {

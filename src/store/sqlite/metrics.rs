@@ -5,21 +5,28 @@ use crate::store::{EventCounts, PrGapSummary};
 use rusqlite::{Connection, params};
 
 use crate::event::EventType;
-use crate::time_buckets::{HOURS_PER_DAY, MINUTES_PER_HOUR, SECONDS_PER_MINUTE, ceil_div};
+use crate::time_buckets::{MINUTES_PER_HOUR, WindowParts, ceil_div};
 
-/// Events per type since a moment, from four disjoint ranges: the raw events
-/// before the first whole minute (`?1` <= created_at < `?2`), whole minutes
-/// before the first whole hour (`?3` <= minute < `?4`), whole hours before the
-/// first whole day (`?5` <= hour < `?6`), and whole days (day >= `?7`). Each
-/// part is an index range of at most a minute of events, 59 minutes, 23 hours
-/// or the stored days, so the cost does not grow with the number of events.
+/// Events per type in a window, from its [`WindowParts`]: the raw events of
+/// the seconds at each end (`?1`..`?2`, `?13`..`?14`), the minute rollup for
+/// the minutes next to them (`?3`..`?4`, `?11`..`?12`), the hour rollup for
+/// the hours next to those (`?5`..`?6`, `?9`..`?10`) and the day rollup for
+/// the whole days (`?7`..`?8`). Each part is an index range of at most a
+/// minute of events, 59 minutes, 23 hours or the window's days, so the cost
+/// does not grow with the number of events; empty parts cost one probe.
 const EVENT_COUNTS_SQL: &str = "SELECT
     (SELECT count(*) FROM events WHERE type_code = t.code AND created_at >= ?1 AND created_at < ?2)
+    + (SELECT count(*) FROM events WHERE type_code = t.code AND created_at >= ?13 AND created_at < ?14)
     + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
        WHERE type = t.type AND minute >= ?3 AND minute < ?4)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
+       WHERE type = t.type AND minute >= ?11 AND minute < ?12)
     + (SELECT coalesce(sum(events), 0) FROM event_counts_by_hour
        WHERE type = t.type AND hour >= ?5 AND hour < ?6)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day WHERE type = t.type AND day >= ?7)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_hour
+       WHERE type = t.type AND hour >= ?9 AND hour < ?10)
+    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day
+       WHERE type = t.type AND day >= ?7 AND day < ?8)
     FROM (SELECT 1 AS code, 'WatchEvent' AS type
           UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t";
 
@@ -58,24 +65,23 @@ const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
 const TIMELINE_HOURS_SQL: &str = "SELECT hour, events FROM event_counts_by_hour
     WHERE type = ?1 AND hour >= ?2 AND hour < ?3";
 
-/// Events of each tracked type with `created_at >= since` (epoch seconds).
-pub fn event_counts(conn: &Connection, since: i64) -> Result<EventCounts, rusqlite::Error> {
+/// Events of each tracked type with `from <= created_at < to` (epoch seconds).
+pub fn event_counts(conn: &Connection, from: i64, to: i64) -> Result<EventCounts, rusqlite::Error> {
     // No event is older than 1970 (the parser rejects it), so clamping keeps the
-    // bucket arithmetic below free of negative-number rounding.
-    let since = since.max(0);
-    let first_minute = ceil_div(since, SECONDS_PER_MINUTE);
-    let first_hour = ceil_div(first_minute, MINUTES_PER_HOUR);
-    let first_day = ceil_div(first_hour, HOURS_PER_DAY);
+    // bucket arithmetic free of negative-number rounding.
+    let parts = WindowParts::of(from.max(0), to.max(0));
+    let ranges = [
+        parts.head_seconds,
+        parts.head_minutes,
+        parts.head_hours,
+        parts.days,
+        parts.tail_hours,
+        parts.tail_minutes,
+        parts.tail_seconds,
+    ];
+    let bounds: Vec<i64> = ranges.iter().flat_map(|&(a, b)| [a, b]).collect();
     let mut stmt = conn.prepare_cached(EVENT_COUNTS_SQL)?;
-    let mut rows = stmt.query(params![
-        since,
-        first_minute * SECONDS_PER_MINUTE,
-        first_minute,
-        first_hour * MINUTES_PER_HOUR,
-        first_hour,
-        first_day * HOURS_PER_DAY,
-        first_day,
-    ])?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(bounds))?;
     let mut counts = [0u64; 3];
     for count in &mut counts {
         *count = rows
@@ -243,6 +249,7 @@ mod tests {
     use crate::config::SqliteLocation;
     use crate::event::Event;
     use crate::store::sqlite::{Sqlite, insert_events};
+    use crate::time_buckets::END_OF_TIME;
     use crate::time_buckets::SECONDS_PER_DAY;
 
     fn event(id: i64, event_type: EventType, repo: &str, action: Option<&str>, at: i64) -> Event {
@@ -338,7 +345,7 @@ mod tests {
                     .filter(|e| e.event_type == t && e.created_at >= since)
                     .count() as u64
             };
-            let counts = event_counts(&conn, since).unwrap();
+            let counts = event_counts(&conn, since, END_OF_TIME).unwrap();
             assert_eq!(
                 counts.by_type().map(|(_, n)| n),
                 EventType::ALL.map(expected),
@@ -346,8 +353,8 @@ mod tests {
             );
         }
         assert_eq!(
-            event_counts(&conn, i64::MIN).unwrap(),
-            event_counts(&conn, 0).unwrap()
+            event_counts(&conn, i64::MIN, END_OF_TIME).unwrap(),
+            event_counts(&conn, 0, END_OF_TIME).unwrap()
         );
     }
 
@@ -404,7 +411,7 @@ mod tests {
             crate::store::sqlite::stored_event_count(&conn).unwrap() as usize,
             survivors.len()
         );
-        let everything = event_counts(&conn, 0).unwrap();
+        let everything = event_counts(&conn, 0, END_OF_TIME).unwrap();
         assert_eq!(
             everything.by_type().map(|(_, n)| n),
             EventType::ALL.map(|t| survivors.iter().filter(|e| e.event_type == t).count() as u64)
@@ -549,7 +556,7 @@ mod tests {
                     .filter(|e| e.event_type == t && e.created_at >= since)
                     .count() as u64
             };
-            let counts = event_counts(&conn, since).unwrap();
+            let counts = event_counts(&conn, since, END_OF_TIME).unwrap();
             assert_eq!(
                 counts,
                 EventCounts {
