@@ -72,7 +72,7 @@ fn metric_queries(c: &mut Criterion) {
     let busiest = repository("count(*) DESC");
     let thousand = repository("abs(count(*) - 1000)");
     for repo in [&busiest, &thousand] {
-        let openings = pr_gaps(&conn, repo).unwrap().openings;
+        let openings = pr_gaps(&conn, repo, 0, END_OF_TIME).unwrap().openings;
         eprintln!("repository {repo}: {openings} PR openings");
     }
 
@@ -99,13 +99,13 @@ fn metric_queries(c: &mut Criterion) {
     }
     group.finish();
     c.bench_function("pr_gaps/busiest", |b| {
-        b.iter(|| pr_gaps(&conn, black_box(&busiest)).unwrap())
+        b.iter(|| pr_gaps(&conn, black_box(&busiest), 0, END_OF_TIME).unwrap())
     });
     c.bench_function("pr_gaps/about_1000_openings", |b| {
-        b.iter(|| pr_gaps(&conn, black_box(&thousand)).unwrap())
+        b.iter(|| pr_gaps(&conn, black_box(&thousand), 0, END_OF_TIME).unwrap())
     });
     c.bench_function("pr_gaps/unknown", |b| {
-        b.iter(|| pr_gaps(&conn, black_box("no/such-repo")).unwrap())
+        b.iter(|| pr_gaps(&conn, black_box("no/such-repo"), 0, END_OF_TIME).unwrap())
     });
     // The LAG() form the handler does not use, for the comparison.
     c.bench_function("pr_gaps_by_window/busiest", |b| {

@@ -83,7 +83,10 @@ async fn average_pr_time(
         params: repo_name.clone(),
     };
     cache::answer(&state, key, stamp, || async {
-        let summary = state.store.pr_gaps(repo_name.clone()).await?;
+        let summary = state
+            .store
+            .pr_gaps(repo_name.clone(), 0, crate::time_buckets::END_OF_TIME)
+            .await?;
         let message = summary.average_seconds.is_none().then(|| {
             format!(
                 "Only {} PR opening(s) (PullRequestEvent with action \"opened\") found. At least 2 are required.",

@@ -49,10 +49,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
         to: i64,
     ) -> impl Future<Output = Result<EventCounts, StoreError>> + Send;
 
-    /// The gaps between consecutive PR openings of `repo_name`.
+    /// The gaps between consecutive PR openings of `repo_name` with
+    /// `from <= created_at < to`.
     fn pr_gaps(
         &self,
         repo_name: String,
+        from: i64,
+        to: i64,
     ) -> impl Future<Output = Result<PrGapSummary, StoreError>> + Send;
 
     /// Hands `sink` the repositories with PullRequestEvents and how many,
@@ -204,8 +207,13 @@ impl Store {
     }
 
     /// See [`Backend::pr_gaps`].
-    pub async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {
-        on_store!(self, b => Backend::pr_gaps(b, repo_name).await)
+    pub async fn pr_gaps(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> Result<PrGapSummary, StoreError> {
+        on_store!(self, b => Backend::pr_gaps(b, repo_name, from, to).await)
     }
 
     /// See [`Backend::for_each_pr_count`].

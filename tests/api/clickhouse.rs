@@ -433,7 +433,10 @@ async fn both_stores_answer_every_question_alike() {
         {
             say(format!(
                 "{repo}: {:?}",
-                store.pr_gaps(repo.clone()).await.unwrap()
+                store
+                    .pr_gaps(repo.clone(), 0, ghmetrics::time_buckets::END_OF_TIME)
+                    .await
+                    .unwrap()
             ));
         }
         for limit in [Some(3), Some(1000), None] {
@@ -515,7 +518,10 @@ async fn both_stores_answer_every_question_alike() {
         for repo in repos.iter().step_by(5) {
             say(format!(
                 "{repo}: {:?}",
-                store.pr_gaps(repo.clone()).await.unwrap()
+                store
+                    .pr_gaps(repo.clone(), 0, ghmetrics::time_buckets::END_OF_TIME)
+                    .await
+                    .unwrap()
             ));
         }
         let Collect(rows) = store
@@ -1131,6 +1137,58 @@ async fn event_counts_are_exact_for_any_window() {
             let counts = handle.event_counts(window.0, window.1).await.unwrap();
             let got = counts.by_type().map(|(_, n)| n);
             assert_eq!(got, expected(window), "{} {window:?}", store.name);
+        }
+    }
+}
+
+/// PR gaps over a window take only the openings inside it, on every store:
+/// checked for every repository with openings, over windows that start or
+/// end on an opening's second or just after it, against the raw events.
+#[tokio::test]
+async fn pr_gaps_take_the_openings_inside_the_window() {
+    use ghmetrics::event::EventType;
+    let mut raw = Vec::new();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let events = parsed(&raw);
+    let mut openings: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for event in &events {
+        if event.event_type == EventType::PullRequest && event.action.as_deref() == Some("opened") {
+            openings
+                .entry(event.repo_name.clone())
+                .or_default()
+                .push(event.created_at);
+        }
+    }
+    for times in openings.values_mut() {
+        times.sort_unstable();
+    }
+    for store in crate::stores::every_store() {
+        let handle = store.open().await;
+        handle.insert_events(events.clone()).await.unwrap();
+        for (repo, times) in &openings {
+            let (first, last) = (times[0], times[times.len() - 1]);
+            for (from, to) in [
+                (first, last + 1),
+                (first + 1, last + 1),
+                (first, last),
+                (last, last + 1),
+            ] {
+                let inside: Vec<i64> = times
+                    .iter()
+                    .copied()
+                    .filter(|t| from <= *t && *t < to)
+                    .collect();
+                let summary = handle.pr_gaps(repo.clone(), from, to).await.unwrap();
+                let what = format!("{} {repo} {from}..{to}", store.name);
+                assert_eq!(summary.openings, inside.len() as u64, "{what}");
+                assert_eq!(summary.last_opened_at, inside.last().copied(), "{what}");
+                let mean = (inside.len() >= 2).then(|| {
+                    (inside[inside.len() - 1] - inside[0]) as f64 / (inside.len() - 1) as f64
+                });
+                assert_eq!(summary.average_seconds, mean, "{what}");
+            }
         }
     }
 }

@@ -127,17 +127,27 @@ impl ClickHouse {
     /// no window functions, so the openings' times are gathered, sorted and
     /// differenced as an array (`arrayDifference` gives 0 first, then each
     /// gap). Each opening counts once by id, even before the
-    /// ReplacingMergeTree has folded a second copy.
-    pub async fn pr_gaps(&self, repo_name: &str) -> Result<PrGapSummary, ClickHouseError> {
+    /// ReplacingMergeTree has folded a second copy. Only the openings with
+    /// `from <= created_at < to`: one range of the `(repo_name, created_at)` key.
+    pub async fn pr_gaps(
+        &self,
+        repo_name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<PrGapSummary, ClickHouseError> {
+        let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
         let answer = self
             .query(&format!(
                 "SELECT length(times), arrayDifference(times), if(empty(times), NULL, times[-1])
                  FROM (SELECT arraySort(groupArray(at)) AS times FROM (
                      SELECT any(toInt64(toUInt32(created_at))) AS at FROM {}
-                     WHERE repo_name = {} GROUP BY id))
+                     WHERE repo_name = {} AND created_at >= toDateTime({}) AND created_at < toDateTime({})
+                     GROUP BY id))
                  FORMAT TabSeparated",
                 self.layout.table("pr_openings"),
-                quote(repo_name)
+                quote(repo_name),
+                clamp(from),
+                clamp(to),
             ))
             .await?;
         let line = answer.trim_end();

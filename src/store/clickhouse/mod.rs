@@ -121,8 +121,13 @@ impl Backend for ClickHouse {
         Ok(ClickHouse::event_counts(self, from, to).await?)
     }
 
-    async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {
-        Ok(ClickHouse::pr_gaps(self, &repo_name).await?)
+    async fn pr_gaps(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> Result<PrGapSummary, StoreError> {
+        Ok(ClickHouse::pr_gaps(self, &repo_name, from, to).await?)
     }
 
     async fn for_each_pr_count<S: PrCountSink>(

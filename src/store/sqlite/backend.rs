@@ -33,8 +33,15 @@ impl Backend for Sqlite {
             .await?)
     }
 
-    async fn pr_gaps(&self, repo_name: String) -> Result<PrGapSummary, StoreError> {
-        Ok(self.run(move |c| metrics::pr_gaps(c, &repo_name)).await?)
+    async fn pr_gaps(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> Result<PrGapSummary, StoreError> {
+        Ok(self
+            .run(move |c| metrics::pr_gaps(c, &repo_name, from, to))
+            .await?)
     }
 
     async fn for_each_pr_count<S: PrCountSink>(

@@ -30,11 +30,13 @@ const EVENT_COUNTS_SQL: &str = "SELECT
     FROM (SELECT 1 AS code, 'WatchEvent' AS type
           UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t";
 
-/// `?1`: repository name. Its PR openings in time order, read in order from
-/// the partial index of openings (`pr_openings_by_repo_time`): no sort, no
-/// table row touched. The gaps between them are taken in Rust.
+/// `?1`: repository name, `?2`..`?3`: the window. Its PR openings in time
+/// order, read in order from the partial index of openings
+/// (`pr_openings_by_repo_time`): no sort, no table row touched. The gaps
+/// between them are taken in Rust.
 const PR_OPENINGS_SQL: &str = "SELECT created_at FROM events
     WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1
+      AND created_at >= ?2 AND created_at < ?3
     ORDER BY created_at, id";
 
 /// `?1`: repository name. The definition itself: the gaps that `LAG()` finds
@@ -176,15 +178,21 @@ pub fn timeline(
     Ok(counts)
 }
 
-/// The gaps between consecutive PR openings of `repo_name`, in time order.
+/// The gaps between consecutive PR openings of `repo_name` with
+/// `from <= created_at < to`, in time order.
 ///
 /// The same answer as [`pr_gaps_by_window`], the `LAG()` form: read in
 /// order and differenced here instead, because SQLite's window machinery
 /// costs several times the ordered read (BENCHMARKS.md).
-pub fn pr_gaps(conn: &Connection, repo_name: &str) -> Result<PrGapSummary, rusqlite::Error> {
+pub fn pr_gaps(
+    conn: &Connection,
+    repo_name: &str,
+    from: i64,
+    to: i64,
+) -> Result<PrGapSummary, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(PR_OPENINGS_SQL)?;
     let times = stmt
-        .query_map(params![repo_name], |row| row.get(0))?
+        .query_map(params![repo_name, from, to], |row| row.get(0))?
         .collect::<Result<Vec<i64>, _>>()?;
     Ok(PrGapSummary::from_times(&times))
 }
@@ -277,7 +285,7 @@ mod tests {
     /// The served answer, after checking it equals the LAG() definition.
     fn checked_average(db: &Sqlite, repo: &str) -> PrGapSummary {
         let conn = db.get().unwrap();
-        let served = pr_gaps(&conn, repo).unwrap();
+        let served = pr_gaps(&conn, repo, 0, END_OF_TIME).unwrap();
         assert_eq!(served, pr_gaps_by_window(&conn, repo).unwrap(), "{repo}");
         served
     }
@@ -416,7 +424,7 @@ mod tests {
             everything.by_type().map(|(_, n)| n),
             EventType::ALL.map(|t| survivors.iter().filter(|e| e.event_type == t).count() as u64)
         );
-        assert_eq!(pr_gaps(&conn, "x/x").unwrap().openings, 0);
+        assert_eq!(pr_gaps(&conn, "x/x", 0, END_OF_TIME).unwrap().openings, 0);
         for repo in repos {
             checked_average(&db, repo);
         }
