@@ -258,7 +258,7 @@ async fn write_pr_counts(store: &Store, limit: Option<u64>) -> Result<Spool, App
         first,
         failure,
     } = store
-        .for_each_pr_count(limit, PrCountsJson::default())
+        .for_each_pr_count(limit, None, PrCountsJson::default())
         .await?;
     let closing: &[u8] = if first { b"{}" } else { b"}" };
     if let Some(error) = failure.or_else(|| out.write_all(closing).err()) {

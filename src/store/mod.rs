@@ -60,10 +60,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Hands `sink` the repositories with PullRequestEvents and how many,
     /// most first (ties by name), at most `limit`, until it returns false;
-    /// then hands it back. Memory stays flat however many repositories there are.
+    /// then hands it back. Memory stays flat however many repositories there
+    /// are. Over every stored event (read from the rollup), or only those
+    /// with `from <= created_at < to` when `window` is `Some((from, to))`
+    /// (read from the window's events: its cost grows with them).
     fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
+        window: Option<(i64, i64)>,
         sink: S,
     ) -> impl Future<Output = Result<S, StoreError>> + Send;
 
@@ -220,9 +224,10 @@ impl Store {
     pub async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
+        window: Option<(i64, i64)>,
         sink: S,
     ) -> Result<S, StoreError> {
-        on_store!(self, b => Backend::for_each_pr_count(b, limit, sink).await)
+        on_store!(self, b => Backend::for_each_pr_count(b, limit, window, sink).await)
     }
 
     /// See [`Backend::timeline`].

@@ -441,7 +441,7 @@ async fn both_stores_answer_every_question_alike() {
         }
         for limit in [Some(3), Some(1000), None] {
             let Collect(rows) = store
-                .for_each_pr_count(limit, Collect(Vec::new()))
+                .for_each_pr_count(limit, None, Collect(Vec::new()))
                 .await
                 .unwrap();
             say(format!("pr counts {limit:?}: {rows:?}"));
@@ -525,7 +525,7 @@ async fn both_stores_answer_every_question_alike() {
             ));
         }
         let Collect(rows) = store
-            .for_each_pr_count(None, Collect(Vec::new()))
+            .for_each_pr_count(None, None, Collect(Vec::new()))
             .await
             .unwrap();
         say(format!("pr counts: {rows:?}"));
@@ -793,7 +793,7 @@ async fn ranking(store: &Store, k: u64) -> Vec<(String, u64)> {
         }
     }
     let Collect(rows) = store
-        .for_each_pr_count(Some(k), Collect(Vec::new()))
+        .for_each_pr_count(Some(k), None, Collect(Vec::new()))
         .await
         .unwrap();
     rows
@@ -1188,6 +1188,73 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
                     (inside[inside.len() - 1] - inside[0]) as f64 / (inside.len() - 1) as f64
                 });
                 assert_eq!(summary.average_seconds, mean, "{what}");
+            }
+        }
+    }
+}
+
+/// pr-counts over a window counts each repository's PR events inside it,
+/// most first, ties by name, on every store: against the raw events.
+#[tokio::test]
+async fn pr_counts_over_a_window_count_the_events_inside_it() {
+    use ghmetrics::event::EventType;
+    struct Collect(Vec<(String, u64)>);
+    impl ghmetrics::store::PrCountSink for Collect {
+        fn accept(&mut self, repo: &str, count: u64) -> bool {
+            self.0.push((repo.to_owned(), count));
+            true
+        }
+    }
+    let mut raw = Vec::new();
+    for file in FIXTURE_FILES {
+        raw.extend(fixture_file_events(file));
+    }
+    let events = parsed(&raw);
+    let prs: Vec<&ghmetrics::event::Event> = events
+        .iter()
+        .filter(|e| e.event_type == EventType::PullRequest)
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut windows = vec![(0, ghmetrics::time_buckets::END_OF_TIME)];
+    for _ in 0..20 {
+        let at = prs[rng.usize(..prs.len())].created_at;
+        windows.extend([
+            (at, at + 1),
+            (at - 3_599, at + 7),
+            (at - rng.i64(0..50_000), at + rng.i64(1..50_000)),
+        ]);
+    }
+    let expected = |(from, to): (i64, i64), limit: Option<u64>| {
+        let mut counts: std::collections::HashMap<&str, u64> = Default::default();
+        for e in prs
+            .iter()
+            .filter(|e| from <= e.created_at && e.created_at < to)
+        {
+            *counts.entry(e.repo_name.as_str()).or_default() += 1;
+        }
+        let mut ranked: Vec<(String, u64)> = counts
+            .into_iter()
+            .map(|(repo, n)| (repo.to_owned(), n))
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(limit.map_or(usize::MAX, |n| n as usize));
+        ranked
+    };
+    for store in crate::stores::every_store() {
+        let handle = store.open().await;
+        handle.insert_events(events.clone()).await.unwrap();
+        for &window in &windows {
+            for limit in [None, Some(3)] {
+                let Collect(got) = handle
+                    .for_each_pr_count(limit, Some(window), Collect(Vec::new()))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    expected(window, limit),
+                    "{} {window:?} {limit:?}",
+                    store.name
+                );
             }
         }
     }

@@ -200,6 +200,32 @@ impl ClickHouse {
             .await
     }
 
+    /// Repositories by PullRequestEvents with `from <= created_at < to`,
+    /// most first: the window's PR events counted per repository (one range
+    /// of the `(type, created_at)` key).
+    pub(super) async fn for_each_pr_count_between(
+        &self,
+        from: i64,
+        to: i64,
+        limit: Option<u64>,
+        mut visit: impl FnMut(&str, u64) -> bool,
+    ) -> Result<(), ClickHouseError> {
+        let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
+        let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
+        let sql = format!(
+            "SELECT repo_name, count() AS n FROM {} WHERE type = 'PullRequestEvent'
+             AND created_at >= toDateTime({}) AND created_at < toDateTime({})
+             GROUP BY repo_name ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
+            self.layout.table("events"),
+            clamp(from),
+            clamp(to),
+        );
+        self.layout
+            .main
+            .for_each_line(&sql, |line| visit_pr_count(line, &mut visit))
+            .await
+    }
+
     /// The `k` repositories with the most PullRequestEvents, found without
     /// summing every repository's rows, or `None` when that cannot be proven
     /// (see [`top`]): the threshold `R` is the `K`-th largest row (K a few

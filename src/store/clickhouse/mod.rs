@@ -133,9 +133,17 @@ impl Backend for ClickHouse {
     async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
+        window: Option<(i64, i64)>,
         mut sink: S,
     ) -> Result<S, StoreError> {
-        ClickHouse::for_each_pr_count(self, limit, |repo, n| sink.accept(repo, n)).await?;
+        let visit = |repo: &str, n| sink.accept(repo, n);
+        match window {
+            None => ClickHouse::for_each_pr_count(self, limit, visit).await?,
+            Some((from, to)) => {
+                self.for_each_pr_count_between(from, to, limit, visit)
+                    .await?
+            }
+        }
         Ok(sink)
     }
 

@@ -47,11 +47,18 @@ impl Backend for Sqlite {
     async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
+        window: Option<(i64, i64)>,
         mut sink: S,
     ) -> Result<S, StoreError> {
         Ok(self
             .run(move |c| {
-                metrics::for_each_pr_count(c, limit, |repo, n| sink.accept(repo, n))?;
+                let visit = |repo: &str, n| sink.accept(repo, n);
+                match window {
+                    None => metrics::for_each_pr_count(c, limit, visit)?,
+                    Some((from, to)) => {
+                        metrics::for_each_pr_count_between(c, from, to, limit, visit)?
+                    }
+                }
                 Ok(sink)
             })
             .await?)

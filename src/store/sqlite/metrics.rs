@@ -231,6 +231,33 @@ pub fn pr_counts(
     Ok(counts)
 }
 
+/// `?1`..`?2`: the window, `?3`: row limit (negative for all). The window's
+/// PullRequestEvents (an index range) counted per repository.
+const PR_COUNTS_WINDOW_SQL: &str = "SELECT repo_name, count(*) AS n FROM events
+    WHERE type_code = 2 AND created_at >= ?1 AND created_at < ?2
+    GROUP BY repo_name ORDER BY n DESC, repo_name LIMIT ?3";
+
+/// Like [`for_each_pr_count`], over the PullRequestEvents with
+/// `from <= created_at < to` only.
+pub fn for_each_pr_count_between(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+    limit: Option<u64>,
+    mut visit: impl FnMut(&str, u64) -> bool,
+) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(PR_COUNTS_WINDOW_SQL)?;
+    let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let mut rows = stmt.query(params![from, to, limit])?;
+    while let Some(row) = rows.next()? {
+        let repo: String = row.get(0)?;
+        if !visit(&repo, row.get(1)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Visits the [`pr_counts`] rows in rank order without collecting them, until
 /// `visit` returns false. Memory stays flat however many repositories there are.
 pub fn for_each_pr_count(
