@@ -15,6 +15,14 @@ use crate::stores::{
     ClickHouseServers, TestStore, clickhouse, clickhouse_stores, rollup_parts, sql_on,
 };
 
+/// The events of every fixture file (not the mock feed's), as recorded.
+fn file_fixture_events() -> Vec<Value> {
+    FIXTURE_FILES
+        .iter()
+        .flat_map(|file| fixture_file_events(file))
+        .collect()
+}
+
 /// The fixture events as the parser stores them.
 fn parsed(raw: &[Value]) -> Vec<ghmetrics::event::Event> {
     raw.iter()
@@ -28,9 +36,7 @@ fn parsed(raw: &[Value]) -> Vec<ghmetrics::event::Event> {
 #[tokio::test]
 async fn concurrent_writers_store_each_event_once() {
     let mut raw = fixture_events();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    raw.extend(file_fixture_events());
     let events = parsed(&raw);
     let expected = Expected::of(&raw);
     for store in clickhouse_stores() {
@@ -83,10 +89,7 @@ async fn concurrent_writers_store_each_event_once() {
 /// same event: every store keeps the first copy and counts it once.
 #[tokio::test]
 async fn an_id_is_stored_once_whatever_its_copy_carries() {
-    let mut raw = Vec::new();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    let raw = file_fixture_events();
     let events = parsed(&raw);
     let expected = Expected::of(&raw);
     let altered: Vec<ghmetrics::event::Event> = events
@@ -353,14 +356,11 @@ async fn analysts_read_the_tables_with_plain_sql() {
 /// current ClickHouse engine.
 #[tokio::test]
 async fn both_stores_answer_every_question_alike() {
-    use ghmetrics::store::{FeedPoll, PrCountSink};
+    use ghmetrics::store::FeedPoll;
     let Some(servers) = clickhouse() else {
         return;
     };
-    let mut raw = Vec::new();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    let raw = file_fixture_events();
     let mut events = parsed(&raw);
     // And 20,000 generated ones over two days, for repositories with many
     // openings and buckets with many events.
@@ -380,13 +380,6 @@ async fn both_stores_answer_every_question_alike() {
     let clickhouse = servers.single();
     let stores = [sqlite.open().await, clickhouse.open().await];
 
-    struct Collect(Vec<(String, u64)>);
-    impl PrCountSink for Collect {
-        fn accept(&mut self, repo: &str, count: u64) -> bool {
-            self.0.push((repo.to_owned(), count));
-            true
-        }
-    }
     let newest = events.iter().map(|e| e.created_at).max().unwrap();
     let oldest = events.iter().map(|e| e.created_at).min().unwrap();
     let mut repos: Vec<String> = events.iter().map(|e| e.repo_name.clone()).collect();
@@ -440,10 +433,7 @@ async fn both_stores_answer_every_question_alike() {
             ));
         }
         for limit in [Some(3), Some(1000), None] {
-            let Collect(rows) = store
-                .for_each_pr_count(limit, None, Collect(Vec::new()))
-                .await
-                .unwrap();
+            let rows = pr_ranking(store, limit, None).await;
             say(format!("pr counts {limit:?}: {rows:?}"));
         }
         say(format!("{:?}", store.totals().await.unwrap()));
@@ -524,10 +514,7 @@ async fn both_stores_answer_every_question_alike() {
                     .unwrap()
             ));
         }
-        let Collect(rows) = store
-            .for_each_pr_count(None, None, Collect(Vec::new()))
-            .await
-            .unwrap();
+        let rows = pr_ranking(store, None, None).await;
         say(format!("pr counts: {rows:?}"));
     }
     let [on_sqlite, on_clickhouse] = answers;
@@ -783,8 +770,12 @@ async fn ties_at_the_threshold_fall_back_to_the_sum() {
     }
 }
 
-/// The first `k` of a store's pr-counts ranking.
-async fn ranking(store: &Store, k: u64) -> Vec<(String, u64)> {
+/// A store's pr-counts ranking (at most `limit`, over `window` or everything).
+async fn pr_ranking(
+    store: &Store,
+    limit: Option<u64>,
+    window: Option<(i64, i64)>,
+) -> Vec<(String, u64)> {
     struct Collect(Vec<(String, u64)>);
     impl ghmetrics::store::PrCountSink for Collect {
         fn accept(&mut self, repo: &str, count: u64) -> bool {
@@ -793,10 +784,15 @@ async fn ranking(store: &Store, k: u64) -> Vec<(String, u64)> {
         }
     }
     let Collect(rows) = store
-        .for_each_pr_count(Some(k), None, Collect(Vec::new()))
+        .for_each_pr_count(limit, window, Collect(Vec::new()))
         .await
         .unwrap();
     rows
+}
+
+/// The first `k` of a store's pr-counts ranking.
+async fn ranking(store: &Store, k: u64) -> Vec<(String, u64)> {
+    pr_ranking(store, Some(k), None).await
 }
 
 fn pull_request(id: i64, repo: &str) -> ghmetrics::event::Event {
@@ -820,9 +816,7 @@ async fn the_writer_merges_fragmented_rollups() {
     use crate::helpers::{MockGithub, TestApp, test_poller_config};
     ghmetrics::github::client::install_crypto_provider();
     let mut raw = fixture_events();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    raw.extend(file_fixture_events());
     let events = parsed(&raw);
     for store in clickhouse_stores() {
         eprintln!("store: {}", store.name);
@@ -1035,10 +1029,7 @@ async fn migration_v2_fills_event_ids_from_stored_events() {
     };
     let store = servers.single();
     let db = store.database();
-    let mut raw = Vec::new();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    let raw = file_fixture_events();
     let events = parsed(&raw);
     store
         .open()
@@ -1094,10 +1085,7 @@ async fn migration_v2_fills_event_ids_from_stored_events() {
 #[tokio::test]
 async fn event_counts_are_exact_for_any_window() {
     use ghmetrics::time_buckets::END_OF_TIME;
-    let mut raw = Vec::new();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    let raw = file_fixture_events();
     let events = parsed(&raw);
     let times: Vec<i64> = events.iter().map(|e| e.created_at).collect();
     let (oldest, newest) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
@@ -1147,10 +1135,7 @@ async fn event_counts_are_exact_for_any_window() {
 #[tokio::test]
 async fn pr_gaps_take_the_openings_inside_the_window() {
     use ghmetrics::event::EventType;
-    let mut raw = Vec::new();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    let raw = file_fixture_events();
     let events = parsed(&raw);
     let mut openings: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
     for event in &events {
@@ -1198,17 +1183,7 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
 #[tokio::test]
 async fn pr_counts_over_a_window_count_the_events_inside_it() {
     use ghmetrics::event::EventType;
-    struct Collect(Vec<(String, u64)>);
-    impl ghmetrics::store::PrCountSink for Collect {
-        fn accept(&mut self, repo: &str, count: u64) -> bool {
-            self.0.push((repo.to_owned(), count));
-            true
-        }
-    }
-    let mut raw = Vec::new();
-    for file in FIXTURE_FILES {
-        raw.extend(fixture_file_events(file));
-    }
+    let raw = file_fixture_events();
     let events = parsed(&raw);
     let prs: Vec<&ghmetrics::event::Event> = events
         .iter()
@@ -1245,10 +1220,7 @@ async fn pr_counts_over_a_window_count_the_events_inside_it() {
         handle.insert_events(events.clone()).await.unwrap();
         for &window in &windows {
             for limit in [None, Some(3)] {
-                let Collect(got) = handle
-                    .for_each_pr_count(limit, Some(window), Collect(Vec::new()))
-                    .await
-                    .unwrap();
+                let got = pr_ranking(&handle, limit, Some(window)).await;
                 assert_eq!(
                     got,
                     expected(window, limit),
