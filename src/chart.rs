@@ -110,6 +110,29 @@ pub fn describe_window(offset_minutes: i64) -> String {
     }
 }
 
+/// A window `[from, to)` of epoch seconds in words (UTC): "2015-01-01 03:00
+/// to 04:00", with the end's date when it is another day's and seconds when
+/// either end has them.
+pub fn describe_range(from: i64, to: i64) -> String {
+    let at = |second: i64| chrono::DateTime::from_timestamp(second, 0).unwrap_or_default();
+    let (start, end) = (at(from), at(to));
+    let time = if from % 60 == 0 && to % 60 == 0 {
+        "%H:%M"
+    } else {
+        "%H:%M:%S"
+    };
+    let end_format = if start.date_naive() == end.date_naive() {
+        time.to_owned()
+    } else {
+        format!("%Y-%m-%d {time}")
+    };
+    format!(
+        "{} to {}",
+        start.format(&format!("%Y-%m-%d {time}")),
+        end.format(&end_format)
+    )
+}
+
 /// Charts kept by [`ChartCache`]: one per window a dashboard or client polls.
 const CACHED_CHARTS: usize = 16;
 

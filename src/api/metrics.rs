@@ -12,12 +12,12 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key, Lookup, Stamp};
-use super::params::{BUCKET_MINUTES, LIMIT, MAX_OFFSET_MINUTES, OFFSET_MINUTES, QueryParams};
+use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, Window};
 use super::spool::{Spool, Spooled};
 use crate::chart;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{self, Store};
-use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div, minute_of};
+use crate::time_buckets::{END_OF_TIME, SECONDS_PER_MINUTE, ceil_div, minute_of};
 
 /// The chart's window when `offset_minutes` is not given.
 const DEFAULT_CHART_WINDOW_MINUTES: i64 = 60;
@@ -66,10 +66,15 @@ struct AveragePrTime {
     get,
     path = "/metrics/average-pr-time",
     tag = "metrics",
-    params(("repo_name" = String, Query, description = "The repository, `owner/name`", example = "rust-lang/rust")),
+    params(
+        ("repo_name" = String, Query, description = "The repository, `owner/name`", example = "rust-lang/rust"),
+        ("offset_minutes" = Option<i64>, Query, description = "Only the openings of the last N minutes (not with `from`/`to`)"),
+        ("from" = Option<String>, Query, description = WINDOW_FROM),
+        ("to" = Option<String>, Query, description = WINDOW_TO),
+    ),
     responses(
-        (status = 200, description = "The gaps' figures; each is null with fewer than two openings", body = AveragePrTime),
-        (status = 422, description = "`repo_name` missing or blank", body = ErrorBody),
+        (status = 200, description = "The gaps' figures; each is null with fewer than two openings. Without a window, over every stored opening", body = AveragePrTime),
+        (status = 422, description = "`repo_name` missing or malformed, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
 async fn average_pr_time(
@@ -77,25 +82,30 @@ async fn average_pr_time(
     params: QueryParams,
 ) -> Result<Answer, AppError> {
     let repo_name = params.repo_name()?.to_owned();
-    let stamp = Stamp::of_data(&state).await?;
+    let now = Utc::now().timestamp();
+    let window = params.window(now)?;
+    let stamp = stamp_for(&state, window, now).await?;
     let key = Key {
         route: "average-pr-time",
-        params: repo_name.clone(),
+        params: format!(
+            "{repo_name} {}",
+            window.map_or_else(String::new, Window::key)
+        ),
     };
     cache::answer(&state, key, stamp, || async {
-        let summary = state
-            .store
-            .pr_gaps(repo_name.clone(), 0, crate::time_buckets::END_OF_TIME)
-            .await?;
+        let (from, to) = window.map_or((0, END_OF_TIME), |window| window.bounds(now));
+        let summary = state.store.pr_gaps(repo_name.clone(), from, to).await?;
         let message = summary.average_seconds.is_none().then(|| {
             format!(
                 "Only {} PR opening(s) (PullRequestEvent with action \"opened\") found. At least 2 are required.",
                 summary.openings
             )
         });
+        // Watched over the whole window (without one: watched at all).
         let watched_since = state
             .watched
             .get(&repo_name)
+            .filter(|&&since| window.is_none() || since <= from)
             .and_then(|&since| DateTime::from_timestamp(since, 0));
         cache::json(&AveragePrTime {
             repo_name,
@@ -141,51 +151,63 @@ impl From<store::EventCounts> for EventCounts {
     }
 }
 
-/// Epoch second `offset_minutes` before `now` (at most [`MAX_OFFSET_MINUTES`],
-/// so this cannot overflow).
-fn window_start(offset_minutes: i64, now: i64) -> i64 {
-    now - offset_minutes.min(MAX_OFFSET_MINUTES) * SECONDS_PER_MINUTE
+/// The description of `from`, the same on every endpoint.
+const WINDOW_FROM: &str = "The window's start, RFC 3339 (`2015-01-01T03:00:00Z`; an offset such as `+02:00`, written `%2B02:00` in a URL, is converted to UTC): \
+events with `created_at` in [`from`, `to`). From 2008-01-01T00:00:00Z to a day ahead of now; before `to`; not with `offset_minutes`";
+/// The description of `to`.
+const WINDOW_TO: &str = "The window's end (excluded), RFC 3339; only with `from`; default now. From 2008-01-01T00:00:00Z to a day ahead of now";
+
+/// The stamp of an answer over `window`: the data, and the clock when the window moves with it.
+async fn stamp_for(state: &AppState, window: Option<Window>, now: i64) -> Result<Stamp, AppError> {
+    match window {
+        Some(window) if window.moves() => Stamp::at(state, now).await,
+        _ => Stamp::of_data(state).await,
+    }
 }
 
-/// The counts of the last `offset_minutes` minutes as of epoch second `now`.
-async fn counts_since(
+/// The counts over `window` as of epoch second `now`.
+async fn counts_in(
     state: &AppState,
-    offset_minutes: i64,
+    window: Window,
     now: i64,
 ) -> Result<store::EventCounts, AppError> {
-    let since = window_start(offset_minutes, now);
-    Ok(state
-        .store
-        .event_counts(since, crate::time_buckets::END_OF_TIME)
-        .await?)
+    let (from, to) = window.bounds(now);
+    Ok(state.store.event_counts(from, to).await?)
 }
 
-/// Stored events per type created in the last `offset_minutes` minutes.
+/// Stored events per type created in the window: the last `offset_minutes`
+/// minutes, or [`from`, `to`).
 #[utoipa::path(
     get,
     path = "/metrics/event-counts",
     tag = "metrics",
-    params(("offset_minutes" = i64, Query, minimum = 1, description = "The window: events with `created_at` in the last N minutes", example = 60)),
+    params(
+        ("offset_minutes" = Option<i64>, Query, description = "The window: events with `created_at` in the last N minutes. Required unless `from` is given", example = 60),
+        ("from" = Option<String>, Query, description = WINDOW_FROM),
+        ("to" = Option<String>, Query, description = WINDOW_TO),
+    ),
     responses(
         (status = 200, description = "Counts per event type (zeros included)", body = EventCounts),
-        (status = 422, description = "`offset_minutes` missing, not an integer >= 1, or too large", body = ErrorBody),
+        (status = 422, description = "Neither `offset_minutes` nor `from`, an `offset_minutes` that is not an integer from 1 to the maximum, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
 async fn event_counts(
     State(state): State<AppState>,
     params: QueryParams,
 ) -> Result<Answer, AppError> {
-    let offset_minutes = params.required_int(&OFFSET_MINUTES)?;
     let now = Utc::now().timestamp();
+    let window = params.window(now)?.ok_or_else(|| {
+        AppError::InvalidParameter(
+            "offset_minutes (the last N minutes) or from (and to) is required".to_owned(),
+        )
+    })?;
     let key = Key {
         route: "event-counts",
-        params: offset_minutes.to_string(),
+        params: window.key(),
     };
-    let stamp = Stamp::at(&state, now).await?;
+    let stamp = stamp_for(&state, Some(window), now).await?;
     cache::answer(&state, key, stamp, || async {
-        cache::json(&EventCounts::from(
-            counts_since(&state, offset_minutes, now).await?,
-        ))
+        cache::json(&EventCounts::from(counts_in(&state, window, now).await?))
     })
     .await
 }
@@ -198,11 +220,16 @@ async fn event_counts(
     get,
     path = "/metrics/pr-counts",
     tag = "metrics",
-    params(("limit" = Option<i64>, Query, minimum = 1, description = "At most this many repositories")),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many repositories"),
+        ("offset_minutes" = Option<i64>, Query, description = "Only the PR events of the last N minutes (not with `from`/`to`)"),
+        ("from" = Option<String>, Query, description = WINDOW_FROM),
+        ("to" = Option<String>, Query, description = WINDOW_TO),
+    ),
     responses(
-        (status = 200, description = "Repository name -> PullRequestEvent count", body = BTreeMap<String, u64>,
+        (status = 200, description = "Repository name -> PullRequestEvent count in the window (without one, every stored event)", body = BTreeMap<String, u64>,
             example = json!({"rust-lang/rust": 42, "tokio-rs/axum": 7})),
-        (status = 422, description = "`limit` not an integer >= 1", body = ErrorBody),
+        (status = 422, description = "`limit` not an integer >= 1, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
 async fn pr_counts(
@@ -210,10 +237,16 @@ async fn pr_counts(
     params: QueryParams,
 ) -> Result<Response, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
-    let stamp = Stamp::of_data(&state).await?;
+    let now = Utc::now().timestamp();
+    let window = params.window(now)?;
+    let stamp = stamp_for(&state, window, now).await?;
     let key = Key {
         route: "pr-counts",
-        params: limit.map_or_else(String::new, |n| n.to_string()),
+        params: format!(
+            "{} {}",
+            limit.map_or_else(String::new, |n| n.to_string()),
+            window.map_or_else(String::new, Window::key)
+        ),
     };
     let _turn = match state.answers.lookup(&key, stamp).await {
         Lookup::Kept(answer) => return Ok(answer.into_response()),
@@ -223,7 +256,8 @@ async fn pr_counts(
     // well under a second for a million repositories) before the first byte
     // goes to the client, so a slow reader pins no connection or transaction
     // (which on SQLite would also stop WAL checkpoints).
-    let answer = cache::bounded(&state, write_pr_counts(&state.store, limit))
+    let bounds = window.map(|window| window.bounds(now));
+    let answer = cache::bounded(&state, write_pr_counts(&state.store, limit, bounds))
         .await?
         .finish()?;
     Ok(match answer {
@@ -251,14 +285,18 @@ async fn pr_counts(
 }
 
 /// The pr-counts JSON object, written to a [`Spool`].
-async fn write_pr_counts(store: &Store, limit: Option<u64>) -> Result<Spool, AppError> {
+async fn write_pr_counts(
+    store: &Store,
+    limit: Option<u64>,
+    window: Option<(i64, i64)>,
+) -> Result<Spool, AppError> {
     use std::io::Write;
     let PrCountsJson {
         mut out,
         first,
         failure,
     } = store
-        .for_each_pr_count(limit, None, PrCountsJson::default())
+        .for_each_pr_count(limit, window, PrCountsJson::default())
         .await?;
     let closing: &[u8] = if first { b"{}" } else { b"}" };
     if let Some(error) = failure.or_else(|| out.write_all(closing).err()) {
@@ -307,39 +345,41 @@ impl store::PrCountSink for PrCountsJson {
     }
 }
 
-/// A bar chart of the event counts of the last `offset_minutes` minutes.
+/// A bar chart of the event counts in the window: the last `offset_minutes`
+/// minutes (by default the last hour), or [`from`, `to`).
 #[utoipa::path(
     get,
     path = "/metrics/visualization",
     tag = "charts",
     params(
-        ("offset_minutes" = Option<i64>, Query, minimum = 1, description = "The window in minutes (default 60)"),
+        ("offset_minutes" = Option<i64>, Query, description = "The window in minutes (default 60; not with `from`/`to`)"),
+        ("from" = Option<String>, Query, description = WINDOW_FROM),
+        ("to" = Option<String>, Query, description = WINDOW_TO),
         ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
     ),
     responses(
         (status = 200, description = "The chart", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
-        (status = 422, description = "A bad `offset_minutes` or `format`", body = ErrorBody),
+        (status = 422, description = "A bad `offset_minutes` or `format`, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
 async fn visualization(
     State(state): State<AppState>,
     params: QueryParams,
 ) -> Result<Answer, AppError> {
-    let offset_minutes = chart_window(&params)?;
-    let format = params.image_format()?;
     let now = Utc::now().timestamp();
+    let window = chart_window(&params, now)?;
+    let format = params.image_format()?;
     let key = Key {
         route: "visualization",
-        params: format!("{offset_minutes} {}", format.content_type()),
+        params: format!("{} {}", window.key(), format.content_type()),
     };
-    let stamp = Stamp::at(&state, now).await?;
+    let stamp = stamp_for(&state, Some(window), now).await?;
     cache::answer(&state, key, stamp, || async {
-        let counts = counts_since(&state, offset_minutes, now).await?;
-        let window = chart::describe_window(offset_minutes);
+        let counts = counts_in(&state, window, now).await?;
+        let title = describe(window, now);
         let shared = state.clone();
-        let body =
-            render_off_runtime(move || shared.charts.get_or_render(&counts, &window, format))
-                .await?;
+        let body = render_off_runtime(move || shared.charts.get_or_render(&counts, &title, format))
+            .await?;
         Ok(Answer {
             content_type: format.content_type(),
             body,
@@ -348,11 +388,22 @@ async fn visualization(
     .await
 }
 
-/// A chart's window: `offset_minutes`, by default the last hour.
-fn chart_window(params: &QueryParams) -> Result<i64, AppError> {
-    Ok(params
-        .int(&OFFSET_MINUTES)?
-        .unwrap_or(DEFAULT_CHART_WINDOW_MINUTES))
+/// A chart's window, by default the last hour.
+fn chart_window(params: &QueryParams, now: i64) -> Result<Window, AppError> {
+    Ok(params.window(now)?.unwrap_or(Window::Last {
+        minutes: DEFAULT_CHART_WINDOW_MINUTES,
+    }))
+}
+
+/// A chart's title for its window: "the last 3 hours", or the range.
+fn describe(window: Window, now: i64) -> String {
+    match window {
+        Window::Last { minutes } => chart::describe_window(minutes),
+        Window::Between { .. } => {
+            let (from, to) = window.bounds(now);
+            chart::describe_range(from, to)
+        }
+    }
 }
 
 /// Most points on a timeline: more would be thinner than a pixel.
@@ -360,43 +411,61 @@ const MAX_TIMELINE_BUCKETS: i64 = 1_000;
 /// Points on a timeline when `bucket_minutes` is not given (at most).
 const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
 
-/// Events per time bucket per type over the last `offset_minutes` minutes.
+/// Events per time bucket per type over the window: the last
+/// `offset_minutes` minutes (by default the last hour), or [`from`, `to`)
+/// widened to whole minutes.
 #[utoipa::path(
     get,
     path = "/metrics/visualization/timeline",
     tag = "charts",
     params(
-        ("offset_minutes" = Option<i64>, Query, minimum = 1, description = "The window in minutes (default 60)"),
+        ("offset_minutes" = Option<i64>, Query, description = "The window in minutes (default 60; not with `from`/`to`)"),
+        ("from" = Option<String>, Query, description = WINDOW_FROM),
+        ("to" = Option<String>, Query, description = WINDOW_TO),
         ("bucket_minutes" = Option<i64>, Query, minimum = 1, description = "Minutes per point (default: the window / 60, rounded up). A bucket wider than the window is the window; one that would give more than 1,000 points is widened to give 1,000"),
         ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
     ),
     responses(
-        (status = 200, description = "The chart; the last bucket ends with the current minute (UTC)", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
-        (status = 422, description = "A bad `offset_minutes`, `bucket_minutes` or `format`", body = ErrorBody),
+        (status = 200, description = "The chart; the last bucket ends with the window's last minute (UTC)", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
+        (status = 422, description = "A bad `offset_minutes`, `bucket_minutes` or `format`, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
 async fn visualization_timeline(
     State(state): State<AppState>,
     params: QueryParams,
 ) -> Result<Answer, AppError> {
-    let offset_minutes = chart_window(&params)?;
+    let now = Utc::now().timestamp();
+    let window = chart_window(&params, now)?;
+    // The last bucket ends with the window's last minute (for "the last N
+    // minutes", the current one, so the chart changes only when the minute
+    // or the data do); the window's minutes are counted back from there.
+    let (end_minute, window_minutes) = match window {
+        Window::Last { minutes } => (minute_of(now) + 1, minutes),
+        Window::Between { .. } => {
+            let (from, to) = window.bounds(now);
+            let end = ceil_div(to, SECONDS_PER_MINUTE);
+            (end, end - minute_of(from))
+        }
+    };
     let requested = params
         .int(&BUCKET_MINUTES)?
-        .unwrap_or_else(|| ceil_div(offset_minutes, DEFAULT_TIMELINE_BUCKETS));
+        .unwrap_or_else(|| ceil_div(window_minutes, DEFAULT_TIMELINE_BUCKETS));
     let format = params.image_format()?;
-    let bucket_minutes = fit_bucket(offset_minutes, requested);
-    let buckets = ceil_div(offset_minutes, bucket_minutes);
-    // The last bucket ends with the current minute, so the right edge is
-    // "now", and the chart changes only when the minute or the data do.
-    let end_minute = minute_of(Utc::now().timestamp()) + 1;
+    let bucket_minutes = fit_bucket(window_minutes, requested);
+    let buckets = ceil_div(window_minutes, bucket_minutes);
     let key = Key {
         route: "timeline",
         params: format!(
-            "{offset_minutes} {bucket_minutes} {}",
+            "{} {bucket_minutes} {}",
+            window.key(),
             format.content_type()
         ),
     };
-    let stamp = Stamp::at(&state, end_minute).await?;
+    let stamp = if window.moves() {
+        Stamp::at(&state, end_minute).await?
+    } else {
+        Stamp::of_data(&state).await?
+    };
     cache::answer(&state, key, stamp, || async {
         let first_minute = end_minute - buckets * bucket_minutes;
         let counts = state
@@ -408,9 +477,9 @@ async fn visualization_timeline(
             bucket_seconds: bucket_minutes * SECONDS_PER_MINUTE,
             buckets: counts,
         };
-        let window = chart::describe_window(offset_minutes);
+        let title = describe(window, now);
         let body = render_off_runtime(move || {
-            chart::render_timeline(&timeline, &window, format).map(Bytes::from)
+            chart::render_timeline(&timeline, &title, format).map(Bytes::from)
         })
         .await?;
         Ok(Answer {
@@ -444,6 +513,7 @@ async fn render_off_runtime(
 
 #[cfg(test)]
 mod tests {
+    use super::super::params::MAX_OFFSET_MINUTES;
     use super::*;
 
     #[test]
@@ -457,16 +527,5 @@ mod tests {
             assert!(bucket >= 1 && bucket <= window);
             assert!(ceil_div(window, bucket) <= MAX_TIMELINE_BUCKETS);
         }
-    }
-
-    #[test]
-    fn window_start_reaches_back_at_most_the_maximum() {
-        let now = 1_700_000_000;
-        assert_eq!(window_start(1, now), 1_700_000_000 - 60);
-        assert_eq!(window_start(10_000_000, now), 1_700_000_000 - 600_000_000);
-        assert_eq!(
-            window_start(i64::MAX, now),
-            1_700_000_000 - MAX_OFFSET_MINUTES * 60
-        );
     }
 }

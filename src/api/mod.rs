@@ -282,7 +282,23 @@ mod tests {
         let parameter = &counts["parameters"][0];
         assert_eq!(parameter["name"], "offset_minutes");
         assert_eq!(parameter["in"], "query");
-        assert_eq!(parameter["required"], true);
+        // offset_minutes or from: neither is required alone.
+        assert_eq!(parameter["required"], false);
+        for path in [
+            "event-counts",
+            "pr-counts",
+            "average-pr-time",
+            "visualization",
+            "visualization/timeline",
+        ] {
+            let parameters = spec["paths"][format!("/metrics/{path}")]["get"]["parameters"]
+                .as_array()
+                .unwrap();
+            for name in ["from", "to"] {
+                let parameter = parameters.iter().find(|p| p["name"] == name).unwrap();
+                assert_eq!(parameter["schema"]["format"], "date-time", "{path} {name}");
+            }
+        }
         let error = &counts["responses"]["422"]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(error, "#/components/schemas/ErrorBody");
         assert!(counts["responses"]["429"]["headers"]["Retry-After"].is_object());

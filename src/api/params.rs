@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{OpenApi, RefOr};
 
@@ -58,6 +59,52 @@ fn repo_name_pattern() -> String {
 /// `format`: a chart's image format.
 pub const FORMAT: &str = "format";
 
+/// `from` and `to`: an absolute window `[from, to)`, RFC 3339 timestamps.
+pub const FROM: &str = "from";
+pub const TO: &str = "to";
+
+/// The earliest time a window may name: 2008-01-01T00:00:00Z, before GitHub's
+/// first public event.
+pub const EARLIEST_TIME: i64 = 1_199_145_600;
+/// How far ahead of the clock a window may reach: a day.
+pub const LATEST_AHEAD_SECONDS: i64 = 86_400;
+
+/// The time a metric is asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// `offset_minutes`: from that many minutes before now, with no end (an
+    /// event stamped a little ahead of the clock counts as now).
+    Last { minutes: i64 },
+    /// `from` (and `to`): `[from, to)` in epoch seconds; `to: None` is now.
+    Between { from: i64, to: Option<i64> },
+}
+
+impl Window {
+    /// `[start, end)` in epoch seconds as of `now`.
+    pub fn bounds(self, now: i64) -> (i64, i64) {
+        match self {
+            Window::Last { minutes } => (
+                now - minutes.min(MAX_OFFSET_MINUTES) * 60,
+                crate::time_buckets::END_OF_TIME,
+            ),
+            Window::Between { from, to } => (from, to.unwrap_or(now)),
+        }
+    }
+
+    /// Whether the window moves with the clock (its answer is stamped with it).
+    pub fn moves(self) -> bool {
+        !matches!(self, Window::Between { to: Some(_), .. })
+    }
+
+    /// The window as part of a cache key (stable across seconds when it moves).
+    pub fn key(self) -> String {
+        match self {
+            Window::Last { minutes } => minutes.to_string(),
+            Window::Between { from, to } => format!("{from}..{}", to.map_or(-1, |to| to)),
+        }
+    }
+}
+
 /// The request's query parameters (the last value wins for a repeated name).
 pub struct QueryParams(HashMap<String, String>);
 
@@ -102,12 +149,6 @@ impl QueryParams {
         Ok(Some(value))
     }
 
-    /// A required integer within `param`'s bounds.
-    pub fn required_int(&self, param: &IntParam) -> Result<i64, AppError> {
-        self.int(param)?
-            .ok_or_else(|| AppError::InvalidParameter(format!("{} is required", param.name)))
-    }
-
     /// The required `repo_name`, checked against [`repo_name_pattern`].
     pub fn repo_name(&self) -> Result<&str, AppError> {
         let value = self
@@ -124,6 +165,70 @@ impl QueryParams {
         }
     }
 
+    /// The window asked for: `from`/`to` (as of epoch second `now`),
+    /// `offset_minutes`, or neither (`None`). Every rule that joins the
+    /// parameters or the clock is checked here, each with its own 422.
+    pub fn window(&self, now: i64) -> Result<Option<Window>, AppError> {
+        let offset = self.int(&OFFSET_MINUTES)?;
+        let from = self.timestamp(FROM, now)?;
+        let to = self.timestamp(TO, now)?;
+        match (from, to, offset) {
+            (None, None, None) => Ok(None),
+            (None, None, Some(minutes)) => Ok(Some(Window::Last { minutes })),
+            (None, Some(_), _) => Err(AppError::InvalidParameter(format!(
+                "{TO} needs {FROM}: the window is [{FROM}, {TO})"
+            ))),
+            (Some(_), _, Some(_)) => Err(AppError::InvalidParameter(format!(
+                "offset_minutes and {FROM}/{TO} cannot be given together: \
+                 offset_minutes asks for the last N minutes, {FROM} and {TO} for a window of your own"
+            ))),
+            (Some(from), to, None) => {
+                let end = to.unwrap_or(Precise::second(now));
+                if from.nanos >= end.nanos {
+                    let end_name = if to.is_some() { TO } else { "now (no to)" };
+                    return Err(AppError::InvalidParameter(format!(
+                        "{FROM} must be before {end_name}, got {FROM} {} and {end_name} {}",
+                        from.text(),
+                        end.text()
+                    )));
+                }
+                Ok(Some(Window::Between {
+                    from: from.ceil_second(),
+                    to: to.map(Precise::ceil_second),
+                }))
+            }
+        }
+    }
+
+    /// An optional RFC 3339 timestamp from 2008 to a day ahead of `now`.
+    fn timestamp(&self, name: &str, now: i64) -> Result<Option<Precise>, AppError> {
+        let Some(raw) = self.0.get(name) else {
+            return Ok(None);
+        };
+        let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
+            // In a query string `+` means a space, so `+02:00` arrives as ` 02:00`.
+            let hint = if raw.len() > 6 && raw.as_bytes()[raw.len() - 6] == b' ' {
+                " (a '+' in a URL is a space: write the offset's '+' as %2B)"
+            } else {
+                ""
+            };
+            AppError::InvalidParameter(format!(
+                "{name} must be an RFC 3339 timestamp such as 2015-01-01T03:00:00Z, got {:?}{hint}",
+                shorten(raw)
+            ))
+        })?;
+        let at = Precise::of(at.with_timezone(&Utc));
+        let latest = now + LATEST_AHEAD_SECONDS;
+        if at.nanos < i128::from(EARLIEST_TIME) * NANOS || at.nanos > i128::from(latest) * NANOS {
+            return Err(AppError::InvalidParameter(format!(
+                "{name} must be from 2008-01-01T00:00:00Z to a day ahead of now ({}), got {}",
+                Precise::second(latest).text(),
+                at.text()
+            )));
+        }
+        Ok(Some(at))
+    }
+
     /// The optional `format` of a chart: `png` (the default) or `svg`.
     pub fn image_format(&self) -> Result<ImageFormat, AppError> {
         match self.0.get(FORMAT) {
@@ -136,6 +241,43 @@ impl QueryParams {
                 ))
             }),
         }
+    }
+}
+
+const NANOS: i128 = 1_000_000_000;
+
+/// A timestamp to the nanosecond, compared exactly; stored events are whole
+/// seconds, so `[from, to)` holds the same events as `[ceil(from), ceil(to))`.
+#[derive(Clone, Copy)]
+struct Precise {
+    nanos: i128,
+}
+
+impl Precise {
+    fn of(at: DateTime<Utc>) -> Precise {
+        Precise {
+            nanos: i128::from(at.timestamp()) * NANOS + i128::from(at.timestamp_subsec_nanos()),
+        }
+    }
+
+    fn second(second: i64) -> Precise {
+        Precise {
+            nanos: i128::from(second) * NANOS,
+        }
+    }
+
+    /// The first whole second at or after this time (in range: 2008 to 2100).
+    fn ceil_second(self) -> i64 {
+        (self.nanos.div_euclid(NANOS) + i128::from(self.nanos.rem_euclid(NANOS) != 0)) as i64
+    }
+
+    fn text(self) -> String {
+        let second = self.nanos.div_euclid(NANOS) as i64;
+        let nanos = self.nanos.rem_euclid(NANOS) as u32;
+        DateTime::from_timestamp(second, nanos).map_or_else(
+            || second.to_string(),
+            |at| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
     }
 }
 
@@ -165,6 +307,10 @@ pub fn document(spec: &mut OpenApi) -> Vec<String> {
                     schema.min_length = Some(3);
                     schema.max_length = Some(MAX_OWNER_LEN + 1 + MAX_REPOSITORY_LEN);
                     schema.pattern = Some(repo_name_pattern());
+                } else if parameter.name == FROM || parameter.name == TO {
+                    schema.format = Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::DateTime,
+                    ));
                 } else if parameter.name == FORMAT {
                     schema.enum_values = Some(
                         ImageFormat::NAMES
@@ -219,7 +365,6 @@ mod tests {
             );
         }
         assert_eq!(params(&[]).int(&OFFSET_MINUTES).unwrap(), None);
-        assert!(params(&[]).required_int(&OFFSET_MINUTES).is_err());
     }
 
     #[test]
@@ -248,6 +393,136 @@ mod tests {
         let huge = "x".repeat(1 << 20);
         let error = params(&[("repo_name", &huge)]).repo_name().unwrap_err();
         assert!(error.to_string().len() < 300);
+    }
+
+    /// 2015-01-01T03:00:00Z, and a `now` long after it.
+    const T: i64 = 1_420_081_200;
+    const NOW: i64 = 1_700_000_000;
+
+    fn window(pairs: &[(&str, &str)]) -> Result<Option<Window>, String> {
+        params(pairs).window(NOW).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn windows_follow_every_rule() {
+        assert_eq!(window(&[]), Ok(None));
+        assert_eq!(
+            window(&[("offset_minutes", "5")]),
+            Ok(Some(Window::Last { minutes: 5 }))
+        );
+        let between = |from, to| Ok(Some(Window::Between { from, to }));
+        assert_eq!(
+            window(&[("from", "2015-01-01T03:00:00Z")]),
+            between(T, None)
+        );
+        assert_eq!(
+            window(&[
+                ("from", "2015-01-01T03:00:00Z"),
+                ("to", "2015-01-01T04:00:00Z")
+            ]),
+            between(T, Some(T + 3600))
+        );
+        // An offset is converted to UTC; a `+` decoded as a space gets a hint.
+        assert_eq!(
+            window(&[("from", "2015-01-01T05:00:00+02:00")]),
+            between(T, None)
+        );
+        let spaced = window(&[("from", "2015-01-01T05:00:00 02:00")]).unwrap_err();
+        assert!(spaced.contains("%2B"), "{spaced}");
+        // Fractions: [from, to) holds the whole seconds from ceil(from) to before ceil(to).
+        assert_eq!(
+            window(&[
+                ("from", "2015-01-01T03:00:00.2Z"),
+                ("to", "2015-01-01T03:00:05.5Z")
+            ]),
+            between(T + 1, Some(T + 6))
+        );
+        let rejected = |pairs: &[(&str, &str)], says: &[&str]| {
+            let error = window(pairs).unwrap_err();
+            for word in says {
+                assert!(error.contains(word), "{pairs:?}: {error}");
+            }
+        };
+        rejected(&[("to", "2015-01-01T04:00:00Z")], &["to needs from"]);
+        rejected(
+            &[("to", "2015-01-01T04:00:00Z"), ("offset_minutes", "5")],
+            &["to needs from"],
+        );
+        rejected(
+            &[("from", "2015-01-01T03:00:00Z"), ("offset_minutes", "5")],
+            &["offset_minutes", "from"],
+        );
+        rejected(
+            &[
+                ("from", "2015-01-01T04:00:00Z"),
+                ("to", "2015-01-01T04:00:00Z"),
+            ],
+            &["from must be before to"],
+        );
+        rejected(
+            &[
+                ("from", "2015-01-01T04:00:00Z"),
+                ("to", "2015-01-01T03:00:00Z"),
+            ],
+            &["from must be before to"],
+        );
+        rejected(
+            &[("from", "2007-12-31T23:59:59Z")],
+            &["from must be from 2008"],
+        );
+        rejected(
+            &[
+                ("from", "2015-01-01T03:00:00Z"),
+                ("to", "2007-12-31T23:59:59.999Z"),
+            ],
+            &["to must be from 2008"],
+        );
+        let ahead = |seconds: i64| {
+            DateTime::from_timestamp(NOW + seconds, 0)
+                .unwrap()
+                .to_rfc3339()
+        };
+        // A day ahead is the latest allowed, but after now `from` has no `to`.
+        assert_eq!(
+            window(&[("from", &ahead(-60)), ("to", &ahead(86_400))]),
+            between(NOW - 60, Some(NOW + 86_400))
+        );
+        rejected(&[("from", &ahead(60))], &["from must be before now"]);
+        rejected(
+            &[("from", &ahead(-60)), ("to", &ahead(86_401))],
+            &["to must be from 2008-01-01T00:00:00Z to a day ahead"],
+        );
+        for bad in [
+            "",
+            "2015-01-01",
+            "2015-01-01T03:00:00",
+            "yesterday",
+            "2015-13-01T00:00:00Z",
+        ] {
+            rejected(&[("from", bad)], &["from must be an RFC 3339 timestamp"]);
+        }
+        rejected(&[("from", &"9".repeat(1 << 16))], &["RFC 3339"]);
+        assert!(window(&[("from", &"9".repeat(1 << 16))]).unwrap_err().len() < 300);
+    }
+
+    #[test]
+    fn windows_have_bounds_and_keys() {
+        let last = Window::Last { minutes: 1 };
+        assert_eq!(
+            last.bounds(NOW),
+            (NOW - 60, crate::time_buckets::END_OF_TIME)
+        );
+        let longest = Window::Last { minutes: i64::MAX };
+        assert_eq!(longest.bounds(NOW).0, NOW - MAX_OFFSET_MINUTES * 60);
+        let open = Window::Between { from: T, to: None };
+        assert_eq!(open.bounds(NOW), (T, NOW));
+        assert!(last.moves() && open.moves());
+        let closed = Window::Between {
+            from: T,
+            to: Some(T + 1),
+        };
+        assert!(!closed.moves());
+        assert_ne!(open.key(), closed.key());
     }
 
     #[test]

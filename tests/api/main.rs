@@ -12,3 +12,4 @@ mod polling;
 mod process;
 mod stores;
 mod watching;
+mod windows;

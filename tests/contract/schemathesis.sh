@@ -22,7 +22,8 @@ fi
 serve_imported_fixtures "$out"
 
 status=0
-"$venv/bin/schemathesis" run "http://$address/openapi.json" --checks all \
+"$venv/bin/schemathesis" --config-file tests/contract/schemathesis.toml \
+    run "http://$address/openapi.json" --checks all \
     --max-examples 100 --seed 1 --no-color >"$out/report.txt" 2>&1 || status=$?
 tail -n 25 "$out/report.txt"
 if [ "$status" -ne 0 ]; then

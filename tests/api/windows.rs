@@ -1,0 +1,293 @@
+//! Absolute windows (`from`/`to`) on every windowed endpoint: exact answers
+//! over the imported fixtures for windows that cut minutes and hours, every
+//! parameter rule's 422, on every store.
+
+use chrono::{DateTime, SecondsFormat};
+use serde_json::{Value, json};
+
+use crate::helpers::{Expected, FIXTURE_FILES, TestApp, fixture_file_events, fixture_path};
+use crate::stores::every_store;
+
+/// The five endpoints that take a window, with what else each needs.
+const WINDOWED: [&str; 5] = [
+    "/metrics/event-counts?",
+    "/metrics/pr-counts?",
+    "/metrics/average-pr-time?repo_name=a/b&",
+    "/metrics/visualization?",
+    "/metrics/visualization/timeline?",
+];
+
+fn created_at(event: &Value) -> i64 {
+    DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp()
+}
+
+fn rfc3339(second: i64) -> String {
+    DateTime::from_timestamp(second, 0)
+        .unwrap()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Every fixture event, imported into a fresh store of each kind.
+fn all_events() -> Vec<Value> {
+    FIXTURE_FILES
+        .iter()
+        .flat_map(|name| fixture_file_events(name))
+        .collect()
+}
+
+/// Windows `[from, to)` over the fixtures' times: between events' seconds
+/// (inclusive and exclusive ends both matter), and fixed ones that cut
+/// minutes and hours in half, as `(from, to)`.
+fn windows(events: &[Value]) -> Vec<(i64, i64)> {
+    let mut times: Vec<i64> = events.iter().map(created_at).collect();
+    times.sort();
+    times.dedup();
+    let n = times.len();
+    let mut windows = Vec::new();
+    for (i, j) in [
+        (0, n - 1),
+        (n / 7, n / 3),
+        (n / 5, 4 * n / 5),
+        (n / 2, n / 2 + 3),
+        (10, n - 10),
+    ] {
+        for (head, tail) in [(0, 0), (1, 0), (0, 1), (-30, 45)] {
+            windows.push((times[i] + head, times[j] + tail));
+        }
+    }
+    // 2021-07-21 06:00..10:00 holds four hours of the fixture: cut minutes,
+    // hours and both ends.
+    let hour_6 = 1_626_847_200;
+    for (from, to) in [
+        (hour_6 + 30 * 60 + 30, hour_6 + 2 * 3600 + 15 * 60 + 45),
+        (hour_6 + 3599, hour_6 + 3601),
+        (hour_6 + 3600, hour_6 + 2 * 3600),
+        (hour_6 - 1, hour_6 + 4 * 3600 + 1),
+        (hour_6 + 59, hour_6 + 3 * 3600 + 61),
+    ] {
+        windows.push((from, to));
+    }
+    // 2015-01-01T01: half an hour, and a day around it.
+    let day_2015 = 1_420_070_400;
+    windows.push((day_2015 + 3600 + 1800, day_2015 + 2 * 3600));
+    windows.push((day_2015, day_2015 + 86_400));
+    windows
+}
+
+/// The expected answers over `[from, to)`, computed from the raw events.
+fn expected_in(events: &[Value], from: i64, to: i64) -> Expected {
+    let inside: Vec<&Value> = events
+        .iter()
+        .filter(|event| (from..to).contains(&created_at(event)))
+        .collect();
+    Expected::of(inside)
+}
+
+fn ranked(pairs: &[(String, u64)]) -> String {
+    let fields: Vec<String> = pairs
+        .iter()
+        .map(|(repo, n)| format!("{}:{n}", serde_json::to_string(repo).unwrap()))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// The median and 90th percentile as the API defines them: interpolated
+/// between the two nearest ranks of the sorted gaps.
+fn rank(gaps: &[i64], p: f64) -> f64 {
+    let at = p * (gaps.len() - 1) as f64;
+    let (lo, hi) = (gaps[at.floor() as usize], gaps[at.ceil() as usize]);
+    lo as f64 + (hi - lo) as f64 * at.fract()
+}
+
+async fn import_fixtures(store: &ghmetrics::store::Store) {
+    let store = store.clone();
+    let files: Vec<_> = FIXTURE_FILES
+        .iter()
+        .map(|name| fixture_path(name))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        ghmetrics::import::import(&store, &files, &Default::default()).unwrap()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn windows_answer_exactly_whatever_their_boundaries() {
+    let events = all_events();
+    let windows = windows(&events);
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        import_fixtures(&app.store).await;
+        let mut repos_checked = 0;
+        for &(from, to) in &windows {
+            let expected = expected_in(&events, from, to);
+            let window = format!("from={}&to={}", rfc3339(from), rfc3339(to));
+            let (status, counts) = app
+                .get_json(&format!("/metrics/event-counts?{window}"))
+                .await;
+            assert_eq!(status, 200, "{window}: {counts}");
+            assert_eq!(counts, json!(expected.by_type), "{window}");
+
+            let body = app.get(&format!("/metrics/pr-counts?{window}")).await;
+            assert_eq!(
+                body.text().await.unwrap(),
+                ranked(&expected.pr_counts),
+                "{window}"
+            );
+            let top = app
+                .get(&format!("/metrics/pr-counts?limit=2&{window}"))
+                .await;
+            let first_two = &expected.pr_counts[..expected.pr_counts.len().min(2)];
+            assert_eq!(top.text().await.unwrap(), ranked(first_two), "{window}");
+
+            // The repositories with the most openings, and one with a single one.
+            let mut busiest: Vec<(&String, &Vec<i64>)> = expected.openings.iter().collect();
+            busiest.sort_by_key(|(_, times)| std::cmp::Reverse(times.len()));
+            let single = busiest.iter().rev().take(1).copied();
+            for (repo, times) in busiest.iter().take(3).copied().chain(single) {
+                let (status, body) = app
+                    .get_json(&format!(
+                        "/metrics/average-pr-time?repo_name={repo}&{window}"
+                    ))
+                    .await;
+                assert_eq!(status, 200, "{repo} {window}: {body}");
+                assert_eq!(body["pr_count"], times.len(), "{repo} {window}");
+                assert_eq!(body["last_opened_at"], rfc3339(*times.last().unwrap()));
+                if times.len() >= 2 {
+                    let mean =
+                        (times[times.len() - 1] - times[0]) as f64 / (times.len() - 1) as f64;
+                    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+                    gaps.sort();
+                    let got = body["average_seconds"].as_f64().unwrap();
+                    assert!(
+                        (got - mean).abs() < 1e-9,
+                        "{repo} {window}: {got} vs {mean}"
+                    );
+                    assert_eq!(body["median_seconds"].as_f64(), Some(rank(&gaps, 0.5)));
+                    assert_eq!(body["p90_seconds"].as_f64(), Some(rank(&gaps, 0.9)));
+                    assert_eq!(body["max_seconds"], *gaps.last().unwrap());
+                    repos_checked += 1;
+                } else {
+                    assert_eq!(body["average_seconds"], Value::Null, "{repo} {window}");
+                }
+            }
+        }
+        assert!(
+            repos_checked >= 3,
+            "windows with several openings: {repos_checked}"
+        );
+
+        // An offset is converted to UTC; `from` alone runs to now.
+        let (from, to) = windows[0];
+        let everything = expected_in(&events, from, i64::MAX);
+        let plus_two = DateTime::from_timestamp(from, 0)
+            .unwrap()
+            .with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap())
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+            .replace('+', "%2B");
+        let (_, counts) = app
+            .get_json(&format!("/v1/metrics/event-counts?from={plus_two}"))
+            .await;
+        assert_eq!(counts, json!(everything.by_type));
+        assert!(to > from);
+
+        // The charts draw any window, old or new.
+        for path in [
+            "/metrics/visualization",
+            "/metrics/visualization/timeline",
+            "/v1/metrics/visualization/timeline",
+        ] {
+            for window in [
+                "from=2021-07-21T06:30:00Z&to=2021-07-21T09:10:00Z",
+                "from=2015-01-01T00:00:00Z",
+                "from=2019-11-27T03:00:05.5Z&to=2019-11-27T03:00:09Z&format=svg",
+            ] {
+                let answer = app.get(&format!("{path}?{window}")).await;
+                assert_eq!(answer.status(), 200, "{path}?{window}");
+                let image = answer.bytes().await.unwrap();
+                assert!(image.len() > 1000, "{path}?{window}");
+            }
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn every_window_rule_is_a_422_naming_its_parameter() {
+    let now = chrono::Utc::now().timestamp();
+    let ahead = rfc3339(now + 86_400 + 120);
+    let soon = rfc3339(now + 3600);
+    let cases: Vec<(String, &[&str])> = vec![
+        ("to=2015-01-01T04:00:00Z".into(), &["to needs from"]),
+        (
+            "from=2015-01-01T03:00:00Z&offset_minutes=60".into(),
+            &["offset_minutes", "from"],
+        ),
+        (
+            "from=2015-01-01T04:00:00Z&to=2015-01-01T04:00:00Z".into(),
+            &["from must be before to"],
+        ),
+        (
+            "from=2015-01-01T05:00:00Z&to=2015-01-01T04:00:00Z".into(),
+            &["from must be before to"],
+        ),
+        (
+            "from=2007-12-31T23:59:59Z".into(),
+            &["from must be from 2008-01-01"],
+        ),
+        (
+            format!("from=2015-01-01T00:00:00Z&to={ahead}"),
+            &["to must be from 2008-01-01T00:00:00Z to a day ahead"],
+        ),
+        (format!("from={soon}"), &["from must be before now"]),
+        (
+            "from=2015-01-01".into(),
+            &["from must be an RFC 3339 timestamp"],
+        ),
+        (
+            "from=2015-01-01T03:00:00+02:00".into(),
+            &["from must be an RFC 3339 timestamp", "%2B"],
+        ),
+        (
+            "from=2015-01-01T03:00:00Z&to=now".into(),
+            &["to must be an RFC 3339"],
+        ),
+    ];
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        for endpoint in WINDOWED {
+            for prefix in ["", "/v1"] {
+                for (query, says) in &cases {
+                    let path = format!("{prefix}{endpoint}{query}");
+                    let (status, body) = app.get_json(&path).await;
+                    assert_eq!(status, 422, "{path}: {body}");
+                    let detail = body["detail"].as_str().unwrap();
+                    for word in *says {
+                        assert!(detail.contains(word), "{path}: {detail}");
+                    }
+                }
+                // The same window without its fault is answered.
+                let path = format!("{prefix}{endpoint}from=2015-01-01T03:00:00Z&to={soon}");
+                assert_eq!(app.get(&path).await.status(), 200, "{path}");
+            }
+        }
+        // event-counts still needs a window; the others have their defaults.
+        let (status, body) = app.get_json("/metrics/event-counts").await;
+        assert_eq!(status, 422);
+        assert!(body["detail"].as_str().unwrap().contains("offset_minutes"));
+        for path in [
+            "/metrics/pr-counts",
+            "/metrics/average-pr-time?repo_name=a/b",
+            "/metrics/visualization",
+            "/metrics/visualization/timeline",
+        ] {
+            assert_eq!(app.get(path).await.status(), 200, "{path}");
+        }
+        app.stop().await;
+    }
+}
