@@ -50,7 +50,12 @@ fn database() -> (Sqlite, Option<tempfile::TempDir>) {
     };
     let mut generator = Generator::new(fixture_lines(), settings).unwrap();
     let events: Vec<_> = std::iter::from_fn(|| generator.next_event()).collect();
-    insert_events(&mut db.get().unwrap(), &events).unwrap();
+    insert_events(
+        &mut db.get().unwrap(),
+        &events,
+        ghmetrics::store::Origin::GlobalFeed,
+    )
+    .unwrap();
     (db, Some(dir))
 }
 

@@ -81,10 +81,11 @@ fn main() -> anyhow::Result<()> {
         while let Some(event) = generator.next_event() {
             batch.push(event);
             if batch.len() == batch.capacity() {
-                batches.send(std::mem::replace(&mut batch, Vec::with_capacity(100_000)))?;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(100_000));
+                batches.send(ghmetrics::store::Load::Events(full))?;
             }
         }
-        batches.send(batch)?;
+        batches.send(ghmetrics::store::Load::Events(batch))?;
         drop(batches);
         writer.join().expect("the writer thread")?;
         println!(

@@ -21,7 +21,8 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::event::{Event, parse_event};
-use crate::store::{InsertStats, Store, StoreError};
+use crate::store::{ArchiveHour, InsertStats, Load, Store, StoreError};
+use crate::time_buckets::SECONDS_PER_HOUR;
 
 /// Bytes of whole lines handed from the reader to the parser at a time.
 const CHUNK_BYTES: usize = 4 << 20;
@@ -162,7 +163,7 @@ pub fn import(
         .sum();
     let progress = Progress::new(total_bytes, options.progress_bar);
 
-    let (batch_tx, batch_rx) = sync_channel::<Vec<Event>>(QUEUE_DEPTH);
+    let (batch_tx, batch_rx) = sync_channel::<Load>(QUEUE_DEPTH);
     let writer_store = store.clone();
     let writer = thread::Builder::new()
         .name("import-writer".into())
@@ -177,21 +178,38 @@ pub fn import(
         progress: &progress,
         events_seen: 0,
         first_problem: None,
+        tracked_in_file: 0,
     };
-    let mut writer_alive = true;
     for file in &files {
-        match parser.import_file(file) {
-            Ok(Ok(())) => parser.summary.files_complete += 1,
-            // Reported once, in the summary; the lines read before are kept.
-            Ok(Err(reason)) => files_failed.push(format!("{}: {reason}", file.display())),
-            Err(WriterGone) => {
-                writer_alive = false;
-                break;
+        parser.tracked_in_file = 0;
+        let hour = match parser.import_file(file) {
+            Ok(Ok(())) => {
+                parser.summary.files_complete += 1;
+                // A GH Archive hour read whole (and not cut to some repositories).
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                archive_hour(name)
+                    .filter(|_| options.repos.is_empty())
+                    .map(|hour| ArchiveHour {
+                        hour,
+                        source: file.display().to_string(),
+                        events_read: parser.tracked_in_file,
+                    })
             }
+            // Reported once, in the summary; the lines read before are kept.
+            Ok(Err(reason)) => {
+                files_failed.push(format!("{}: {reason}", file.display()));
+                None
+            }
+            Err(WriterGone) => break,
+        };
+        // The file's last batch, then its end (recording the hour once its
+        // events are stored).
+        if parser.flush().is_err() || parser.batch_tx.send(Load::FileEnd(hour)).is_err() {
+            break;
         }
-    }
-    if writer_alive {
-        let _ = parser.flush();
     }
     let Parser {
         batch_tx,
@@ -214,8 +232,10 @@ struct WriterGone;
 struct Parser<'a> {
     options: &'a ImportOptions,
     batch: Vec<Event>,
-    batch_tx: SyncSender<Vec<Event>>,
+    batch_tx: SyncSender<Load>,
     summary: ImportSummary,
+    /// Tracked events read from the current file.
+    tracked_in_file: u64,
     progress: &'a Progress,
     /// Lines that were events (of any type), to tell a file of events from
     /// a file of something else.
@@ -319,6 +339,7 @@ impl Parser<'_> {
         }
         match parsed {
             Ok(Some(event)) if self.wanted(&event) => {
+                self.tracked_in_file += 1;
                 self.batch.push(event);
                 if self.batch.len() >= self.options.batch_size {
                     self.flush()?;
@@ -339,8 +360,31 @@ impl Parser<'_> {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.options.batch_size));
-        self.batch_tx.send(batch).map_err(|_| WriterGone)
+        self.batch_tx
+            .send(Load::Events(batch))
+            .map_err(|_| WriterGone)
     }
+}
+
+/// The hour (since the epoch) a GH Archive file's name stands for:
+/// `YYYY-MM-DD-H.json.gz`, `H` from 0 to 23 without a leading zero.
+pub fn archive_hour(file_name: &str) -> Option<i64> {
+    let stem = file_name.strip_suffix(".json.gz")?;
+    let (date, hour) = stem.rsplit_once('-')?;
+    let valid_hour = !hour.is_empty()
+        && hour.len() <= 2
+        && hour.bytes().all(|b| b.is_ascii_digit())
+        && !(hour.len() == 2 && hour.starts_with('0'));
+    let hour: i64 = hour
+        .parse()
+        .ok()
+        .filter(|h| valid_hour && (0..24).contains(h))?;
+    if date.len() != 10 {
+        return None;
+    }
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let midnight = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
+    Some(midnight / SECONDS_PER_HOUR + hour)
 }
 
 /// What the reader thread hands the parser, in file order.

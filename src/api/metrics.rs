@@ -17,7 +17,7 @@ use super::spool::{Spool, Spooled};
 use crate::chart;
 use crate::error::{AppError, ErrorBody};
 use crate::store::{self, Store};
-use crate::time_buckets::{END_OF_TIME, SECONDS_PER_MINUTE, ceil_div, minute_of};
+use crate::time_buckets::{END_OF_TIME, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, ceil_div, minute_of};
 
 /// The chart's window when `offset_minutes` is not given.
 const DEFAULT_CHART_WINDOW_MINUTES: i64 = 60;
@@ -48,9 +48,12 @@ struct AveragePrTime {
     pr_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
-    /// `watched`: the repository's own feed is polled, so openings since
-    /// `watched_since` are complete; `global_feed`: only what the sampled
-    /// global feed happened to show.
+    /// Where the openings come from, so how complete they are: `watched`
+    /// when the repository's own feed was polled over the whole window
+    /// (without a window: since `watched_since`); `archive` when every hour
+    /// from the first to the last opening is a GH Archive hour imported
+    /// whole; `global_feed` otherwise (what the sampled global feed and any
+    /// imported files happened to hold).
     #[schema(value_type = String, example = "global_feed")]
     source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +110,19 @@ async fn average_pr_time(
             .get(&repo_name)
             .filter(|&&since| window.is_none() || since <= from)
             .and_then(|&since| DateTime::from_timestamp(since, 0));
+        let source = match (watched_since, summary.first_opened_at, summary.last_opened_at) {
+            (Some(_), ..) => "watched",
+            (None, Some(first), Some(last)) => {
+                let (first, last) = (first / SECONDS_PER_HOUR, last / SECONDS_PER_HOUR);
+                let complete = state.store.complete_hours(first, last).await?;
+                if complete == (last - first + 1) as u64 {
+                    "archive"
+                } else {
+                    "global_feed"
+                }
+            }
+            _ => "global_feed",
+        };
         cache::json(&AveragePrTime {
             repo_name,
             average_seconds: summary.average_seconds,
@@ -118,11 +134,7 @@ async fn average_pr_time(
                 .and_then(|at| DateTime::from_timestamp(at, 0)),
             pr_count: summary.openings,
             message,
-            source: if watched_since.is_some() {
-                "watched"
-            } else {
-                "global_feed"
-            },
+            source,
             watched_since,
         })
     })

@@ -18,7 +18,7 @@ use super::outcome::{Outcome, PollError, PollOutcome};
 use super::page::parse_page;
 use super::status::PollStatus;
 use crate::config::PollerConfig;
-use crate::store::{FeedPoll, InsertStats, Store};
+use crate::store::{FeedPoll, InsertStats, Origin, Store};
 
 /// Most pages followed in one poll. GitHub serves 3 today; the cap only guards
 /// against a server whose `Link` headers never end.
@@ -212,7 +212,11 @@ impl Poller {
         }
 
         if !events.is_empty() {
-            outcome.stored = self.store.insert_events(events).await?;
+            let origin = match self.feeds[index].kind {
+                FeedKind::Global => Origin::GlobalFeed,
+                FeedKind::Repo(_) => Origin::Watched,
+            };
+            outcome.stored = self.store.insert_events(events, origin).await?;
         }
         match failure {
             Some(mut error) => {

@@ -80,21 +80,34 @@ pub trait Backend: Clone + Send + Sync + 'static {
         buckets: usize,
     ) -> impl Future<Output = Result<Vec<[u64; 3]>, StoreError>> + Send;
 
-    /// How many events are stored, and when the newest was created.
+    /// How many events are stored (in all and per [`Origin`]), and when the
+    /// oldest and the newest were created.
     fn totals(&self) -> impl Future<Output = Result<Totals, StoreError>> + Send;
 
     /// Stores `events`, each id once however often it arrives (from polls
     /// that overlap, a file imported twice, the poller and an import at
-    /// once), whatever else a later copy carries: the first copy is kept.
+    /// once), whatever else a later copy carries: the first copy is kept,
+    /// with the `origin` it arrived by.
     fn insert_events(
         &self,
         events: Vec<Event>,
+        origin: Origin,
     ) -> impl Future<Output = Result<InsertStats, StoreError>> + Send;
 
-    /// Inserts the batches `batches` brings until it closes, as
-    /// [`Backend::insert_events`] would, tuned for a bulk load (`import`).
-    /// Blocking: runs on a plain thread, outside any async runtime.
-    fn bulk_load(&self, batches: Receiver<Vec<Event>>) -> Result<InsertStats, StoreError>;
+    /// Stores what `loads` brings until it closes: batches as
+    /// [`Backend::insert_events`] would (origin [`Origin::Import`]), tuned
+    /// for a bulk load, and each archive hour read whole, recorded once
+    /// every batch before it is stored. Blocking: runs on a plain thread,
+    /// outside any async runtime.
+    fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError>;
+
+    /// How many of the hours `first_hour..=last_hour` (hours since the
+    /// epoch) are complete archive hours.
+    fn complete_hours(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Deletes events created before `cutoff`, at least `limit` of them
     /// when there are that many (SQLite deletes exactly up to `limit` per
@@ -246,13 +259,22 @@ impl Store {
     }
 
     /// See [`Backend::insert_events`].
-    pub async fn insert_events(&self, events: Vec<Event>) -> Result<InsertStats, StoreError> {
-        on_store!(self, b => Backend::insert_events(b, events).await)
+    pub async fn insert_events(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+    ) -> Result<InsertStats, StoreError> {
+        on_store!(self, b => Backend::insert_events(b, events, origin).await)
     }
 
     /// See [`Backend::bulk_load`].
-    pub fn bulk_load(&self, batches: Receiver<Vec<Event>>) -> Result<InsertStats, StoreError> {
-        on_store!(self, b => Backend::bulk_load(b, batches))
+    pub fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError> {
+        on_store!(self, b => Backend::bulk_load(b, loads))
+    }
+
+    /// See [`Backend::complete_hours`].
+    pub async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+        on_store!(self, b => Backend::complete_hours(b, first_hour, last_hour).await)
     }
 
     /// See [`Backend::delete_events_before`].
@@ -309,8 +331,70 @@ pub trait PrCountSink: Send + 'static {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub events: u64,
+    /// Events per [`Origin`], by [`Origin::code`].
+    pub by_origin: [u64; 4],
+    /// `created_at` (epoch seconds) of the oldest event; `None` when empty.
+    pub oldest_event_at: Option<i64>,
     /// `created_at` (epoch seconds) of the newest event; `None` when empty.
     pub newest_event_at: Option<i64>,
+}
+
+/// How a stored event arrived (the first copy's way decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Stored before the store recorded origins.
+    Unknown,
+    /// GitHub's global `/events` feed, a sample of everything.
+    GlobalFeed,
+    /// A watched repository's own feed.
+    Watched,
+    /// An imported file (`ghmetrics import`).
+    Import,
+}
+
+impl Origin {
+    /// In [`Origin::code`] order.
+    pub const ALL: [Origin; 4] = [
+        Origin::Unknown,
+        Origin::GlobalFeed,
+        Origin::Watched,
+        Origin::Import,
+    ];
+
+    /// The stored code (the `origin` column).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The name `/health` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Unknown => "unknown",
+            Origin::GlobalFeed => "global_feed",
+            Origin::Watched => "watched",
+            Origin::Import => "import",
+        }
+    }
+}
+
+/// What an import hands the store's writer ([`Backend::bulk_load`]).
+pub enum Load {
+    /// A batch of events.
+    Events(Vec<Event>),
+    /// The end of a file: every event it holds was in the batches before.
+    /// `Some` when the file is a GH Archive hour read to its end.
+    FileEnd(Option<ArchiveHour>),
+}
+
+/// A GH Archive hour file read to its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveHour {
+    /// Hours since the epoch (`created_at / 3600` of its events).
+    pub hour: i64,
+    /// Where it was read from (a path or a URL).
+    pub source: String,
+    /// Tracked events in the file.
+    pub events_read: u64,
 }
 
 /// Stored events per tracked type.
@@ -345,7 +429,9 @@ pub struct PrGapSummary {
     pub median_seconds: Option<f64>,
     pub p90_seconds: Option<f64>,
     pub max_seconds: Option<i64>,
-    /// When the newest opening happened (epoch seconds); `None` without one.
+    /// When the oldest and the newest opening happened (epoch seconds);
+    /// `None` without one.
+    pub first_opened_at: Option<i64>,
     pub last_opened_at: Option<i64>,
 }
 
@@ -355,8 +441,8 @@ impl PrGapSummary {
     /// store computes the gaps its own way and ends here, so the figures
     /// are the same on all of them.
     pub fn from_gaps(openings: u64, mut gaps: Vec<i64>, last_opened_at: Option<i64>) -> Self {
-        let average_seconds =
-            (!gaps.is_empty()).then(|| gaps.iter().sum::<i64>() as f64 / gaps.len() as f64);
+        let span: i64 = gaps.iter().sum();
+        let average_seconds = (!gaps.is_empty()).then(|| span as f64 / gaps.len() as f64);
         gaps.sort_unstable();
         let percentile = |p: f64| {
             let last = gaps.len().checked_sub(1)?;
@@ -371,6 +457,7 @@ impl PrGapSummary {
             median_seconds: percentile(0.5),
             p90_seconds: percentile(0.9),
             max_seconds: gaps.last().copied(),
+            first_opened_at: last_opened_at.map(|last| last - span),
             last_opened_at,
         }
     }

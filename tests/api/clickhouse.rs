@@ -52,7 +52,7 @@ async fn concurrent_writers_store_each_event_once() {
                 let mut inserted = 0;
                 for chunk in slice.chunks(batch) {
                     inserted += handle
-                        .insert_events(chunk.to_vec())
+                        .insert_events(chunk.to_vec(), ghmetrics::store::Origin::GlobalFeed)
                         .await
                         .unwrap()
                         .inserted();
@@ -114,7 +114,10 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
     for store in crate::stores::every_store() {
         eprintln!("store: {}", store.name);
         let handle = store.open().await;
-        handle.insert_events(events.clone()).await.unwrap();
+        handle
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         let first = handle
             .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
             .await
@@ -122,7 +125,10 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         // Alone in its batch, a copy's time range holds no other event.
         let mut stats = InsertStats::default();
         for copy in &altered {
-            stats += handle.insert_events(vec![copy.clone()]).await.unwrap();
+            stats += handle
+                .insert_events(vec![copy.clone()], ghmetrics::store::Origin::GlobalFeed)
+                .await
+                .unwrap();
         }
         assert_eq!(
             (stats.inserted(), stats.duplicates),
@@ -195,10 +201,13 @@ async fn a_dead_writers_lock_is_taken_over() {
     dead_lock(&store).await;
     let events = parsed(&fixture_events()[..100]);
     let started = Instant::now();
-    let stats = tokio::time::timeout(Duration::from_secs(30), handle.insert_events(events))
-        .await
-        .expect("the stale lock was not taken over")
-        .unwrap();
+    let stats = tokio::time::timeout(
+        Duration::from_secs(30),
+        handle.insert_events(events, ghmetrics::store::Origin::GlobalFeed),
+    )
+    .await
+    .expect("the stale lock was not taken over")
+    .unwrap();
     let waited = started.elapsed();
     assert!(stats.inserted() > 0);
     assert!(
@@ -285,7 +294,10 @@ async fn the_cluster_spreads_events_over_both_shards() {
 async fn spread_over_both_shards(servers: &ClickHouseServers, store: &TestStore) {
     let handle = store.open().await;
     let raw = fixture_events();
-    handle.insert_events(parsed(&raw)).await.unwrap();
+    handle
+        .insert_events(parsed(&raw), ghmetrics::store::Origin::GlobalFeed)
+        .await
+        .unwrap();
     let expected = Expected::of(&raw);
     let db = store.database();
     let mut per_shard = Vec::new();
@@ -313,7 +325,10 @@ async fn analysts_read_the_tables_with_plain_sql() {
     for store in clickhouse_stores() {
         let handle = store.open().await;
         let raw = fixture_events();
-        handle.insert_events(parsed(&raw)).await.unwrap();
+        handle
+            .insert_events(parsed(&raw), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         let expected = Expected::of(&raw);
         let db = store.database();
         let by_type = store
@@ -388,8 +403,17 @@ async fn both_stores_answer_every_question_alike() {
     let mut answers: [Vec<String>; 2] = Default::default();
     for (store, answers) in stores.iter().zip(&mut answers) {
         let mut say = |what: String| answers.push(what);
-        let first = store.insert_events(events[..5000].to_vec()).await.unwrap();
-        let rest = store.insert_events(events.clone()).await.unwrap();
+        let first = store
+            .insert_events(
+                events[..5000].to_vec(),
+                ghmetrics::store::Origin::GlobalFeed,
+            )
+            .await
+            .unwrap();
+        let rest = store
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         say(format!("{first:?} {rest:?}"));
         for since in [
             0,
@@ -553,7 +577,10 @@ async fn the_documented_clickhouse_queries_run() {
     for store in clickhouse_stores() {
         let handle = store.open().await;
         handle
-            .insert_events(parsed(&fixture_events()))
+            .insert_events(
+                parsed(&fixture_events()),
+                ghmetrics::store::Origin::GlobalFeed,
+            )
             .await
             .unwrap();
         for statement in &statements {
@@ -584,13 +611,19 @@ async fn writes_change_the_data_version_and_merges_do_not() {
         let handle = store.open().await;
         let mut seen = vec![handle.data_version().await.unwrap()];
         for chunk in events.chunks(events.len() / 3 + 1) {
-            handle.insert_events(chunk.to_vec()).await.unwrap();
+            handle
+                .insert_events(chunk.to_vec(), ghmetrics::store::Origin::GlobalFeed)
+                .await
+                .unwrap();
             let version = handle.data_version().await.unwrap();
             assert!(!seen.contains(&version), "an insert left the version");
             seen.push(version);
         }
         // Inserting what is stored writes nothing and changes nothing.
-        handle.insert_events(events[..10].to_vec()).await.unwrap();
+        handle
+            .insert_events(events[..10].to_vec(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         assert_eq!(handle.data_version().await.unwrap(), *seen.last().unwrap());
         let db = store.database();
         let local = if store.name.contains("cluster") {
@@ -683,12 +716,18 @@ async fn short_rankings_are_proven_from_the_top_rows() {
     }
     let sqlite = crate::stores::TestStore::sqlite();
     let truth = sqlite.open().await;
-    truth.insert_events(events.clone()).await.unwrap();
+    truth
+        .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+        .await
+        .unwrap();
     for store in clickhouse_stores() {
         let handle = store.open().await;
         // Several inserts, so several parts.
         for chunk in events.chunks(1500) {
-            handle.insert_events(chunk.to_vec()).await.unwrap();
+            handle
+                .insert_events(chunk.to_vec(), ghmetrics::store::Origin::GlobalFeed)
+                .await
+                .unwrap();
         }
         let Store::ClickHouse(ch) = &handle else {
             unreachable!()
@@ -727,10 +766,16 @@ async fn a_ranking_that_cannot_be_proven_is_summed() {
         .flat_map(|r| (0..50).map(move |_| format!("many/r{r:03}")))
         .map(|repo| next(&repo))
         .collect();
-    handle.insert_events(many).await.unwrap();
+    handle
+        .insert_events(many, ghmetrics::store::Origin::GlobalFeed)
+        .await
+        .unwrap();
     for _ in 0..10 {
         let batch: Vec<_> = (0..49).map(|_| next("split/x")).collect();
-        handle.insert_events(batch).await.unwrap();
+        handle
+            .insert_events(batch, ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
     }
     let Store::ClickHouse(ch) = &handle else {
         unreachable!()
@@ -751,10 +796,16 @@ async fn ties_at_the_threshold_fall_back_to_the_sum() {
         .map(|i| pull_request(i, &format!("ties/r{i:04}")))
         .collect();
     let truth = crate::stores::TestStore::sqlite().open().await;
-    truth.insert_events(events.clone()).await.unwrap();
+    truth
+        .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+        .await
+        .unwrap();
     for store in clickhouse_stores() {
         let handle = store.open().await;
-        handle.insert_events(events.clone()).await.unwrap();
+        handle
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         let Store::ClickHouse(ch) = &handle else {
             unreachable!()
         };
@@ -824,7 +875,10 @@ async fn the_writer_merges_fragmented_rollups() {
             unreachable!("a ClickHouse store");
         };
         for chunk in events.chunks(events.len().div_ceil(4)) {
-            handle.insert_events(chunk).await.unwrap();
+            handle
+                .insert_events(chunk, ghmetrics::store::Origin::GlobalFeed)
+                .await
+                .unwrap();
         }
         let (parts, shards) = rollup_parts(&store).await;
         assert!(parts >= 3 * shards, "{parts} parts on {shards} shards");
@@ -1002,7 +1056,10 @@ async fn the_longest_names_fit_the_longest_ranking() {
     let mut answers = Vec::new();
     for store in crate::stores::every_store() {
         let handle = store.open().await;
-        handle.insert_events(events.clone()).await.unwrap();
+        handle
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         let app = TestApp::spawn(store.location.clone(), None).await;
         let response = app.get(&format!("/metrics/pr-counts?limit={limit}")).await;
         assert_eq!(response.status(), 200, "{}", store.name);
@@ -1034,7 +1091,7 @@ async fn migration_v2_fills_event_ids_from_stored_events() {
     store
         .open()
         .await
-        .insert_events(events.clone())
+        .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
         .await
         .unwrap();
     store.sql(&format!("DROP TABLE {db}.event_ids_mv")).await;
@@ -1072,7 +1129,10 @@ async fn migration_v2_fills_event_ids_from_stored_events() {
             copy
         })
         .collect();
-    let stats = reopened.insert_events(moved).await.unwrap();
+    let stats = reopened
+        .insert_events(moved, ghmetrics::store::Origin::GlobalFeed)
+        .await
+        .unwrap();
     assert_eq!(
         (stats.inserted(), stats.duplicates),
         (0, events.len() as u64)
@@ -1120,7 +1180,10 @@ async fn event_counts_are_exact_for_any_window() {
     };
     for store in crate::stores::every_store() {
         let handle = store.open().await;
-        handle.insert_events(events.clone()).await.unwrap();
+        handle
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         for &window in &windows {
             let counts = handle.event_counts(window.0, window.1).await.unwrap();
             let got = counts.by_type().map(|(_, n)| n);
@@ -1151,7 +1214,10 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
     }
     for store in crate::stores::every_store() {
         let handle = store.open().await;
-        handle.insert_events(events.clone()).await.unwrap();
+        handle
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         for (repo, times) in &openings {
             let (first, last) = (times[0], times[times.len() - 1]);
             for (from, to) in [
@@ -1217,7 +1283,10 @@ async fn pr_counts_over_a_window_count_the_events_inside_it() {
     };
     for store in crate::stores::every_store() {
         let handle = store.open().await;
-        handle.insert_events(events.clone()).await.unwrap();
+        handle
+            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
         for &window in &windows {
             for limit in [None, Some(3)] {
                 let got = pr_ranking(&handle, limit, Some(window)).await;

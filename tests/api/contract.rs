@@ -26,7 +26,12 @@ fn state_with(events: &[Value]) -> AppState {
         .iter()
         .filter_map(|e| parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
         .collect();
-    insert_events(&mut db.get().unwrap(), &parsed).unwrap();
+    insert_events(
+        &mut db.get().unwrap(),
+        &parsed,
+        ghmetrics::store::Origin::GlobalFeed,
+    )
+    .unwrap();
     AppState::new(Shared {
         store: ghmetrics::store::Store::Sqlite(db),
         poll_status: Arc::new(PollStatus::default()),

@@ -38,7 +38,14 @@ async fn every_documented_operation_answers_as_documented() {
             "{path} answered {status}, documented: {:?}",
             documented.keys()
         );
-        let expected = if required.is_empty() { 200 } else { 422 };
+        // event-counts needs `offset_minutes` or `from`: either, so neither
+        // is required alone, which a schema cannot say.
+        let needs_a_window = path.ends_with("/event-counts");
+        let expected = if required.is_empty() && !needs_a_window {
+            200
+        } else {
+            422
+        };
         assert_eq!(status, expected, "{path} (required: {required:?})");
     }
     app.stop().await;

@@ -29,7 +29,7 @@ async fn app_with(store: &TestStore, events: &[Event]) -> TestApp {
     store
         .open()
         .await
-        .insert_events(events.to_vec())
+        .insert_events(events.to_vec(), ghmetrics::store::Origin::GlobalFeed)
         .await
         .unwrap();
     TestApp::spawn(store.location.clone(), None).await
@@ -412,22 +412,24 @@ async fn every_window_has_the_same_documented_maximum() {
                 }
             }
         }
-        assert_eq!(documented, 6, "event-counts and both charts, plain and /v1");
+        assert_eq!(documented, 10, "the five windowed endpoints, plain and /v1");
         let stored = app
             .get_json("/metrics/event-counts?offset_minutes=60000000")
             .await;
         assert_eq!(stored.0, 422);
         for path in [
-            "/metrics/event-counts",
-            "/metrics/visualization",
-            "/metrics/visualization/timeline",
+            "/metrics/event-counts?",
+            "/metrics/visualization?",
+            "/metrics/visualization/timeline?",
+            "/metrics/pr-counts?",
+            "/metrics/average-pr-time?repo_name=a/b&",
         ] {
             let at_max = app
-                .get(&format!("{path}?offset_minutes={MAX_OFFSET_MINUTES}"))
+                .get(&format!("{path}offset_minutes={MAX_OFFSET_MINUTES}"))
                 .await;
             assert_eq!(at_max.status(), 200, "{path}");
             let past = app
-                .get_json(&format!("{path}?offset_minutes={}", MAX_OFFSET_MINUTES + 1))
+                .get_json(&format!("{path}offset_minutes={}", MAX_OFFSET_MINUTES + 1))
                 .await;
             assert_eq!(past.0, 422, "{path}");
         }
@@ -633,13 +635,10 @@ async fn every_cached_answer_follows_a_write_from_another_connection() {
         // only through the store.
         let other = store.open().await;
         other
-            .insert_events(vec![event(
-                4,
-                EventType::PullRequest,
-                "a/b",
-                "opened",
-                now - 100,
-            )])
+            .insert_events(
+                vec![event(4, EventType::PullRequest, "a/b", "opened", now - 100)],
+                ghmetrics::store::Origin::GlobalFeed,
+            )
             .await
             .unwrap();
         for (path, old) in paths.iter().zip(&before) {

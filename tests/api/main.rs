@@ -10,6 +10,7 @@ mod import;
 mod operations;
 mod polling;
 mod process;
+mod provenance;
 mod stores;
 mod watching;
 mod windows;

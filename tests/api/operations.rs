@@ -404,7 +404,9 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
             .collect();
         {
             let db = store.open().await;
-            db.insert_events(events.clone()).await.unwrap();
+            db.insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
+                .await
+                .unwrap();
             for polled_at in [now - 2 * 3600, now] {
                 let poll = FeedPoll {
                     polled_at,

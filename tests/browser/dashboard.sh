@@ -2,7 +2,9 @@
 # The dashboard in a real headless browser: import known events, serve them,
 # load `/` in Chromium, and check that the numbers, both charts, the top-repository
 # table and a repository lookup appear and match answers computed with sqlite3
-# straight from the events table; then save a screenshot.
+# straight from the events table; then save a screenshot. Then an absolute range
+# from the URL, a window holding nothing (the notice and its one-click jump to the
+# newest data), and an empty store whose polls fail (why, and how to get data).
 #
 #   tests/browser/dashboard.sh            (needs chromium, sqlite3, curl; CI installs them)
 #
@@ -69,6 +71,46 @@ check "top repositories list $top_repo" grep -q ">$top_repo</a>" "$dom"
 check "the page refreshed itself" grep -q 'data-refreshed="2"' "$dom"
 check "no error shown" bash -c "! grep -q 'class=\"error\" id=\"[a-z-]*\">[^<]' '$dom'"
 check "screenshot saved" bash -c "[ \$(stat -c %s '$out/dashboard.png') -gt 20000 ]"
+
+# An absolute range from the URL: the middle third of the fixture's time.
+read -r first last < <(sqlite3 -separator ' ' "$db" "SELECT min(created_at), max(created_at) FROM events")
+from=$((first + (last - first) / 3))
+to=$((first + 2 * (last - first) / 3))
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+url="http://$address/?from=$(iso $from)&to=$(iso $to)"
+"${browser[@]}" --dump-dom "$url" >"$out/range.html" 2>>"$out/chromium.log"
+dom="$out/range.html"
+for type in WatchEvent PullRequestEvent IssuesEvent; do
+    expected=$(sqlite3 "$db" "SELECT count(*) FROM events WHERE type = '$type' AND created_at >= $from AND created_at < $to")
+    check "range: $type count shows $expected (got '$(shown_count "$type")')" test "$(shown_count "$type")" = "$expected"
+done
+check "range: the from/to pickers show the range" grep -q "id=\"range\">" "$dom"
+check "range: no notice for a window with events" grep -q 'class="notice" id="window-notice" hidden' "$dom"
+
+# A window with nothing in it (the fixture is from 2015): the notice offers the
+# newest data in one click, a link that shows every stored event.
+"${browser[@]}" --dump-dom "http://$address/?offset_minutes=60" >"$out/empty-window.html" 2>>"$out/chromium.log"
+dom="$out/empty-window.html"
+check "empty window: the notice says where the data is" grep -q "No events in this window. The [0-9,]* stored events are from 2015-01-01" "$dom"
+jump=$(sed -n 's/.*<a id="jump" href="\([^"]*\)".*/\1/p' "$dom" | sed 's/&amp;/\&/g')
+check "empty window: a link to the newest data ($jump)" test -n "$jump"
+"${browser[@]}" --dump-dom "http://$address$jump" >"$out/jumped.html" 2>>"$out/chromium.log"
+dom="$out/jumped.html"
+for type in WatchEvent PullRequestEvent IssuesEvent; do
+    expected=$(count_of "$type")
+    check "after the jump: $type count shows $expected (got '$(shown_count "$type")')" test "$(shown_count "$type")" = "$expected"
+done
+
+# Nothing stored and GitHub unreachable: the page says why and how to get data.
+serve_fixture "$out/empty.db" "$out/empty-service.log" --github-api-url http://127.0.0.1:9/
+for _ in $(seq 100); do
+    curl -fsS "http://$address/health" | grep -q '"last_poll_problem":"' && break
+    sleep 0.1
+done
+"${browser[@]}" --dump-dom "http://$address/" >"$out/empty-store.html" 2>>"$out/chromium.log"
+dom="$out/empty-store.html"
+check "empty store: says polling fails and why" grep -q "Nothing is stored yet, and polling GitHub fails: cannot reach the GitHub API" "$dom"
+check "empty store: says how to import" grep -q "<code>ghmetrics import FILE.json.gz</code>" "$dom"
 
 if [ "$failures" -gt 0 ]; then
     echo "dashboard.sh: $failures check(s) failed; see $out/" >&2

@@ -18,7 +18,8 @@ const TOP_K_ROWS_EXTRA: u64 = 64;
 
 impl ClickHouse {
     /// What the answers depend on, cheaply (one request): the rows of the
-    /// tables written directly (`events`, `feed_polls`, `watched_repos`; the
+    /// tables written directly (`events`, `feed_polls`, `watched_repos`,
+    /// `archive_hours`; the
     /// rollups follow `events`) on every shard, and the database's delete
     /// mutations, issued and done. Every insert adds rows (only new events
     /// are inserted) and every delete is a mutation, so each write changes
@@ -32,8 +33,9 @@ impl ClickHouse {
             .query(&format!(
                 "SELECT
                      (SELECT sum(rows) FROM {parts} WHERE database = {database} AND active
-                      AND table IN ('events', 'feed_polls', 'watched_repos',
-                                    'events_local', 'feed_polls_local', 'watched_repos_local')),
+                      AND table IN ('events', 'feed_polls', 'watched_repos', 'archive_hours',
+                                    'events_local', 'feed_polls_local', 'watched_repos_local',
+                                    'archive_hours_local')),
                      (SELECT count() FROM {mutations} WHERE database = {database}),
                      (SELECT countIf(is_done) FROM {mutations} WHERE database = {database})
                  FORMAT TabSeparated"
@@ -356,27 +358,52 @@ impl ClickHouse {
         let minutes = self.layout.table("event_counts_by_minute");
         let answer = self
             .query(&format!(
-                "SELECT sum(events), max(minute) FROM {minutes} FORMAT TabSeparated"
+                "SELECT sum(events), min(minute), max(minute)
+                 FROM (SELECT minute, sum(events) AS events FROM {minutes} GROUP BY minute HAVING events > 0)
+                 FORMAT TabSeparated"
             ))
             .await?;
         let line = answer.trim_end();
-        let [events, last_minute] = fields::<2>(line)?;
+        let [events, first_minute, last_minute] = fields::<3>(line)?;
         let events: i64 = number(events, line)?;
+        let first_minute: i64 = number(first_minute, line)?;
         let last_minute: i64 = number(last_minute, line)?;
         if events <= 0 {
             return Ok(Totals::default());
         }
+        // The oldest and newest events lie in the first and last minutes:
+        // two ranges of the events' time, then every event's origin.
+        let events_table = self.layout.table("events");
         let answer = self
             .query(&format!(
-                "SELECT toUInt32(max(created_at)) FROM {} WHERE created_at >= toDateTime({})
+                "SELECT
+                   (SELECT toUInt32(min(created_at)) FROM {events_table} WHERE created_at < toDateTime({})),
+                   (SELECT toUInt32(max(created_at)) FROM {events_table} WHERE created_at >= toDateTime({}))
                  FORMAT TabSeparated",
-                self.layout.table("events"),
+                (first_minute + 1) * SECONDS_PER_MINUTE,
                 last_minute * SECONDS_PER_MINUTE
             ))
             .await?;
-        let newest: i64 = number(&answer, &answer)?;
+        let line = answer.trim_end();
+        let [oldest, newest] = fields::<2>(line)?;
+        let (oldest, newest): (i64, i64) = (number(oldest, line)?, number(newest, line)?);
+        let answer = self
+            .query(&format!(
+                "SELECT origin, count() FROM {events_table} GROUP BY origin FORMAT TabSeparated"
+            ))
+            .await?;
+        let mut by_origin = [0u64; 4];
+        for line in answer.lines() {
+            let [origin, count] = fields::<2>(line)?;
+            let origin: usize = number(origin, line)?;
+            if let Some(slot) = by_origin.get_mut(origin) {
+                *slot = number(count, line)?;
+            }
+        }
         Ok(Totals {
             events: events as u64,
+            by_origin,
+            oldest_event_at: (oldest > 0).then_some(oldest),
             newest_event_at: (newest > 0).then_some(newest),
         })
     }

@@ -22,6 +22,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "event_ids",
         include_str!("../../../migrations/clickhouse/V2__event_ids.sql"),
     ),
+    (
+        3,
+        "origins",
+        include_str!("../../../migrations/clickhouse/V3__origins.sql"),
+    ),
 ];
 
 /// Applies the migrations `layout.main` has not recorded.
@@ -63,13 +68,38 @@ pub async fn run(layout: &Layout) -> Result<(), ClickHouseError> {
         }
         for statement in statements(sql) {
             for (target, rendered) in render(layout, &statement)? {
+                let failed =
+                    |error| ClickHouseError::Migration(format!("V{version}__{name}: {error}"));
+                // 18.16 has no `ADD COLUMN IF NOT EXISTS`: the column is
+                // looked up instead, and the statement sent without it.
+                let rendered = match added_column(&rendered) {
+                    Some((table, column)) => {
+                        let (db, table) = table.split_once('.').unwrap_or(("", table));
+                        let found = target
+                            .run(
+                                &format!(
+                                    "SELECT count() FROM system.columns WHERE database = {} AND table = {} AND name = {} FORMAT TabSeparated",
+                                    quote(db),
+                                    quote(table),
+                                    quote(column)
+                                ),
+                                &[],
+                                None,
+                            )
+                            .await
+                            .map_err(failed)?;
+                        if found.trim() != "0" {
+                            continue;
+                        }
+                        rendered.replacen(" ADD COLUMN IF NOT EXISTS ", " ADD COLUMN ", 1)
+                    }
+                    None => rendered,
+                };
                 let settings = layout.insert_settings();
                 target
                     .run(&rendered, settings, None)
                     .await
-                    .map_err(|error| {
-                        ClickHouseError::Migration(format!("V{version}__{name}: {error}"))
-                    })?;
+                    .map_err(failed)?;
             }
         }
         layout
@@ -86,6 +116,16 @@ pub async fn run(layout: &Layout) -> Result<(), ClickHouseError> {
         tracing::info!(migration = %format!("V{version}__{name}"), "applied ClickHouse migration");
     }
     Ok(())
+}
+
+/// `(db.table, column)` of an `ALTER TABLE db.table [ON CLUSTER c] ADD
+/// COLUMN IF NOT EXISTS column ...` statement.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let rest = statement.strip_prefix("ALTER TABLE ")?;
+    let (head, tail) = rest.split_once(" ADD COLUMN IF NOT EXISTS ")?;
+    let table = head.split_whitespace().next()?;
+    let column = tail.split_whitespace().next()?;
+    Some((table, column))
 }
 
 /// The statements of a migration file: `;`-terminated, comments dropped.
@@ -130,7 +170,8 @@ fn substitute(
 /// `{distribute X BY key}` becomes, on a cluster only, the Distributed table
 /// `db.X` over the shards' `X_local`, created wherever it is queried from;
 /// `INSERT INTO {all X} ... {all Y}` runs once on the main server, `{all X}`
-/// being `db.X` as queried.
+/// being `db.X` as queried; a statement naming `{distributed X}` runs only
+/// on a cluster, on its Distributed table `db.X`.
 fn render<'a>(
     layout: &'a Layout,
     statement: &str,
@@ -159,6 +200,16 @@ fn render<'a>(
              ENGINE = Distributed({cluster}, {db}, {table}_local, {key})",
             on = layout.on_cluster()
         );
+        return Ok(layout.ddl_targets().map(|t| (t, sql.clone())).collect());
+    }
+    if statement.contains("{distributed ") {
+        if layout.cluster.is_none() {
+            return Ok(Vec::new());
+        }
+        let on = layout.on_cluster();
+        let sql = substitute(statement, "distributed", |table| {
+            format!("{db}.{table}{on}")
+        })?;
         return Ok(layout.ddl_targets().map(|t| (t, sql.clone())).collect());
     }
     let local = |table: &str| match &layout.cluster {
@@ -235,6 +286,22 @@ mod tests {
             ["CREATE TABLE IF NOT EXISTS db.e AS db.e_local ENGINE = Distributed(c, db, e_local, intHash64(id))";
                 2]
         );
+        // An ALTER of the Distributed table: on a cluster only.
+        let alter = "ALTER TABLE {distributed e} ADD COLUMN IF NOT EXISTS o UInt8";
+        assert!(rendered(&single, alter).is_empty());
+        assert_eq!(
+            rendered(&keeper, alter),
+            ["ALTER TABLE db.e ON CLUSTER c ADD COLUMN IF NOT EXISTS o UInt8"]
+        );
+        assert_eq!(
+            rendered(&named, alter),
+            ["ALTER TABLE db.e ADD COLUMN IF NOT EXISTS o UInt8"; 2]
+        );
+        assert_eq!(
+            added_column("ALTER TABLE db.e ON CLUSTER c ADD COLUMN IF NOT EXISTS o UInt8"),
+            Some(("db.e", "o"))
+        );
+        assert_eq!(added_column("CREATE TABLE db.e (o UInt8)"), None);
         assert!(render(&single, "CREATE TABLE {table e").is_err());
         let backfill = "INSERT INTO {all i} SELECT id FROM {all e}";
         for layout in [&single, &keeper, &named] {
@@ -249,7 +316,14 @@ mod tests {
     fn every_statement_is_idempotent_and_placeholders_are_known() {
         for &(_, name, sql) in MIGRATIONS {
             for statement in statements(sql) {
+                let alter = statement.starts_with("ALTER TABLE {table ")
+                    || statement.starts_with("ALTER TABLE {distributed ");
+                assert!(
+                    !alter || statement.contains(" ADD COLUMN IF NOT EXISTS "),
+                    "{name}: {statement}"
+                );
                 let known = statement.starts_with("CREATE TABLE IF NOT EXISTS {table ")
+                    || alter
                     || statement.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS {table ")
                     || statement.starts_with("{distribute ")
                     || statement.starts_with("INSERT INTO {all ");

@@ -38,8 +38,8 @@ use layout::Layout;
 use crate::config::ClickHouseSettings;
 use crate::event::Event;
 use crate::store::{
-    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, InsertStats, PrCountSink,
-    PrGapSummary, StoreError, Totals,
+    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, InsertStats, Load, Origin,
+    PrCountSink, PrGapSummary, StoreError, Totals,
 };
 
 /// The ClickHouse store. Cheap to clone.
@@ -160,22 +160,48 @@ impl Backend for ClickHouse {
         Ok(ClickHouse::totals(self).await?)
     }
 
-    async fn insert_events(&self, events: Vec<Event>) -> Result<InsertStats, StoreError> {
-        Ok(ClickHouse::insert_events(self, &events).await?)
+    async fn insert_events(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+    ) -> Result<InsertStats, StoreError> {
+        Ok(ClickHouse::insert_events(self, &events, origin).await?)
+    }
+
+    async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+        Ok(ClickHouse::complete_hours(self, first_hour, last_hour).await?)
     }
 
     /// One insert per batch, on a runtime and HTTP connections of this
     /// thread's own; at the end the rollups are merged (a ranking is proven
     /// from the top rows only when they are) and ended locks dropped.
-    fn bulk_load(&self, batches: Receiver<Vec<Event>>) -> Result<InsertStats, StoreError> {
+    fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| ClickHouseError::Busy(format!("cannot start a runtime: {error}")))?;
         let store = self.with_new_connections();
         let mut total = InsertStats::default();
-        for batch in batches {
-            total += runtime.block_on(ClickHouse::insert_events(&store, &batch))?;
+        let mut this_file = InsertStats::default();
+        for load in loads {
+            match load {
+                Load::Events(batch) => {
+                    let stats = runtime.block_on(store.insert_events(&batch, Origin::Import))?;
+                    total += stats;
+                    this_file += stats;
+                }
+                Load::FileEnd(hour) => {
+                    if let Some(hour) = hour {
+                        let now = chrono::Utc::now().timestamp();
+                        runtime.block_on(store.record_archive_hour(
+                            &hour,
+                            this_file.inserted(),
+                            now,
+                        ))?;
+                    }
+                    this_file = InsertStats::default();
+                }
+            }
         }
         if total.inserted() > 0 {
             runtime.block_on(store.merge_rollups());

@@ -9,15 +9,20 @@ use std::time::{Duration, Instant};
 use super::text::{datetime, number, push_tsv, quote};
 use super::{ClickHouse, ClickHouseError, lock};
 use crate::event::{Event, EventType};
-use crate::store::InsertStats;
+use crate::store::{ArchiveHour, InsertStats, Origin};
 use crate::time_buckets::SECONDS_PER_MINUTE;
 
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
 
 impl ClickHouse {
-    /// Stores the events whose ids are not stored yet, under the write lock.
-    pub async fn insert_events(&self, events: &[Event]) -> Result<InsertStats, ClickHouseError> {
+    /// Stores the events whose ids are not stored yet, arrived by `origin`,
+    /// under the write lock.
+    pub async fn insert_events(
+        &self,
+        events: &[Event],
+        origin: Origin,
+    ) -> Result<InsertStats, ClickHouseError> {
         let mut stats = InsertStats::default();
         let mut seen = HashSet::with_capacity(events.len());
         let batch: Vec<&Event> = events
@@ -34,7 +39,7 @@ impl ClickHouse {
             return Ok(stats);
         }
         let lock = lock::WriteLock::acquire(self).await?;
-        let result = self.insert_new(batch, &mut stats).await;
+        let result = self.insert_new(batch, origin, &mut stats).await;
         lock.release().await;
         result.map(|()| stats)
     }
@@ -43,6 +48,7 @@ impl ClickHouse {
     pub(super) async fn insert_new(
         &self,
         batch: Vec<&Event>,
+        origin: Origin,
         stats: &mut InsertStats,
     ) -> Result<(), ClickHouseError> {
         // Events older than what retention already took out of pr_counts
@@ -77,7 +83,7 @@ impl ClickHouse {
             push_tsv(&mut rows, event.action.as_deref());
             rows.push(b'\t');
             push_tsv(&mut rows, number.as_deref());
-            rows.push(b'\n');
+            let _ = writeln!(rows, "\t{}", origin.code());
             if event.event_type == EventType::PullRequest
                 && event.action.as_deref() == Some("opened")
             {
@@ -97,7 +103,7 @@ impl ClickHouse {
         if !rows.is_empty() {
             self.insert(
                 "events",
-                "id, type, created_at, repo_name, actor_login, action, number",
+                "id, type, created_at, repo_name, actor_login, action, number, origin",
                 rows,
             )
             .await?;
@@ -120,6 +126,44 @@ impl ClickHouse {
             .run(&sql, self.layout.insert_settings(), Some(rows))
             .await?;
         Ok(())
+    }
+
+    /// Records a GH Archive hour read whole, with how many of its events
+    /// were newly stored.
+    pub(super) async fn record_archive_hour(
+        &self,
+        hour: &ArchiveHour,
+        stored: u64,
+        now: i64,
+    ) -> Result<(), ClickHouseError> {
+        let mut row = format!("{}\t", hour.hour).into_bytes();
+        push_tsv(&mut row, Some(&hour.source));
+        let _ = writeln!(row, "\t{}\t{stored}\t{}", hour.events_read, datetime(now));
+        self.insert(
+            "archive_hours",
+            "hour, source, events_read, stored, imported_at",
+            row,
+        )
+        .await
+    }
+
+    /// How many of the hours `first..=last` are complete archive hours.
+    pub(super) async fn complete_hours(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<u64, ClickHouseError> {
+        let (first, last) = (
+            first.clamp(0, i64::from(u32::MAX)),
+            last.clamp(-1, i64::from(u32::MAX)),
+        );
+        let answer = self
+            .query(&format!(
+                "SELECT uniqExact(hour) FROM {} WHERE hour >= {first} AND hour <= {last} FORMAT TabSeparated",
+                self.layout.table("archive_hours"),
+            ))
+            .await?;
+        number(&answer, &answer)
     }
 
     /// Which of `batch`'s ids are stored, whatever else their stored copy

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Sqlite, SqliteError, feeds, metrics, write};
 use crate::event::Event;
 use crate::store::{
-    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, InsertStats, PrCountSink,
-    PrGapSummary, StoreError, Totals,
+    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, InsertStats, Load, Origin,
+    PrCountSink, PrGapSummary, StoreError, Totals,
 };
 
 /// Page cache of the bulk loader's connection, in KiB. Inserts land all over
@@ -80,33 +80,58 @@ impl Backend for Sqlite {
             .run(|c| {
                 Ok(Totals {
                     events: write::stored_event_count(c)?,
+                    by_origin: write::events_by_origin(c)?,
+                    oldest_event_at: metrics::oldest_event_at(c)?,
                     newest_event_at: metrics::newest_event_at(c)?,
                 })
             })
             .await?)
     }
 
-    async fn insert_events(&self, events: Vec<Event>) -> Result<InsertStats, StoreError> {
+    async fn insert_events(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+    ) -> Result<InsertStats, StoreError> {
         Ok(self
-            .write(move |c| write::insert_events(c, &events))
+            .write(move |c| write::insert_events(c, &events, origin))
             .await?)
     }
 
     /// One transaction per batch on one connection with a large page cache.
-    fn bulk_load(&self, batches: Receiver<Vec<Event>>) -> Result<InsertStats, StoreError> {
+    fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError> {
         let mut conn = self.get()?;
         let load = |conn: &mut rusqlite::Connection| -> Result<InsertStats, SqliteError> {
             conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)?;
-            let result = batches
-                .iter()
-                .try_fold(InsertStats::default(), |mut total, batch| {
-                    total += write::insert_events(conn, &batch)?;
-                    Ok(total)
-                });
+            let mut total = InsertStats::default();
+            let mut this_file = InsertStats::default();
+            let result = loads.iter().try_for_each(|load| {
+                match load {
+                    Load::Events(batch) => {
+                        let stats = write::insert_events(conn, &batch, Origin::Import)?;
+                        total += stats;
+                        this_file += stats;
+                    }
+                    Load::FileEnd(hour) => {
+                        if let Some(hour) = hour {
+                            let now = chrono::Utc::now().timestamp();
+                            write::record_archive_hour(conn, &hour, this_file.inserted(), now)?;
+                        }
+                        this_file = InsertStats::default();
+                    }
+                }
+                Ok::<_, SqliteError>(())
+            });
             conn.pragma_update(None, "cache_size", DEFAULT_CACHE_SIZE)?;
-            result
+            result.map(|()| total)
         };
         Ok(load(&mut conn)?)
+    }
+
+    async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .run(move |c| write::complete_hours(c, first_hour, last_hour))
+            .await?)
     }
 
     async fn delete_events_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {

@@ -59,6 +59,12 @@ const NEWEST_EVENT_SQL: &str = "SELECT max(newest) FROM (
     UNION ALL SELECT (SELECT max(created_at) FROM events WHERE type_code = 2)
     UNION ALL SELECT (SELECT max(created_at) FROM events WHERE type_code = 3))";
 
+/// The oldest event's time, the same way (one index seek per type).
+const OLDEST_EVENT_SQL: &str = "SELECT min(oldest) FROM (
+    SELECT (SELECT min(created_at) FROM events WHERE type_code = 1) AS oldest
+    UNION ALL SELECT (SELECT min(created_at) FROM events WHERE type_code = 2)
+    UNION ALL SELECT (SELECT min(created_at) FROM events WHERE type_code = 3))";
+
 /// `?1` type, `?2`..`?3` a range of minutes: the minute rollup rows of a window.
 const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
     WHERE type = ?1 AND minute >= ?2 AND minute < ?3";
@@ -102,6 +108,12 @@ pub fn event_counts(conn: &Connection, from: i64, to: i64) -> Result<EventCounts
 /// The `created_at` (epoch seconds) of the newest stored event; `None` when empty.
 pub fn newest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error> {
     conn.prepare_cached(NEWEST_EVENT_SQL)?
+        .query_row([], |row| row.get(0))
+}
+
+/// The `created_at` (epoch seconds) of the oldest stored event; `None` when empty.
+pub fn oldest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error> {
+    conn.prepare_cached(OLDEST_EVENT_SQL)?
         .query_row([], |row| row.get(0))
 }
 
@@ -301,7 +313,12 @@ mod tests {
 
     fn db_with(events: &[Event]) -> Sqlite {
         let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
-        insert_events(&mut db.get().unwrap(), events).unwrap();
+        insert_events(
+            &mut db.get().unwrap(),
+            events,
+            crate::store::Origin::GlobalFeed,
+        )
+        .unwrap();
         assert_eq!(
             crate::store::sqlite::rollup_disagreement(&db.get().unwrap()).unwrap(),
             None
@@ -351,8 +368,13 @@ mod tests {
         // not touch the rollups.
         let db = db_with(&events[..1000]);
         let mut conn = db.get().unwrap();
-        insert_events(&mut conn, &events[500..2000]).unwrap();
-        insert_events(&mut conn, &events[1500..]).unwrap();
+        insert_events(
+            &mut conn,
+            &events[500..2000],
+            crate::store::Origin::GlobalFeed,
+        )
+        .unwrap();
+        insert_events(&mut conn, &events[1500..], crate::store::Origin::GlobalFeed).unwrap();
         assert_eq!(
             crate::store::sqlite::rollup_disagreement(&conn).unwrap(),
             None
@@ -424,7 +446,12 @@ mod tests {
                 Some("opened"),
                 at,
             );
-            insert_events(&mut conn, std::slice::from_ref(&early)).unwrap();
+            insert_events(
+                &mut conn,
+                std::slice::from_ref(&early),
+                crate::store::Origin::GlobalFeed,
+            )
+            .unwrap();
             events.push(early);
         }
         let cutoff = base + span / 2 + 17;
@@ -637,6 +664,7 @@ mod tests {
         let again = insert_events(
             &mut conn,
             &[first, event(2, EventType::Watch, "a/b", None, 11)],
+            crate::store::Origin::GlobalFeed,
         )
         .unwrap();
         assert_eq!((again.inserted(), again.duplicates), (1, 1));

@@ -428,7 +428,12 @@ mod tests {
             assert_eq!(reader.probe_version().unwrap(), before);
             for id in 1..=3 {
                 let seen = reader.probe_version().unwrap();
-                insert_events(&mut writer.get().unwrap(), &[event(id)]).unwrap();
+                insert_events(
+                    &mut writer.get().unwrap(),
+                    &[event(id)],
+                    crate::store::Origin::GlobalFeed,
+                )
+                .unwrap();
                 assert_ne!(reader.probe_version().unwrap(), seen, "commit {id}");
             }
         }
@@ -459,7 +464,12 @@ mod tests {
             let seen = served.probe_version().unwrap();
             // Another writer that opens, commits and closes, as an import does.
             let writer = Sqlite::open(&file).unwrap();
-            insert_events(&mut writer.get().unwrap(), &[watch_event(id)]).unwrap();
+            insert_events(
+                &mut writer.get().unwrap(),
+                &[watch_event(id)],
+                crate::store::Origin::GlobalFeed,
+            )
+            .unwrap();
             drop(writer);
             assert_ne!(served.probe_version().unwrap(), seen, "commit {id}");
         }

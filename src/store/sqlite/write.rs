@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::InsertStats;
+use crate::store::{ArchiveHour, InsertStats, Origin};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::event::{Event, EventType};
@@ -22,10 +22,13 @@ struct RollupDeltas {
     /// Per [`TIME_ROLLUPS`] table: (type, bucket) -> events.
     by_time: [HashMap<(EventType, i64), u64>; 3],
     pr_counts: HashMap<String, u64>,
+    /// Events per origin code.
+    by_origin: [u64; 4],
 }
 
 impl RollupDeltas {
-    fn add(&mut self, event: &Event) {
+    fn add(&mut self, event: &Event, origin: u8) {
+        self.by_origin[usize::from(origin)] += 1;
         // created_at is never negative (the parser rejects it), so `/` floors.
         for (deltas, (_, _, seconds)) in self.by_time.iter_mut().zip(TIME_ROLLUPS) {
             *deltas
@@ -54,6 +57,13 @@ impl RollupDeltas {
         for (repo, n) in &self.pr_counts {
             prs.execute(params![repo, n])?;
         }
+        let mut origins = conn.prepare_cached(
+            "INSERT INTO event_counts_by_origin (origin, events) VALUES (?1, ?2)
+             ON CONFLICT (origin) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for (origin, n) in self.by_origin.iter().enumerate().filter(|(_, n)| **n > 0) {
+            origins.execute(params![origin, n])?;
+        }
         Ok(())
     }
 
@@ -81,14 +91,23 @@ impl RollupDeltas {
             prs.execute(params![repo, n])?;
             prs_empty.execute([repo])?;
         }
+        let mut origins = conn.prepare_cached(
+            "UPDATE event_counts_by_origin SET events = events - ?2 WHERE origin = ?1",
+        )?;
+        for (origin, n) in self.by_origin.iter().enumerate().filter(|(_, n)| **n > 0) {
+            origins.execute(params![origin, n])?;
+        }
+        conn.execute("DELETE FROM event_counts_by_origin WHERE events <= 0", [])?;
         Ok(())
     }
 }
 
-/// Stores `events` in one transaction; an event whose id is already stored is skipped.
+/// Stores `events` in one transaction, arrived by `origin`; an event whose id
+/// is already stored is skipped.
 pub fn insert_events(
     conn: &mut Connection,
     events: &[Event],
+    origin: Origin,
 ) -> Result<InsertStats, rusqlite::Error> {
     // IMMEDIATE takes the write lock up front, so a concurrent writer waits on
     // busy_timeout instead of failing half-way with SQLITE_BUSY on lock upgrade.
@@ -97,8 +116,8 @@ pub fn insert_events(
     let mut rollups = RollupDeltas::default();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number, origin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (id) DO NOTHING",
         )?;
         for event in events {
@@ -110,10 +129,11 @@ pub fn insert_events(
                 event.actor_login,
                 event.action,
                 event.number,
+                origin.code(),
             ])?;
             if changed == 1 {
                 stats.inserted_by_type[event.event_type.index()] += 1;
-                rollups.add(event);
+                rollups.add(event, origin.code());
             } else {
                 stats.duplicates += 1;
             }
@@ -125,7 +145,8 @@ pub fn insert_events(
 }
 
 /// `?1` type code, `?2` cutoff, `?3` limit: the oldest events of a type.
-pub(super) const OLDEST_EVENTS_SQL: &str = "SELECT id, created_at, repo_name, action FROM events
+pub(super) const OLDEST_EVENTS_SQL: &str =
+    "SELECT id, created_at, repo_name, action, origin FROM events
     WHERE type_code = ?1 AND created_at < ?2
     ORDER BY created_at LIMIT ?3";
 
@@ -151,7 +172,7 @@ pub fn delete_events_before(
             }
             let rows =
                 select.query_map(params![event_type.code(), cutoff, left as i64], |row| {
-                    Ok(Event {
+                    let event = Event {
                         id: row.get(0)?,
                         event_type,
                         created_at: row.get(1)?,
@@ -159,20 +180,21 @@ pub fn delete_events_before(
                         actor_login: None,
                         action: row.get(3)?,
                         number: None,
-                    })
+                    };
+                    Ok((event, row.get::<_, u8>(4)?))
                 })?;
             for event in rows {
                 doomed.push(event?);
             }
         }
         let mut delete = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
-        for event in &doomed {
+        for (event, _) in &doomed {
             delete.execute([event.id])?;
         }
     }
     let mut rollups = RollupDeltas::default();
-    for event in &doomed {
-        rollups.add(event);
+    for (event, origin) in &doomed {
+        rollups.add(event, *origin);
     }
     rollups.subtract(&tx)?;
     tx.commit()?;
@@ -195,6 +217,50 @@ pub fn stored_event_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
     )
 }
 
+/// Records a GH Archive hour read whole, with how many of its events the
+/// batches since the file began newly stored.
+pub fn record_archive_hour(
+    conn: &Connection,
+    hour: &ArchiveHour,
+    stored: u64,
+    now: i64,
+) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO archive_hours (hour, source, events_read, stored, imported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (hour) DO UPDATE SET source = excluded.source,
+             events_read = excluded.events_read, stored = excluded.stored,
+             imported_at = excluded.imported_at",
+        params![hour.hour, hour.source, hour.events_read, stored, now],
+    )?;
+    Ok(())
+}
+
+/// How many of the hours `first..=last` are complete archive hours.
+pub fn complete_hours(conn: &Connection, first: i64, last: i64) -> Result<u64, rusqlite::Error> {
+    conn.query_row(
+        "SELECT count(*) FROM archive_hours WHERE hour BETWEEN ?1 AND ?2",
+        [first, last],
+        |row| row.get(0),
+    )
+}
+
+/// Events per origin code (from the rollup).
+pub fn events_by_origin(conn: &Connection) -> Result<[u64; 4], rusqlite::Error> {
+    let mut counts = [0; 4];
+    let mut select = conn.prepare_cached("SELECT origin, events FROM event_counts_by_origin")?;
+    let rows = select.query_map([], |row| {
+        Ok((row.get::<_, usize>(0)?, row.get::<_, u64>(1)?))
+    })?;
+    for row in rows {
+        let (origin, events) = row?;
+        if let Some(count) = counts.get_mut(origin) {
+            *count = events;
+        }
+    }
+    Ok(counts)
+}
+
 /// Checks that the rollup tables agree with `events`, returning the first
 /// disagreement. The tests run it after imports, polls and duplicate inserts.
 pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite::Error> {
@@ -213,6 +279,11 @@ pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite
             "event_counts_by_day",
             "SELECT type, created_at / 86400 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
             "SELECT type, day AS bucket, events AS n FROM event_counts_by_day",
+        ),
+        (
+            "event_counts_by_origin",
+            "SELECT 'origin', origin, count(*) FROM events GROUP BY 2",
+            "SELECT 'origin', origin, events FROM event_counts_by_origin",
         ),
         (
             "pr_counts",

@@ -1,0 +1,220 @@
+//! Where the data came from: each event's origin, the complete archive
+//! hours, and what average-pr-time's `source` says about them, on every store.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::DateTime;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Expected, MockGithub, PATIENCE, TestApp, fixture_events, fixture_path, test_poller_config,
+};
+use crate::stores::every_store;
+
+fn created_at(event: &Value) -> i64 {
+    DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp()
+}
+
+fn rfc3339(second: i64) -> String {
+    DateTime::from_timestamp(second, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn import(store: &ghmetrics::store::Store, files: Vec<PathBuf>, repos: &[&str]) {
+    let store = store.clone();
+    let options = ghmetrics::import::ImportOptions {
+        repos: repos.iter().map(|r| (*r).to_owned()).collect(),
+        ..Default::default()
+    };
+    tokio::task::spawn_blocking(move || {
+        ghmetrics::import::import(&store, &files, &options).unwrap()
+    })
+    .await
+    .unwrap();
+}
+
+/// Polls `/health` until `done` holds (bounded by [`PATIENCE`]).
+async fn health_until(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, health) = app.get_json("/health").await;
+        if done(&health) {
+            return health;
+        }
+        assert!(started.elapsed() < PATIENCE, "{health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_event_remembers_how_it_arrived() {
+    let events = fixture_events();
+    let global = &events[..300];
+    // A repository with PR events only after the global feed's part: its
+    // own feed brings them.
+    let watched_repo = events[300..]
+        .iter()
+        .filter(|e| e["type"] == "PullRequestEvent")
+        .filter_map(|e| e["repo"]["name"].as_str())
+        .find(|repo| !global.iter().any(|e| e["repo"]["name"] == *repo))
+        .unwrap()
+        .to_owned();
+    let repo_feed: Vec<Value> = events[300..]
+        .iter()
+        .filter(|e| e["repo"]["name"] == watched_repo.as_str())
+        .cloned()
+        .collect();
+    let from_global = Expected::of(global).total();
+    let from_watched = Expected::of(&repo_feed).total();
+    let all = Expected::of(&events).total();
+    let tracked: Vec<i64> = events
+        .iter()
+        .filter(|e| {
+            ["WatchEvent", "PullRequestEvent", "IssuesEvent"].contains(&e["type"].as_str().unwrap())
+        })
+        .map(created_at)
+        .collect();
+    let (oldest, newest) = (
+        *tracked.iter().min().unwrap(),
+        *tracked.iter().max().unwrap(),
+    );
+    assert!(from_watched >= 1);
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(global);
+        mock.set_repo_feed(&watched_repo, &repo_feed);
+        let mut config = test_poller_config(&mock.url);
+        config.watched = vec![watched_repo.parse().unwrap()];
+        let app = TestApp::spawn(store.location.clone(), Some(config)).await;
+        health_until(&app, |h| h["events_stored"] == from_global + from_watched).await;
+
+        // The import stores the rest; what the feeds brought keeps its origin.
+        import(
+            &app.store,
+            vec![fixture_path("events-2021-07-21-sample.json.gz")],
+            &[],
+        )
+        .await;
+        let health = health_until(&app, |h| h["events_stored"] == all).await;
+        assert_eq!(
+            health["events_by_origin"],
+            json!({
+                "global_feed": from_global,
+                "watched": from_watched,
+                "import": all - from_global - from_watched,
+                "unknown": 0,
+            }),
+            "{health}"
+        );
+        assert_eq!(health["oldest_event_at"], rfc3339(oldest));
+        assert_eq!(health["newest_event_at"], rfc3339(newest));
+        app.stop().await;
+    }
+}
+
+/// A PullRequestEvent opening `number` of `repo` at `at` (epoch seconds).
+fn opening(id: i64, repo: &str, at: i64) -> Value {
+    json!({
+        "id": id.to_string(),
+        "type": "PullRequestEvent",
+        "actor": {"login": "someone"},
+        "repo": {"name": repo},
+        "payload": {"action": "opened", "number": id},
+        "created_at": rfc3339(at),
+    })
+}
+
+fn write_gz(dir: &Path, name: &str, events: &[Value]) -> PathBuf {
+    let path = dir.join(name);
+    let mut out =
+        flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), Default::default());
+    for event in events {
+        writeln!(out, "{event}").unwrap();
+    }
+    out.finish().unwrap();
+    path
+}
+
+#[tokio::test]
+async fn source_says_watched_archive_or_global_feed() {
+    const REPO: &str = "arch/ive";
+    // 2015-01-01T01:00:00Z, hour 1 of that day's GH Archive.
+    let hour_1 = 1_420_074_000;
+    let in_hour_1: Vec<Value> = [600, 1200, 3000]
+        .iter()
+        .enumerate()
+        .map(|(i, offset)| opening(100 + i as i64, REPO, hour_1 + offset))
+        .collect();
+    let in_hour_2 = vec![opening(200, REPO, hour_1 + 3600 + 600)];
+    let dir = tempfile::tempdir().unwrap();
+    let hour_file = write_gz(dir.path(), "2015-01-01-1.json.gz", &in_hour_1);
+    let loose_file = write_gz(dir.path(), "extra.json.gz", &in_hour_2);
+    // Named as an hour but not read whole (cut short), or cut to some repositories.
+    let whole = std::fs::read(write_gz(dir.path(), "x.json.gz", &in_hour_2)).unwrap();
+    let cut_dir = tempfile::tempdir().unwrap();
+    let cut = cut_dir.path().join("2015-01-01-2.json.gz");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let filtered_dir = tempfile::tempdir().unwrap();
+    let filtered = write_gz(filtered_dir.path(), "2015-01-01-2.json.gz", &in_hour_2);
+    let hour_2_file = write_gz(dir.path(), "2015-01-01-2.json.gz", &in_hour_2);
+
+    let source = |app: &TestApp, window: &str| {
+        let path = format!("/metrics/average-pr-time?repo_name={REPO}{window}");
+        let http = app.http.clone();
+        let address = app.address;
+        async move {
+            let body: Value = http
+                .get(format!("http://{address}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (
+                body["source"].as_str().unwrap().to_owned(),
+                body["pr_count"].as_u64().unwrap(),
+            )
+        }
+    };
+    let hour_1_only = "&from=2015-01-01T01:00:00Z&to=2015-01-01T02:00:00Z";
+    let both_hours = "&from=2015-01-01T01:00:00Z&to=2015-01-01T03:00:00Z";
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let mock = MockGithub::start(100).await;
+        mock.set_feed(&[]);
+        mock.set_repo_feed(REPO, &[]);
+        let mut config = test_poller_config(&mock.url);
+        config.watched = vec![REPO.parse().unwrap(), "other/repo".parse().unwrap()];
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        import(&app.store, vec![hour_file.clone(), loose_file.clone()], &[]).await;
+        assert_eq!(source(&app, hour_1_only).await, ("archive".into(), 3));
+        assert_eq!(source(&app, both_hours).await, ("global_feed".into(), 4));
+        assert_eq!(source(&app, "").await, ("global_feed".into(), 4));
+        // Neither a file cut short nor one cut to some repositories completes hour 2.
+        import(&app.store, vec![cut.clone()], &[]).await;
+        import(&app.store, vec![filtered.clone()], &[REPO]).await;
+        assert_eq!(source(&app, both_hours).await, ("global_feed".into(), 4));
+        // Hour 2 read whole: every opening lies in complete hours.
+        import(&app.store, vec![hour_2_file.clone()], &[]).await;
+        assert_eq!(source(&app, both_hours).await, ("archive".into(), 4));
+        assert_eq!(source(&app, "").await, ("archive".into(), 4));
+        app.stop().await;
+
+        // Watched: over a window it was watched all along (and without a
+        // window); an older window is the archive's.
+        let app = TestApp::spawn(store.location.clone(), Some(config)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let since_start = format!("&from={}", rfc3339(chrono::Utc::now().timestamp() - 1));
+        assert_eq!(source(&app, &since_start).await, ("watched".into(), 0));
+        assert_eq!(source(&app, "").await, ("watched".into(), 4));
+        assert_eq!(source(&app, both_hours).await, ("archive".into(), 4));
+        app.stop().await;
+    }
+}
