@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ghmetrics::config::SqliteLocation;
 use ghmetrics::store::sqlite::{
-    Sqlite, event_counts, insert_events, pr_counts, pr_gaps, pr_gaps_by_window,
+    Sqlite, event_counts, for_each_pr_count_between, insert_events, pr_counts, pr_gaps,
+    pr_gaps_by_window,
 };
 use ghmetrics::synthetic::{Generator, SyntheticSettings};
 use ghmetrics::time_buckets::END_OF_TIME;
@@ -102,6 +103,18 @@ fn metric_queries(c: &mut Criterion) {
             b.iter(|| event_counts(&conn, black_box(now - minutes * 60), END_OF_TIME).unwrap())
         });
     }
+    // One day anywhere in the last 30: ragged at both ends, so every rollup
+    // level is read at both (a new day each iteration, cycling over 64).
+    let days: Vec<i64> = (0..64)
+        .map(|i| now - 29 * 86_400 + i * 37_861 % (28 * 86_400))
+        .collect();
+    let mut next = days.iter().cycle();
+    group.bench_function("1d_anywhere", |b| {
+        b.iter(|| {
+            let from = *next.next().unwrap();
+            event_counts(&conn, black_box(from), from + 86_400).unwrap()
+        })
+    });
     group.finish();
     c.bench_function("pr_gaps/busiest", |b| {
         b.iter(|| pr_gaps(&conn, black_box(&busiest), 0, END_OF_TIME).unwrap())
@@ -121,6 +134,19 @@ fn metric_queries(c: &mut Criterion) {
     });
     c.bench_function("pr_counts/limit_100", |b| {
         b.iter(|| pr_counts(&conn, black_box(Some(100))).unwrap())
+    });
+    let mut next = days.iter().cycle();
+    c.bench_function("pr_counts/limit_100_one_day_anywhere", |b| {
+        b.iter(|| {
+            let from = *next.next().unwrap();
+            let mut ranked = 0;
+            for_each_pr_count_between(&conn, black_box(from), from + 86_400, Some(100), |_, _| {
+                ranked += 1;
+                true
+            })
+            .unwrap();
+            ranked
+        })
     });
 }
 

@@ -14,6 +14,7 @@
 #
 #   benches/scripts/clickhouse.sh            # EVENTS=100000000 IMPORT_EVENTS=250000 SAMPLES=40
 #   EVENTS=0 benches/scripts/clickhouse.sh   # the imports only
+#   IMPORTS=0 benches/scripts/clickhouse.sh  # the metrics only
 #   OLD_BIN=/path/to/older/ghmetrics EVENTS=0 benches/scripts/clickhouse.sh
 #                                            # each ghmetrics import also with that build, alternating
 #
@@ -73,6 +74,7 @@ q() { curl -sfS "http://127.0.0.1:$1/" --data-binary "$2"; }
 cargo build --release --quiet --locked --bins --examples
 bin=./target/release/ghmetrics
 
+if [ "${IMPORTS:-1}" != 0 ]; then
 echo "== 1. import of $import_events generated events"
 hour=$work/hour.json.gz
 ./target/release/examples/generate_events --events "$import_events" --days 1 --out "$hour" >/dev/null
@@ -154,6 +156,7 @@ for round in 1 2 3; do
     run "ghmetrics import --store clickhouse:// [$build]" "$(build_bin "$build")" import --store "clickhouse://127.0.0.1:$port/dense$build$round" "$dense"
   done
 done
+fi
 [ "$events" -gt 0 ] || exit 0
 
 echo "== 2. $events events generated in ClickHouse"
@@ -208,30 +211,6 @@ for sql in "SELECT count() FROM big.events" \
     printf '  %-55s %8.3f s\n' "$sql" "$best"
 done
 
-cat >"$work/latency.py" <<'PY'
-import json, random, statistics, sys, time, urllib.request
-base, samples, repos = sys.argv[1], int(sys.argv[2]), [a for a in sys.argv[3:] if not a.startswith("--")]
-rng = random.Random(1)
-def timed(path):
-    started = time.perf_counter()
-    with urllib.request.urlopen(base + path) as answer:
-        answer.read()
-        assert answer.status == 200, path
-    return (time.perf_counter() - started) * 1000
-cases = {
-    "event-counts (1 h .. 30 d windows)": lambda i: f"/metrics/event-counts?offset_minutes={rng.randint(60, 43200)}",
-    "event-counts (whole history)": lambda i: f"/metrics/event-counts?offset_minutes={10_000_000 + i}",
-    "average-pr-time (the largest repositories)": lambda i: f"/metrics/average-pr-time?repo_name={repos[i % len(repos)]}",
-    "average-pr-time (random repository)": lambda i: f"/metrics/average-pr-time?repo_name=org{(r := rng.randint(1, 1_000_000)) % 9973}/repo{r}",
-    "pr-counts?limit=100..": lambda i: f"/metrics/pr-counts?limit={(100 + samples if '--pr-counts-only' in sys.argv else 100) + i}",
-    "visualization/timeline (24 h, svg)": lambda i: f"/metrics/visualization/timeline?offset_minutes={1440 + i}&format=svg",
-    "health": lambda i: "/health",
-}
-only = [name for name in cases if name.startswith("pr-counts")] if "--pr-counts-only" in sys.argv else list(cases)
-for name, path in ((name, cases[name]) for name in only):
-    times = sorted(timed(path(i)) for i in range(samples))
-    print(f"  {name:40} p50 {statistics.median(times):8.1f} ms   p90 {times[int(0.9 * len(times))]:8.1f} ms")
-PY
 largest=$(q "${http[single]}" "SELECT repo_name FROM big.pr_openings GROUP BY repo_name ORDER BY count() DESC LIMIT $samples")
 for layout in single cluster; do
     if [ $layout = single ]; then
@@ -246,7 +225,7 @@ for layout in single cluster; do
     until curl -sf "http://$listen/health" >/dev/null; do sleep 0.2; done
     echo "== metrics over HTTP, $layout ($samples requests each, none answered from the cache)"
     # shellcheck disable=SC2086 # one argument per repository
-    python3 "$work/latency.py" "http://$listen" "$samples" $largest
+    python3 benches/scripts/latency.py "http://$listen" "$samples" "$start" "$((start + span))" $largest
     # pr-counts proves short rankings from the rollup's top rows; parts of
     # similar size (a bulk load's) weaken the proof. The writer (serve with
     # polling; GitHub is a closed port here, so its polls fail and are retried)
@@ -262,5 +241,5 @@ for layout in single cluster; do
     done
     kill "$writer"
     echo "  (after the writer started: $(grep -o 'merged the ClickHouse rollups.*' "$work/writer-$layout.log" | head -n 1))"
-    python3 "$work/latency.py" "http://$listen" "$samples" --pr-counts-only
+    python3 benches/scripts/latency.py "http://$listen" "$samples" "$start" "$((start + span))" --pr-counts-only
 done

@@ -245,13 +245,133 @@ pub fn pr_counts(
 
 /// `?1`..`?2`: the window, `?3`: row limit (negative for all). The window's
 /// PullRequestEvents (an index range) counted per repository.
-const PR_COUNTS_WINDOW_SQL: &str = "SELECT repo_name, count(*) AS n FROM events
+/// `?1`..`?2`: the repository of each PullRequestEvent in the window, from
+/// the covering index alone.
+const PR_EVENTS_WINDOW_SQL: &str = "SELECT repo_name FROM events INDEXED BY pr_events_by_time
+    WHERE type_code = 2 AND created_at >= ?1 AND created_at < ?2";
+
+/// The same ranking grouped and sorted by SQLite, which spills to disk: for
+/// windows with more repositories than [`MAX_COUNTED_REPOSITORIES`].
+const PR_COUNTS_WINDOW_SQL: &str =
+    "SELECT repo_name, count(*) AS n FROM events INDEXED BY pr_events_by_time
     WHERE type_code = 2 AND created_at >= ?1 AND created_at < ?2
     GROUP BY repo_name ORDER BY n DESC, repo_name LIMIT ?3";
 
+/// Most repositories a window's ranking counts in memory (about 100 MB);
+/// a window with more is ranked by SQLite's own sort instead.
+const MAX_COUNTED_REPOSITORIES: usize = 1_000_000;
+
 /// Like [`for_each_pr_count`], over the PullRequestEvents with
-/// `from <= created_at < to` only.
+/// `from <= created_at < to` only: the window's rows of one index, counted
+/// per repository in memory (SQLite's GROUP BY sorts, several times slower),
+/// at most [`MAX_COUNTED_REPOSITORIES`] of them.
 pub fn for_each_pr_count_between(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+    limit: Option<u64>,
+    visit: impl FnMut(&str, u64) -> bool,
+) -> Result<(), rusqlite::Error> {
+    rank_window(conn, (from, to), limit, MAX_COUNTED_REPOSITORIES, visit)
+}
+
+/// [`for_each_pr_count_between`], counting at most `max_counted`
+/// repositories in memory.
+fn rank_window(
+    conn: &Connection,
+    (from, to): (i64, i64),
+    limit: Option<u64>,
+    max_counted: usize,
+    mut visit: impl FnMut(&str, u64) -> bool,
+) -> Result<(), rusqlite::Error> {
+    let mut counts = RepoCounts::default();
+    {
+        let mut stmt = conn.prepare_cached(PR_EVENTS_WINDOW_SQL)?;
+        let mut rows = stmt.query(params![from, to])?;
+        while let Some(row) = rows.next()? {
+            if !counts.add(row.get_ref(0)?.as_str()?, max_counted) {
+                drop(rows);
+                return for_each_pr_count_sorted_by_sqlite(conn, from, to, limit, visit);
+            }
+        }
+    }
+    let mut ranked: Vec<usize> = (0..counts.entries.len()).collect();
+    let order = |&a: &usize, &b: &usize| {
+        let (x, y) = (&counts.entries[a], &counts.entries[b]);
+        y.count
+            .cmp(&x.count)
+            .then_with(|| counts.name(x).cmp(counts.name(y)))
+    };
+    if let Some(limit) = limit.and_then(|n| usize::try_from(n).ok())
+        && limit < ranked.len()
+    {
+        ranked.select_nth_unstable_by(limit, order);
+        ranked.truncate(limit);
+    }
+    ranked.sort_unstable_by(order);
+    for i in ranked {
+        let entry = &counts.entries[i];
+        if !visit(counts.name(entry), entry.count) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Events per repository name, the names kept in one buffer: counting a
+/// window's hundred thousand rows allocates nothing per repository.
+#[derive(Default)]
+struct RepoCounts {
+    /// Indexes into `entries`, found by the name's hash.
+    table: hashbrown::HashTable<usize>,
+    entries: Vec<RepoCount>,
+    names: String,
+    /// Seeded per map, so names chosen to collide cannot be prepared in advance.
+    hasher: foldhash::fast::RandomState,
+}
+
+struct RepoCount {
+    name: std::ops::Range<usize>,
+    count: u64,
+}
+
+impl RepoCounts {
+    fn name(&self, entry: &RepoCount) -> &str {
+        &self.names[entry.name.clone()]
+    }
+
+    /// Counts one event of `repo`; false, counting nothing, when that would
+    /// make more than `max` repositories.
+    fn add(&mut self, repo: &str, max: usize) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(repo);
+        let (entries, names) = (&mut self.entries, &self.names);
+        if let Some(&i) = self
+            .table
+            .find(hash, |&i| &names[entries[i].name.clone()] == repo)
+        {
+            entries[i].count += 1;
+            return true;
+        }
+        if entries.len() >= max {
+            return false;
+        }
+        let start = self.names.len();
+        self.names.push_str(repo);
+        self.entries.push(RepoCount {
+            name: start..self.names.len(),
+            count: 1,
+        });
+        let (entries, names, hasher) = (&self.entries, &self.names, &self.hasher);
+        self.table.insert_unique(hash, entries.len() - 1, |&i| {
+            hasher.hash_one(&names[entries[i].name.clone()])
+        });
+        true
+    }
+}
+
+/// [`for_each_pr_count_between`] by SQLite's GROUP BY.
+fn for_each_pr_count_sorted_by_sqlite(
     conn: &Connection,
     from: i64,
     to: i64,
@@ -654,6 +774,63 @@ mod tests {
         assert_eq!(all, expected);
         assert_eq!(pr_counts(&conn, Some(2)).unwrap(), expected[..2]);
         assert_eq!(pr_counts(&conn, Some(u64::MAX)).unwrap(), expected);
+    }
+
+    /// A window's ranking counted in memory equals SQLite's GROUP BY (the
+    /// path past the memory bound) and a count of the raw events, with and
+    /// without a limit.
+    #[test]
+    fn window_rankings_agree_in_memory_and_in_sqlite() {
+        let mut rng = Lcg(11);
+        let events: Vec<Event> = (1..=3000)
+            .map(|id| {
+                let event_type = EventType::ALL[rng.below(3) as usize];
+                let repo = format!("r/{}", rng.below(40));
+                event(
+                    id,
+                    event_type,
+                    &repo,
+                    Some("opened"),
+                    rng.below(20_000) as i64,
+                )
+            })
+            .collect();
+        let db = db_with(&events);
+        let conn = db.get().unwrap();
+        let rank = |window: (i64, i64), limit: Option<u64>, max_counted: usize| {
+            let mut out = Vec::new();
+            rank_window(&conn, window, limit, max_counted, |repo, n| {
+                out.push((repo.to_owned(), n));
+                true
+            })
+            .unwrap();
+            out
+        };
+        for window in [(0, 20_000), (3_333, 3_400), (7_000, 15_001), (5, 5)] {
+            let mut truth: std::collections::HashMap<String, u64> = Default::default();
+            for e in events.iter().filter(|e| {
+                e.event_type == EventType::PullRequest
+                    && (window.0..window.1).contains(&e.created_at)
+            }) {
+                *truth.entry(e.repo_name.clone()).or_default() += 1;
+            }
+            let mut truth: Vec<(String, u64)> = truth.into_iter().collect();
+            truth.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            for limit in [None, Some(1), Some(7), Some(1000)] {
+                let expected =
+                    &truth[..limit.map_or(truth.len(), |n| (n as usize).min(truth.len()))];
+                assert_eq!(
+                    rank(window, limit, 1_000_000),
+                    expected,
+                    "{window:?} {limit:?}"
+                );
+                assert_eq!(
+                    rank(window, limit, 3),
+                    expected,
+                    "{window:?} {limit:?} past the bound"
+                );
+            }
+        }
     }
 
     #[test]
