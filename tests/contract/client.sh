@@ -29,7 +29,8 @@ curl -sf "http://$address/openapi.json" >"$out/openapi.json"
 # its documented override maps the charts' image types to bytes.
 printf 'content_type_overrides:\n  image/png: application/octet-stream\n  image/svg+xml: application/octet-stream\n' \
     >"$out/generator.yaml"
-(cd "$out" && "../../$venv/bin/openapi-python-client" generate --path openapi.json \
+generator="$(cd "$venv" && pwd)/bin/openapi-python-client"   # absolute: run from $out
+(cd "$out" && "$generator" generate --path openapi.json \
     --meta none --config generator.yaml --output-path ghmetrics_client >generate.log 2>&1) \
     || { cat "$out/generate.log" >&2; exit 1; }
 if grep -q "WARNING" "$out/generate.log"; then
