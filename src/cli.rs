@@ -33,7 +33,7 @@ pub enum Command {
     /// Poll GitHub and serve the metrics API (the default).
     Serve(Box<ServeArgs>),
     /// Import GH Archive files (.json.gz, .json, .ndjson; a directory means every such file in it).
-    Import(ImportArgs),
+    Import(Box<ImportArgs>),
 }
 
 /// Where events are stored (`serve` and `import` alike).
@@ -131,8 +131,46 @@ pub struct ImportArgs {
     pub max_line_bytes: u64,
 
     /// Files or directories to import.
-    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    #[arg(
+        required_unless_present = "gharchive",
+        conflicts_with = "gharchive",
+        value_name = "FILE_OR_DIR"
+    )]
     pub inputs: Vec<std::path::PathBuf>,
+
+    /// Download and import GH Archive's hours: `YYYY-MM-DD` (a UTC day),
+    /// `YYYY-MM-DDTHH` (one hour), or `START..END` with either form on each
+    /// side, inclusive. Hours already imported whole are not downloaded again.
+    #[arg(long, value_name = "RANGE", value_parser = clap::value_parser!(crate::gharchive::HourRange))]
+    pub gharchive: Option<crate::gharchive::HourRange>,
+
+    /// Where GH Archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
+    #[arg(long, env = "GHMETRICS_GHARCHIVE_URL", default_value = crate::gharchive::DEFAULT_URL, value_parser = parse_directory_url)]
+    pub gharchive_url: Url,
+
+    /// Hours downloading at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
+    pub jobs: u64,
+
+    /// Download and import hours already imported whole too.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// An http(s) URL whose path ends in `/`, so that file names join under it.
+fn parse_directory_url(text: &str) -> Result<Url, String> {
+    let mut url: Url = text.parse().map_err(|error| format!("{error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "expected an http:// or https:// URL, got {:?}",
+            url.scheme()
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
 }
 
 #[derive(Debug, Args, Clone)]
@@ -339,6 +377,47 @@ mod tests {
             "files are required"
         );
         assert!(Cli::try_parse_from(["ghmetrics", "import", "--batch-size", "0", "f"]).is_err());
+    }
+
+    #[test]
+    fn import_takes_a_gh_archive_range_instead_of_files() {
+        let import = |args: &[&str]| {
+            let mut all = vec!["ghmetrics", "import"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|cli| match cli.into_command() {
+                Command::Import(args) => *args,
+                other => panic!("not import: {other:?}"),
+            })
+        };
+        let args = import(&[
+            "--gharchive",
+            "2015-01-01",
+            "--gharchive-url",
+            "http://127.0.0.1:1/m",
+        ])
+        .unwrap();
+        assert_eq!(args.gharchive.unwrap().len(), 24);
+        assert_eq!(
+            args.gharchive_url.as_str(),
+            "http://127.0.0.1:1/m/",
+            "a directory"
+        );
+        assert!(args.inputs.is_empty());
+        assert_eq!((args.jobs, args.force), (4, false));
+        let default = import(&["--gharchive", "2015-01-01T05"]).unwrap();
+        assert_eq!(
+            default.gharchive_url.as_str(),
+            crate::gharchive::DEFAULT_URL
+        );
+        for bad in [
+            &["--gharchive", "2015-01-01", "file.json.gz"][..],
+            &["--gharchive", "2015-13-01"],
+            &["--gharchive", "2015-01-01", "--jobs", "0"],
+            &["--gharchive", "2015-01-01", "--gharchive-url", "ftp://x/"],
+            &[],
+        ] {
+            assert!(import(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::event::{Event, parse_event};
+use crate::gharchive::{self, HourRange};
 use crate::store::{ArchiveHour, InsertStats, Load, Store, StoreError};
 use crate::time_buckets::SECONDS_PER_HOUR;
 
@@ -81,16 +82,34 @@ pub struct ImportSummary {
     /// Lines that were not a valid event.
     pub bad_lines: u64,
     pub elapsed: Duration,
+    /// `--gharchive`: hours imported whole, hours found already imported
+    /// (not downloaded), and hours GH Archive does not have (404).
+    pub hours_imported: usize,
+    pub hours_already: usize,
+    pub hours_missing: Vec<String>,
 }
 
 impl ImportSummary {
     /// One line for people: what happened and how fast.
     pub fn describe(&self) -> String {
         let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        let what = if self.hours_imported + self.hours_already + self.hours_missing.len() > 0 {
+            format!(
+                "{} hour(s) imported, {} already imported, {} missing upstream, {} failed",
+                self.hours_imported,
+                self.hours_already,
+                self.hours_missing.len(),
+                self.files_failed.len()
+            )
+        } else {
+            format!(
+                "{} file(s) imported, {} failed",
+                self.files_complete,
+                self.files_failed.len()
+            )
+        };
         format!(
-            "{} file(s) imported, {} failed; {} lines read, {} events stored, {} duplicates, {} skipped, {} bad lines; {:.2} s ({:.0} lines/s, {:.0} events stored/s)",
-            self.files_complete,
-            self.files_failed.len(),
+            "{what}; {} lines read, {} events stored, {} duplicates, {} skipped, {} bad lines; {:.2} s ({:.0} lines/s, {:.0} events stored/s)",
             self.lines,
             self.stored.inserted(),
             self.stored.duplicates,
@@ -111,6 +130,8 @@ pub enum ImportError {
     Store(#[from] StoreError),
     #[error("the database writer stopped unexpectedly")]
     WriterGone,
+    #[error("cannot start downloading: {0}")]
+    Download(String),
 }
 
 /// The files `inputs` name: files as given, directories expanded to their
@@ -163,54 +184,274 @@ pub fn import(
         .sum();
     let progress = Progress::new(total_bytes, options.progress_bar);
 
+    let mut summary = run_pipeline(store, options, &progress, |parser| {
+        for file in &files {
+            parser.tracked_in_file = 0;
+            let source = match File::open(file) {
+                Ok(source) => source,
+                Err(error) => {
+                    files_failed.push(format!("{}: {error}", file.display()));
+                    continue;
+                }
+            };
+            let gzipped = file.extension().is_some_and(|ext| ext == "gz");
+            let hour = match parser.import_reader(&file.display().to_string(), source, gzipped)? {
+                Ok(()) => {
+                    parser.summary.files_complete += 1;
+                    // A GH Archive hour read whole (and not cut to some repositories).
+                    let name = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default();
+                    archive_hour(name)
+                        .filter(|_| options.repos.is_empty())
+                        .map(|hour| ArchiveHour {
+                            hour,
+                            source: file.display().to_string(),
+                            events_read: parser.tracked_in_file,
+                        })
+                }
+                // Reported once, in the summary; the lines read before are kept.
+                Err(reason) => {
+                    files_failed.push(format!("{}: {reason}", file.display()));
+                    None
+                }
+            };
+            parser.end_file(hour)?;
+        }
+        Ok(())
+    })?;
+    summary.files_failed = files_failed;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// What `import --gharchive` downloads, and how hard it tries.
+#[derive(Clone, Debug)]
+pub struct ArchiveImport {
+    /// GH Archive or a mirror: the hour `H` is `URL/YYYY-MM-DD-H.json.gz`.
+    pub url: reqwest::Url,
+    pub range: HourRange,
+    /// Hours downloading at once (the next ones start while one is parsed).
+    pub jobs: usize,
+    /// Download hours already imported whole too.
+    pub force: bool,
+    /// Tries per hour for 5xx, 429, timeouts, resets and bodies cut short.
+    pub attempts: u32,
+    /// The wait before the second try, doubled for each next one.
+    pub backoff: Duration,
+    /// The longest wait for a connection, an answer or the next piece of a body.
+    pub timeout: Duration,
+}
+
+impl ArchiveImport {
+    pub fn new(url: reqwest::Url, range: HourRange) -> ArchiveImport {
+        ArchiveImport {
+            url,
+            range,
+            jobs: 4,
+            force: false,
+            attempts: 5,
+            backoff: Duration::from_secs(2),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `import --gharchive`: every hour of the range not imported whole yet,
+/// downloaded (`jobs` at once, the bodies streamed into the parser in hour
+/// order, no file written) and imported as `import FILE` would, each hour
+/// recorded once stored whole. A 404 is an hour GH Archive does not have;
+/// anything else that fails is tried again from the hour's start (ids make
+/// that safe), up to `attempts` times, then reported as failed.
+pub fn import_archive(
+    store: &Store,
+    archive: &ArchiveImport,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let started = Instant::now();
+    let lookups = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| ImportError::WriterGone)?;
+    let mut wanted = Vec::new();
+    let mut already = 0;
+    for hour in archive.range.hours() {
+        if !archive.force && lookups.block_on(store.complete_hours(hour, hour))? > 0 {
+            already += 1;
+        } else {
+            wanted.push(hour);
+        }
+    }
+    let downloader = gharchive::Downloader::new(archive.timeout)
+        .map_err(|error| ImportError::Download(error.to_string()))?;
+    let progress = Progress::new(0, false);
+    let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);
+    let mut failed = Vec::new();
+    let mut missing = Vec::new();
+    let mut imported = 0;
+    let start = |hour: i64| -> Result<gharchive::Pending, String> {
+        Ok(downloader.start(gharchive::hour_url(&archive.url, hour)?))
+    };
+    let mut summary = run_pipeline(store, options, &progress, |parser| {
+        // Downloads started ahead, in hour order.
+        let mut ahead: std::collections::VecDeque<(i64, Result<gharchive::Pending, String>)> =
+            std::collections::VecDeque::new();
+        let mut next = wanted.iter().copied();
+        for _ in 0..archive.jobs.max(1) {
+            if let Some(hour) = next.next() {
+                ahead.push_back((hour, start(hour)));
+            }
+        }
+        while let Some((hour, mut pending)) = ahead.pop_front() {
+            let name = gharchive::file_name(hour);
+            // Recorded with the hour: the URL without any credentials in it.
+            let source = gharchive::hour_url(&archive.url, hour).map_or_else(
+                |_| name.clone(),
+                |mut url| {
+                    let _ = url.set_username("");
+                    let _ = url.set_password(None);
+                    url.to_string()
+                },
+            );
+            let mut attempt = 1;
+            let outcome = loop {
+                let why = match pending {
+                    Err(why) => break Err(why),
+                    Ok(download) => match download.wait() {
+                        gharchive::Fetch::Missing => break Ok(false),
+                        gharchive::Fetch::Failed(why) => break Err(why),
+                        gharchive::Fetch::Retry(why) => why,
+                        gharchive::Fetch::Body(body) => {
+                            parser.tracked_in_file = 0;
+                            match parser.import_reader(&name, body, true)? {
+                                Ok(()) => break Ok(true),
+                                Err(why) => {
+                                    // What was read stays stored; the next try skips it.
+                                    parser.flush()?;
+                                    why
+                                }
+                            }
+                        }
+                    },
+                };
+                if attempt >= archive.attempts {
+                    break Err(format!("{why} ({attempt} tries)"));
+                }
+                let wait = archive.backoff * 2u32.saturating_pow(attempt - 1);
+                tracing::warn!(hour = %name, attempt, "{why}; trying again in {wait:?}");
+                std::thread::sleep(wait);
+                attempt += 1;
+                pending = start(hour);
+            };
+            let record = match outcome {
+                Ok(true) => {
+                    imported += 1;
+                    parser.summary.files_complete += 1;
+                    tracing::info!(hour = %name, events = parser.tracked_in_file, "imported");
+                    options.repos.is_empty().then_some(ArchiveHour {
+                        hour,
+                        source,
+                        events_read: parser.tracked_in_file,
+                    })
+                }
+                Ok(false) => {
+                    tracing::warn!(hour = %name, "GH Archive does not have this hour (404)");
+                    missing.push(name);
+                    None
+                }
+                Err(why) => {
+                    tracing::error!(hour = %name, "{why}");
+                    failed.push(format!("{name}: {why}"));
+                    None
+                }
+            };
+            parser.end_file(record)?;
+            hours_bar.advance(&parser.summary, &progress);
+            if let Some(hour) = next.next() {
+                ahead.push_back((hour, start(hour)));
+            }
+        }
+        Ok(())
+    })?;
+    hours_bar.finish();
+    summary.files_failed = failed;
+    summary.hours_missing = missing;
+    summary.hours_imported = imported;
+    summary.hours_already = already;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// A bar across hours (done of total, MB/s, events/s) for a person at a terminal.
+struct HoursBar {
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl HoursBar {
+    fn new(hours: u64, bar: bool) -> HoursBar {
+        let bar = bar.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(hours), ProgressDrawTarget::stderr());
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:30} {pos}/{len} hours ETA {eta} {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        HoursBar {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    fn advance(&self, summary: &ImportSummary, progress: &Progress) {
+        if let Some(bar) = &self.bar {
+            let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+            let megabytes = progress.bytes.load(Ordering::Relaxed) as f64 / 1e6;
+            bar.inc(1);
+            bar.set_message(format!(
+                "{:.1} MB/s, {:.0} lines/s",
+                megabytes / seconds,
+                summary.lines as f64 / seconds
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs `drive` with a parser whose batches a writer thread stores, then
+/// waits for the writer: the pipeline every import shares. `drive` stops
+/// early only when the writer is gone (whose error is then returned).
+fn run_pipeline(
+    store: &Store,
+    options: &ImportOptions,
+    progress: &Progress,
+    drive: impl FnOnce(&mut Parser<'_>) -> Result<(), WriterGone>,
+) -> Result<ImportSummary, ImportError> {
     let (batch_tx, batch_rx) = sync_channel::<Load>(QUEUE_DEPTH);
     let writer_store = store.clone();
     let writer = thread::Builder::new()
         .name("import-writer".into())
         .spawn(move || writer_store.bulk_load(batch_rx))
         .map_err(|_| ImportError::WriterGone)?;
-
     let mut parser = Parser {
         options,
         batch: Vec::with_capacity(options.batch_size),
         batch_tx,
         summary: ImportSummary::default(),
-        progress: &progress,
+        progress,
         events_seen: 0,
         first_problem: None,
         tracked_in_file: 0,
     };
-    for file in &files {
-        parser.tracked_in_file = 0;
-        let hour = match parser.import_file(file) {
-            Ok(Ok(())) => {
-                parser.summary.files_complete += 1;
-                // A GH Archive hour read whole (and not cut to some repositories).
-                let name = file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                archive_hour(name)
-                    .filter(|_| options.repos.is_empty())
-                    .map(|hour| ArchiveHour {
-                        hour,
-                        source: file.display().to_string(),
-                        events_read: parser.tracked_in_file,
-                    })
-            }
-            // Reported once, in the summary; the lines read before are kept.
-            Ok(Err(reason)) => {
-                files_failed.push(format!("{}: {reason}", file.display()));
-                None
-            }
-            Err(WriterGone) => break,
-        };
-        // The file's last batch, then its end (recording the hour once its
-        // events are stored).
-        if parser.flush().is_err() || parser.batch_tx.send(Load::FileEnd(hour)).is_err() {
-            break;
-        }
-    }
+    let _ = drive(&mut parser);
     let Parser {
         batch_tx,
         mut summary,
@@ -220,9 +461,7 @@ pub fn import(
     let stored = writer.join().map_err(|_| ImportError::WriterGone)??;
     progress.finish();
     summary.stored = stored;
-    summary.files_failed = files_failed;
     summary.bytes_read = progress.bytes.load(Ordering::Relaxed);
-    summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
@@ -246,17 +485,18 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    /// Parses one file; the inner `Err` says why it could not be read to the end.
-    fn import_file(&mut self, path: &Path) -> Result<Result<(), String>, WriterGone> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) => return Ok(Err(error.to_string())),
-        };
+    /// Parses one source (`name` in messages); the inner `Err` says why it
+    /// could not be read to the end.
+    fn import_reader(
+        &mut self,
+        name: &str,
+        source: impl Read + Send + 'static,
+        gzipped: bool,
+    ) -> Result<Result<(), String>, WriterGone> {
         let counted = CountingReader {
-            inner: file,
+            inner: source,
             bytes: self.progress.bytes.clone(),
         };
-        let gzipped = path.extension().is_some_and(|ext| ext == "gz");
         let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Piece>>(QUEUE_DEPTH);
         let max_line = self.options.max_line_bytes;
         let reader = thread::Builder::new()
@@ -271,7 +511,7 @@ impl Parser<'_> {
         if let Err(error) = reader {
             return Ok(Err(format!("cannot start a reader thread: {error}")));
         }
-        let name = path.display().to_string();
+        let name = name.to_owned();
         self.first_problem = None;
         let mut line_number = 0u64;
         let events_before = self.events_seen;
@@ -353,6 +593,15 @@ impl Parser<'_> {
 
     fn wanted(&self, event: &Event) -> bool {
         self.options.repos.is_empty() || self.options.repos.contains(&event.repo_name)
+    }
+
+    /// The file's last batch, then its end: `hour` is recorded once its
+    /// events are stored.
+    fn end_file(&mut self, hour: Option<ArchiveHour>) -> Result<(), WriterGone> {
+        self.flush()?;
+        self.batch_tx
+            .send(Load::FileEnd(hour))
+            .map_err(|_| WriterGone)
     }
 
     fn flush(&mut self) -> Result<(), WriterGone> {

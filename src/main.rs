@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.into_command() {
         Command::Serve(args) => serve(*args).map(|()| ExitCode::SUCCESS),
-        Command::Import(args) => import(args),
+        Command::Import(args) => import(*args),
     };
     match result {
         Ok(code) => code,
@@ -127,8 +127,19 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         repos: args.repos.iter().map(ToString::to_string).collect(),
         max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),
     };
-    let summary = ghmetrics::import::import(&store, &args.inputs, &options)?;
+    let summary = match args.gharchive {
+        Some(range) => {
+            let mut archive = ghmetrics::import::ArchiveImport::new(args.gharchive_url, range);
+            archive.jobs = usize::try_from(args.jobs).unwrap_or(1);
+            archive.force = args.force;
+            ghmetrics::import::import_archive(&store, &archive, &options)?
+        }
+        None => ghmetrics::import::import(&store, &args.inputs, &options)?,
+    };
     println!("{}", summary.describe());
+    for hour in &summary.hours_missing {
+        println!("missing upstream: {hour}");
+    }
     for failure in &summary.files_failed {
         println!("failed: {failure}");
     }

@@ -4,6 +4,7 @@
 mod clickhouse;
 mod contract;
 mod docs;
+mod gharchive;
 mod helpers;
 mod http_api;
 mod import;

@@ -1,0 +1,373 @@
+//! `import --gharchive`: hours downloaded from a mock GH Archive on
+//! 127.0.0.1:0 (present, missing, failing then answering, cut off midway,
+//! slow), imported once, resumed without downloading again, on every store.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ghmetrics::gharchive::{HourRange, file_name};
+use ghmetrics::import::{ArchiveImport, ImportOptions, ImportSummary, import_archive};
+use ghmetrics::store::Store;
+use serde_json::Value;
+
+use crate::helpers::{Expected, fixture_file_events};
+use crate::stores::every_store;
+
+/// How the mock answers one request for a file.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// This status, no body.
+    Status(u16),
+    /// Half the body, then the connection closes (Content-Length says more).
+    Cut,
+    /// The whole body in small pieces, each after a pause.
+    Slow,
+    /// Half the body, then nothing ever again.
+    Stall,
+}
+
+#[derive(Default)]
+struct Archive {
+    files: HashMap<String, Bytes>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    requests: Vec<String>,
+}
+
+/// A GH Archive on 127.0.0.1:0.
+pub struct MockArchive {
+    pub url: String,
+    state: Arc<Mutex<Archive>>,
+}
+
+impl MockArchive {
+    pub async fn start() -> MockArchive {
+        let state = Arc::new(Mutex::new(Archive::default()));
+        let app = axum::Router::new()
+            .route("/mirror/{file}", axum::routing::get(serve_file))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        MockArchive {
+            url: format!("http://{address}/mirror/"),
+            state,
+        }
+    }
+
+    pub fn put(&self, name: &str, events: &[Value]) {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for event in events {
+            writeln!(gz, "{event}").unwrap();
+        }
+        let bytes = Bytes::from(gz.finish().unwrap());
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(name.to_owned(), bytes);
+    }
+
+    pub fn faults(&self, name: &str, faults: impl IntoIterator<Item = Fault>) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .faults
+            .entry(name.to_owned())
+            .or_default()
+            .extend(faults);
+    }
+
+    /// The files asked for since the last call.
+    pub fn take_requests(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().unwrap().requests)
+    }
+}
+
+async fn serve_file(
+    State(state): State<Arc<Mutex<Archive>>>,
+    Path(file): Path<String>,
+) -> Response {
+    let (body, fault) = {
+        let mut state = state.lock().unwrap();
+        state.requests.push(file.clone());
+        let fault = state.faults.get_mut(&file).and_then(VecDeque::pop_front);
+        (state.files.get(&file).cloned(), fault)
+    };
+    let Some(body) = body else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let length = body.len();
+    let half = body.slice(..length / 2);
+    let stream: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
+        match fault {
+            None => return ([(header::CONTENT_LENGTH, length)], body).into_response(),
+            Some(Fault::Status(status)) => {
+                return StatusCode::from_u16(status).unwrap().into_response();
+            }
+            Some(Fault::Cut) => Box::pin(futures_util::stream::iter([
+                Ok(half),
+                Err(std::io::Error::other("cut off")),
+            ])),
+            Some(Fault::Slow) => Box::pin(futures_util::stream::unfold(0, move |at| {
+                let body = body.clone();
+                async move {
+                    if at >= body.len() {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    let end = (at + 4096).min(body.len());
+                    Some((Ok(body.slice(at..end)), end))
+                }
+            })),
+            Some(Fault::Stall) => Box::pin(futures_util::stream::unfold(
+                Some(half),
+                |half| async move {
+                    match half {
+                        Some(half) => Some((Ok(half), None)),
+                        None => {
+                            std::future::pending::<()>().await;
+                            None
+                        }
+                    }
+                },
+            )),
+        };
+    (
+        [(header::CONTENT_LENGTH, length)],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// The 2021-07-21 fixture's events, split into its hours' files (06 to 09).
+fn hours_of_2021() -> Vec<(String, Vec<Value>)> {
+    let mut by_hour: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for event in fixture_file_events("events-2021-07-21-sample.json.gz") {
+        let at = chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        by_hour.entry(file_name(at / 3600)).or_default().push(event);
+    }
+    by_hour.into_iter().collect()
+}
+
+fn quick(url: &str, range: &str) -> ArchiveImport {
+    let mut archive = ArchiveImport::new(url.parse().unwrap(), range.parse::<HourRange>().unwrap());
+    archive.backoff = Duration::from_millis(10);
+    archive.timeout = Duration::from_secs(5);
+    archive.jobs = 3;
+    archive
+}
+
+async fn run(store: &Store, archive: ArchiveImport) -> ImportSummary {
+    let store = store.clone();
+    let options = ImportOptions {
+        batch_size: 37,
+        ..ImportOptions::default()
+    };
+    tokio::task::spawn_blocking(move || import_archive(&store, &archive, &options).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn hours_are_downloaded_once_whatever_the_archive_does() {
+    let hours = hours_of_2021();
+    assert_eq!(
+        hours.len(),
+        4,
+        "{:?}",
+        hours.iter().map(|h| &h.0).collect::<Vec<_>>()
+    );
+    let all: Vec<Value> = hours
+        .iter()
+        .flat_map(|(_, events)| events.clone())
+        .collect();
+    let expected = Expected::of(&all);
+    let range = "2021-07-21T05..2021-07-21T10";
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let archive = MockArchive::start().await;
+        for (name, events) in &hours {
+            archive.put(name, events);
+        }
+        // 05 and 10 are missing; 06 answers 503 twice; 07 breaks off midway
+        // once; 08 comes slowly; 09 is fine.
+        archive.faults(
+            "2021-07-21-6.json.gz",
+            [Fault::Status(503), Fault::Status(503)],
+        );
+        archive.faults("2021-07-21-7.json.gz", [Fault::Cut]);
+        archive.faults("2021-07-21-8.json.gz", [Fault::Slow]);
+        let db = store.open().await;
+
+        let first = run(&db, quick(&archive.url, range)).await;
+        assert_eq!(first.hours_imported, 4, "{first:?}");
+        assert_eq!(
+            first.hours_missing,
+            ["2021-07-21-5.json.gz", "2021-07-21-10.json.gz"]
+        );
+        assert!(first.files_failed.is_empty(), "{:?}", first.files_failed);
+        assert_eq!(first.stored.inserted(), expected.total());
+        let counts = db
+            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+            .await
+            .unwrap();
+        for (event_type, n) in counts.by_type() {
+            assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
+        }
+        let asked = archive.take_requests();
+        let times = |name: &str| asked.iter().filter(|a| *a == name).count();
+        assert_eq!(times("2021-07-21-6.json.gz"), 3, "{asked:?}");
+        assert_eq!(times("2021-07-21-7.json.gz"), 2, "{asked:?}");
+        assert_eq!(
+            times("2021-07-21-5.json.gz"),
+            1,
+            "a 404 is not retried: {asked:?}"
+        );
+        // Every hour is now complete.
+        let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
+        assert_eq!(
+            db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
+            4
+        );
+
+        // Again: nothing it has is downloaded; only the missing hours are asked.
+        let again = run(&db, quick(&archive.url, range)).await;
+        assert_eq!((again.hours_imported, again.hours_already), (0, 4));
+        assert_eq!(again.stored.inserted(), 0);
+        let mut asked = archive.take_requests();
+        asked.sort();
+        assert_eq!(asked, ["2021-07-21-10.json.gz", "2021-07-21-5.json.gz"]);
+
+        // --force downloads them again and stores nothing twice.
+        let mut forced = quick(&archive.url, "2021-07-21T06..2021-07-21T09");
+        forced.force = true;
+        let forced = run(&db, forced).await;
+        assert_eq!(forced.hours_imported, 4);
+        assert_eq!(forced.stored.inserted(), 0);
+        assert_eq!(forced.stored.duplicates, expected.total());
+        assert_eq!(db.totals().await.unwrap().events, expected.total());
+    }
+}
+
+#[tokio::test]
+async fn an_hour_that_keeps_failing_is_reported_and_the_rest_imported() {
+    let hours = hours_of_2021();
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let archive = MockArchive::start().await;
+        for (name, events) in &hours {
+            archive.put(name, events);
+        }
+        archive.faults("2021-07-21-7.json.gz", [Fault::Status(503); 5]);
+        archive.faults("2021-07-21-8.json.gz", [Fault::Status(403)]);
+        let db = store.open().await;
+        let summary = run(&db, quick(&archive.url, "2021-07-21T06..2021-07-21T09")).await;
+        assert_eq!(summary.hours_imported, 2);
+        assert_eq!(summary.files_failed.len(), 2, "{:?}", summary.files_failed);
+        assert!(
+            summary.files_failed[0].contains("503") && summary.files_failed[0].contains("5 tries")
+        );
+        assert!(
+            summary.files_failed[1].contains("403"),
+            "{:?}",
+            summary.files_failed
+        );
+        let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
+        assert_eq!(
+            db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
+            2
+        );
+        // The next run fetches only what failed.
+        archive.take_requests();
+        let retry = run(&db, quick(&archive.url, "2021-07-21T06..2021-07-21T09")).await;
+        assert_eq!((retry.hours_imported, retry.hours_already), (2, 2));
+        let mut asked = archive.take_requests();
+        asked.sort();
+        assert_eq!(asked, ["2021-07-21-7.json.gz", "2021-07-21-8.json.gz"]);
+    }
+}
+
+/// kill -9 in the middle of a range: no partial hour is recorded, and a
+/// rerun completes it without storing anything twice.
+#[tokio::test]
+async fn a_killed_import_resumes_without_storing_twice() {
+    let hours = hours_of_2021();
+    let all: Vec<Value> = hours
+        .iter()
+        .flat_map(|(_, events)| events.clone())
+        .collect();
+    let expected = Expected::of(&all);
+    let archive = MockArchive::start().await;
+    for (name, events) in &hours {
+        archive.put(name, events);
+    }
+    archive.faults("2021-07-21-8.json.gz", [Fault::Stall]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    // Credentials in the mirror's URL are sent, never recorded.
+    let url = archive.url.replace("http://", "http://reader:s3cret@");
+    let import = |range: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ghmetrics"));
+        command
+            .args(["import", "--db", db.to_str().unwrap(), "--gharchive", range])
+            .args(["--gharchive-url", &url, "--jobs", "1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    let mut child = import("2021-07-21T06..2021-07-21T09").spawn().unwrap();
+    // Hours 06 and 07 are stored, 08 stalls half-way: kill -9 then.
+    let complete = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM archive_hours", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while complete() < 2 {
+        assert!(
+            started.elapsed() < crate::helpers::PATIENCE,
+            "hours 06 and 07 never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(complete(), 2, "the hour cut by the kill is not recorded");
+
+    // Off the runtime's thread, which also serves the mock archive.
+    let mut again = import("2021-07-21T06..2021-07-21T09");
+    let output = tokio::task::spawn_blocking(move || again.output().unwrap())
+        .await
+        .unwrap();
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{summary}");
+    assert!(
+        summary.starts_with("2 hour(s) imported, 2 already imported, 0 missing upstream, 0 failed"),
+        "{summary}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (rows, ids): (u64, u64) = conn
+        .query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((rows, ids), (expected.total(), expected.total()));
+    assert_eq!(complete(), 4);
+    let sources: Vec<String> = conn
+        .prepare("SELECT source FROM archive_hours ORDER BY hour")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(sources[0], format!("{}2021-07-21-6.json.gz", archive.url));
+    assert!(sources.iter().all(|s| !s.contains("s3cret")), "{sources:?}");
+}
