@@ -29,6 +29,10 @@ struct Args {
     /// Days the events span, ending now.
     #[arg(long, default_value_t = 30)]
     days: i64,
+    /// Instead of days ending now: this one UTC hour (`YYYY-MM-DDTHH`), as
+    /// GH Archive's file of that hour would hold it (ids of its own).
+    #[arg(long, conflicts_with = "days")]
+    hour: Option<ghmetrics::gharchive::HourRange>,
     /// Distinct repositories.
     #[arg(long, default_value_t = 1_000_000)]
     repositories: u64,
@@ -55,14 +59,25 @@ fn fixture_lines() -> Vec<String> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let span_seconds = args.days * 86_400;
+    let (start, span_seconds, first_id) = match args.hour {
+        Some(hour) => (
+            hour.first * 3600,
+            3599,
+            40_000_000_000 + hour.first * 10_000_000,
+        ),
+        None => (
+            chrono::Utc::now().timestamp() - args.days * 86_400,
+            args.days * 86_400,
+            40_000_000_000,
+        ),
+    };
     let settings = SyntheticSettings {
         events: args.events,
-        start: chrono::Utc::now().timestamp() - span_seconds,
+        start,
         span_seconds,
         repositories: args.repositories,
         actors: args.repositories,
-        first_id: 40_000_000_000,
+        first_id,
         seed: args.seed,
     };
     let mut generator = Generator::new(fixture_lines(), settings).expect("fixtures hold events");

@@ -26,6 +26,7 @@ pub struct App {
     http: HttpConfig,
     poller: Option<Poller>,
     retention: Option<Duration>,
+    follow: Option<crate::follow::FollowConfig>,
 }
 
 impl App {
@@ -61,6 +62,7 @@ impl App {
             telemetry,
             answers: AnswerCache::default(),
             store_timeout: config.http.store_timeout,
+            follow: config.follow.as_ref().map(|_| Arc::default()),
         });
         Ok(App {
             listener,
@@ -68,6 +70,7 @@ impl App {
             http: config.http.clone(),
             poller,
             retention: config.retention,
+            follow: config.follow.clone(),
         })
     }
 
@@ -98,6 +101,17 @@ impl App {
                 shutdown.child_token(),
             ))
         });
+        let follow = self
+            .follow
+            .zip(self.state.follow.clone())
+            .map(|(config, status)| {
+                tokio::spawn(crate::follow::run(
+                    self.state.store.clone(),
+                    config,
+                    status,
+                    shutdown.child_token(),
+                ))
+            });
         tracing::info!(address = %self.listener.local_addr()?, "serving HTTP");
         let router = api::router(self.state, &self.http);
         let served = server::serve(
@@ -115,6 +129,9 @@ impl App {
         }
         if let Some(retention) = retention {
             retention.await.context("retention task panicked")?;
+        }
+        if let Some(follow) = follow {
+            follow.await.context("GH Archive follower panicked")?;
         }
         if let Some(upkeep) = upkeep {
             upkeep.await.context("store upkeep task panicked")?;

@@ -204,6 +204,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub watch_file: Option<std::path::PathBuf>,
 
+    /// Import each GH Archive hour once it is published (a few minutes after
+    /// it ends), beside the poller: complete data an hour later.
+    #[arg(long, env = "GHMETRICS_FOLLOW_GHARCHIVE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub follow_gharchive: bool,
+
+    /// The first hour --follow-gharchive imports: `YYYY-MM-DD` or
+    /// `YYYY-MM-DDTHH` (default: the hour the service started).
+    #[arg(long, value_name = "START", value_parser = clap::value_parser!(crate::gharchive::HourRange), requires = "follow_gharchive")]
+    pub follow_gharchive_from: Option<crate::gharchive::HourRange>,
+
+    /// Where GH Archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
+    #[arg(long, env = "GHMETRICS_GHARCHIVE_URL", default_value = crate::gharchive::DEFAULT_URL, value_parser = parse_directory_url)]
+    pub gharchive_url: Url,
+
     /// Delete events older than this (e.g. `30d`, `12h`), in small batches in
     /// the background. Default: keep everything.
     #[arg(long, env = "GHMETRICS_RETENTION", value_name = "DURATION", value_parser = parse_retention)]
@@ -343,6 +357,15 @@ impl ServeArgs {
                     write_timeout: self.write_timeout,
                 },
             },
+            follow: self.follow_gharchive.then(|| {
+                let from_hour = self.follow_gharchive_from.map_or_else(
+                    || chrono::Utc::now().timestamp() / crate::time_buckets::SECONDS_PER_HOUR,
+                    |start| start.first,
+                );
+                let mut follow = crate::follow::FollowConfig::new(self.gharchive_url, from_hour);
+                follow.retention = self.retention;
+                follow
+            }),
             retention: self.retention,
         })
     }
@@ -377,6 +400,44 @@ mod tests {
             "files are required"
         );
         assert!(Cli::try_parse_from(["ghmetrics", "import", "--batch-size", "0", "f"]).is_err());
+    }
+
+    #[test]
+    fn serve_follows_the_archive_when_asked() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["ghmetrics", "serve"];
+            all.extend_from_slice(args);
+            parse(&all).map(|args| args.into_config(None, None).unwrap())
+        };
+        assert!(config(&[]).unwrap().follow.is_none(), "off by default");
+        let follow = config(&[
+            "--follow-gharchive",
+            "--follow-gharchive-from",
+            "2026-11-29T05",
+        ])
+        .unwrap()
+        .follow
+        .unwrap();
+        let hour = "2026-11-29T05"
+            .parse::<crate::gharchive::HourRange>()
+            .unwrap();
+        assert_eq!(follow.from_hour, hour.first);
+        assert_eq!(follow.url.as_str(), crate::gharchive::DEFAULT_URL);
+        let now_hour = chrono::Utc::now().timestamp() / 3600;
+        let started = config(&["--follow-gharchive", "--retention", "2d"])
+            .unwrap()
+            .follow
+            .unwrap();
+        assert!(
+            (started.from_hour - now_hour).abs() <= 1,
+            "the hour it started"
+        );
+        assert_eq!(started.retention, Some(Duration::from_secs(2 * 86_400)));
+        assert!(
+            config(&["--follow-gharchive-from", "2026-11-29"]).is_err(),
+            "needs --follow-gharchive"
+        );
+        assert!(config(&["--follow-gharchive", "--follow-gharchive-from", "soon"]).is_err());
     }
 
     #[test]

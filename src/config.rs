@@ -373,6 +373,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Events older than this are deleted in the background; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// `--follow-gharchive`: import each GH Archive hour once published.
+    pub follow: Option<crate::follow::FollowConfig>,
 }
 
 #[cfg(test)]

@@ -124,9 +124,10 @@ pub enum Fetch {
     Failed(String),
 }
 
-/// Pieces of a body queued between the download and the reader: with
-/// reqwest's pieces of up to 16 KiB or so, a few MB per hour in flight.
-const QUEUE_PIECES: usize = 256;
+/// Pieces of a body queued between the download and the reader (each as
+/// the connection delivered it, usually 8 to 64 KiB): about a megabyte per
+/// hour downloading ahead, so memory stays flat whatever the range.
+const QUEUE_PIECES: usize = 32;
 
 /// An hour's body as a blocking [`Read`]: the bytes a download task sends.
 /// A failure mid-body (a reset, a timeout, a body cut short) is a read error.

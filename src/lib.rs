@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod follow;
 pub mod gharchive;
 pub mod github;
 pub mod import;

@@ -61,6 +61,21 @@ struct Health {
     global_feed_coverage: Option<Coverage>,
     /// Repositories polled through their own feed.
     watched_repositories: usize,
+    /// `--follow-gharchive`'s progress; null when not following.
+    gharchive: Option<Following>,
+}
+
+/// How far `--follow-gharchive` has come.
+#[derive(Serialize, ToSchema)]
+struct Following {
+    /// The newest GH Archive hour imported whole (its start, UTC).
+    newest_hour: Option<DateTime<Utc>>,
+    /// Hours that have ended and are not imported yet (GH Archive publishes
+    /// an hour a few minutes after it ends).
+    hours_behind: i64,
+    /// Hours GH Archive still did not have a day after they ended.
+    #[schema(example = json!(["2026-11-29-3.json.gz"]))]
+    hours_given_up: Vec<String>,
 }
 
 /// How much of the global feed the polls of a window saw
@@ -201,5 +216,15 @@ fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>)
         events_malformed: poll.events_malformed,
         global_feed_coverage: coverage,
         watched_repositories: state.watched.len(),
+        gharchive: state.follow.as_ref().and_then(|status| {
+            let status = status.lock().ok()?;
+            Some(Following {
+                newest_hour: status
+                    .newest_hour
+                    .and_then(|hour| DateTime::from_timestamp(hour * 3600, 0)),
+                hours_behind: status.hours_behind,
+                hours_given_up: status.given_up.clone(),
+            })
+        }),
     }
 }

@@ -50,4 +50,6 @@ pub struct Shared {
     pub answers: AnswerCache,
     /// How long a request waits for the store before answering 503.
     pub store_timeout: Duration,
+    /// `--follow-gharchive`'s progress; `None` when not following.
+    pub follow: Option<Arc<std::sync::Mutex<crate::follow::FollowStatus>>>,
 }

@@ -41,6 +41,7 @@ fn state_with(events: &[Value]) -> AppState {
         telemetry: Arc::default(),
         answers: Default::default(),
         store_timeout: ghmetrics::config::HttpConfig::default().store_timeout,
+        follow: None,
     })
 }
 

@@ -371,3 +371,110 @@ async fn a_killed_import_resumes_without_storing_twice() {
     assert_eq!(sources[0], format!("{}2021-07-21-6.json.gz", archive.url));
     assert!(sources.iter().all(|s| !s.contains("s3cret")), "{sources:?}");
 }
+
+/// `serve --follow-gharchive` beside the poller: the hours already published
+/// are imported at once, an hour published while it runs soon after, hours
+/// missing too long are given up on; what the poller stored is not stored
+/// twice.
+#[tokio::test]
+async fn the_service_follows_the_archive_as_hours_are_published() {
+    use crate::helpers::{MockGithub, TestApp, test_poller_config};
+    let now_hour = chrono::Utc::now().timestamp() / 3600;
+    // The fixture's hours 06, 07 and 08 moved to the last three hours.
+    let hours = hours_of_2021();
+    let shifted: Vec<(i64, Vec<Value>)> = hours[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, (_, events))| {
+            let hour = now_hour - 3 + i as i64;
+            let events = events
+                .iter()
+                .map(|event| {
+                    let mut event = event.clone();
+                    let at =
+                        chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
+                            .unwrap()
+                            .timestamp();
+                    let moved = hour * 3600 + at % 3600;
+                    event["created_at"] = serde_json::json!(
+                        chrono::DateTime::from_timestamp(moved, 0)
+                            .unwrap()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                    event
+                })
+                .collect();
+            (hour, events)
+        })
+        .collect();
+    let all: Vec<Value> = shifted.iter().flat_map(|(_, e)| e.clone()).collect();
+    let expected = Expected::of(&all);
+    // The live feed saw part of the last hour.
+    let live = &shifted[2].1[..60];
+    let polled = Expected::of(live).total();
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let archive = MockArchive::start().await;
+        for (hour, events) in &shifted[..2] {
+            archive.put(&file_name(*hour), events);
+        }
+        let github = MockGithub::start(100).await;
+        github.set_feed(live);
+        let mut follow =
+            ghmetrics::follow::FollowConfig::new(archive.url.parse().unwrap(), now_hour - 5);
+        follow.publish_delay = Duration::ZERO;
+        follow.retry_every = Duration::from_millis(100);
+        follow.give_up_after = Duration::from_secs(2 * 3600);
+        follow.backoff = Duration::from_millis(10);
+        let mut app = TestApp::spawn_with(
+            store.location.clone(),
+            Some(test_poller_config(&github.url)),
+            |config| config.follow = Some(follow),
+        )
+        .await;
+        app.wait_for_report(|r| r.events_inserted == polled).await;
+        let hour_text = |hour: i64| {
+            chrono::DateTime::from_timestamp(hour * 3600, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let health_until = |want: String| {
+            let app = &app;
+            async move {
+                let started = std::time::Instant::now();
+                loop {
+                    let (_, health) = app.get_json("/health").await;
+                    if health["gharchive"]["newest_hour"] == want.as_str() {
+                        return health;
+                    }
+                    assert!(started.elapsed() < crate::helpers::PATIENCE, "{health}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let health = health_until(hour_text(now_hour - 2)).await;
+        assert_eq!(
+            health["gharchive"]["hours_given_up"],
+            serde_json::json!([file_name(now_hour - 5), file_name(now_hour - 4)])
+        );
+        // The last hour is published now.
+        archive.put(&file_name(now_hour - 1), &shifted[2].1);
+        let health = health_until(hour_text(now_hour - 1)).await;
+        let ended = chrono::Utc::now().timestamp() / 3600 - 1;
+        assert_eq!(health["gharchive"]["hours_behind"], ended - (now_hour - 1));
+        assert_eq!(health["events_stored"], expected.total());
+        assert_eq!(health["events_by_origin"]["global_feed"], polled);
+        assert_eq!(
+            health["events_by_origin"]["import"],
+            expected.total() - polled
+        );
+        let window = format!(
+            "/metrics/event-counts?from={}&to={}",
+            hour_text(now_hour - 3),
+            hour_text(now_hour)
+        );
+        let (_, counts) = app.get_json(&window).await;
+        assert_eq!(counts, serde_json::json!(expected.by_type));
+        app.stop().await;
+    }
+}

@@ -490,6 +490,7 @@ impl TestApp {
             poller,
             http: HttpConfig::default(),
             retention: None,
+            follow: None,
         };
         adjust(&mut config);
         let app = App::build(&config, listener).await.unwrap();

@@ -1,0 +1,151 @@
+//! `serve --follow-gharchive`: imports each GH Archive hour once it is
+//! published, with the same code as `import --gharchive`, beside the poller:
+//! live numbers now, complete numbers an hour later.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::gharchive::{HourRange, file_name};
+use crate::import::{ArchiveImport, ImportOptions, import_archive};
+use crate::store::Store;
+use crate::time_buckets::SECONDS_PER_HOUR;
+
+/// What the follower does and when.
+#[derive(Clone, Debug)]
+pub struct FollowConfig {
+    /// GH Archive or a mirror (see [`ArchiveImport::url`]).
+    pub url: Url,
+    /// The first hour to import (hours since the epoch).
+    pub from_hour: i64,
+    /// How long after an hour ends it is first asked for (GH Archive
+    /// publishes an hour a few minutes after it ends).
+    pub publish_delay: Duration,
+    /// How long to wait before asking again for an hour not there yet.
+    pub retry_every: Duration,
+    /// An hour still missing this long after it ended is given up on.
+    pub give_up_after: Duration,
+    /// `--retention`: hours older than it are not imported (they would be deleted).
+    pub retention: Option<Duration>,
+    /// Tries and waits within one attempt at an hour (as `import --gharchive`).
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub timeout: Duration,
+}
+
+impl FollowConfig {
+    pub fn new(url: Url, from_hour: i64) -> FollowConfig {
+        FollowConfig {
+            url,
+            from_hour,
+            publish_delay: Duration::from_secs(5 * 60),
+            retry_every: Duration::from_secs(5 * 60),
+            give_up_after: Duration::from_secs(24 * 3600),
+            retention: None,
+            attempts: 3,
+            backoff: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How far the follower has come, for `/health` and Prometheus.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FollowStatus {
+    /// The newest hour imported whole (hours since the epoch).
+    pub newest_hour: Option<i64>,
+    /// Hours that have ended and are not imported yet.
+    pub hours_behind: i64,
+    /// Hours still missing a day after they ended (`YYYY-MM-DD-H.json.gz`).
+    pub given_up: Vec<String>,
+}
+
+/// Follows the archive until `shutdown` (an hour being imported is finished first).
+pub async fn run(
+    store: Store,
+    config: FollowConfig,
+    status: Arc<Mutex<FollowStatus>>,
+    shutdown: CancellationToken,
+) {
+    let mut hour = config.from_hour;
+    loop {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(retention) = config.retention {
+            hour = hour.max((now - retention.as_secs() as i64) / SECONDS_PER_HOUR + 1);
+        }
+        let ended = now / SECONDS_PER_HOUR - 1;
+        set(&status, |s| s.hours_behind = (ended - hour + 1).max(0));
+        let due = (hour + 1) * SECONDS_PER_HOUR + config.publish_delay.as_secs() as i64;
+        if now < due {
+            if sleep(Duration::from_secs((due - now) as u64), &shutdown).await {
+                return;
+            }
+            continue;
+        }
+        let summary = {
+            let store = store.clone();
+            let mut archive = ArchiveImport::new(
+                config.url.clone(),
+                HourRange {
+                    first: hour,
+                    last: hour,
+                },
+            );
+            archive.jobs = 1;
+            archive.attempts = config.attempts;
+            archive.backoff = config.backoff;
+            archive.timeout = config.timeout;
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                import_archive(&store, &archive, &ImportOptions::default())
+            })
+            .await
+        };
+        let name = file_name(hour);
+        match summary {
+            Ok(Ok(summary)) if summary.hours_imported + summary.hours_already == 1 => {
+                if summary.hours_imported == 1 {
+                    tracing::info!(hour = %name, stored = summary.stored.inserted(), duplicates = summary.stored.duplicates, "archive hour imported");
+                }
+                set(&status, |s| s.newest_hour = Some(hour));
+                hour += 1;
+                continue;
+            }
+            Ok(Ok(summary)) if !summary.hours_missing.is_empty() => {
+                let age = now - (hour + 1) * SECONDS_PER_HOUR;
+                if age > config.give_up_after.as_secs() as i64 {
+                    tracing::warn!(hour = %name, "GH Archive still does not have this hour a day after it ended; going on without it");
+                    set(&status, |s| s.given_up.push(name));
+                    hour += 1;
+                    continue;
+                }
+                tracing::debug!(hour = %name, "not published yet");
+            }
+            Ok(Ok(summary)) => {
+                tracing::warn!(hour = %name, failures = ?summary.files_failed, "archive hour failed; trying again later");
+            }
+            Ok(Err(error)) => tracing::error!(hour = %name, %error, "archive import failed"),
+            Err(error) => tracing::error!(hour = %name, %error, "archive import task failed"),
+        }
+        if sleep(config.retry_every, &shutdown).await {
+            return;
+        }
+    }
+}
+
+fn set(status: &Mutex<FollowStatus>, change: impl FnOnce(&mut FollowStatus)) {
+    if let Ok(mut status) = status.lock() {
+        change(&mut status);
+    }
+}
+
+/// Sleeps `duration`; true when `shutdown` came first.
+async fn sleep(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
