@@ -186,7 +186,7 @@ pub fn import(
 
     let mut summary = run_pipeline(store, options, &progress, |parser| {
         for file in &files {
-            parser.tracked_in_file = 0;
+            parser.tracked_in_file = [0; 3];
             let source = match File::open(file) {
                 Ok(source) => source,
                 Err(error) => {
@@ -208,7 +208,8 @@ pub fn import(
                         .map(|hour| ArchiveHour {
                             hour,
                             source: file.display().to_string(),
-                            events_read: parser.tracked_in_file,
+                            events_read: parser.tracked_in_file.iter().sum(),
+                            events_by_type: parser.tracked_in_file,
                         })
                 }
                 // Reported once, in the summary; the lines read before are kept.
@@ -323,7 +324,7 @@ pub fn import_archive(
                         gharchive::Fetch::Failed(why) => break Err(why),
                         gharchive::Fetch::Retry(why) => why,
                         gharchive::Fetch::Body(body) => {
-                            parser.tracked_in_file = 0;
+                            parser.tracked_in_file = [0; 3];
                             match parser.import_reader(&name, body, true)? {
                                 Ok(()) => break Ok(true),
                                 Err(why) => {
@@ -348,11 +349,12 @@ pub fn import_archive(
                 Ok(true) => {
                     imported += 1;
                     parser.summary.files_complete += 1;
-                    tracing::info!(hour = %name, events = parser.tracked_in_file, "imported");
+                    tracing::info!(hour = %name, events = parser.tracked_in_file.iter().sum::<u64>(), "imported");
                     options.repos.is_empty().then_some(ArchiveHour {
                         hour,
                         source,
-                        events_read: parser.tracked_in_file,
+                        events_read: parser.tracked_in_file.iter().sum(),
+                        events_by_type: parser.tracked_in_file,
                     })
                 }
                 Ok(false) => {
@@ -449,7 +451,7 @@ fn run_pipeline(
         progress,
         events_seen: 0,
         first_problem: None,
-        tracked_in_file: 0,
+        tracked_in_file: [0; 3],
     };
     let _ = drive(&mut parser);
     let Parser {
@@ -473,8 +475,8 @@ struct Parser<'a> {
     batch: Vec<Event>,
     batch_tx: SyncSender<Load>,
     summary: ImportSummary,
-    /// Tracked events read from the current file.
-    tracked_in_file: u64,
+    /// Tracked events read from the current file, per type.
+    tracked_in_file: [u64; 3],
     progress: &'a Progress,
     /// Lines that were events (of any type), to tell a file of events from
     /// a file of something else.
@@ -579,7 +581,7 @@ impl Parser<'_> {
         }
         match parsed {
             Ok(Some(event)) if self.wanted(&event) => {
-                self.tracked_in_file += 1;
+                self.tracked_in_file[event.event_type.index()] += 1;
                 self.batch.push(event);
                 if self.batch.len() >= self.options.batch_size {
                     self.flush()?;

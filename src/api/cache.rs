@@ -61,11 +61,30 @@ impl Stamp {
 pub struct Answer {
     pub content_type: &'static str,
     pub body: Bytes,
+    /// `X-Complete-Until`: where the run of complete GH Archive hours that
+    /// starts at the window's first hour ends (epoch seconds).
+    pub complete_until: Option<i64>,
+}
+
+/// The header saying how far an answer rests on complete archive hours.
+pub const COMPLETE_UNTIL: &str = "x-complete-until";
+
+/// The `X-Complete-Until` value for epoch second `at`.
+pub fn complete_until_value(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+        let mut response = ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response();
+        if let Some(at) = self.complete_until
+            && let Ok(value) = header::HeaderValue::from_str(&complete_until_value(at))
+        {
+            response.headers_mut().insert(COMPLETE_UNTIL, value);
+        }
+        response
     }
 }
 
@@ -208,6 +227,7 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<Answer, AppError> {
     Ok(Answer {
         content_type: "application/json",
         body: Bytes::from(body),
+        complete_until: None,
     })
 }
 
@@ -219,6 +239,7 @@ mod tests {
         Answer {
             content_type: "text/plain",
             body: Bytes::from_static(text.as_bytes()),
+            complete_until: None,
         }
     }
 

@@ -59,6 +59,10 @@ struct Health {
     events_malformed: u64,
     /// How much of the global feed the polls of the last hour saw.
     global_feed_coverage: Option<Coverage>,
+    /// Of the tracked events in the last day's complete GH Archive hours, the
+    /// share the live feeds had stored before (see `/coverage`); null without
+    /// such hours.
+    live_feed_share_last_day: Option<f64>,
     /// Repositories polled through their own feed.
     watched_repositories: usize,
     /// `--follow-gharchive`'s progress; null when not following.
@@ -128,6 +132,7 @@ const STORE_WAIT: Duration = Duration::from_secs(1);
 struct StoreFigures {
     totals: Totals,
     coverage: FeedCoverage,
+    live_share: Option<f64>,
 }
 
 /// Whether the service is up, how much is stored, and whether polling works.
@@ -150,13 +155,27 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
         };
         cache::answer(&state, key, stamp, || async {
             // Two questions of the store, asked at once.
-            let (totals, coverage) = tokio::try_join!(
-                state.store.totals(),
-                state
-                    .store
-                    .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS),
+            let (totals, coverage, live_share) = tokio::try_join!(
+                async { Ok::<_, AppError>(state.store.totals().await?) },
+                async {
+                    Ok::<_, AppError>(
+                        state
+                            .store
+                            .global_feed_coverage(now, COVERAGE_WINDOW_SECONDS)
+                            .await?,
+                    )
+                },
+                super::coverage::last_day_share(&state, now),
             )?;
-            cache::json(&report(&state, now, Ok(StoreFigures { totals, coverage })))
+            cache::json(&report(
+                &state,
+                now,
+                Ok(StoreFigures {
+                    totals,
+                    coverage,
+                    live_share,
+                }),
+            ))
         })
         .await
     };
@@ -179,9 +198,14 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
 fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>) -> Health {
     let poll = state.poll_status.snapshot();
     let failing = poll.consecutive_failures >= DEGRADED_AFTER_FAILURES;
-    let (store_status, totals, coverage) = match store {
-        Ok(figures) => ("ok", Some(figures.totals), Some(figures.coverage.into())),
-        Err(problem) => (problem, None, None),
+    let (store_status, totals, coverage, live_share) = match store {
+        Ok(figures) => (
+            "ok",
+            Some(figures.totals),
+            Some(figures.coverage.into()),
+            figures.live_share,
+        ),
+        Err(problem) => (problem, None, None, None),
     };
     let newest_event_at = totals.and_then(|t| t.newest_event_at);
     // Staleness counts only once polls have had a chance to bring events.
@@ -215,6 +239,7 @@ fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>)
         polls: poll.polls,
         events_malformed: poll.events_malformed,
         global_feed_coverage: coverage,
+        live_feed_share_last_day: live_share,
         watched_repositories: state.watched.len(),
         gharchive: state.follow.as_ref().and_then(|status| {
             let status = status.lock().ok()?;

@@ -123,7 +123,7 @@ async fn average_pr_time(
             }
             _ => "global_feed",
         };
-        cache::json(&AveragePrTime {
+        let mut answer = cache::json(&AveragePrTime {
             repo_name,
             average_seconds: summary.average_seconds,
             median_seconds: summary.median_seconds,
@@ -136,7 +136,9 @@ async fn average_pr_time(
             message,
             source,
             watched_since,
-        })
+        })?;
+        answer.complete_until = complete_until(&state, window, now).await?;
+        Ok(answer)
     })
     .await
 }
@@ -164,10 +166,10 @@ impl From<store::EventCounts> for EventCounts {
 }
 
 /// The description of `from`, the same on every endpoint.
-const WINDOW_FROM: &str = "The window's start, RFC 3339 (`2015-01-01T03:00:00Z`; an offset such as `+02:00`, written `%2B02:00` in a URL, is converted to UTC): \
+pub(super) const WINDOW_FROM: &str = "The window's start, RFC 3339 (`2015-01-01T03:00:00Z`; an offset such as `+02:00`, written `%2B02:00` in a URL, is converted to UTC): \
 events with `created_at` in [`from`, `to`). From 2008-01-01T00:00:00Z to a day ahead of now; before `to`; not with `offset_minutes`";
 /// The description of `to`.
-const WINDOW_TO: &str = "The window's end (excluded), RFC 3339; only with `from`; default now. From 2008-01-01T00:00:00Z to a day ahead of now";
+pub(super) const WINDOW_TO: &str = "The window's end (excluded), RFC 3339; only with `from`; default now. From 2008-01-01T00:00:00Z to a day ahead of now";
 
 /// The stamp of an answer over `window`: the data, and the clock when the window moves with it.
 async fn stamp_for(state: &AppState, window: Option<Window>, now: i64) -> Result<Stamp, AppError> {
@@ -175,6 +177,26 @@ async fn stamp_for(state: &AppState, window: Option<Window>, now: i64) -> Result
         Some(window) if window.moves() => Stamp::at(state, now).await,
         _ => Stamp::of_data(state).await,
     }
+}
+
+/// Where the run of complete archive hours that starts at the window's first
+/// hour ends (for no window, at the oldest stored event's hour): the
+/// `X-Complete-Until` of an answer. `None` when that hour is not complete.
+async fn complete_until(
+    state: &AppState,
+    window: Option<Window>,
+    now: i64,
+) -> Result<Option<i64>, AppError> {
+    let from = match window {
+        Some(window) => Some(window.bounds(now).0),
+        None => state.store.totals().await?.oldest_event_at,
+    };
+    let Some(from) = from else { return Ok(None) };
+    let end = state
+        .store
+        .complete_until(from.div_euclid(SECONDS_PER_HOUR))
+        .await?;
+    Ok(end.map(|hour| hour * SECONDS_PER_HOUR))
 }
 
 /// The counts over `window` as of epoch second `now`.
@@ -219,7 +241,9 @@ async fn event_counts(
     };
     let stamp = stamp_for(&state, Some(window), now).await?;
     cache::answer(&state, key, stamp, || async {
-        cache::json(&EventCounts::from(counts_in(&state, window, now).await?))
+        let mut answer = cache::json(&EventCounts::from(counts_in(&state, window, now).await?))?;
+        answer.complete_until = complete_until(&state, Some(window), now).await?;
+        Ok(answer)
     })
     .await
 }
@@ -272,11 +296,13 @@ async fn pr_counts(
     let answer = cache::bounded(&state, write_pr_counts(&state.store, limit, bounds))
         .await?
         .finish()?;
+    let complete_until = cache::bounded(&state, complete_until(&state, window, now)).await?;
     Ok(match answer {
         Spooled::Memory(body) => {
             let answer = Answer {
                 content_type: "application/json",
                 body,
+                complete_until,
             };
             state.answers.put(key, stamp, answer.clone());
             answer.into_response()
@@ -286,12 +312,18 @@ async fn pr_counts(
                 tokio::fs::File::from_std(file),
                 64 * 1024,
             );
-            (
+            let mut response = (
                 [(header::CONTENT_TYPE, "application/json")],
                 [(header::CONTENT_LENGTH, length.to_string())],
                 Body::from_stream(stream),
             )
-                .into_response()
+                .into_response();
+            if let Some(value) = complete_until
+                .and_then(|at| header::HeaderValue::from_str(&cache::complete_until_value(at)).ok())
+            {
+                response.headers_mut().insert(cache::COMPLETE_UNTIL, value);
+            }
+            response
         }
     })
 }
@@ -395,6 +427,7 @@ async fn visualization(
         Ok(Answer {
             content_type: format.content_type(),
             body,
+            complete_until: complete_until(&state, Some(window), now).await?,
         })
     })
     .await
@@ -497,6 +530,7 @@ async fn visualization_timeline(
         Ok(Answer {
             content_type: format.content_type(),
             body,
+            complete_until: complete_until(&state, Some(window), now).await?,
         })
     })
     .await

@@ -3,6 +3,7 @@
 //! from the same list and cannot drift.
 
 mod cache;
+mod coverage;
 mod dashboard;
 mod health;
 pub mod layers;
@@ -70,6 +71,7 @@ struct ApiDoc;
 fn endpoints() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(metrics::router())
+        .merge(coverage::router())
         .merge(health::router())
         .merge(prometheus::router())
 }
@@ -110,6 +112,14 @@ fn documented_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                     .or_insert_with(|| response.clone());
             }
             declare_binary_bodies(operation);
+            if path.contains("/metrics/")
+                && let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200")
+            {
+                ok.headers.insert(
+                    "X-Complete-Until".to_owned(),
+                    complete_until_header().into(),
+                );
+            }
         }
     }
     (router, spec)
@@ -136,6 +146,26 @@ fn declare_binary_bodies(operation: &mut utoipa::openapi::path::Operation) {
             }
         }
     }
+}
+
+/// `X-Complete-Until` on every metric answer.
+fn complete_until_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::DateTime,
+                )))
+                .build(),
+        ))
+        .description(Some(
+            "How final the answer is: the end (UTC) of the run of complete GH Archive hours \
+             that starts at the window's first hour (without a window, at the oldest stored \
+             event's hour). Before it the answer rests on every event GH Archive has; after it, \
+             on what the live feed sampled. Absent when that first hour is not complete.",
+        ))
+        .build()
 }
 
 /// The errors any endpoint can answer from the layers around it rather than
@@ -306,6 +336,13 @@ mod tests {
             counts["responses"]["503"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/ErrorBody"
         );
+        // Every metric answer says how final it is.
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            if path.contains("/metrics/") {
+                let header = &item["get"]["responses"]["200"]["headers"]["X-Complete-Until"];
+                assert_eq!(header["schema"]["format"], "date-time", "{path}");
+            }
+        }
         let schemas = &spec["components"]["schemas"];
         assert!(schemas["ErrorBody"]["properties"]["detail"].is_object());
         assert!(schemas["EventCounts"]["properties"]["PullRequestEvent"].is_object());

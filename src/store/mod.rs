@@ -109,6 +109,22 @@ pub trait Backend: Clone + Send + Sync + 'static {
         last_hour: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// The complete archive hours of `first_hour..=last_hour` with their
+    /// live-feed figures, oldest first (hours recorded without figures left out).
+    fn hour_coverage(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> impl Future<Output = Result<Vec<HourCoverage>, StoreError>> + Send;
+
+    /// The end (exclusive, an hour since the epoch) of the run of complete
+    /// archive hours that starts at `first_hour`; `None` when `first_hour`
+    /// is not complete.
+    fn complete_until(
+        &self,
+        first_hour: i64,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
     /// Deletes events created before `cutoff`, at least `limit` of them
     /// when there are that many (SQLite deletes exactly up to `limit` per
     /// call, so that the poller interleaves; ClickHouse deletes them all at
@@ -277,6 +293,20 @@ impl Store {
         on_store!(self, b => Backend::complete_hours(b, first_hour, last_hour).await)
     }
 
+    /// See [`Backend::hour_coverage`].
+    pub async fn hour_coverage(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> Result<Vec<HourCoverage>, StoreError> {
+        on_store!(self, b => Backend::hour_coverage(b, first_hour, last_hour).await)
+    }
+
+    /// See [`Backend::complete_until`].
+    pub async fn complete_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
+        on_store!(self, b => Backend::complete_until(b, first_hour).await)
+    }
+
     /// See [`Backend::delete_events_before`].
     pub async fn delete_events_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {
         on_store!(self, b => Backend::delete_events_before(b, cutoff, limit).await)
@@ -395,6 +425,19 @@ pub struct ArchiveHour {
     pub source: String,
     /// Tracked events in the file.
     pub events_read: u64,
+    /// The same per type, in [`EventType::ALL`] order.
+    pub events_by_type: [u64; 3],
+}
+
+/// What a complete archive hour says about the live feed: per type (in
+/// [`EventType::ALL`] order) the events the hour's file holds, and how many
+/// of them the live feeds had stored before it was imported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HourCoverage {
+    /// Hours since the epoch.
+    pub hour: i64,
+    pub archive_events: [u64; 3],
+    pub live_events: [u64; 3],
 }
 
 /// Stored events per tracked type.

@@ -475,6 +475,101 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
         );
         let (_, counts) = app.get_json(&window).await;
         assert_eq!(counts, serde_json::json!(expected.by_type));
+
+        // How much the live feed saw, per complete hour: nothing of the first
+        // two, the polled part of the last, computed from the events themselves.
+        let (status, coverage) = app
+            .get_json(&format!(
+                "/v1/coverage?from={}&to={}",
+                hour_text(now_hour - 3),
+                hour_text(now_hour)
+            ))
+            .await;
+        assert_eq!(status, 200, "{coverage}");
+        let hours = coverage["hours"].as_array().unwrap();
+        assert_eq!(hours.len(), 3, "{coverage}");
+        for (entry, (hour, events)) in hours.iter().zip(&shifted) {
+            let archive = Expected::of(events);
+            let seen = if *hour == now_hour - 1 {
+                Expected::of(live)
+            } else {
+                Expected::of(&[])
+            };
+            assert_eq!(entry["hour"], hour_text(*hour));
+            assert_eq!(entry["archive_events"], archive.total());
+            assert_eq!(entry["live_events"], seen.total());
+            let share = seen.total() as f64 / archive.total() as f64;
+            assert!(
+                (entry["share"].as_f64().unwrap() - share).abs() < 1e-12,
+                "{entry}"
+            );
+            for (kind, n) in &archive.by_type {
+                assert_eq!(entry["by_type"][kind]["archive_events"], *n, "{kind}");
+                assert_eq!(
+                    entry["by_type"][kind]["live_events"], seen.by_type[kind],
+                    "{kind}"
+                );
+            }
+        }
+        // How final each answer is: complete up to the end of the run of
+        // archive hours that starts at the window's first hour.
+        let complete_until = |path: String| {
+            let app = &app;
+            async move {
+                let answer = app.get(&path).await;
+                assert_eq!(answer.status(), 200, "{path}");
+                answer
+                    .headers()
+                    .get("x-complete-until")
+                    .map(|v| v.to_str().unwrap().to_owned())
+            }
+        };
+        let end = Some(hour_text(now_hour));
+        let from = |hour: i64, extra: i64| {
+            chrono::DateTime::from_timestamp(hour * 3600 + extra, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        assert_eq!(complete_until(window.clone()).await, end);
+        assert_eq!(
+            complete_until(format!(
+                "/metrics/event-counts?from={}",
+                from(now_hour - 3, 1800)
+            ))
+            .await,
+            end
+        );
+        assert_eq!(
+            complete_until(format!(
+                "/v1/metrics/visualization/timeline?from={}",
+                from(now_hour - 2, 0)
+            ))
+            .await,
+            end
+        );
+        assert_eq!(
+            complete_until("/metrics/pr-counts".to_owned()).await,
+            end,
+            "from the oldest event"
+        );
+        assert_eq!(
+            complete_until("/metrics/average-pr-time?repo_name=a/b".to_owned()).await,
+            end
+        );
+        for not_complete in [now_hour - 5, now_hour] {
+            let path = format!(
+                "/metrics/event-counts?from={}&to={}",
+                from(not_complete, 0),
+                from(now_hour, 60)
+            );
+            assert_eq!(complete_until(path).await, None, "{not_complete}");
+        }
+        let (_, health) = app.get_json("/health").await;
+        let day_share = polled as f64 / expected.total() as f64;
+        assert!(
+            (health["live_feed_share_last_day"].as_f64().unwrap() - day_share).abs() < 1e-12,
+            "{health}"
+        );
         app.stop().await;
     }
 }

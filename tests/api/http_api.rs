@@ -412,7 +412,10 @@ async fn every_window_has_the_same_documented_maximum() {
                 }
             }
         }
-        assert_eq!(documented, 10, "the five windowed endpoints, plain and /v1");
+        assert_eq!(
+            documented, 12,
+            "the five windowed endpoints and coverage, plain and /v1"
+        );
         let stored = app
             .get_json("/metrics/event-counts?offset_minutes=60000000")
             .await;
@@ -423,6 +426,7 @@ async fn every_window_has_the_same_documented_maximum() {
             "/metrics/visualization/timeline?",
             "/metrics/pr-counts?",
             "/metrics/average-pr-time?repo_name=a/b&",
+            "/coverage?",
         ] {
             let at_max = app
                 .get(&format!("{path}offset_minutes={MAX_OFFSET_MINUTES}"))

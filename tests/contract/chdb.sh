@@ -21,7 +21,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import chdb" 2>/dev/n
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "chdb==4.4.0"
 fi
-transcript="$(pwd)/$out/transcript.jsonl"
+transcript="$(mkdir -p "$out" && cd "$out" && pwd)/transcript.jsonl"   # absolute: the tests run elsewhere
 GHMETRICS_REQUIRE_CLICKHOUSE=1 GHMETRICS_CLICKHOUSE_TRANSCRIPT="$transcript" \
     cargo test --quiet --locked --test api -- --exact clickhouse::both_stores_answer_every_question_alike
 "$venv/bin/python" tests/contract/chdb_replay.py "$transcript" | tee "$out/report.txt"

@@ -3,7 +3,7 @@ openapi-python-client generated from its OpenAPI document (tests/contract/client
 
 import inspect
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 
 import httpx
 
@@ -11,7 +11,8 @@ from ghmetrics_client import Client
 from ghmetrics_client.api.charts import (
     visualization, visualization_timeline, visualization_timeline_v1, visualization_v1)
 from ghmetrics_client.api.metrics import (
-    average_pr_time, average_pr_time_v1, event_counts, event_counts_v1, pr_counts, pr_counts_v1)
+    average_pr_time, average_pr_time_v1, coverage, coverage_v1, event_counts, event_counts_v1,
+    pr_counts, pr_counts_v1)
 from ghmetrics_client.api.operations import health
 import ghmetrics_client.models as models
 from ghmetrics_client.models import ErrorBody, Health
@@ -45,12 +46,19 @@ for counts, pr, average in [(event_counts, pr_counts, average_pr_time),
     top = next(iter(ranking.to_dict()))
     same(average.sync(client=client, repo_name=top),
          f"{prefix}/metrics/average-pr-time?repo_name={top}")
+    # An absolute window, as datetimes.
+    start, end = datetime(2021, 7, 21, 6, tzinfo=timezone.utc), datetime(2021, 7, 21, 10, tzinfo=timezone.utc)
+    same(counts.sync(client=client, from_=start, to=end),
+         f"{prefix}/metrics/event-counts?from=2021-07-21T06:00:00Z&to=2021-07-21T10:00:00Z")
     refused = counts.sync(client=client, offset_minutes=0)
     assert isinstance(refused, ErrorBody) and "offset_minutes" in refused.detail, refused
     checked += 1
 
 assert isinstance(health.sync(client=client), Health)
 checked += 1
+for cover, prefix in [(coverage, ""), (coverage_v1, "/v1")]:
+    same(cover.sync(client=client, from_=datetime(2015, 1, 1, tzinfo=timezone.utc)),
+         f"{prefix}/coverage?from=2015-01-01T00:00:00Z")
 
 signatures = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<svg"}
 for chart in [visualization, visualization_v1, visualization_timeline, visualization_timeline_v1]:

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "origins",
         include_str!("../../../migrations/clickhouse/V3__origins.sql"),
     ),
+    (
+        4,
+        "archive_coverage",
+        include_str!("../../../migrations/clickhouse/V4__archive_coverage.sql"),
+    ),
 ];
 
 /// Applies the migrations `layout.main` has not recorded.

@@ -38,8 +38,8 @@ use layout::Layout;
 use crate::config::ClickHouseSettings;
 use crate::event::Event;
 use crate::store::{
-    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, InsertStats, Load, Origin,
-    PrCountSink, PrGapSummary, StoreError, Totals,
+    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, HourCoverage, InsertStats, Load,
+    Origin, PrCountSink, PrGapSummary, StoreError, Totals,
 };
 
 /// The ClickHouse store. Cheap to clone.
@@ -170,6 +170,18 @@ impl Backend for ClickHouse {
 
     async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
         Ok(ClickHouse::complete_hours(self, first_hour, last_hour).await?)
+    }
+
+    async fn hour_coverage(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> Result<Vec<HourCoverage>, StoreError> {
+        Ok(ClickHouse::hour_coverage(self, first_hour, last_hour).await?)
+    }
+
+    async fn complete_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
+        Ok(ClickHouse::complete_until(self, first_hour).await?)
     }
 
     /// One insert per batch, on a runtime and HTTP connections of this

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::text::{datetime, number, push_tsv, quote};
 use super::{ClickHouse, ClickHouseError, lock};
 use crate::event::{Event, EventType};
-use crate::store::{ArchiveHour, InsertStats, Origin};
+use crate::store::{ArchiveHour, HourCoverage, InsertStats, Origin};
 use crate::time_buckets::SECONDS_PER_MINUTE;
 
 /// How long a purge waits for ClickHouse to finish its delete mutations.
@@ -136,15 +136,111 @@ impl ClickHouse {
         stored: u64,
         now: i64,
     ) -> Result<(), ClickHouseError> {
+        // The hour's events that arrived by a live feed: what the poller had
+        // stored before the archive brought the rest.
+        let start = hour.hour * crate::time_buckets::SECONDS_PER_HOUR;
+        let answer = self
+            .query(&format!(
+                "SELECT CAST(type AS Int8), count() FROM {} WHERE created_at >= toDateTime({start})
+                   AND created_at < toDateTime({}) AND origin IN (1, 2)
+                 GROUP BY type FORMAT TabSeparated",
+                self.layout.table("events"),
+                start + crate::time_buckets::SECONDS_PER_HOUR
+            ))
+            .await?;
+        let mut live = [0u64; 3];
+        for line in answer.lines() {
+            let [code, count] = super::text::fields::<2>(line)?;
+            let code: usize = number(code, line)?;
+            if let Some(slot) = code.checked_sub(1).and_then(|i| live.get_mut(i)) {
+                *slot = number(count, line)?;
+            }
+        }
+        let archive = hour.events_by_type;
         let mut row = format!("{}\t", hour.hour).into_bytes();
         push_tsv(&mut row, Some(&hour.source));
-        let _ = writeln!(row, "\t{}\t{stored}\t{}", hour.events_read, datetime(now));
+        let _ = writeln!(
+            row,
+            "\t{}\t{stored}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            hour.events_read,
+            datetime(now),
+            archive[0],
+            archive[1],
+            archive[2],
+            live[0],
+            live[1],
+            live[2]
+        );
         self.insert(
             "archive_hours",
-            "hour, source, events_read, stored, imported_at",
+            "hour, source, events_read, stored, imported_at, archive_watch, archive_pull_request, \
+             archive_issues, live_watch, live_pull_request, live_issues",
             row,
         )
         .await
+    }
+
+    /// See [`crate::store::Backend::hour_coverage`]: each hour's newest import.
+    pub(super) async fn hour_coverage(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<HourCoverage>, ClickHouseError> {
+        let (first, last) = (
+            first.clamp(0, i64::from(u32::MAX)),
+            last.clamp(-1, i64::from(u32::MAX)),
+        );
+        let answer = self
+            .query(&format!(
+                "SELECT hour, argMax(tuple(archive_watch, archive_pull_request, archive_issues,
+                                          live_watch, live_pull_request, live_issues), imported_at) AS f
+                 FROM {} WHERE hour >= {first} AND hour <= {last} AND archive_watch IS NOT NULL
+                 GROUP BY hour ORDER BY hour FORMAT TabSeparated",
+                self.layout.table("archive_hours"),
+            ))
+            .await?;
+        answer
+            .lines()
+            .map(|line| {
+                let [hour, figures] = super::text::fields::<2>(line)?;
+                let numbers: Vec<u64> = figures
+                    .trim_matches(|c| c == '(' || c == ')')
+                    .split(',')
+                    .map(|n| number(n, line))
+                    .collect::<Result<_, _>>()?;
+                let [w, p, i, lw, lp, li] = numbers[..] else {
+                    return Err(super::text::bad(line));
+                };
+                Ok(HourCoverage {
+                    hour: number(hour, line)?,
+                    archive_events: [w, p, i],
+                    live_events: [lw, lp, li],
+                })
+            })
+            .collect()
+    }
+
+    /// See [`crate::store::Backend::complete_until`]: the hours from
+    /// `first` on (at most ten years of them), walked in Rust.
+    pub(super) async fn complete_until(&self, first: i64) -> Result<Option<i64>, ClickHouseError> {
+        let first = first.clamp(0, i64::from(u32::MAX));
+        let answer = self
+            .query(&format!(
+                "SELECT DISTINCT hour FROM {} WHERE hour >= {first} ORDER BY hour LIMIT {}
+                 FORMAT TabSeparated",
+                self.layout.table("archive_hours"),
+                crate::gharchive::MAX_HOURS
+            ))
+            .await?;
+        let mut end = first;
+        for line in answer.lines() {
+            let hour: i64 = number(line, line)?;
+            if hour != end {
+                break;
+            }
+            end += 1;
+        }
+        Ok((end > first).then_some(end))
     }
 
     /// How many of the hours `first..=last` are complete archive hours.

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Sqlite, SqliteError, feeds, metrics, write};
 use crate::event::Event;
 use crate::store::{
-    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, InsertStats, Load, Origin,
-    PrCountSink, PrGapSummary, StoreError, Totals,
+    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, HourCoverage, InsertStats, Load,
+    Origin, PrCountSink, PrGapSummary, StoreError, Totals,
 };
 
 /// Page cache of the bulk loader's connection, in KiB. Inserts land all over
@@ -131,6 +131,22 @@ impl Backend for Sqlite {
     async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
         Ok(self
             .run(move |c| write::complete_hours(c, first_hour, last_hour))
+            .await?)
+    }
+
+    async fn hour_coverage(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> Result<Vec<HourCoverage>, StoreError> {
+        Ok(self
+            .run(move |c| write::hour_coverage(c, first_hour, last_hour))
+            .await?)
+    }
+
+    async fn complete_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .run(move |c| write::complete_until(c, first_hour))
             .await?)
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::{ArchiveHour, InsertStats, Origin};
+use crate::store::{ArchiveHour, HourCoverage, InsertStats, Origin};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::event::{Event, EventType};
@@ -225,15 +225,77 @@ pub fn record_archive_hour(
     stored: u64,
     now: i64,
 ) -> Result<(), rusqlite::Error> {
+    // The hour's events that arrived by a live feed: what the poller had
+    // stored before the archive brought the rest.
+    let mut live = [0u64; 3];
+    {
+        let mut count = conn.prepare_cached(
+            "SELECT count(*) FROM events
+             WHERE type_code = ?1 AND created_at >= ?2 AND created_at < ?3 AND origin IN (1, 2)",
+        )?;
+        let start = hour.hour * crate::time_buckets::SECONDS_PER_HOUR;
+        for (slot, event_type) in live.iter_mut().zip(EventType::ALL) {
+            *slot = count.query_row(
+                params![
+                    event_type.code(),
+                    start,
+                    start + crate::time_buckets::SECONDS_PER_HOUR
+                ],
+                |row| row.get(0),
+            )?;
+        }
+    }
+    let archive = hour.events_by_type;
     conn.execute(
-        "INSERT INTO archive_hours (hour, source, events_read, stored, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO archive_hours (hour, source, events_read, stored, imported_at,
+             archive_watch, archive_pull_request, archive_issues, live_watch, live_pull_request, live_issues)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (hour) DO UPDATE SET source = excluded.source,
              events_read = excluded.events_read, stored = excluded.stored,
-             imported_at = excluded.imported_at",
-        params![hour.hour, hour.source, hour.events_read, stored, now],
+             imported_at = excluded.imported_at,
+             archive_watch = excluded.archive_watch, archive_pull_request = excluded.archive_pull_request,
+             archive_issues = excluded.archive_issues, live_watch = excluded.live_watch,
+             live_pull_request = excluded.live_pull_request, live_issues = excluded.live_issues",
+        params![
+            hour.hour, hour.source, hour.events_read, stored, now,
+            archive[0], archive[1], archive[2], live[0], live[1], live[2]
+        ],
     )?;
     Ok(())
+}
+
+/// See [`crate::store::Backend::hour_coverage`].
+pub fn hour_coverage(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+) -> Result<Vec<HourCoverage>, rusqlite::Error> {
+    let mut select = conn.prepare_cached(
+        "SELECT hour, archive_watch, archive_pull_request, archive_issues,
+                live_watch, live_pull_request, live_issues
+         FROM archive_hours WHERE hour BETWEEN ?1 AND ?2 AND archive_watch IS NOT NULL
+         ORDER BY hour",
+    )?;
+    let rows = select.query_map([first, last], |row| {
+        Ok(HourCoverage {
+            hour: row.get(0)?,
+            archive_events: [row.get(1)?, row.get(2)?, row.get(3)?],
+            live_events: [row.get(4)?, row.get(5)?, row.get(6)?],
+        })
+    })?;
+    rows.collect()
+}
+
+/// See [`crate::store::Backend::complete_until`]: the first hour from
+/// `first` on whose next hour is not complete, read along the primary key.
+pub fn complete_until(conn: &Connection, first: i64) -> Result<Option<i64>, rusqlite::Error> {
+    conn.query_row(
+        "SELECT min(hour) + 1 FROM archive_hours AS a
+         WHERE hour >= ?1 AND EXISTS (SELECT 1 FROM archive_hours WHERE hour = ?1)
+           AND NOT EXISTS (SELECT 1 FROM archive_hours AS b WHERE b.hour = a.hour + 1)",
+        [first],
+        |row| row.get(0),
+    )
 }
 
 /// How many of the hours `first..=last` are complete archive hours.
