@@ -70,6 +70,12 @@ pub struct Telemetry {
     events_in_database: Gauge,
     /// Set at each scrape: now minus the newest stored event's `created_at`.
     poll_lag: Gauge,
+    /// Set at each scrape: `--follow-gharchive`'s progress (NaN when not
+    /// following), and the live feed's share of the last complete hour.
+    archive_newest_hour: Gauge,
+    archive_hours_behind: Gauge,
+    archive_hours_given_up: Gauge,
+    live_feed_share: Gauge,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
 }
@@ -157,6 +163,22 @@ impl Telemetry {
             "ghmetrics_poll_lag_seconds",
             "Now minus the created_at of the newest stored event (NaN when none is stored).",
         );
+        let archive_newest_hour = gauge(
+            "ghmetrics_gharchive_newest_hour_timestamp_seconds",
+            "Start of the newest GH Archive hour imported whole by --follow-gharchive (NaN when not following).",
+        );
+        let archive_hours_behind = gauge(
+            "ghmetrics_gharchive_hours_behind",
+            "Hours that have ended and --follow-gharchive has not imported yet (NaN when not following).",
+        );
+        let archive_hours_given_up = gauge(
+            "ghmetrics_gharchive_hours_given_up",
+            "Hours GH Archive still did not have a day after they ended (NaN when not following).",
+        );
+        let live_feed_share = gauge(
+            "ghmetrics_live_feed_share_last_complete_hour",
+            "Of the newest complete GH Archive hour's tracked events, the share the live feeds had stored before (NaN without one in the last two days).",
+        );
         let http_requests = counter(
             "ghmetrics_http_requests_total",
             "HTTP requests answered, by route, method and status.",
@@ -189,6 +211,10 @@ impl Telemetry {
             global_feed_gaps,
             events_in_database,
             poll_lag,
+            archive_newest_hour,
+            archive_hours_behind,
+            archive_hours_given_up,
+            live_feed_share,
             http_requests,
             http_latency,
         }
@@ -256,6 +282,18 @@ impl Telemetry {
                 .map_or(f64::NAN, |newest| (now - newest) as f64),
         );
         self.events_in_database.set(database.stored_events as f64);
+        let following = database.following.as_ref();
+        self.archive_newest_hour.set(
+            following
+                .and_then(|f| f.newest_hour)
+                .map_or(f64::NAN, |hour| (hour * 3600) as f64),
+        );
+        self.archive_hours_behind
+            .set(following.map_or(f64::NAN, |f| f.hours_behind as f64));
+        self.archive_hours_given_up
+            .set(following.map_or(f64::NAN, |f| f.given_up.len() as f64));
+        self.live_feed_share
+            .set(database.live_share_last_hour.unwrap_or(f64::NAN));
         let mut text = Vec::new();
         // Encoding what the registry gathered into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
@@ -272,11 +310,15 @@ fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M
 }
 
 /// What a scrape reads from the database.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DatabaseGauges {
     /// `created_at` of the newest stored event, epoch seconds.
     pub newest_event_at: Option<i64>,
     pub stored_events: u64,
+    /// `--follow-gharchive`'s progress, when following.
+    pub following: Option<crate::follow::FollowStatus>,
+    /// The live feeds' share of the newest complete archive hour's events.
+    pub live_share_last_hour: Option<f64>,
 }
 
 /// The content type of [`Telemetry::render`]'s output.
@@ -308,9 +350,25 @@ mod tests {
         let database = DatabaseGauges {
             newest_event_at: Some(1_000),
             stored_events: 12_345,
+            following: Some(crate::follow::FollowStatus {
+                newest_hour: Some(490_000),
+                hours_behind: 2,
+                given_up: vec!["2025-11-24-3.json.gz".to_owned()],
+            }),
+            live_share_last_hour: Some(0.25),
         };
         let text = telemetry.render(&database, 1_042);
         let value = |series: &str| sample(&text, series);
+        assert_eq!(
+            value("ghmetrics_gharchive_newest_hour_timestamp_seconds"),
+            Some(490_000.0 * 3600.0)
+        );
+        assert_eq!(value("ghmetrics_gharchive_hours_behind"), Some(2.0));
+        assert_eq!(value("ghmetrics_gharchive_hours_given_up"), Some(1.0));
+        assert_eq!(
+            value("ghmetrics_live_feed_share_last_complete_hour"),
+            Some(0.25)
+        );
         assert_eq!(
             value(r#"ghmetrics_polls_total{feed="global",outcome="not_modified"}"#),
             Some(2.0)

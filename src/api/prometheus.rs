@@ -23,10 +23,28 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
 )]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let totals = super::cache::bounded(&state, async { Ok(state.store.totals().await?) }).await?;
+    let now = chrono::Utc::now().timestamp();
+    let (totals, hours) = super::cache::bounded(&state, async {
+        let last = now / 3600 - 1;
+        Ok(tokio::try_join!(
+            state.store.totals(),
+            state.store.hour_coverage(last - 47, last)
+        )?)
+    })
+    .await?;
+    let live_share_last_hour = hours.last().and_then(|hour| {
+        let archive: u64 = hour.archive_events.iter().sum();
+        let live: u64 = hour.live_events.iter().sum();
+        (archive > 0).then(|| live as f64 / archive as f64)
+    });
     let database = DatabaseGauges {
         newest_event_at: totals.newest_event_at,
         stored_events: totals.events,
+        following: state
+            .follow
+            .as_ref()
+            .and_then(|status| status.lock().ok().map(|s| s.clone())),
+        live_share_last_hour,
     };
     let text = state
         .telemetry

@@ -564,6 +564,20 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
             );
             assert_eq!(complete_until(path).await, None, "{not_complete}");
         }
+        // Prometheus says the same.
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let series = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing"))
+        };
+        assert_eq!(
+            series("ghmetrics_gharchive_newest_hour_timestamp_seconds"),
+            ((now_hour - 1) * 3600) as f64
+        );
+        assert_eq!(series("ghmetrics_gharchive_hours_given_up"), 2.0);
+        let last_share = polled as f64 / Expected::of(&shifted[2].1).total() as f64;
+        assert!((series("ghmetrics_live_feed_share_last_complete_hour") - last_share).abs() < 1e-9);
         let (_, health) = app.get_json("/health").await;
         let day_share = polled as f64 / expected.total() as f64;
         assert!(
