@@ -304,72 +304,101 @@ async fn a_killed_import_resumes_without_storing_twice() {
         .flat_map(|(_, events)| events.clone())
         .collect();
     let expected = Expected::of(&all);
-    let archive = MockArchive::start().await;
-    for (name, events) in &hours {
-        archive.put(name, events);
-    }
-    archive.faults("2021-07-21-8.json.gz", [Fault::Stall]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    // Credentials in the mirror's URL are sent, never recorded.
-    let url = archive.url.replace("http://", "http://reader:s3cret@");
-    let import = |range: &str| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ghmetrics"));
-        command
-            .args(["import", "--db", db.to_str().unwrap(), "--gharchive", range])
-            .args(["--gharchive-url", &url, "--jobs", "1"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        command
-    };
-    let mut child = import("2021-07-21T06..2021-07-21T09").spawn().unwrap();
-    // Hours 06 and 07 are stored, 08 stalls half-way: kill -9 then.
-    let complete = || -> i64 {
-        rusqlite::Connection::open(&db)
-            .and_then(|c| c.query_row("SELECT count(*) FROM archive_hours", [], |r| r.get(0)))
-            .unwrap_or(0)
-    };
-    let started = std::time::Instant::now();
-    while complete() < 2 {
-        assert!(
-            started.elapsed() < crate::helpers::PATIENCE,
-            "hours 06 and 07 never completed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(complete(), 2, "the hour cut by the kill is not recorded");
+    let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let archive = MockArchive::start().await;
+        for (name, events) in &hours {
+            archive.put(name, events);
+        }
+        archive.faults("2021-07-21-8.json.gz", [Fault::Stall]);
+        // Credentials in the mirror's URL are sent, never recorded.
+        let url = archive.url.replace("http://", "http://reader:s3cret@");
+        let import = |range: &str| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ghmetrics"));
+            command
+                .arg("import")
+                .args(store.cli_args())
+                .args(["--gharchive", range, "--gharchive-url", &url, "--jobs", "1"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            command
+        };
+        let db = store.open().await;
+        let mut child = import("2021-07-21T06..2021-07-21T09").spawn().unwrap();
+        // Hours 06 and 07 are stored, 08 stalls half-way: kill -9 then.
+        let started = std::time::Instant::now();
+        while db.complete_hours(first_hour, first_hour + 3).await.unwrap() < 2 {
+            assert!(
+                started.elapsed() < crate::helpers::PATIENCE,
+                "hours 06 and 07 never completed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let complete = db.complete_hours(first_hour, first_hour + 3).await.unwrap();
+        assert_eq!(complete, 2, "the hour cut by the kill is not recorded");
 
-    // Off the runtime's thread, which also serves the mock archive.
-    let mut again = import("2021-07-21T06..2021-07-21T09");
-    let output = tokio::task::spawn_blocking(move || again.output().unwrap())
-        .await
-        .unwrap();
-    let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{summary}");
-    assert!(
-        summary.starts_with("2 hour(s) imported, 2 already imported, 0 missing upstream, 0 failed"),
-        "{summary}"
-    );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let (rows, ids): (u64, u64) = conn
-        .query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((rows, ids), (expected.total(), expected.total()));
-    assert_eq!(complete(), 4);
-    let sources: Vec<String> = conn
-        .prepare("SELECT source FROM archive_hours ORDER BY hour")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(sources[0], format!("{}2021-07-21-6.json.gz", archive.url));
-    assert!(sources.iter().all(|s| !s.contains("s3cret")), "{sources:?}");
+        // Off the runtime's thread, which also serves the mock archive.
+        let mut again = import("2021-07-21T06..2021-07-21T09");
+        let output = tokio::task::spawn_blocking(move || again.output().unwrap())
+            .await
+            .unwrap();
+        let summary = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{summary}");
+        assert!(
+            summary.starts_with(
+                "2 hour(s) imported, 2 already imported, 0 missing upstream, 0 failed"
+            ),
+            "{summary}"
+        );
+        assert_eq!(db.totals().await.unwrap().events, expected.total());
+        assert_eq!(
+            db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
+            4
+        );
+        let sources = match &db {
+            Store::Sqlite(sqlite) => {
+                let conn = sqlite.get().unwrap();
+                let (rows, ids): (u64, u64) = conn
+                    .query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .unwrap();
+                assert_eq!((rows, ids), (expected.total(), expected.total()));
+                let mut select = conn
+                    .prepare("SELECT source FROM archive_hours ORDER BY hour")
+                    .unwrap();
+                select
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+            Store::ClickHouse(_) => {
+                let database = store.database();
+                let counts = store
+                    .sql(&format!(
+                        "SELECT count(), uniqExact(id) FROM {database}.events"
+                    ))
+                    .await;
+                assert_eq!(counts.trim(), format!("{0}\t{0}", expected.total()));
+                store
+                    .sql(&format!(
+                        "SELECT source FROM {database}.archive_hours ORDER BY hour"
+                    ))
+                    .await
+            }
+        };
+        assert!(
+            sources.starts_with(&format!("{}2021-07-21-6.json.gz", archive.url)),
+            "{sources}"
+        );
+        assert!(!sources.contains("s3cret"), "{sources}");
+    }
 }
 
 /// `serve --follow-gharchive` beside the poller: the hours already published
