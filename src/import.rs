@@ -413,10 +413,14 @@ impl HoursBar {
             let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
             let megabytes = progress.bytes.load(Ordering::Relaxed) as f64 / 1e6;
             bar.inc(1);
+            // Tracked events read (stored or found stored already), per second.
+            let events = summary
+                .lines
+                .saturating_sub(summary.skipped + summary.bad_lines);
             bar.set_message(format!(
-                "{:.1} MB/s, {:.0} lines/s",
+                "{:.1} MB/s, {:.0} events/s",
                 megabytes / seconds,
-                summary.lines as f64 / seconds
+                events as f64 / seconds
             ));
         }
     }
