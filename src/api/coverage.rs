@@ -24,13 +24,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Serialize, ToSchema)]
-struct Coverage {
+struct ArchiveCoverage {
     /// One entry per complete archive hour starting in the window, oldest first.
-    hours: Vec<HourShare>,
+    hours: Vec<ArchiveHourShare>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct HourShare {
+struct ArchiveHourShare {
     /// The hour's start (UTC).
     hour: DateTime<Utc>,
     /// Tracked events in the hour's GH Archive file.
@@ -41,11 +41,11 @@ struct HourShare {
     /// `live_events / archive_events`; null when the file held none.
     share: Option<f64>,
     /// The same per event type.
-    by_type: BTreeMap<&'static str, Share>,
+    by_type: BTreeMap<&'static str, TypeShare>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct Share {
+struct TypeShare {
     archive_events: u64,
     live_events: u64,
     share: Option<f64>,
@@ -55,11 +55,11 @@ fn share(live: u64, archive: u64) -> Option<f64> {
     (archive > 0).then(|| live as f64 / archive as f64)
 }
 
-impl From<&HourCoverage> for HourShare {
+impl From<&HourCoverage> for ArchiveHourShare {
     fn from(hour: &HourCoverage) -> Self {
         let archive_events = hour.archive_events.iter().sum();
         let live_events = hour.live_events.iter().sum();
-        HourShare {
+        ArchiveHourShare {
             hour: DateTime::from_timestamp(hour.hour * SECONDS_PER_HOUR, 0).unwrap_or_default(),
             archive_events,
             live_events,
@@ -71,7 +71,7 @@ impl From<&HourCoverage> for HourShare {
                         (hour.archive_events[t.index()], hour.live_events[t.index()]);
                     (
                         t.as_str(),
-                        Share {
+                        TypeShare {
                             archive_events: archive,
                             live_events: live,
                             share: share(live, archive),
@@ -100,7 +100,7 @@ impl From<&HourCoverage> for HourShare {
         ("to" = Option<String>, Query, description = super::metrics::WINDOW_TO),
     ),
     responses(
-        (status = 200, description = "The complete archive hours of the window, oldest first", body = Coverage),
+        (status = 200, description = "The complete archive hours of the window, oldest first", body = ArchiveCoverage),
         (status = 422, description = "A window that breaks a rule above", body = ErrorBody),
     )
 )]
@@ -127,8 +127,8 @@ async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<
             (to - 1).div_euclid(SECONDS_PER_HOUR),
         );
         let hours = state.store.hour_coverage(first, last).await?;
-        cache::json(&Coverage {
-            hours: hours.iter().map(HourShare::from).collect(),
+        cache::json(&ArchiveCoverage {
+            hours: hours.iter().map(ArchiveHourShare::from).collect(),
         })
     })
     .await

@@ -346,6 +346,10 @@ mod tests {
         let schemas = &spec["components"]["schemas"];
         assert!(schemas["ErrorBody"]["properties"]["detail"].is_object());
         assert!(schemas["EventCounts"]["properties"]["PullRequestEvent"].is_object());
+        // Schemas are named by their type's name: two types of one name would
+        // silently leave one of them described as the other.
+        assert!(schemas["Coverage"]["properties"]["window_seconds"].is_object());
+        assert!(schemas["ArchiveCoverage"]["properties"]["hours"].is_object());
         let chart = &spec["paths"]["/metrics/visualization"]["get"]["responses"]["200"]["content"];
         assert!(chart["image/png"].is_object() && chart["image/svg+xml"].is_object());
         let ids: Vec<&str> = spec["paths"]
