@@ -26,7 +26,7 @@ pub struct App {
     http: HttpConfig,
     poller: Option<Poller>,
     retention: Option<Duration>,
-    follow: Option<crate::follow::FollowConfig>,
+    follow: Option<crate::config::FollowConfig>,
 }
 
 impl App {

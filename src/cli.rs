@@ -362,7 +362,7 @@ impl ServeArgs {
                     || chrono::Utc::now().timestamp() / crate::time_buckets::SECONDS_PER_HOUR,
                     |start| start.first,
                 );
-                let mut follow = crate::follow::FollowConfig::new(self.gharchive_url, from_hour);
+                let mut follow = crate::config::FollowConfig::new(self.gharchive_url, from_hour);
                 follow.retention = self.retention;
                 follow
             }),

@@ -5,51 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::FollowConfig;
 use crate::gharchive::{HourRange, file_name};
 use crate::import::{ArchiveImport, ImportOptions, import_archive};
 use crate::store::Store;
 use crate::time_buckets::SECONDS_PER_HOUR;
-
-/// What the follower does and when.
-#[derive(Clone, Debug)]
-pub struct FollowConfig {
-    /// GH Archive or a mirror (see [`ArchiveImport::url`]).
-    pub url: Url,
-    /// The first hour to import (hours since the epoch).
-    pub from_hour: i64,
-    /// How long after an hour ends it is first asked for (GH Archive
-    /// publishes an hour a few minutes after it ends).
-    pub publish_delay: Duration,
-    /// How long to wait before asking again for an hour not there yet.
-    pub retry_every: Duration,
-    /// An hour still missing this long after it ended is given up on.
-    pub give_up_after: Duration,
-    /// `--retention`: hours older than it are not imported (they would be deleted).
-    pub retention: Option<Duration>,
-    /// Tries and waits within one attempt at an hour (as `import --gharchive`).
-    pub attempts: u32,
-    pub backoff: Duration,
-    pub timeout: Duration,
-}
-
-impl FollowConfig {
-    pub fn new(url: Url, from_hour: i64) -> FollowConfig {
-        FollowConfig {
-            url,
-            from_hour,
-            publish_delay: Duration::from_secs(5 * 60),
-            retry_every: Duration::from_secs(5 * 60),
-            give_up_after: Duration::from_secs(24 * 3600),
-            retention: None,
-            attempts: 3,
-            backoff: Duration::from_secs(5),
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
 
 /// How far the follower has come, for `/health` and Prometheus.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

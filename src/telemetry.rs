@@ -285,13 +285,13 @@ impl Telemetry {
         let following = database.following.as_ref();
         self.archive_newest_hour.set(
             following
-                .and_then(|f| f.newest_hour)
+                .and_then(|(newest, _, _)| *newest)
                 .map_or(f64::NAN, |hour| (hour * 3600) as f64),
         );
         self.archive_hours_behind
-            .set(following.map_or(f64::NAN, |f| f.hours_behind as f64));
+            .set(following.map_or(f64::NAN, |(_, behind, _)| *behind as f64));
         self.archive_hours_given_up
-            .set(following.map_or(f64::NAN, |f| f.given_up.len() as f64));
+            .set(following.map_or(f64::NAN, |(_, _, given_up)| *given_up as f64));
         self.live_feed_share
             .set(database.live_share_last_hour.unwrap_or(f64::NAN));
         let mut text = Vec::new();
@@ -315,8 +315,9 @@ pub struct DatabaseGauges {
     /// `created_at` of the newest stored event, epoch seconds.
     pub newest_event_at: Option<i64>,
     pub stored_events: u64,
-    /// `--follow-gharchive`'s progress, when following.
-    pub following: Option<crate::follow::FollowStatus>,
+    /// `--follow-gharchive`'s progress, when following: the newest hour
+    /// imported (hours since the epoch), hours behind, hours given up on.
+    pub following: Option<(Option<i64>, i64, usize)>,
     /// The live feeds' share of the newest complete archive hour's events.
     pub live_share_last_hour: Option<f64>,
 }
@@ -350,11 +351,7 @@ mod tests {
         let database = DatabaseGauges {
             newest_event_at: Some(1_000),
             stored_events: 12_345,
-            following: Some(crate::follow::FollowStatus {
-                newest_hour: Some(490_000),
-                hours_behind: 2,
-                given_up: vec!["2025-11-24-3.json.gz".to_owned()],
-            }),
+            following: Some((Some(490_000), 2, 1)),
             live_share_last_hour: Some(0.25),
         };
         let text = telemetry.render(&database, 1_042);

@@ -40,10 +40,14 @@ async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, 
     let database = DatabaseGauges {
         newest_event_at: totals.newest_event_at,
         stored_events: totals.events,
-        following: state
-            .follow
-            .as_ref()
-            .and_then(|status| status.lock().ok().map(|s| s.clone())),
+        following: state.follow.as_ref().and_then(|status| {
+            let status = status.lock().ok()?;
+            Some((
+                status.newest_hour,
+                status.hours_behind,
+                status.given_up.len(),
+            ))
+        }),
         live_share_last_hour,
     };
     let text = state

@@ -450,7 +450,7 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
         let github = MockGithub::start(100).await;
         github.set_feed(live);
         let mut follow =
-            ghmetrics::follow::FollowConfig::new(archive.url.parse().unwrap(), now_hour - 5);
+            ghmetrics::config::FollowConfig::new(archive.url.parse().unwrap(), now_hour - 5);
         follow.publish_delay = Duration::ZERO;
         follow.retry_every = Duration::from_millis(100);
         follow.give_up_after = Duration::from_secs(2 * 3600);
