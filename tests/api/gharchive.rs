@@ -16,7 +16,7 @@ use ghmetrics::import::{ArchiveImport, ImportOptions, ImportSummary, import_arch
 use ghmetrics::store::Store;
 use serde_json::Value;
 
-use crate::helpers::{Expected, fixture_file_events};
+use crate::helpers::{Expected, created_at, fixture_file_events, rfc3339};
 use crate::stores::every_store;
 
 /// How the mock answers one request for a file.
@@ -148,10 +148,10 @@ async fn serve_file(
 fn hours_of_2021() -> Vec<(String, Vec<Value>)> {
     let mut by_hour: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
     for event in fixture_file_events("events-2021-07-21-sample.json.gz") {
-        let at = chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
-            .unwrap()
-            .timestamp();
-        by_hour.entry(file_name(at / 3600)).or_default().push(event);
+        by_hour
+            .entry(file_name(created_at(&event) / 3600))
+            .or_default()
+            .push(event);
     }
     by_hour.into_iter().collect()
 }
@@ -420,16 +420,8 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
                 .iter()
                 .map(|event| {
                     let mut event = event.clone();
-                    let at =
-                        chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
-                            .unwrap()
-                            .timestamp();
-                    let moved = hour * 3600 + at % 3600;
-                    event["created_at"] = serde_json::json!(
-                        chrono::DateTime::from_timestamp(moved, 0)
-                            .unwrap()
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    );
+                    let moved = hour * 3600 + created_at(&event) % 3600;
+                    event["created_at"] = serde_json::json!(rfc3339(moved));
                     event
                 })
                 .collect();
@@ -462,33 +454,19 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
         )
         .await;
         app.wait_for_report(|r| r.events_inserted == polled).await;
-        let hour_text = |hour: i64| {
-            chrono::DateTime::from_timestamp(hour * 3600, 0)
-                .unwrap()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        let hour_text = |hour: i64| rfc3339(hour * 3600);
+        let newest_hour = |hour: i64| {
+            let want = hour_text(hour);
+            move |health: &Value| health["gharchive"]["newest_hour"] == want.as_str()
         };
-        let health_until = |want: String| {
-            let app = &app;
-            async move {
-                let started = std::time::Instant::now();
-                loop {
-                    let (_, health) = app.get_json("/health").await;
-                    if health["gharchive"]["newest_hour"] == want.as_str() {
-                        return health;
-                    }
-                    assert!(started.elapsed() < crate::helpers::PATIENCE, "{health}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        let health = health_until(hour_text(now_hour - 2)).await;
+        let health = app.health_until(newest_hour(now_hour - 2)).await;
         assert_eq!(
             health["gharchive"]["hours_given_up"],
             serde_json::json!([file_name(now_hour - 5), file_name(now_hour - 4)])
         );
         // The last hour is published now.
         archive.put(&file_name(now_hour - 1), &shifted[2].1);
-        let health = health_until(hour_text(now_hour - 1)).await;
+        let health = app.health_until(newest_hour(now_hour - 1)).await;
         let ended = chrono::Utc::now().timestamp() / 3600 - 1;
         assert_eq!(health["gharchive"]["hours_behind"], ended - (now_hour - 1));
         assert_eq!(health["events_stored"], expected.total());
@@ -554,11 +532,7 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
             }
         };
         let end = Some(hour_text(now_hour));
-        let from = |hour: i64, extra: i64| {
-            chrono::DateTime::from_timestamp(hour * 3600 + extra, 0)
-                .unwrap()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        };
+        let from = |hour: i64, extra: i64| rfc3339(hour * 3600 + extra);
         assert_eq!(complete_until(window.clone()).await, end);
         assert_eq!(
             complete_until(format!(

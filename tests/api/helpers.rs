@@ -29,6 +29,35 @@ pub const TRACKED: [&str; 3] = ["WatchEvent", "PullRequestEvent", "IssuesEvent"]
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// An event's `created_at`, epoch seconds.
+pub fn created_at(event: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp()
+}
+
+/// Epoch second `second` as the API writes times (`2015-01-01T03:00:00Z`).
+pub fn rfc3339(second: i64) -> String {
+    chrono::DateTime::from_timestamp(second, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `import` of `files` into `store` on a blocking thread, as the CLI runs
+/// it, keeping only `repos` when some are given.
+pub async fn import_files(store: &Store, files: Vec<std::path::PathBuf>, repos: &[&str]) {
+    let store = store.clone();
+    let options = ghmetrics::import::ImportOptions {
+        repos: repos.iter().map(|r| (*r).to_owned()).collect(),
+        ..Default::default()
+    };
+    tokio::task::spawn_blocking(move || {
+        ghmetrics::import::import(&store, &files, &options).unwrap()
+    })
+    .await
+    .unwrap();
+}
+
 /// The recorded GH Archive files in `tests/fixtures/`.
 pub const FIXTURE_FILES: [&str; 3] = [
     "events-2015-01-01-first1000.json.gz",
@@ -85,11 +114,7 @@ impl Expected {
             if kind == "PullRequestEvent" {
                 *prs.entry(repo.clone()).or_default() += 1;
                 if event["payload"]["action"] == "opened" {
-                    let at =
-                        chrono::DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
-                            .unwrap()
-                            .timestamp();
-                    openings.entry(repo).or_default().push(at);
+                    openings.entry(repo).or_default().push(created_at(event));
                 }
             }
         }
@@ -533,6 +558,19 @@ impl TestApp {
         let json =
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"));
         (status, json)
+    }
+
+    /// Polls `/health` until `done` holds (bounded by [`PATIENCE`]).
+    pub async fn health_until(&self, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let (_, health) = self.get_json("/health").await;
+            if done(&health) {
+                return health;
+            }
+            assert!(started.elapsed() < PATIENCE, "{health}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits (bounded by [`PATIENCE`]) until the poll report satisfies `done`.

@@ -5,51 +5,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::DateTime;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Expected, MockGithub, PATIENCE, TestApp, fixture_events, fixture_path, test_poller_config,
+    Expected, MockGithub, TestApp, created_at, fixture_events, fixture_path,
+    import_files as import, rfc3339, test_poller_config,
 };
 use crate::stores::every_store;
-
-fn created_at(event: &Value) -> i64 {
-    DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
-        .unwrap()
-        .timestamp()
-}
-
-fn rfc3339(second: i64) -> String {
-    DateTime::from_timestamp(second, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-async fn import(store: &ghmetrics::store::Store, files: Vec<PathBuf>, repos: &[&str]) {
-    let store = store.clone();
-    let options = ghmetrics::import::ImportOptions {
-        repos: repos.iter().map(|r| (*r).to_owned()).collect(),
-        ..Default::default()
-    };
-    tokio::task::spawn_blocking(move || {
-        ghmetrics::import::import(&store, &files, &options).unwrap()
-    })
-    .await
-    .unwrap();
-}
-
-/// Polls `/health` until `done` holds (bounded by [`PATIENCE`]).
-async fn health_until(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
-    let started = std::time::Instant::now();
-    loop {
-        let (_, health) = app.get_json("/health").await;
-        if done(&health) {
-            return health;
-        }
-        assert!(started.elapsed() < PATIENCE, "{health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn every_event_remembers_how_it_arrived() {
@@ -92,7 +54,8 @@ async fn every_event_remembers_how_it_arrived() {
         let mut config = test_poller_config(&mock.url);
         config.watched = vec![watched_repo.parse().unwrap()];
         let app = TestApp::spawn(store.location.clone(), Some(config)).await;
-        health_until(&app, |h| h["events_stored"] == from_global + from_watched).await;
+        app.health_until(|h| h["events_stored"] == from_global + from_watched)
+            .await;
 
         // The import stores the rest; what the feeds brought keeps its origin.
         import(
@@ -101,7 +64,7 @@ async fn every_event_remembers_how_it_arrived() {
             &[],
         )
         .await;
-        let health = health_until(&app, |h| h["events_stored"] == all).await;
+        let health = app.health_until(|h| h["events_stored"] == all).await;
         assert_eq!(
             health["events_by_origin"],
             json!({

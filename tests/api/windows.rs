@@ -5,7 +5,10 @@
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{Value, json};
 
-use crate::helpers::{Expected, FIXTURE_FILES, TestApp, fixture_file_events, fixture_path};
+use crate::helpers::{
+    Expected, FIXTURE_FILES, TestApp, created_at, fixture_file_events, fixture_path, import_files,
+    rfc3339,
+};
 use crate::stores::every_store;
 
 /// The five endpoints that take a window, with what else each needs.
@@ -16,18 +19,6 @@ const WINDOWED: [&str; 5] = [
     "/metrics/visualization?",
     "/metrics/visualization/timeline?",
 ];
-
-fn created_at(event: &Value) -> i64 {
-    DateTime::parse_from_rfc3339(event["created_at"].as_str().unwrap())
-        .unwrap()
-        .timestamp()
-}
-
-fn rfc3339(second: i64) -> String {
-    DateTime::from_timestamp(second, 0)
-        .unwrap()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 /// Every fixture event, imported into a fresh store of each kind.
 fn all_events() -> Vec<Value> {
@@ -101,19 +92,6 @@ fn rank(gaps: &[i64], p: f64) -> f64 {
     lo as f64 + (hi - lo) as f64 * at.fract()
 }
 
-async fn import_fixtures(store: &ghmetrics::store::Store) {
-    let store = store.clone();
-    let files: Vec<_> = FIXTURE_FILES
-        .iter()
-        .map(|name| fixture_path(name))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        ghmetrics::import::import(&store, &files, &Default::default()).unwrap()
-    })
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn windows_answer_exactly_whatever_their_boundaries() {
     let events = all_events();
@@ -121,7 +99,11 @@ async fn windows_answer_exactly_whatever_their_boundaries() {
     for store in every_store() {
         eprintln!("store: {}", store.name);
         let app = TestApp::spawn(store.location.clone(), None).await;
-        import_fixtures(&app.store).await;
+        let files = FIXTURE_FILES
+            .iter()
+            .map(|name| fixture_path(name))
+            .collect();
+        import_files(&app.store, files, &[]).await;
         let mut repos_checked = 0;
         for &(from, to) in &windows {
             let expected = expected_in(&events, from, to);
