@@ -208,7 +208,6 @@ pub fn import(
                         .map(|hour| ArchiveHour {
                             hour,
                             source: file.display().to_string(),
-                            events_read: parser.tracked_in_file.iter().sum(),
                             events_by_type: parser.tracked_in_file,
                         })
                 }
@@ -274,7 +273,7 @@ pub fn import_archive(
     let lookups = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|_| ImportError::WriterGone)?;
+        .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
     let mut wanted = Vec::new();
     let mut already = 0;
     for hour in archive.range.hours() {
@@ -284,13 +283,20 @@ pub fn import_archive(
             wanted.push(hour);
         }
     }
+    if wanted.is_empty() {
+        // Nothing to download: no runtime, no writer.
+        return Ok(ImportSummary {
+            hours_already: already,
+            elapsed: started.elapsed(),
+            ..ImportSummary::default()
+        });
+    }
     let downloader = gharchive::Downloader::new(archive.timeout)
         .map_err(|error| ImportError::Download(error.to_string()))?;
     let progress = Progress::new(0, false);
     let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);
     let mut failed = Vec::new();
     let mut missing = Vec::new();
-    let mut imported = 0;
     let start = |hour: i64| -> Result<gharchive::Pending, String> {
         Ok(downloader.start(gharchive::hour_url(&archive.url, hour)?))
     };
@@ -347,15 +353,14 @@ pub fn import_archive(
             };
             let record = match outcome {
                 Ok(true) => {
-                    imported += 1;
                     parser.summary.files_complete += 1;
-                    tracing::info!(hour = %name, events = parser.tracked_in_file.iter().sum::<u64>(), "imported");
-                    options.repos.is_empty().then_some(ArchiveHour {
+                    let hour = ArchiveHour {
                         hour,
                         source,
-                        events_read: parser.tracked_in_file.iter().sum(),
                         events_by_type: parser.tracked_in_file,
-                    })
+                    };
+                    tracing::info!(hour = %name, events = hour.events_read(), "imported");
+                    options.repos.is_empty().then_some(hour)
                 }
                 Ok(false) => {
                     tracing::warn!(hour = %name, "GH Archive does not have this hour (404)");
@@ -379,7 +384,7 @@ pub fn import_archive(
     hours_bar.finish();
     summary.files_failed = failed;
     summary.hours_missing = missing;
-    summary.hours_imported = imported;
+    summary.hours_imported = summary.files_complete;
     summary.hours_already = already;
     summary.elapsed = started.elapsed();
     Ok(summary)

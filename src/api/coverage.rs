@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::cache::{self, Answer, Key, Stamp};
+use super::cache::{self, Answer, Key};
 use super::params::{QueryParams, Window};
 use crate::error::{AppError, ErrorBody};
 use crate::event::EventType;
@@ -110,11 +110,7 @@ async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<
         from: now - SECONDS_PER_DAY,
         to: None,
     });
-    let stamp = if window.moves() {
-        Stamp::at(&state, now).await?
-    } else {
-        Stamp::of_data(&state).await?
-    };
+    let stamp = super::metrics::stamp_for(&state, Some(window), now).await?;
     let key = Key {
         route: "coverage",
         params: window.key(),

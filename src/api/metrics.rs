@@ -171,10 +171,15 @@ events with `created_at` in [`from`, `to`). From 2008-01-01T00:00:00Z to a day a
 /// The description of `to`.
 pub(super) const WINDOW_TO: &str = "The window's end (excluded), RFC 3339; only with `from`; default now. From 2008-01-01T00:00:00Z to a day ahead of now";
 
-/// The stamp of an answer over `window`: the data, and the clock when the window moves with it.
-async fn stamp_for(state: &AppState, window: Option<Window>, now: i64) -> Result<Stamp, AppError> {
+/// The stamp of an answer over `window`: the data, and the clock (`clock`, in
+/// the unit the answer moves by) when the window moves with it.
+pub(super) async fn stamp_for(
+    state: &AppState,
+    window: Option<Window>,
+    clock: i64,
+) -> Result<Stamp, AppError> {
     match window {
-        Some(window) if window.moves() => Stamp::at(state, now).await,
+        Some(window) if window.moves() => Stamp::at(state, clock).await,
         _ => Stamp::of_data(state).await,
     }
 }
@@ -189,7 +194,7 @@ async fn complete_until(
 ) -> Result<Option<i64>, AppError> {
     let from = match window {
         Some(window) => Some(window.bounds(now).0),
-        None => state.store.totals().await?.oldest_event_at,
+        None => state.store.oldest_event_at().await?,
     };
     let Some(from) = from else { return Ok(None) };
     let end = state
@@ -506,11 +511,7 @@ async fn visualization_timeline(
             format.content_type()
         ),
     };
-    let stamp = if window.moves() {
-        Stamp::at(&state, end_minute).await?
-    } else {
-        Stamp::of_data(&state).await?
-    };
+    let stamp = stamp_for(&state, Some(window), end_minute).await?;
     cache::answer(&state, key, stamp, || async {
         let first_minute = end_minute - buckets * bucket_minutes;
         let counts = state

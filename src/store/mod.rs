@@ -80,6 +80,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
         buckets: usize,
     ) -> impl Future<Output = Result<Vec<[u64; 3]>, StoreError>> + Send;
 
+    /// When the oldest stored event was created; `None` when none is.
+    /// Cheaper than [`Backend::totals`].
+    fn oldest_event_at(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
     /// How many events are stored (in all and per [`Origin`]), and when the
     /// oldest and the newest were created.
     fn totals(&self) -> impl Future<Output = Result<Totals, StoreError>> + Send;
@@ -269,6 +273,11 @@ impl Store {
         on_store!(self, b => Backend::timeline(b, first_minute, bucket_minutes, buckets).await)
     }
 
+    /// See [`Backend::oldest_event_at`].
+    pub async fn oldest_event_at(&self) -> Result<Option<i64>, StoreError> {
+        on_store!(self, b => Backend::oldest_event_at(b).await)
+    }
+
     /// See [`Backend::totals`].
     pub async fn totals(&self) -> Result<Totals, StoreError> {
         on_store!(self, b => Backend::totals(b).await)
@@ -423,10 +432,15 @@ pub struct ArchiveHour {
     pub hour: i64,
     /// Where it was read from (a path or a URL).
     pub source: String,
-    /// Tracked events in the file.
-    pub events_read: u64,
-    /// The same per type, in [`EventType::ALL`] order.
+    /// Tracked events in the file per type, in [`EventType::ALL`] order.
     pub events_by_type: [u64; 3],
+}
+
+impl ArchiveHour {
+    /// Tracked events in the file.
+    pub fn events_read(&self) -> u64 {
+        self.events_by_type.iter().sum()
+    }
 }
 
 /// What a complete archive hour says about the live feed: per type (in

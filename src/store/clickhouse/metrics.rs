@@ -355,6 +355,40 @@ impl ClickHouse {
     /// How many events (from the minute rollup) and the newest one's time
     /// (looked for only after the newest minute the rollup knows).
     pub async fn totals(&self) -> Result<Totals, ClickHouseError> {
+        let Some(span) = self.span().await? else {
+            return Ok(Totals::default());
+        };
+        let answer = self
+            .query(&format!(
+                "SELECT origin, count() FROM {} GROUP BY origin FORMAT TabSeparated",
+                self.layout.table("events")
+            ))
+            .await?;
+        let mut by_origin = [0u64; 4];
+        for line in answer.lines() {
+            let [origin, count] = fields::<2>(line)?;
+            let origin: usize = number(origin, line)?;
+            if let Some(slot) = by_origin.get_mut(origin) {
+                *slot = number(count, line)?;
+            }
+        }
+        Ok(Totals {
+            events: span.events,
+            by_origin,
+            oldest_event_at: span.oldest,
+            newest_event_at: span.newest,
+        })
+    }
+
+    /// See [`crate::store::Backend::oldest_event_at`].
+    pub async fn oldest_event_at(&self) -> Result<Option<i64>, ClickHouseError> {
+        Ok(self.span().await?.and_then(|span| span.oldest))
+    }
+
+    /// How many events are stored and the oldest's and newest's times;
+    /// `None` when none is: the minute rollup's first and last minutes, then
+    /// two short ranges of the events' time.
+    async fn span(&self) -> Result<Option<Span>, ClickHouseError> {
         let minutes = self.layout.table("event_counts_by_minute");
         let answer = self
             .query(&format!(
@@ -369,10 +403,8 @@ impl ClickHouse {
         let first_minute: i64 = number(first_minute, line)?;
         let last_minute: i64 = number(last_minute, line)?;
         if events <= 0 {
-            return Ok(Totals::default());
+            return Ok(None);
         }
-        // The oldest and newest events lie in the first and last minutes:
-        // two ranges of the events' time, then every event's origin.
         let events_table = self.layout.table("events");
         let answer = self
             .query(&format!(
@@ -386,27 +418,21 @@ impl ClickHouse {
             .await?;
         let line = answer.trim_end();
         let [oldest, newest] = fields::<2>(line)?;
+        // 0: no row in the range (a delete in progress).
         let (oldest, newest): (i64, i64) = (number(oldest, line)?, number(newest, line)?);
-        let answer = self
-            .query(&format!(
-                "SELECT origin, count() FROM {events_table} GROUP BY origin FORMAT TabSeparated"
-            ))
-            .await?;
-        let mut by_origin = [0u64; 4];
-        for line in answer.lines() {
-            let [origin, count] = fields::<2>(line)?;
-            let origin: usize = number(origin, line)?;
-            if let Some(slot) = by_origin.get_mut(origin) {
-                *slot = number(count, line)?;
-            }
-        }
-        Ok(Totals {
+        Ok(Some(Span {
             events: events as u64,
-            by_origin,
-            oldest_event_at: (oldest > 0).then_some(oldest),
-            newest_event_at: (newest > 0).then_some(newest),
-        })
+            oldest: (oldest > 0).then_some(oldest),
+            newest: (newest > 0).then_some(newest),
+        }))
     }
+}
+
+/// What [`ClickHouse::span`] finds.
+struct Span {
+    events: u64,
+    oldest: Option<i64>,
+    newest: Option<i64>,
 }
 
 /// Reads one `repo_name \t count` line of a pr-counts answer into `visit`.

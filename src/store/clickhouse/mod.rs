@@ -156,6 +156,10 @@ impl Backend for ClickHouse {
         Ok(ClickHouse::timeline(self, first_minute, bucket_minutes, buckets).await?)
     }
 
+    async fn oldest_event_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(ClickHouse::oldest_event_at(self).await?)
+    }
+
     async fn totals(&self) -> Result<Totals, StoreError> {
         Ok(ClickHouse::totals(self).await?)
     }

@@ -15,6 +15,14 @@ use crate::time_buckets::SECONDS_PER_MINUTE;
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
 
+/// Hours `first..=last` within `archive_hours.hour`'s UInt32 (empty stays empty).
+fn hour_range(first: i64, last: i64) -> (i64, i64) {
+    (
+        first.clamp(0, i64::from(u32::MAX)),
+        last.clamp(-1, i64::from(u32::MAX)),
+    )
+}
+
 impl ClickHouse {
     /// Stores the events whose ids are not stored yet, arrived by `origin`,
     /// under the write lock.
@@ -162,7 +170,7 @@ impl ClickHouse {
         let _ = writeln!(
             row,
             "\t{}\t{stored}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            hour.events_read,
+            hour.events_read(),
             datetime(now),
             archive[0],
             archive[1],
@@ -186,10 +194,7 @@ impl ClickHouse {
         first: i64,
         last: i64,
     ) -> Result<Vec<HourCoverage>, ClickHouseError> {
-        let (first, last) = (
-            first.clamp(0, i64::from(u32::MAX)),
-            last.clamp(-1, i64::from(u32::MAX)),
-        );
+        let (first, last) = hour_range(first, last);
         let answer = self
             .query(&format!(
                 "SELECT hour, argMax(tuple(archive_watch, archive_pull_request, archive_issues,
@@ -249,10 +254,7 @@ impl ClickHouse {
         first: i64,
         last: i64,
     ) -> Result<u64, ClickHouseError> {
-        let (first, last) = (
-            first.clamp(0, i64::from(u32::MAX)),
-            last.clamp(-1, i64::from(u32::MAX)),
-        );
+        let (first, last) = hour_range(first, last);
         let answer = self
             .query(&format!(
                 "SELECT uniqExact(hour) FROM {} WHERE hour >= {first} AND hour <= {last} FORMAT TabSeparated",

@@ -75,6 +75,10 @@ impl Backend for Sqlite {
             .await?)
     }
 
+    async fn oldest_event_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.run(|c| metrics::oldest_event_at(c)).await?)
+    }
+
     async fn totals(&self) -> Result<Totals, StoreError> {
         Ok(self
             .run(|c| {

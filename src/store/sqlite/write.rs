@@ -257,7 +257,7 @@ pub fn record_archive_hour(
              archive_issues = excluded.archive_issues, live_watch = excluded.live_watch,
              live_pull_request = excluded.live_pull_request, live_issues = excluded.live_issues",
         params![
-            hour.hour, hour.source, hour.events_read, stored, now,
+            hour.hour, hour.source, hour.events_read(), stored, now,
             archive[0], archive[1], archive[2], live[0], live[1], live[2]
         ],
     )?;
