@@ -113,11 +113,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         .collect();
     for store in crate::stores::every_store() {
         eprintln!("store: {}", store.name);
-        let handle = store.open().await;
-        handle
-            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        let handle = store.open_with(events.clone()).await;
         let first = handle
             .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
             .await
@@ -292,12 +288,8 @@ async fn the_cluster_spreads_events_over_both_shards() {
 }
 
 async fn spread_over_both_shards(servers: &ClickHouseServers, store: &TestStore) {
-    let handle = store.open().await;
     let raw = fixture_events();
-    handle
-        .insert_events(parsed(&raw), ghmetrics::store::Origin::GlobalFeed)
-        .await
-        .unwrap();
+    let handle = store.open_with(parsed(&raw)).await;
     let expected = Expected::of(&raw);
     let db = store.database();
     let mut per_shard = Vec::new();
@@ -323,12 +315,8 @@ async fn spread_over_both_shards(servers: &ClickHouseServers, store: &TestStore)
 #[tokio::test]
 async fn analysts_read_the_tables_with_plain_sql() {
     for store in clickhouse_stores() {
-        let handle = store.open().await;
         let raw = fixture_events();
-        handle
-            .insert_events(parsed(&raw), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        store.open_with(parsed(&raw)).await;
         let expected = Expected::of(&raw);
         let db = store.database();
         let by_type = store
@@ -575,14 +563,7 @@ async fn the_documented_clickhouse_queries_run() {
         .collect();
     assert!(statements.len() >= 5, "{statements:?}");
     for store in clickhouse_stores() {
-        let handle = store.open().await;
-        handle
-            .insert_events(
-                parsed(&fixture_events()),
-                ghmetrics::store::Origin::GlobalFeed,
-            )
-            .await
-            .unwrap();
+        store.open_with(parsed(&fixture_events())).await;
         for statement in &statements {
             // Run in the store's database, as an analyst would after USE.
             let sql = statement
@@ -801,11 +782,7 @@ async fn ties_at_the_threshold_fall_back_to_the_sum() {
         .await
         .unwrap();
     for store in clickhouse_stores() {
-        let handle = store.open().await;
-        handle
-            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        let handle = store.open_with(events.clone()).await;
         let Store::ClickHouse(ch) = &handle else {
             unreachable!()
         };
@@ -1055,11 +1032,7 @@ async fn the_longest_names_fit_the_longest_ranking() {
         .collect();
     let mut answers = Vec::new();
     for store in crate::stores::every_store() {
-        let handle = store.open().await;
-        handle
-            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        store.open_with(events.clone()).await;
         let app = TestApp::spawn(store.location.clone(), None).await;
         let response = app.get(&format!("/metrics/pr-counts?limit={limit}")).await;
         assert_eq!(response.status(), 200, "{}", store.name);
@@ -1179,11 +1152,7 @@ async fn event_counts_are_exact_for_any_window() {
         counts
     };
     for store in crate::stores::every_store() {
-        let handle = store.open().await;
-        handle
-            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        let handle = store.open_with(events.clone()).await;
         for &window in &windows {
             let counts = handle.event_counts(window.0, window.1).await.unwrap();
             let got = counts.by_type().map(|(_, n)| n);
@@ -1213,11 +1182,7 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
         times.sort_unstable();
     }
     for store in crate::stores::every_store() {
-        let handle = store.open().await;
-        handle
-            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        let handle = store.open_with(events.clone()).await;
         for (repo, times) in &openings {
             let (first, last) = (times[0], times[times.len() - 1]);
             for (from, to) in [
@@ -1282,11 +1247,7 @@ async fn pr_counts_over_a_window_count_the_events_inside_it() {
         ranked
     };
     for store in crate::stores::every_store() {
-        let handle = store.open().await;
-        handle
-            .insert_events(events.clone(), ghmetrics::store::Origin::GlobalFeed)
-            .await
-            .unwrap();
+        let handle = store.open_with(events.clone()).await;
         for &window in &windows {
             for limit in [None, Some(3)] {
                 let got = pr_ranking(&handle, limit, Some(window)).await;

@@ -38,6 +38,16 @@ impl TestStore {
         Store::open(&self.location).await.unwrap()
     }
 
+    /// [`TestStore::open`], then `events` stored as the global feed brings them.
+    pub async fn open_with(&self, events: Vec<ghmetrics::event::Event>) -> Store {
+        let store = self.open().await;
+        store
+            .insert_events(events, ghmetrics::store::Origin::GlobalFeed)
+            .await
+            .unwrap();
+        store
+    }
+
     /// Runs `sql` on the store's server (the cluster's first shard) as an
     /// analyst would, returning the answer's text.
     pub async fn sql(&self, sql: &str) -> String {
