@@ -97,10 +97,16 @@ fn main() -> anyhow::Result<()> {
             batch.push(event);
             if batch.len() == batch.capacity() {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(100_000));
-                batches.send(ghmetrics::store::Load::Events(full))?;
+                batches.send(ghmetrics::store::Load::Events {
+                    file: 1,
+                    events: full,
+                })?;
             }
         }
-        batches.send(ghmetrics::store::Load::Events(batch))?;
+        batches.send(ghmetrics::store::Load::Events {
+            file: 1,
+            events: batch,
+        })?;
         drop(batches);
         writer.join().expect("the writer thread")?;
         println!(

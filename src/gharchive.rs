@@ -111,11 +111,9 @@ pub fn hour_url(base: &Url, hour: i64) -> Result<Url, String> {
         .map_err(|error| format!("{base}: {error}"))
 }
 
-/// How the download of one hour ended before its body.
+/// Why the download of one hour has no body.
 #[derive(Debug)]
-pub enum Fetch {
-    /// 200: the body, as it arrives.
-    Body(HourBody),
+pub enum Unavailable {
     /// 404: GH Archive does not have this hour (it has such holes).
     Missing,
     /// Anything else worth another try (5xx, 429, timeouts, resets), with why.
@@ -179,37 +177,39 @@ impl Downloader {
         Ok(Downloader { runtime, client })
     }
 
-    /// Starts downloading `url`; the answer's start comes with [`Pending::wait`].
-    pub fn start(&self, url: Url) -> Pending {
+    /// Starts downloading `url` once `delay` has passed; the answer's start
+    /// comes with [`Pending::wait`].
+    pub fn start_after(&self, url: Url, delay: Duration) -> Pending {
         let (pieces_tx, pieces) = tokio::sync::mpsc::channel(QUEUE_PIECES);
         let client = self.client.clone();
         let (head_tx, head) = tokio::sync::oneshot::channel();
         self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
             let response = match client.get(url).send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    let _ = head_tx.send(Fetch::Retry(transport_problem(&error)));
+                    let _ = head_tx.send(Err(Unavailable::Retry(transport_problem(&error))));
                     return;
                 }
             };
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
-                let _ = head_tx.send(Fetch::Missing);
+                let _ = head_tx.send(Err(Unavailable::Missing));
                 return;
             }
             if !status.is_success() {
                 let why = format!("HTTP {status}");
                 let retry = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-                let _ = head_tx.send(if retry {
-                    Fetch::Retry(why)
+                let _ = head_tx.send(Err(if retry {
+                    Unavailable::Retry(why)
                 } else {
-                    Fetch::Failed(why)
-                });
+                    Unavailable::Failed(why)
+                }));
                 return;
             }
             let expected = response.content_length();
             if head_tx
-                .send(Fetch::Body(HourBody {
+                .send(Ok(HourBody {
                     pieces,
                     current: Bytes::new(),
                 }))
@@ -246,15 +246,16 @@ impl Downloader {
 
 /// A download whose answer has not been looked at yet.
 pub struct Pending {
-    head: tokio::sync::oneshot::Receiver<Fetch>,
+    head: tokio::sync::oneshot::Receiver<Result<HourBody, Unavailable>>,
 }
 
 impl Pending {
-    /// Waits (blocking) for the answer's status.
-    pub fn wait(self) -> Fetch {
+    /// Waits (blocking) for the answer's start: 200's body as it arrives,
+    /// or why there is none.
+    pub fn wait(self) -> Result<HourBody, Unavailable> {
         self.head
             .blocking_recv()
-            .unwrap_or_else(|_| Fetch::Retry("the download stopped".to_owned()))
+            .unwrap_or_else(|_| Err(Unavailable::Retry("the download stopped".to_owned())))
     }
 }
 

@@ -2,18 +2,20 @@
 //! `.ndjson`, one event per line) into the same `events` table as the poller,
 //! with the same parser and the same dedupe.
 //!
-//! Three threads form a pipeline so that inflating, parsing and writing overlap:
-//! a reader inflates newline-aligned chunks, the calling thread parses them, a
-//! writer inserts batches (one transaction each, so the poller and readers of a
-//! live database wait for at most one batch). Memory stays flat: a few chunks
-//! and batches are in flight, whatever the file size.
+//! Threads form a pipeline so that inflating, parsing and writing overlap: a
+//! reader inflates newline-aligned chunks (`--gharchive`: one reader per hour
+//! downloading, `--jobs` of them), the calling thread parses them, a writer
+//! inserts batches (one transaction each, so the poller and readers of a live
+//! database wait for at most one batch). Memory stays flat: a few chunks and
+//! batches are in flight, whatever the file size or the range.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,7 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::event::{Event, parse_event};
-use crate::gharchive::{self, HourRange};
+use crate::gharchive::{self, HourRange, Unavailable};
 use crate::store::{ArchiveHour, InsertStats, Load, Store, StoreError};
 use crate::time_buckets::SECONDS_PER_HOUR;
 
@@ -186,7 +188,6 @@ pub fn import(
 
     let mut summary = run_pipeline(store, options, &progress, |parser| {
         for file in &files {
-            parser.tracked_in_file = [0; 3];
             let source = match File::open(file) {
                 Ok(source) => source,
                 Err(error) => {
@@ -195,7 +196,12 @@ pub fn import(
                 }
             };
             let gzipped = file.extension().is_some_and(|ext| ext == "gz");
-            let hour = match parser.import_reader(&file.display().to_string(), source, gzipped)? {
+            let mut reading = parser.open_file(file.display().to_string());
+            let read = match start_reader(source, gzipped, options.max_line_bytes, &progress) {
+                Ok(pieces) => parser.take_all(&mut reading, pieces)?,
+                Err(why) => Err(why),
+            };
+            let hour = match read {
                 Ok(()) => {
                     parser.summary.files_complete += 1;
                     // A GH Archive hour read whole (and not cut to some repositories).
@@ -207,8 +213,8 @@ pub fn import(
                         .filter(|_| options.repos.is_empty())
                         .map(|hour| ArchiveHour {
                             hour,
-                            source: file.display().to_string(),
-                            events_by_type: parser.tracked_in_file,
+                            source: reading.name.clone(),
+                            events_by_type: reading.tracked,
                         })
                 }
                 // Reported once, in the summary; the lines read before are kept.
@@ -217,7 +223,7 @@ pub fn import(
                     None
                 }
             };
-            parser.end_file(hour)?;
+            parser.end_file(reading, hour)?;
         }
         Ok(())
     })?;
@@ -259,9 +265,10 @@ impl ArchiveImport {
 }
 
 /// `import --gharchive`: every hour of the range not imported whole yet,
-/// downloaded (`jobs` at once, the bodies streamed into the parser in hour
-/// order, no file written) and imported as `import FILE` would, each hour
-/// recorded once stored whole. A 404 is an hour GH Archive does not have;
+/// downloaded (`jobs` at once, each body inflated as it arrives by a reader
+/// of its own, the parser taking the readers' pieces as they come, no file
+/// written) and imported as `import FILE` would, each hour recorded once
+/// stored whole. A 404 is an hour GH Archive does not have;
 /// anything else that fails is tried again from the hour's start (ids make
 /// that safe), up to `attempts` times, then reported as failed.
 pub fn import_archive(
@@ -295,99 +302,231 @@ pub fn import_archive(
         .map_err(|error| ImportError::Download(error.to_string()))?;
     let progress = Progress::new(0, false);
     let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);
-    let mut failed = Vec::new();
+    let mut failed: Vec<(i64, String)> = Vec::new();
     let mut missing = Vec::new();
-    let start = |hour: i64| -> Result<gharchive::Pending, String> {
-        Ok(downloader.start(gharchive::hour_url(&archive.url, hour)?))
-    };
     let mut summary = run_pipeline(store, options, &progress, |parser| {
-        // Downloads started ahead, in hour order.
-        let mut ahead: std::collections::VecDeque<(i64, Result<gharchive::Pending, String>)> =
-            std::collections::VecDeque::new();
+        // `jobs` hours download at once; as many of them as there are cores
+        // are inflated, each by a thread of its own, into one queue, and the
+        // parser takes their pieces as they come, so that inflating (the
+        // largest cost) keeps every core busy.
+        let jobs = archive.jobs.max(1);
+        let readers = thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(jobs);
+        let (news_tx, news) = sync_channel::<HourNews>(QUEUE_DEPTH);
+        let download = |hour: i64, delay: Duration| {
+            gharchive::hour_url(&archive.url, hour).map(|url| downloader.start_after(url, delay))
+        };
+        let inflate = |hour: i64, attempt: u32, download| {
+            let news = news_tx.clone();
+            read_hour(
+                hour,
+                attempt,
+                download,
+                options.max_line_bytes,
+                &progress,
+                news,
+            )
+        };
         let mut next = wanted.iter().copied();
-        for _ in 0..archive.jobs.max(1) {
-            if let Some(hour) = next.next() {
-                ahead.push_back((hour, start(hour)));
+        let mut downloading = std::collections::VecDeque::new();
+        let mut active: HashMap<i64, HourRead> = HashMap::new();
+        loop {
+            while active.len() + downloading.len() < jobs
+                && let Some(hour) = next.next()
+            {
+                downloading.push_back((hour, download(hour, Duration::ZERO)));
             }
-        }
-        while let Some((hour, mut pending)) = ahead.pop_front() {
-            let name = gharchive::file_name(hour);
-            // Recorded with the hour: the URL without any credentials in it.
-            let source = gharchive::hour_url(&archive.url, hour).map_or_else(
-                |_| name.clone(),
-                |mut url| {
-                    let _ = url.set_username("");
-                    let _ = url.set_password(None);
-                    url.to_string()
-                },
-            );
-            let mut attempt = 1;
-            let outcome = loop {
-                let why = match pending {
-                    Err(why) => break Err(why),
-                    Ok(download) => match download.wait() {
-                        gharchive::Fetch::Missing => break Ok(false),
-                        gharchive::Fetch::Failed(why) => break Err(why),
-                        gharchive::Fetch::Retry(why) => why,
-                        gharchive::Fetch::Body(body) => {
-                            parser.tracked_in_file = [0; 3];
-                            match parser.import_reader(&name, body, true)? {
-                                Ok(()) => break Ok(true),
-                                Err(why) => {
-                                    // What was read stays stored; the next try skips it.
-                                    parser.flush()?;
-                                    why
-                                }
-                            }
-                        }
-                    },
-                };
-                if attempt >= archive.attempts {
-                    break Err(format!("{why} ({attempt} tries)"));
+            while active.len() < readers
+                && let Some((hour, started)) = downloading.pop_front()
+            {
+                let name = gharchive::file_name(hour);
+                match inflate(hour, 1, started) {
+                    Ok(()) => {
+                        let reading = parser.open_file(name);
+                        active.insert(
+                            hour,
+                            HourRead {
+                                attempt: 1,
+                                reading,
+                            },
+                        );
+                    }
+                    Err(why) => failed.push((hour, format!("{name}: {why}"))),
                 }
-                let wait = archive.backoff * 2u32.saturating_pow(attempt - 1);
-                tracing::warn!(hour = %name, attempt, "{why}; trying again in {wait:?}");
-                std::thread::sleep(wait);
-                attempt += 1;
-                pending = start(hour);
+            }
+            if active.is_empty() {
+                break;
+            }
+            let Ok(HourNews {
+                hour,
+                attempt,
+                news,
+            }) = news.recv()
+            else {
+                break;
+            };
+            let Some(read) = active.get_mut(&hour).filter(|read| read.attempt == attempt) else {
+                // What is left of an attempt given up.
+                continue;
+            };
+            let mut worth_retrying = true;
+            let mut outcome = match news {
+                News::Piece(piece) => match parser.take_piece(&mut read.reading, piece)? {
+                    Ok(()) => continue,
+                    Err(why) => Err(why),
+                },
+                News::End => parser.finish(&read.reading).map(|()| true),
+                News::Unavailable(Unavailable::Missing) => Ok(false),
+                News::Unavailable(Unavailable::Retry(why)) => Err(why),
+                News::Unavailable(Unavailable::Failed(why)) => {
+                    worth_retrying = false;
+                    Err(why)
+                }
+            };
+            if let Err(why) = &outcome
+                && worth_retrying
+                && read.attempt < archive.attempts
+            {
+                // What was read stays stored; the next try skips it.
+                parser.flush(&mut read.reading)?;
+                let wait = archive.backoff * 2u32.saturating_pow(read.attempt - 1);
+                tracing::warn!(hour = %read.reading.name, attempt = read.attempt, "{why}; trying again in {wait:?}");
+                read.attempt += 1;
+                read.reading.restart();
+                match inflate(hour, read.attempt, download(hour, wait)) {
+                    Ok(()) => continue,
+                    Err(why) => {
+                        worth_retrying = false;
+                        outcome = Err(why);
+                    }
+                }
+            }
+            let Some(HourRead { attempt, reading }) = active.remove(&hour) else {
+                continue;
             };
             let record = match outcome {
                 Ok(true) => {
                     parser.summary.files_complete += 1;
-                    let hour = ArchiveHour {
+                    let record = ArchiveHour {
                         hour,
-                        source,
-                        events_by_type: parser.tracked_in_file,
+                        source: without_credentials(&archive.url, hour),
+                        events_by_type: reading.tracked,
                     };
-                    tracing::info!(hour = %name, events = hour.events_read(), "imported");
-                    options.repos.is_empty().then_some(hour)
+                    tracing::info!(hour = %reading.name, events = record.events_read(), "imported");
+                    options.repos.is_empty().then_some(record)
                 }
                 Ok(false) => {
-                    tracing::warn!(hour = %name, "GH Archive does not have this hour (404)");
-                    missing.push(name);
+                    tracing::warn!(hour = %reading.name, "GH Archive does not have this hour (404)");
+                    missing.push(hour);
                     None
                 }
                 Err(why) => {
-                    tracing::error!(hour = %name, "{why}");
-                    failed.push(format!("{name}: {why}"));
+                    let why = if worth_retrying {
+                        format!("{why} ({attempt} tries)")
+                    } else {
+                        why
+                    };
+                    tracing::error!(hour = %reading.name, "{why}");
+                    failed.push((hour, format!("{}: {why}", reading.name)));
                     None
                 }
             };
-            parser.end_file(record)?;
+            parser.end_file(reading, record)?;
             hours_bar.advance(&parser.summary, &progress);
-            if let Some(hour) = next.next() {
-                ahead.push_back((hour, start(hour)));
-            }
         }
         Ok(())
     })?;
     hours_bar.finish();
-    summary.files_failed = failed;
-    summary.hours_missing = missing;
+    // Hours end in the order their pieces come: reported in hour order.
+    failed.sort_unstable();
+    missing.sort_unstable();
+    summary.files_failed = failed.into_iter().map(|(_, why)| why).collect();
+    summary.hours_missing = missing.into_iter().map(gharchive::file_name).collect();
     summary.hours_imported = summary.files_complete;
     summary.hours_already = already;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// An hour of `import --gharchive` being read: which try, and what the
+/// parser has of it.
+struct HourRead {
+    attempt: u32,
+    reading: Reading,
+}
+
+/// What an hour's reader thread tells the parser, tagged with the hour and try.
+struct HourNews {
+    hour: i64,
+    attempt: u32,
+    news: News,
+}
+
+enum News {
+    /// The next piece of the body (or the read error that ends it).
+    Piece(io::Result<Piece>),
+    /// The body was read to its end.
+    End,
+    /// No body.
+    Unavailable(Unavailable),
+}
+
+/// Starts a thread that waits for `download`'s answer and inflates its body
+/// into `news` as pieces of whole lines, then [`News::End`].
+fn read_hour(
+    hour: i64,
+    attempt: u32,
+    download: Result<gharchive::Pending, String>,
+    max_line: usize,
+    progress: &Progress,
+    news: SyncSender<HourNews>,
+) -> Result<(), String> {
+    let bytes = progress.bytes.clone();
+    let reader = move || {
+        let tell = |news_now: News| {
+            news.send(HourNews {
+                hour,
+                attempt,
+                news: news_now,
+            })
+            .is_ok()
+        };
+        match download.map_err(Unavailable::Failed).and_then(|d| d.wait()) {
+            Ok(body) => {
+                let counted = CountingReader { inner: body, bytes };
+                let mut failed = false;
+                read_chunks(MultiGzDecoder::new(counted), max_line, &mut |piece| {
+                    failed |= piece.is_err();
+                    tell(News::Piece(piece))
+                });
+                if !failed {
+                    tell(News::End);
+                }
+            }
+            Err(why) => {
+                tell(News::Unavailable(why));
+            }
+        }
+    };
+    thread::Builder::new()
+        .name("import-reader".into())
+        .spawn(reader)
+        .map(drop)
+        .map_err(|error| format!("cannot start a reader thread: {error}"))
+}
+
+/// The URL of `hour` under `base` without any credentials in it: what is
+/// recorded with the hour.
+fn without_credentials(base: &reqwest::Url, hour: i64) -> String {
+    gharchive::hour_url(base, hour).map_or_else(
+        |_| gharchive::file_name(hour),
+        |mut url| {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        },
+    )
 }
 
 /// A bar across hours (done of total, MB/s, events/s) for a person at a terminal.
@@ -454,13 +593,10 @@ fn run_pipeline(
         .map_err(|_| ImportError::WriterGone)?;
     let mut parser = Parser {
         options,
-        batch: Vec::with_capacity(options.batch_size),
         batch_tx,
         summary: ImportSummary::default(),
         progress,
-        events_seen: 0,
-        first_problem: None,
-        tracked_in_file: [0; 3],
+        next_file: 0,
     };
     let _ = drive(&mut parser);
     let Parser {
@@ -481,101 +617,139 @@ struct WriterGone;
 
 struct Parser<'a> {
     options: &'a ImportOptions,
-    batch: Vec<Event>,
     batch_tx: SyncSender<Load>,
     summary: ImportSummary,
-    /// Tracked events read from the current file, per type.
-    tracked_in_file: [u64; 3],
     progress: &'a Progress,
+    /// The id of the next file opened.
+    next_file: u64,
+}
+
+/// One file (or hour) being parsed: where in it the parser is, what it held
+/// so far, and its events not yet handed to the writer.
+struct Reading {
+    /// Tells the writer which file a batch came from.
+    id: u64,
+    /// The file, in messages.
+    name: String,
+    line_number: u64,
     /// Lines that were events (of any type), to tell a file of events from
     /// a file of something else.
     events_seen: u64,
-    /// The first bad line of the current file and why: what the file is
-    /// said to be when it holds no event at all.
+    /// The first bad line and why: what the file is said to be when it
+    /// holds no event at all.
     first_problem: Option<String>,
+    /// Tracked events read, per type.
+    tracked: [u64; 3],
+    batch: Vec<Event>,
+}
+
+impl Reading {
+    /// Back to the file's start, for another try (its batches so far are
+    /// the writer's).
+    fn restart(&mut self) {
+        self.line_number = 0;
+        self.events_seen = 0;
+        self.first_problem = None;
+        self.tracked = [0; 3];
+    }
 }
 
 impl Parser<'_> {
-    /// Parses one source (`name` in messages); the inner `Err` says why it
-    /// could not be read to the end.
-    fn import_reader(
+    fn open_file(&mut self, name: String) -> Reading {
+        self.next_file += 1;
+        Reading {
+            id: self.next_file,
+            name,
+            line_number: 0,
+            events_seen: 0,
+            first_problem: None,
+            tracked: [0; 3],
+            batch: Vec::with_capacity(self.options.batch_size),
+        }
+    }
+
+    /// Parses every piece a reader thread sends for `file`; `Err` says why
+    /// it could not be read to the end.
+    fn take_all(
         &mut self,
-        name: &str,
-        source: impl Read + Send + 'static,
-        gzipped: bool,
+        file: &mut Reading,
+        pieces: Receiver<io::Result<Piece>>,
     ) -> Result<Result<(), String>, WriterGone> {
-        let counted = CountingReader {
-            inner: source,
-            bytes: self.progress.bytes.clone(),
-        };
-        let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Piece>>(QUEUE_DEPTH);
-        let max_line = self.options.max_line_bytes;
-        let reader = thread::Builder::new()
-            .name("import-reader".into())
-            .spawn(move || {
-                if gzipped {
-                    read_chunks(MultiGzDecoder::new(counted), max_line, &chunk_tx);
-                } else {
-                    read_chunks(counted, max_line, &chunk_tx);
-                }
-            });
-        if let Err(error) = reader {
-            return Ok(Err(format!("cannot start a reader thread: {error}")));
-        }
-        let name = name.to_owned();
-        self.first_problem = None;
-        let mut line_number = 0u64;
-        let events_before = self.events_seen;
-        for piece in chunk_rx {
-            let chunk = match piece {
-                Ok(Piece::Lines(chunk)) => chunk,
-                Ok(Piece::Oversized) => {
-                    line_number += 1;
-                    self.summary.lines += 1;
-                    self.bad_line(&name, line_number, &format!("longer than {max_line} bytes"));
-                    continue;
-                }
-                Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Ok(Err(format!("truncated after line {line_number} ({error})")));
-                }
-                Err(error) => {
-                    return Ok(Err(format!(
-                        "read failed after line {line_number}: {error}"
-                    )));
-                }
-            };
-            for line in chunk.split(|b| *b == b'\n') {
-                line_number += 1;
-                self.take_line(line, &name, line_number)?;
+        for piece in pieces {
+            if let Err(why) = self.take_piece(file, piece)? {
+                return Ok(Err(why));
             }
-            // The chunk ends with '\n', so split() yields one empty tail: not a line.
-            line_number -= 1;
-            self.progress.update(&self.summary);
         }
-        if self.events_seen == events_before {
-            let first = self.first_problem.take().unwrap_or_default();
-            return Ok(Err(format!(
-                "no GitHub event in it{first}; expected one JSON event object per line, as GH Archive writes them"
-            )));
+        Ok(self.finish(file))
+    }
+
+    /// Parses the next piece of `file`; `Err` when it is the read error
+    /// that ends it.
+    fn take_piece(
+        &mut self,
+        file: &mut Reading,
+        piece: io::Result<Piece>,
+    ) -> Result<Result<(), String>, WriterGone> {
+        let chunk = match piece {
+            Ok(Piece::Lines(chunk)) => chunk,
+            Ok(Piece::Oversized) => {
+                file.line_number += 1;
+                self.summary.lines += 1;
+                let why = format!("longer than {} bytes", self.options.max_line_bytes);
+                self.bad_line(file, &why);
+                return Ok(Ok(()));
+            }
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                return Ok(Err(format!(
+                    "truncated after line {} ({error})",
+                    file.line_number
+                )));
+            }
+            Err(error) => {
+                return Ok(Err(format!(
+                    "read failed after line {}: {error}",
+                    file.line_number
+                )));
+            }
+        };
+        // The chunk is whole lines, each ending in '\n'.
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &chunk) {
+            file.line_number += 1;
+            self.take_line(file, &chunk[start..end])?;
+            start = end + 1;
         }
+        self.progress.update(&self.summary);
         Ok(Ok(()))
     }
 
-    fn bad_line(&mut self, file: &str, line_number: u64, reason: &str) {
-        if self.first_problem.is_none() {
-            self.first_problem = Some(format!(" (line {line_number}: {reason})"));
+    /// Whether `file`, read to its end, was a file of events.
+    fn finish(&self, file: &Reading) -> Result<(), String> {
+        if file.events_seen > 0 {
+            return Ok(());
+        }
+        let first = file.first_problem.as_deref().unwrap_or_default();
+        Err(format!(
+            "no GitHub event in it{first}; expected one JSON event object per line, as GH Archive writes them"
+        ))
+    }
+
+    fn bad_line(&mut self, file: &mut Reading, reason: &str) {
+        let line_number = file.line_number;
+        if file.first_problem.is_none() {
+            file.first_problem = Some(format!(" (line {line_number}: {reason})"));
         }
         self.summary.bad_lines += 1;
         if self.summary.bad_lines <= BAD_LINES_REPORTED {
-            tracing::warn!("{file}:{line_number}: skipped: {reason}");
+            tracing::warn!("{}:{line_number}: skipped: {reason}", file.name);
         } else if self.summary.bad_lines == BAD_LINES_REPORTED + 1 {
             tracing::warn!("more bad lines follow; only their count is reported");
         }
     }
 
-    fn take_line(&mut self, line: &[u8], file: &str, line_number: u64) -> Result<(), WriterGone> {
+    fn take_line(&mut self, file: &mut Reading, line: &[u8]) -> Result<(), WriterGone> {
         // A byte-order mark some editors write; CR of CRLF line ends goes with the trim.
-        let line = match line_number {
+        let line = match file.line_number {
             1 => line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line),
             _ => line,
         };
@@ -586,18 +760,18 @@ impl Parser<'_> {
         self.summary.lines += 1;
         let parsed = parse_event(line);
         if parsed.is_ok() {
-            self.events_seen += 1;
+            file.events_seen += 1;
         }
         match parsed {
             Ok(Some(event)) if self.wanted(&event) => {
-                self.tracked_in_file[event.event_type.index()] += 1;
-                self.batch.push(event);
-                if self.batch.len() >= self.options.batch_size {
-                    self.flush()?;
+                file.tracked[event.event_type.index()] += 1;
+                file.batch.push(event);
+                if file.batch.len() >= self.options.batch_size {
+                    self.flush(file)?;
                 }
             }
             Ok(_) => self.summary.skipped += 1,
-            Err(reason) => self.bad_line(file, line_number, &reason.to_string()),
+            Err(reason) => self.bad_line(file, &reason.to_string()),
         }
         Ok(())
     }
@@ -608,20 +782,27 @@ impl Parser<'_> {
 
     /// The file's last batch, then its end: `hour` is recorded once its
     /// events are stored.
-    fn end_file(&mut self, hour: Option<ArchiveHour>) -> Result<(), WriterGone> {
-        self.flush()?;
+    fn end_file(&mut self, mut file: Reading, hour: Option<ArchiveHour>) -> Result<(), WriterGone> {
+        self.flush(&mut file)?;
         self.batch_tx
-            .send(Load::FileEnd(hour))
+            .send(Load::FileEnd {
+                file: file.id,
+                hour,
+            })
             .map_err(|_| WriterGone)
     }
 
-    fn flush(&mut self) -> Result<(), WriterGone> {
-        if self.batch.is_empty() {
+    fn flush(&mut self, file: &mut Reading) -> Result<(), WriterGone> {
+        if file.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.options.batch_size));
+        let events =
+            std::mem::replace(&mut file.batch, Vec::with_capacity(self.options.batch_size));
         self.batch_tx
-            .send(Load::Events(batch))
+            .send(Load::Events {
+                file: file.id,
+                events,
+            })
             .map_err(|_| WriterGone)
     }
 }
@@ -647,6 +828,33 @@ pub fn archive_hour(file_name: &str) -> Option<i64> {
     Some(midnight / SECONDS_PER_HOUR + hour)
 }
 
+/// Starts a reader thread that inflates (when `gzipped`) and splits
+/// `source` into [`Piece`]s, a few chunks ahead of whoever receives them.
+fn start_reader(
+    source: impl Read + Send + 'static,
+    gzipped: bool,
+    max_line: usize,
+    progress: &Progress,
+) -> Result<Receiver<io::Result<Piece>>, String> {
+    let counted = CountingReader {
+        inner: source,
+        bytes: progress.bytes.clone(),
+    };
+    let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Piece>>(QUEUE_DEPTH);
+    thread::Builder::new()
+        .name("import-reader".into())
+        .spawn(move || {
+            let mut send = |piece| chunk_tx.send(piece).is_ok();
+            if gzipped {
+                read_chunks(MultiGzDecoder::new(counted), max_line, &mut send);
+            } else {
+                read_chunks(counted, max_line, &mut send);
+            }
+        })
+        .map_err(|error| format!("cannot start a reader thread: {error}"))?;
+    Ok(chunk_rx)
+}
+
 /// What the reader thread hands the parser, in file order.
 enum Piece {
     /// Whole lines, each ending in `\n`.
@@ -660,13 +868,18 @@ enum Piece {
 /// rest of it skipped, so memory is bounded by the chunk size plus the
 /// limit whatever the input (a gzip bomb of one endless line, `/dev/zero`).
 /// On a read error the complete lines before it are sent, then the error.
-fn read_chunks(source: impl Read, max_line: usize, pieces: &SyncSender<io::Result<Piece>>) {
+/// `send` says whether the receiver still listens.
+fn read_chunks(
+    source: impl Read,
+    max_line: usize,
+    send: &mut impl FnMut(io::Result<Piece>) -> bool,
+) {
     let mut reader = BufReader::with_capacity(1 << 20, source);
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
     // Where the line being read starts in `chunk`.
     let mut line_start = 0;
     let mut skipping = false;
-    let send = |piece: Piece| pieces.send(Ok(piece)).is_ok();
+    let mut send_ok = |piece: Piece| send(Ok(piece));
     let failure = loop {
         let buffer = match reader.fill_buf() {
             Ok([]) => break None,
@@ -684,7 +897,9 @@ fn read_chunks(source: impl Read, max_line: usize, pieces: &SyncSender<io::Resul
                 chunk.truncate(line_start);
                 skipping = newline.is_none();
                 let lines = std::mem::take(&mut chunk);
-                if (!lines.is_empty() && !send(Piece::Lines(lines))) || !send(Piece::Oversized) {
+                if (!lines.is_empty() && !send_ok(Piece::Lines(lines)))
+                    || !send_ok(Piece::Oversized)
+                {
                     return;
                 }
                 line_start = 0;
@@ -697,7 +912,7 @@ fn read_chunks(source: impl Read, max_line: usize, pieces: &SyncSender<io::Resul
             let partial = chunk.split_off(line_start);
             let full = std::mem::replace(&mut chunk, partial);
             line_start = 0;
-            if !send(Piece::Lines(full)) {
+            if !send_ok(Piece::Lines(full)) {
                 return;
             }
         }
@@ -708,11 +923,11 @@ fn read_chunks(source: impl Read, max_line: usize, pieces: &SyncSender<io::Resul
         None if chunk.len() > line_start => chunk.push(b'\n'),
         None => {}
     }
-    if !chunk.is_empty() && !send(Piece::Lines(chunk)) {
+    if !chunk.is_empty() && !send_ok(Piece::Lines(chunk)) {
         return;
     }
     if let Some(error) = failure {
-        let _ = pieces.send(Err(error));
+        send(Err(error));
     }
 }
 

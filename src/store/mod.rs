@@ -416,13 +416,33 @@ impl Origin {
     }
 }
 
-/// What an import hands the store's writer ([`Backend::bulk_load`]).
+/// What an import hands the store's writer ([`Backend::bulk_load`]). Files
+/// are numbered by the import; batches of several files may interleave.
 pub enum Load {
-    /// A batch of events.
-    Events(Vec<Event>),
-    /// The end of a file: every event it holds was in the batches before.
-    /// `Some` when the file is a GH Archive hour read to its end.
-    FileEnd(Option<ArchiveHour>),
+    /// A batch of events of one file.
+    Events { file: u64, events: Vec<Event> },
+    /// The end of a file: every event it holds was in its batches before.
+    /// `hour` is `Some` when the file is a GH Archive hour read to its end.
+    FileEnd {
+        file: u64,
+        hour: Option<ArchiveHour>,
+    },
+}
+
+/// A bulk load's events newly stored per file, until the file's end: what is
+/// recorded with an archive hour.
+#[derive(Default)]
+pub(crate) struct StoredPerFile(std::collections::HashMap<u64, u64>);
+
+impl StoredPerFile {
+    pub(crate) fn add(&mut self, file: u64, stats: InsertStats) {
+        *self.0.entry(file).or_default() += stats.inserted();
+    }
+
+    /// The file's count, forgotten.
+    pub(crate) fn end(&mut self, file: u64) -> u64 {
+        self.0.remove(&file).unwrap_or_default()
+    }
 }
 
 /// A GH Archive hour file read to its end.

@@ -12,8 +12,10 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ghmetrics::gharchive::{HourRange, file_name};
-use ghmetrics::import::{ArchiveImport, ImportOptions, ImportSummary, import_archive};
-use ghmetrics::store::Store;
+use ghmetrics::import::{
+    ArchiveImport, ImportOptions, ImportSummary, archive_hour, import_archive,
+};
+use ghmetrics::store::{ArchiveHour, Load, Store};
 use serde_json::Value;
 
 use crate::helpers::{Expected, created_at, fixture_file_events, rfc3339};
@@ -230,12 +232,27 @@ async fn hours_are_downloaded_once_whatever_the_archive_does() {
             1,
             "a 404 is not retried: {asked:?}"
         );
-        // Every hour is now complete.
+        // Every hour is now complete, and records what its own file held and
+        // stored, however the hours' pieces interleaved.
         let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
         assert_eq!(
             db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
             4
         );
+        let recorded = store
+            .sql(&format!(
+                "SELECT hour, events_read, stored FROM {} ORDER BY hour",
+                store.table("archive_hours")
+            ))
+            .await;
+        let each_hour: String = hours
+            .iter()
+            .map(|(name, events)| {
+                let n = Expected::of(events).total();
+                format!("{}\t{n}\t{n}\n", archive_hour(name).unwrap())
+            })
+            .collect();
+        assert_eq!(recorded, each_hour);
 
         // Again: nothing it has is downloaded; only the missing hours are asked.
         let again = run(&db, quick(&archive.url, range)).await;
@@ -588,5 +605,90 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
             "{health}"
         );
         app.stop().await;
+    }
+}
+
+/// An import reads several hours at once, so the writer gets their batches
+/// interleaved: each hour must still record its own events read and newly
+/// stored. Two hours' batches are handed to every store's writer mixed,
+/// with some of the second hour already stored by the poller.
+#[tokio::test]
+async fn interleaved_hours_each_record_what_they_stored() {
+    let hours = hours_of_2021();
+    let parsed = |events: &[Value]| -> Vec<ghmetrics::event::Event> {
+        events
+            .iter()
+            .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+            .collect()
+    };
+    let (first, second) = (parsed(&hours[0].1), parsed(&hours[1].1));
+    let live = second.len() / 3;
+    assert!(first.len() >= 2 && live >= 1);
+    let record = |name: &str, events: &[ghmetrics::event::Event]| {
+        let mut events_by_type = [0; 3];
+        for event in events {
+            events_by_type[event.event_type.index()] += 1;
+        }
+        ArchiveHour {
+            hour: archive_hour(name).unwrap(),
+            source: name.to_owned(),
+            events_by_type,
+        }
+    };
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let db = store.open_with(second[..live].to_vec()).await;
+        let (half_first, half_second) = (first.len() / 2, second.len() / 2);
+        let (loads_tx, loads) = std::sync::mpsc::channel();
+        for load in [
+            Load::Events {
+                file: 1,
+                events: first[..half_first].to_vec(),
+            },
+            Load::Events {
+                file: 2,
+                events: second[..half_second].to_vec(),
+            },
+            Load::Events {
+                file: 1,
+                events: first[half_first..].to_vec(),
+            },
+            Load::FileEnd {
+                file: 1,
+                hour: Some(record(&hours[0].0, &first)),
+            },
+            Load::Events {
+                file: 2,
+                events: second[half_second..].to_vec(),
+            },
+            Load::FileEnd {
+                file: 2,
+                hour: Some(record(&hours[1].0, &second)),
+            },
+        ] {
+            loads_tx.send(load).unwrap();
+        }
+        drop(loads_tx);
+        let writer = db.clone();
+        let stats = tokio::task::spawn_blocking(move || writer.bulk_load(loads).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stats.inserted() as usize, first.len() + second.len() - live);
+        let recorded = store
+            .sql(&format!(
+                "SELECT hour, events_read, stored FROM {} ORDER BY hour",
+                store.table("archive_hours")
+            ))
+            .await;
+        let expected = format!(
+            "{}\t{}\t{}\n{}\t{}\t{}\n",
+            archive_hour(&hours[0].0).unwrap(),
+            first.len(),
+            first.len(),
+            archive_hour(&hours[1].0).unwrap(),
+            second.len(),
+            second.len() - live,
+        );
+        assert_eq!(recorded, expected);
     }
 }

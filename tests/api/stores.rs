@@ -48,13 +48,45 @@ impl TestStore {
         store
     }
 
-    /// Runs `sql` on the store's server (the cluster's first shard) as an
-    /// analyst would, returning the answer's text.
+    /// Runs `sql` as an analyst would, on the SQLite file or the store's
+    /// server (the cluster's first shard), returning the answer as
+    /// tab-separated text.
     pub async fn sql(&self, sql: &str) -> String {
-        let StoreLocation::ClickHouse(settings) = &self.location else {
-            panic!("not a ClickHouse store");
-        };
-        sql_on(settings.endpoint.port().unwrap(), sql).await
+        match &self.location {
+            StoreLocation::ClickHouse(settings) => {
+                sql_on(settings.endpoint.port().unwrap(), sql).await
+            }
+            StoreLocation::Sqlite(SqliteLocation::File(path)) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let mut statement = conn.prepare(sql).unwrap();
+                let columns = statement.column_count();
+                let mut rows = statement.query([]).unwrap();
+                let mut text = String::new();
+                while let Some(row) = rows.next().unwrap() {
+                    let fields: Vec<String> = (0..columns)
+                        .map(|i| match row.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    text += &fields.join("\t");
+                    text.push('\n');
+                }
+                text
+            }
+            StoreLocation::Sqlite(SqliteLocation::Memory) => panic!("an in-memory store"),
+        }
+    }
+
+    /// How an analyst names `table`: with the database on ClickHouse.
+    pub fn table(&self, table: &str) -> String {
+        match &self.location {
+            StoreLocation::ClickHouse(settings) => format!("{}.{table}", settings.database),
+            StoreLocation::Sqlite(_) => table.to_owned(),
+        }
     }
 
     /// The database's name (ClickHouse).

@@ -39,7 +39,7 @@ use crate::config::ClickHouseSettings;
 use crate::event::Event;
 use crate::store::{
     Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, HourCoverage, InsertStats, Load,
-    Origin, PrCountSink, PrGapSummary, StoreError, Totals,
+    Origin, PrCountSink, PrGapSummary, StoreError, StoredPerFile, Totals,
 };
 
 /// The ClickHouse store. Cheap to clone.
@@ -198,24 +198,20 @@ impl Backend for ClickHouse {
             .map_err(|error| ClickHouseError::Busy(format!("cannot start a runtime: {error}")))?;
         let store = self.with_new_connections();
         let mut total = InsertStats::default();
-        let mut this_file = InsertStats::default();
+        let mut stored = StoredPerFile::default();
         for load in loads {
             match load {
-                Load::Events(batch) => {
-                    let stats = runtime.block_on(store.insert_events(&batch, Origin::Import))?;
+                Load::Events { file, events } => {
+                    let stats = runtime.block_on(store.insert_events(&events, Origin::Import))?;
                     total += stats;
-                    this_file += stats;
+                    stored.add(file, stats);
                 }
-                Load::FileEnd(hour) => {
+                Load::FileEnd { file, hour } => {
+                    let stored = stored.end(file);
                     if let Some(hour) = hour {
                         let now = chrono::Utc::now().timestamp();
-                        runtime.block_on(store.record_archive_hour(
-                            &hour,
-                            this_file.inserted(),
-                            now,
-                        ))?;
+                        runtime.block_on(store.record_archive_hour(&hour, stored, now))?;
                     }
-                    this_file = InsertStats::default();
                 }
             }
         }

@@ -10,7 +10,7 @@ use super::{Sqlite, SqliteError, feeds, metrics, write};
 use crate::event::Event;
 use crate::store::{
     Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, HourCoverage, InsertStats, Load,
-    Origin, PrCountSink, PrGapSummary, StoreError, Totals,
+    Origin, PrCountSink, PrGapSummary, StoreError, StoredPerFile, Totals,
 };
 
 /// Page cache of the bulk loader's connection, in KiB. Inserts land all over
@@ -108,20 +108,20 @@ impl Backend for Sqlite {
         let load = |conn: &mut rusqlite::Connection| -> Result<InsertStats, SqliteError> {
             conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)?;
             let mut total = InsertStats::default();
-            let mut this_file = InsertStats::default();
+            let mut stored = StoredPerFile::default();
             let result = loads.iter().try_for_each(|load| {
                 match load {
-                    Load::Events(batch) => {
-                        let stats = write::insert_events(conn, &batch, Origin::Import)?;
+                    Load::Events { file, events } => {
+                        let stats = write::insert_events(conn, &events, Origin::Import)?;
                         total += stats;
-                        this_file += stats;
+                        stored.add(file, stats);
                     }
-                    Load::FileEnd(hour) => {
+                    Load::FileEnd { file, hour } => {
+                        let stored = stored.end(file);
                         if let Some(hour) = hour {
                             let now = chrono::Utc::now().timestamp();
-                            write::record_archive_hour(conn, &hour, this_file.inserted(), now)?;
+                            write::record_archive_hour(conn, &hour, stored, now)?;
                         }
-                        this_file = InsertStats::default();
                     }
                 }
                 Ok::<_, SqliteError>(())
