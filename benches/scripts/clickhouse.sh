@@ -227,19 +227,22 @@ for layout in single cluster; do
     # shellcheck disable=SC2086 # one argument per repository
     python3 benches/scripts/latency.py "http://$listen" "$samples" "$start" "$((start + span))" $largest
     # pr-counts proves short rankings from the rollup's top rows; parts of
-    # similar size (a bulk load's) weaken the proof. The writer (serve with
-    # polling; GitHub is a closed port here, so its polls fail and are retried)
-    # merges them at start: measure again once it has.
+    # similar size (a bulk load's) weaken the proof, and rankings over a window
+    # are proven from the hours' summaries, which writers make. The writer
+    # (serve with polling; GitHub is a closed port here, so its polls fail and
+    # are retried) merges the parts and summarises the hours at start: measure
+    # again once it has.
     wlisten=127.0.0.1:$(free_port)
     "$bin" serve --listen "$wlisten" --github-api-url http://127.0.0.1:9/ "${store[@]}" \
         >"$work/writer-$layout.log" 2>&1 &
     writer=$!
     pids+=($writer)
-    for _ in $(seq 600); do
-        grep -q "merged the ClickHouse rollups" "$work/writer-$layout.log" && break
+    for _ in $(seq 1500); do
+        grep -q "summarized the hours" "$work/writer-$layout.log" && break
         sleep 0.2
     done
     kill "$writer"
-    echo "  (after the writer started: $(grep -o 'merged the ClickHouse rollups.*' "$work/writer-$layout.log" | head -n 1))"
+    echo "  (after the writer started: $(grep -o 'merged the ClickHouse rollups.*' "$work/writer-$layout.log" | head -n 1);" \
+         "$(grep -o 'summarized the hours.*' "$work/writer-$layout.log" | head -n 1))"
     python3 benches/scripts/latency.py "http://$listen" "$samples" "$start" "$((start + span))" --pr-counts-only
 done

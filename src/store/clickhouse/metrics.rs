@@ -203,8 +203,10 @@ impl ClickHouse {
     }
 
     /// Repositories by PullRequestEvents with `from <= created_at < to`,
-    /// most first: the window's PR events counted per repository (one range
-    /// of the `(type, created_at)` key).
+    /// most first. A short ranking is first tried from the hours' summaries
+    /// ([`ClickHouse::top_pr_counts_between`]); otherwise the window's PR
+    /// events are counted per repository (one range of the `(type,
+    /// created_at)` key).
     pub(super) async fn for_each_pr_count_between(
         &self,
         from: i64,
@@ -212,6 +214,16 @@ impl ClickHouse {
         limit: Option<u64>,
         mut visit: impl FnMut(&str, u64) -> bool,
     ) -> Result<(), ClickHouseError> {
+        if let Some(k) = limit
+            && let Some(top) = self.top_pr_counts_between(from, to, k).await?
+        {
+            for (repo, count) in top {
+                if !visit(&repo, count) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
         let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let sql = format!(
@@ -327,11 +339,7 @@ impl ClickHouse {
             self.layout.table("pr_counts"),
             names.join(",")
         );
-        // Up to K names: past the default 256 KiB of SQL text.
-        let max_query_size = (sql.len() + 1024).max(1 << 18).to_string();
-        let settings = [("max_query_size", max_query_size.as_str())];
-        let answer = self.layout.main.run(&sql, &settings, None).await?;
-        for line in answer.lines() {
+        for line in self.query_long(&sql).await?.lines() {
             let [repo, total] = fields::<2>(line)?;
             let repo = read_tsv(repo).ok_or_else(|| bad(line))?;
             sums.insert(repo, number(total, line)?);

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "archive_coverage",
         include_str!("../../../migrations/clickhouse/V4__archive_coverage.sql"),
     ),
+    (
+        5,
+        "pr_hour_tops",
+        include_str!("../../../migrations/clickhouse/V5__pr_hour_tops.sql"),
+    ),
 ];
 
 /// Applies the migrations `layout.main` has not recorded.

@@ -11,9 +11,11 @@
 //!
 //! One file per concern: [`layout`] (where the tables are), [`http`] (the
 //! transport), [`text`] (the text format), [`metrics`], [`write`], [`feeds`],
-//! [`top`] (the pr-counts proof), [`lock`], [`upkeep`], [`migrate`].
+//! [`top`] and [`hour_tops`] (the pr-counts proofs), [`lock`], [`upkeep`],
+//! [`migrate`].
 
 mod feeds;
+mod hour_tops;
 mod http;
 mod layout;
 pub mod lock;
@@ -107,6 +109,14 @@ impl ClickHouse {
 
     async fn query(&self, sql: &str) -> Result<String, ClickHouseError> {
         self.layout.main.run(sql, &[], None).await
+    }
+
+    /// [`ClickHouse::query`] for statements that may be longer than the
+    /// server's default 256 KiB (thousands of repository names).
+    async fn query_long(&self, sql: &str) -> Result<String, ClickHouseError> {
+        let max_query_size = (sql.len() + 1024).max(1 << 18).to_string();
+        let settings = [("max_query_size", max_query_size.as_str())];
+        self.layout.main.run(sql, &settings, None).await
     }
 }
 
@@ -217,6 +227,7 @@ impl Backend for ClickHouse {
         }
         if total.inserted() > 0 {
             runtime.block_on(store.merge_rollups());
+            runtime.block_on(store.summarize_finished_hours());
         }
         runtime.block_on(store.drop_ended_locks());
         Ok(total)

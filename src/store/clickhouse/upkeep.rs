@@ -33,6 +33,25 @@ impl ClickHouse {
         }
     }
 
+    /// Summarises the finished hours whose summary of busiest repositories
+    /// is missing or out of date ([`super::hour_tops`]) and logs how many. A
+    /// failure is logged: rankings over windows are only slower until the
+    /// next upkeep.
+    pub async fn summarize_finished_hours(&self) {
+        let started = Instant::now();
+        match self.summarize_hours(chrono::Utc::now().timestamp()).await {
+            Ok(0) => {}
+            Ok(hours) => tracing::info!(
+                hours,
+                seconds = started.elapsed().as_secs_f64(),
+                "summarized the hours' busiest repositories"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "could not summarize the hours' busiest repositories")
+            }
+        }
+    }
+
     pub(super) async fn optimize_rollups(&self) -> Result<(), ClickHouseError> {
         for table in ["pr_counts", "event_counts_by_minute"] {
             let sql = format!("OPTIMIZE TABLE {} FINAL", self.layout.local_table(table));
@@ -83,7 +102,7 @@ impl ClickHouse {
 
     /// The serving writer's upkeep, at start and then every `every` until
     /// cancelled: merges the rollups when [`Self::rollups_fragmented`] finds
-    /// them so, and drops ended write locks.
+    /// them so, summarises the finished hours, and drops ended write locks.
     pub async fn keep_up(self, every: Duration, cancel: CancellationToken) {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,6 +116,7 @@ impl ClickHouse {
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "could not look at the ClickHouse rollups"),
             }
+            self.summarize_finished_hours().await;
             self.drop_ended_locks().await;
         }
     }

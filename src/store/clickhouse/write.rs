@@ -10,7 +10,7 @@ use super::text::{datetime, number, push_tsv, quote};
 use super::{ClickHouse, ClickHouseError, lock};
 use crate::event::{Event, EventType};
 use crate::store::{ArchiveHour, HourCoverage, InsertStats, Origin};
-use crate::time_buckets::SECONDS_PER_MINUTE;
+use crate::time_buckets::{SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
@@ -146,14 +146,14 @@ impl ClickHouse {
     ) -> Result<(), ClickHouseError> {
         // The hour's events that arrived by a live feed: what the poller had
         // stored before the archive brought the rest.
-        let start = hour.hour * crate::time_buckets::SECONDS_PER_HOUR;
+        let start = hour.hour * SECONDS_PER_HOUR;
         let answer = self
             .query(&format!(
                 "SELECT CAST(type AS Int8), count() FROM {} WHERE created_at >= toDateTime({start})
                    AND created_at < toDateTime({}) AND origin IN (1, 2)
                  GROUP BY type FORMAT TabSeparated",
                 self.layout.table("events"),
-                start + crate::time_buckets::SECONDS_PER_HOUR
+                start + SECONDS_PER_HOUR
             ))
             .await?;
         let mut live = [0u64; 3];
@@ -362,6 +362,11 @@ impl ClickHouse {
             (
                 "event_counts_by_minute",
                 format!("minute < {}", cutoff / SECONDS_PER_MINUTE),
+            ),
+            // The hours that lose events lose their summaries.
+            (
+                "pr_hour_tops",
+                format!("hour <= {}", cutoff / SECONDS_PER_HOUR),
             ),
         ] {
             let sql = format!(
