@@ -377,7 +377,7 @@ async fn both_stores_answer_every_question_alike() {
         first_id: 90_000_000_000,
         seed: 11,
     };
-    let mut generator = ghmetrics::synthetic::Generator::new(templates, settings).unwrap();
+    let mut generator = ghmetrics::synthetic::Generator::new(templates, settings.clone()).unwrap();
     events.extend(std::iter::from_fn(|| generator.next_event()));
     let sqlite = crate::stores::TestStore::sqlite();
     let clickhouse = servers.single();
@@ -447,6 +447,18 @@ async fn both_stores_answer_every_question_alike() {
         for limit in [Some(3), Some(1000), None] {
             let rows = pr_ranking(store, limit, None).await;
             say(format!("pr counts {limit:?}: {rows:?}"));
+        }
+        // Over windows, once a writer has summarised the hours.
+        if let Store::ClickHouse(ch) = store {
+            ch.summarize_finished_hours().await;
+        }
+        let start = settings.start;
+        for window in [
+            (start + 1800, start + 30 * 3600 + 7),
+            (start, start + 86_400),
+        ] {
+            let rows = pr_ranking(store, Some(5), Some(window)).await;
+            say(format!("pr counts over {window:?}: {rows:?}"));
         }
         say(format!("{:?}", store.totals().await.unwrap()));
         for (i, feed) in ["global", "global", "a/b"].into_iter().enumerate() {
