@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -496,11 +497,18 @@ fn read_hour(
             Ok(body) => {
                 let counted = CountingReader { inner: body, bytes };
                 let mut failed = false;
-                read_chunks(MultiGzDecoder::new(counted), max_line, &mut |piece| {
-                    failed |= piece.is_err();
-                    tell(News::Piece(piece))
-                });
-                if !failed {
+                let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    read_chunks(MultiGzDecoder::new(counted), max_line, &mut |piece| {
+                        failed |= piece.is_err();
+                        tell(News::Piece(piece))
+                    })
+                }));
+                if read.is_err() {
+                    // A reader that failed is no hour read to its end.
+                    tell(News::Piece(Err(io::Error::other(
+                        "the reader thread failed",
+                    ))));
+                } else if !failed {
                     tell(News::End);
                 }
             }
@@ -845,10 +853,16 @@ fn start_reader(
         .name("import-reader".into())
         .spawn(move || {
             let mut send = |piece| chunk_tx.send(piece).is_ok();
-            if gzipped {
-                read_chunks(MultiGzDecoder::new(counted), max_line, &mut send);
-            } else {
-                read_chunks(counted, max_line, &mut send);
+            let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                if gzipped {
+                    read_chunks(MultiGzDecoder::new(counted), max_line, &mut send);
+                } else {
+                    read_chunks(counted, max_line, &mut send);
+                }
+            }));
+            // A reader that failed is no file read to its end.
+            if read.is_err() {
+                send(Err(io::Error::other("the reader thread failed")));
             }
         })
         .map_err(|error| format!("cannot start a reader thread: {error}"))?;

@@ -70,7 +70,7 @@ pub fn plan(k: usize, whole: &[HourTop], ends: &[HourTop]) -> Option<Plan> {
     }
     // Per repository: known, the bounds of the whole hours that do not list
     // it, and the most the partial hours can add.
-    let mut bounds: Vec<(&str, u64, u64, u64)> = listings
+    let bounds: Vec<(&str, u64, u64, u64)> = listings
         .into_iter()
         .map(
             |(repo, [known, bounds_listed, at_ends, end_bounds_listed])| {
@@ -94,7 +94,6 @@ pub fn plan(k: usize, whole: &[HourTop], ends: &[HourTop]) -> Option<Plan> {
     // which is at least `kth_low`: the most of them is checked at the end.
     let mut others_at_most = bound_of_whole + bound_of_ends;
     let mut counted = Vec::new();
-    bounds.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (repo, known, unknown, at_ends) in bounds {
         let most = known + unknown + at_ends;
         if unknown == 0 && most >= kth_low {
@@ -103,6 +102,8 @@ pub fn plan(k: usize, whole: &[HourTop], ends: &[HourTop]) -> Option<Plan> {
             others_at_most = others_at_most.max(most);
         }
     }
+    // Without partial hours the totals are the known ones, whose k-th is
+    // `kth_low`: decided now.
     (others_at_most < kth_low || !ends.is_empty()).then_some(Plan {
         k,
         counted,
