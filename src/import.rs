@@ -239,7 +239,8 @@ pub struct ArchiveImport {
     /// GH Archive or a mirror: the hour `H` is `URL/YYYY-MM-DD-H.json.gz`.
     pub url: reqwest::Url,
     pub range: HourRange,
-    /// Hours downloading at once (the next ones start while one is parsed).
+    /// Hours downloading at once (as many of them as there are cores are
+    /// inflated side by side).
     pub jobs: usize,
     /// Download hours already imported whole too.
     pub force: bool,
@@ -495,20 +496,8 @@ fn read_hour(
         };
         match download.map_err(Unavailable::Failed).and_then(|d| d.wait()) {
             Ok(body) => {
-                let counted = CountingReader { inner: body, bytes };
-                let mut failed = false;
-                let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    read_chunks(MultiGzDecoder::new(counted), max_line, &mut |piece| {
-                        failed |= piece.is_err();
-                        tell(News::Piece(piece))
-                    })
-                }));
-                if read.is_err() {
-                    // A reader that failed is no hour read to its end.
-                    tell(News::Piece(Err(io::Error::other(
-                        "the reader thread failed",
-                    ))));
-                } else if !failed {
+                let mut send = |piece| tell(News::Piece(piece));
+                if read_source(body, true, max_line, bytes, &mut send) {
                     tell(News::End);
                 }
             }
@@ -844,29 +833,51 @@ fn start_reader(
     max_line: usize,
     progress: &Progress,
 ) -> Result<Receiver<io::Result<Piece>>, String> {
-    let counted = CountingReader {
-        inner: source,
-        bytes: progress.bytes.clone(),
-    };
+    let bytes = progress.bytes.clone();
     let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Piece>>(QUEUE_DEPTH);
     thread::Builder::new()
         .name("import-reader".into())
         .spawn(move || {
             let mut send = |piece| chunk_tx.send(piece).is_ok();
-            let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                if gzipped {
-                    read_chunks(MultiGzDecoder::new(counted), max_line, &mut send);
-                } else {
-                    read_chunks(counted, max_line, &mut send);
-                }
-            }));
-            // A reader that failed is no file read to its end.
-            if read.is_err() {
-                send(Err(io::Error::other("the reader thread failed")));
-            }
+            read_source(source, gzipped, max_line, bytes, &mut send);
         })
         .map_err(|error| format!("cannot start a reader thread: {error}"))?;
     Ok(chunk_rx)
+}
+
+/// A reader thread's work: inflates `source` (when `gzipped`) and hands its
+/// whole lines to `send` ([`read_chunks`]), counting the bytes read into
+/// `bytes`. Returns whether it was read to its end; otherwise a read error,
+/// or the reader's own failure (a panic), was the last piece sent, so that
+/// no file is taken as read whole when it was not.
+fn read_source(
+    source: impl Read,
+    gzipped: bool,
+    max_line: usize,
+    bytes: Arc<AtomicU64>,
+    send: &mut impl FnMut(io::Result<Piece>) -> bool,
+) -> bool {
+    let counted = CountingReader {
+        inner: source,
+        bytes,
+    };
+    let mut failed = false;
+    let mut watched = |piece: io::Result<Piece>| {
+        failed |= piece.is_err();
+        send(piece)
+    };
+    let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if gzipped {
+            read_chunks(MultiGzDecoder::new(counted), max_line, &mut watched);
+        } else {
+            read_chunks(counted, max_line, &mut watched);
+        }
+    }));
+    if read.is_err() {
+        send(Err(io::Error::other("the reader thread failed")));
+        return false;
+    }
+    !failed
 }
 
 /// What the reader thread hands the parser, in file order.

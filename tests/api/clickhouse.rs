@@ -67,13 +67,7 @@ async fn concurrent_writers_store_each_event_once() {
         assert_eq!(inserted, expected.total(), "inserted counted once in all");
         let totals = handles[0].totals().await.unwrap();
         assert_eq!(totals.events, expected.total());
-        let counts = handles[1]
-            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
-            .await
-            .unwrap();
-        for (event_type, n) in counts.by_type() {
-            assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
-        }
+        expected.assert_counted_by(&handles[1]).await;
         let rows = store
             .sql(&format!(
                 "SELECT count(), uniqExact(id) FROM {}.events",

@@ -216,13 +216,7 @@ async fn hours_are_downloaded_once_whatever_the_archive_does() {
         );
         assert!(first.files_failed.is_empty(), "{:?}", first.files_failed);
         assert_eq!(first.stored.inserted(), expected.total());
-        let counts = db
-            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
-            .await
-            .unwrap();
-        for (event_type, n) in counts.by_type() {
-            assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
-        }
+        expected.assert_counted_by(&db).await;
         let asked = archive.take_requests();
         let times = |name: &str| asked.iter().filter(|a| *a == name).count();
         assert_eq!(times("2021-07-21-6.json.gz"), 3, "{asked:?}");

@@ -133,6 +133,17 @@ impl Expected {
     pub fn total(&self) -> u64 {
         self.by_type.values().sum()
     }
+
+    /// Asserts that `store` counts, over all time, these events per type.
+    pub async fn assert_counted_by(&self, store: &ghmetrics::store::Store) {
+        let counts = store
+            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+            .await
+            .unwrap();
+        for (event_type, n) in counts.by_type() {
+            assert_eq!(n, self.by_type[event_type.as_str()], "{event_type:?}");
+        }
+    }
 }
 
 /// A scripted failure the mock serves instead of the next response.

@@ -110,13 +110,7 @@ async fn imports_real_archives_once_however_often_they_are_imported() {
             assert_eq!(rollup_disagreement(&sqlite.get().unwrap()).unwrap(), None);
         }
         assert_eq!(db.totals().await.unwrap().events, expected.total());
-        let counts = db
-            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
-            .await
-            .unwrap();
-        for (event_type, n) in counts.by_type() {
-            assert_eq!(n, expected.by_type[event_type.as_str()], "{event_type:?}");
-        }
+        expected.assert_counted_by(&db).await;
     }
 }
 
