@@ -91,7 +91,11 @@ fn main() -> anyhow::Result<()> {
         // The store's bulk load, as `ghmetrics import` writes: batches from
         // the generator on this thread, written on another.
         let (batches, received) = std::sync::mpsc::sync_channel(4);
-        let writer = std::thread::spawn(move || store.bulk_load(received));
+        let settling = ghmetrics::store::Settling {
+            lag_hours: ghmetrics::store::DEFAULT_ARCHIVE_LAG_HOURS,
+            sources: Vec::new(),
+        };
+        let writer = std::thread::spawn(move || store.bulk_load(received, settling));
         let mut batch = Vec::with_capacity(100_000);
         while let Some(event) = generator.next_event() {
             batch.push(event);
@@ -100,12 +104,14 @@ fn main() -> anyhow::Result<()> {
                 batches.send(ghmetrics::store::Load::Events {
                     file: 1,
                     events: full,
+                    archive: None,
                 })?;
             }
         }
         batches.send(ghmetrics::store::Load::Events {
             file: 1,
             events: batch,
+            archive: None,
         })?;
         drop(batches);
         writer.join().expect("the writer thread")?;

@@ -62,6 +62,7 @@ impl App {
             telemetry,
             answers: AnswerCache::default(),
             store_timeout: config.http.store_timeout,
+            archive_lag_hours: config.archive_lag_hours,
             follow: config.follow.as_ref().map(|_| Arc::default()),
         });
         Ok(App {

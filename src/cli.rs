@@ -144,9 +144,19 @@ pub struct ImportArgs {
     #[arg(long, value_name = "RANGE", value_parser = clap::value_parser!(crate::gharchive::HourRange))]
     pub gharchive: Option<crate::gharchive::HourRange>,
 
-    /// Where GH Archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
-    #[arg(long, env = "GHMETRICS_GHARCHIVE_URL", default_value = crate::gharchive::DEFAULT_URL, value_parser = parse_directory_url)]
-    pub gharchive_url: Url,
+    /// Where an archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
+    /// Repeatable (the environment variable takes a comma-separated list):
+    /// every hour is read from each archive (GH Archive and OpenDigger's,
+    /// say), and the events are united by id.
+    #[arg(long = "gharchive-url", env = "GHMETRICS_GHARCHIVE_URL", value_name = "URL", default_value = crate::gharchive::DEFAULT_URL, value_delimiter = ',', value_parser = parse_directory_url)]
+    pub gharchive_urls: Vec<Url>,
+
+    /// How many hours after its own an archive may file an event (GH Archive
+    /// files events by the hour it crawled them since 2025-05-25; GitHub
+    /// shows events up to 6 hours late). An hour's answers are final once
+    /// the files of this many hours after it are read.
+    #[arg(long, env = "GHMETRICS_ARCHIVE_LAG", value_name = "HOURS", default_value_t = crate::store::DEFAULT_ARCHIVE_LAG_HOURS as u64, value_parser = clap::value_parser!(u64).range(0..=168))]
+    pub archive_lag: u64,
 
     /// Hours downloading at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
@@ -214,9 +224,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "START", value_parser = clap::value_parser!(crate::gharchive::HourRange), requires = "follow_gharchive")]
     pub follow_gharchive_from: Option<crate::gharchive::HourRange>,
 
-    /// Where GH Archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
-    #[arg(long, env = "GHMETRICS_GHARCHIVE_URL", default_value = crate::gharchive::DEFAULT_URL, value_parser = parse_directory_url)]
-    pub gharchive_url: Url,
+    /// Where an archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
+    /// Repeatable (the environment variable takes a comma-separated list):
+    /// every hour is read from each archive (GH Archive and OpenDigger's,
+    /// say), and the events are united by id.
+    #[arg(long = "gharchive-url", env = "GHMETRICS_GHARCHIVE_URL", value_name = "URL", default_value = crate::gharchive::DEFAULT_URL, value_delimiter = ',', value_parser = parse_directory_url)]
+    pub gharchive_urls: Vec<Url>,
+
+    /// How many hours after its own an archive may file an event (GH Archive
+    /// files events by the hour it crawled them since 2025-05-25; GitHub
+    /// shows events up to 6 hours late). An hour's answers are final once
+    /// the files of this many hours after it are read.
+    #[arg(long, env = "GHMETRICS_ARCHIVE_LAG", value_name = "HOURS", default_value_t = crate::store::DEFAULT_ARCHIVE_LAG_HOURS as u64, value_parser = clap::value_parser!(u64).range(0..=168))]
+    pub archive_lag: u64,
 
     /// Delete events older than this (e.g. `30d`, `12h`), in small batches in
     /// the background. Default: keep everything.
@@ -362,13 +382,27 @@ impl ServeArgs {
                     || chrono::Utc::now().timestamp() / crate::time_buckets::SECONDS_PER_HOUR,
                     |start| start.first,
                 );
-                let mut follow = crate::config::FollowConfig::new(self.gharchive_url, from_hour);
+                let mut follow =
+                    crate::config::FollowConfig::new(distinct(self.gharchive_urls), from_hour);
                 follow.retention = self.retention;
+                follow.archive_lag_hours = self.archive_lag as i64;
                 follow
             }),
             retention: self.retention,
+            archive_lag_hours: self.archive_lag as i64,
         })
     }
+}
+
+/// `urls` without repeats, in the order given.
+pub fn distinct(urls: Vec<Url>) -> Vec<Url> {
+    let mut seen = Vec::new();
+    for url in urls {
+        if !seen.contains(&url) {
+            seen.push(url);
+        }
+    }
+    seen
 }
 
 #[cfg(test)]
@@ -422,7 +456,7 @@ mod tests {
             .parse::<crate::gharchive::HourRange>()
             .unwrap();
         assert_eq!(follow.from_hour, hour.first);
-        assert_eq!(follow.url.as_str(), crate::gharchive::DEFAULT_URL);
+        assert_eq!(follow.urls[0].as_str(), crate::gharchive::DEFAULT_URL);
         let now_hour = chrono::Utc::now().timestamp() / 3600;
         let started = config(&["--follow-gharchive", "--retention", "2d"])
             .unwrap()
@@ -459,15 +493,29 @@ mod tests {
         .unwrap();
         assert_eq!(args.gharchive.unwrap().len(), 24);
         assert_eq!(
-            args.gharchive_url.as_str(),
+            args.gharchive_urls[0].as_str(),
             "http://127.0.0.1:1/m/",
             "a directory"
         );
+        assert_eq!(args.archive_lag, 6);
+        let two = import(&[
+            "--gharchive",
+            "2015-01-01",
+            "--gharchive-url",
+            "http://127.0.0.1:1/a/",
+            "--gharchive-url",
+            "http://127.0.0.1:1/b/",
+            "--archive-lag",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(two.gharchive_urls.len(), 2);
+        assert_eq!(two.archive_lag, 9);
         assert!(args.inputs.is_empty());
         assert_eq!((args.jobs, args.force), (4, false));
         let default = import(&["--gharchive", "2015-01-01T05"]).unwrap();
         assert_eq!(
-            default.gharchive_url.as_str(),
+            default.gharchive_urls[0].as_str(),
             crate::gharchive::DEFAULT_URL
         );
         for bad in [
@@ -475,6 +523,7 @@ mod tests {
             &["--gharchive", "2015-13-01"],
             &["--gharchive", "2015-01-01", "--jobs", "0"],
             &["--gharchive", "2015-01-01", "--gharchive-url", "ftp://x/"],
+            &["--gharchive", "2015-01-01", "--archive-lag", "169"],
             &[],
         ] {
             assert!(import(bad).is_err(), "{bad:?}");

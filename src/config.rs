@@ -375,13 +375,16 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// `--follow-gharchive`: import each GH Archive hour once published.
     pub follow: Option<FollowConfig>,
+    /// `--archive-lag`: how many hours after its own an archive may file an
+    /// event; an hour settles once those files are read.
+    pub archive_lag_hours: i64,
 }
 
 /// What the follower does and when.
 #[derive(Clone, Debug)]
 pub struct FollowConfig {
-    /// GH Archive or a mirror (see [`crate::import::ArchiveImport::url`]).
-    pub url: Url,
+    /// GH Archive and mirrors (see [`crate::import::ArchiveImport::urls`]).
+    pub urls: Vec<Url>,
     /// The first hour to import (hours since the epoch).
     pub from_hour: i64,
     /// How long after an hour ends it is first asked for (GH Archive
@@ -397,12 +400,14 @@ pub struct FollowConfig {
     pub attempts: u32,
     pub backoff: Duration,
     pub timeout: Duration,
+    /// `--archive-lag` (see [`Config::archive_lag_hours`]).
+    pub archive_lag_hours: i64,
 }
 
 impl FollowConfig {
-    pub fn new(url: Url, from_hour: i64) -> FollowConfig {
+    pub fn new(urls: Vec<Url>, from_hour: i64) -> FollowConfig {
         FollowConfig {
-            url,
+            urls,
             from_hour,
             publish_delay: Duration::from_secs(5 * 60),
             retry_every: Duration::from_secs(5 * 60),
@@ -411,6 +416,7 @@ impl FollowConfig {
             attempts: 3,
             backoff: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
+            archive_lag_hours: crate::store::DEFAULT_ARCHIVE_LAG_HOURS,
         }
     }
 }

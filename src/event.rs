@@ -32,18 +32,23 @@ impl EventType {
         }
     }
 
-    /// The one-byte code stored in `events.type_code` (see `migrations/sqlite/V4__compact_events.sql`).
     /// Position in [`EventType::ALL`], for per-type arrays.
     pub fn index(self) -> usize {
         self.code() as usize - 1
     }
 
+    /// The one-byte code stored in `events.type_code` (see `migrations/sqlite/V4__compact_events.sql`).
     pub fn code(self) -> i64 {
         match self {
             EventType::Watch => 1,
             EventType::PullRequest => 2,
             EventType::Issues => 3,
         }
+    }
+
+    /// The tracked type stored as `code`, if it is one.
+    pub fn from_code(code: i64) -> Option<Self> {
+        EventType::ALL.into_iter().find(|t| t.code() == code)
     }
 
     /// The tracked type with GitHub's name `name`, if it is one.

@@ -49,7 +49,7 @@ pub async fn run(
         let summary = {
             let store = store.clone();
             let mut archive = ArchiveImport::new(
-                config.url.clone(),
+                config.urls.clone(),
                 HourRange {
                     first: hour,
                     last: hour,
@@ -59,17 +59,23 @@ pub async fn run(
             archive.attempts = config.attempts;
             archive.backoff = config.backoff;
             archive.timeout = config.timeout;
+            let options = ImportOptions {
+                archive_lag_hours: config.archive_lag_hours,
+                ..ImportOptions::default()
+            };
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
-                import_archive(&store, &archive, &ImportOptions::default())
+                import_archive(&store, &archive, &options)
             })
             .await
         };
         let name = file_name(hour);
         match summary {
-            Ok(Ok(summary)) if summary.hours_imported + summary.hours_already == 1 => {
-                if summary.hours_imported == 1 {
+            Ok(Ok(summary))
+                if summary.hours_imported + summary.hours_already == config.urls.len() =>
+            {
+                if summary.hours_imported > 0 {
                     tracing::info!(hour = %name, stored = summary.stored.inserted(), duplicates = summary.stored.duplicates, "archive hour imported");
                 }
                 set(&status, |s| s.newest_hour = Some(hour));

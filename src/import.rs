@@ -25,7 +25,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::event::{Event, parse_event};
 use crate::gharchive::{self, HourRange, Unavailable};
-use crate::store::{ArchiveHour, InsertStats, Load, Store, StoreError};
+use crate::store::{
+    ArchiveFile, DEFAULT_ARCHIVE_LAG_HOURS, InsertStats, Load, Settling, SourceId, Store,
+    StoreError,
+};
 use crate::time_buckets::SECONDS_PER_HOUR;
 
 /// Bytes of whole lines handed from the reader to the parser at a time.
@@ -49,6 +52,9 @@ pub struct ImportOptions {
     pub repos: Vec<String>,
     /// Longer lines are skipped, counted as bad, without being held in memory.
     pub max_line_bytes: usize,
+    /// `--archive-lag`: how many hours after its own an archive may file an
+    /// event (from 2025-05-25, when GH Archive began filing by crawl hour).
+    pub archive_lag_hours: i64,
 }
 
 /// The default `--max-line-bytes`: the largest real events (a PR with a huge
@@ -64,6 +70,7 @@ impl Default for ImportOptions {
             progress_bar: false,
             repos: Vec::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            archive_lag_hours: DEFAULT_ARCHIVE_LAG_HOURS,
         }
     }
 }
@@ -90,6 +97,11 @@ pub struct ImportSummary {
     pub hours_imported: usize,
     pub hours_already: usize,
     pub hours_missing: Vec<String>,
+    /// The largest lag of any archive file read, in hours (see [`ArchiveFile::lags`]).
+    pub max_lag_hours: i64,
+    /// Archive files filed by crawl hour whose events are later than
+    /// `--archive-lag` allows: `name: N h`.
+    pub files_beyond_lag: Vec<String>,
 }
 
 impl ImportSummary {
@@ -112,12 +124,13 @@ impl ImportSummary {
             )
         };
         format!(
-            "{what}; {} lines read, {} events stored, {} duplicates, {} skipped, {} bad lines; {:.2} s ({:.0} lines/s, {:.0} events stored/s)",
+            "{what}; {} lines read, {} events stored, {} duplicates, {} skipped, {} bad lines; largest lag {} h; {:.2} s ({:.0} lines/s, {:.0} events stored/s)",
             self.lines,
             self.stored.inserted(),
             self.stored.duplicates,
             self.skipped,
             self.bad_lines,
+            self.max_lag_hours,
             seconds,
             self.lines as f64 / seconds,
             self.stored.inserted() as f64 / seconds,
@@ -172,7 +185,9 @@ fn is_importable(path: &Path) -> bool {
         .any(|suffix| name.ends_with(suffix))
 }
 
-/// Imports every file `inputs` names into `db`.
+/// Imports every file `inputs` names into `db`. Files named as archive
+/// hours (`YYYY-MM-DD-H.json.gz`) are an archive's, one source per
+/// directory; the hours they settle are recorded so.
 pub fn import(
     store: &Store,
     inputs: &[PathBuf],
@@ -186,8 +201,33 @@ pub fn import(
         .map(|m| m.len())
         .sum();
     let progress = Progress::new(total_bytes, options.progress_bar);
+    // An archive hour file (not cut to some repositories) and its directory.
+    let archive_of = |file: &Path| -> Option<(String, i64)> {
+        let hour = archive_hour(file.file_name()?.to_str()?)?;
+        let path = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+        let directory = path.parent().unwrap_or(Path::new("."));
+        options
+            .repos
+            .is_empty()
+            .then(|| (directory.display().to_string(), hour))
+    };
+    let mut names: Vec<String> = files
+        .iter()
+        .filter_map(|f| archive_of(f))
+        .map(|(d, _)| d)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let sources = register_sources(store, &names)?;
+    let settling = Settling {
+        lag_hours: options.archive_lag_hours,
+        sources: names
+            .iter()
+            .filter_map(|n| sources.get(n).copied())
+            .collect(),
+    };
 
-    let mut summary = run_pipeline(store, options, &progress, |parser| {
+    let mut summary = run_pipeline(store, options, &progress, settling, |parser| {
         for file in &files {
             let source = match File::open(file) {
                 Ok(source) => source,
@@ -197,34 +237,25 @@ pub fn import(
                 }
             };
             let gzipped = file.extension().is_some_and(|ext| ext == "gz");
-            let mut reading = parser.open_file(file.display().to_string());
+            let archive = archive_of(file)
+                .and_then(|(directory, hour)| Some((*sources.get(&directory)?, hour)));
+            let mut reading = parser.open_file(file.display().to_string(), archive);
             let read = match start_reader(source, gzipped, options.max_line_bytes, &progress) {
                 Ok(pieces) => parser.take_all(&mut reading, pieces)?,
                 Err(why) => Err(why),
             };
-            let hour = match read {
+            let whole = match read {
                 Ok(()) => {
                     parser.summary.files_complete += 1;
-                    // A GH Archive hour read whole (and not cut to some repositories).
-                    let name = file
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default();
-                    archive_hour(name)
-                        .filter(|_| options.repos.is_empty())
-                        .map(|hour| ArchiveHour {
-                            hour,
-                            source: reading.name.clone(),
-                            events_by_type: reading.tracked,
-                        })
+                    true
                 }
                 // Reported once, in the summary; the lines read before are kept.
                 Err(reason) => {
                     files_failed.push(format!("{}: {reason}", file.display()));
-                    None
+                    false
                 }
             };
-            parser.end_file(reading, hour)?;
+            parser.end_file(reading, whole)?;
         }
         Ok(())
     })?;
@@ -233,11 +264,28 @@ pub fn import(
     Ok(summary)
 }
 
+/// Numbers the archive sources `names` in the store: name -> number.
+fn register_sources(
+    store: &Store,
+    names: &[String],
+) -> Result<HashMap<String, SourceId>, ImportError> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
+    let sources = runtime.block_on(store.archive_sources(names.to_vec()))?;
+    Ok(sources.into_iter().map(|(id, name)| (name, id)).collect())
+}
+
 /// What `import --gharchive` downloads, and how hard it tries.
 #[derive(Clone, Debug)]
 pub struct ArchiveImport {
-    /// GH Archive or a mirror: the hour `H` is `URL/YYYY-MM-DD-H.json.gz`.
-    pub url: reqwest::Url,
+    /// GH Archive or mirrors (several archives are united, each hour read
+    /// from every one): the hour `H` is `URL/YYYY-MM-DD-H.json.gz`.
+    pub urls: Vec<reqwest::Url>,
     pub range: HourRange,
     /// Hours downloading at once (as many of them as there are cores are
     /// inflated side by side).
@@ -253,9 +301,9 @@ pub struct ArchiveImport {
 }
 
 impl ArchiveImport {
-    pub fn new(url: reqwest::Url, range: HourRange) -> ArchiveImport {
+    pub fn new(urls: Vec<reqwest::Url>, range: HourRange) -> ArchiveImport {
         ArchiveImport {
-            url,
+            urls,
             range,
             jobs: 4,
             force: false,
@@ -266,13 +314,31 @@ impl ArchiveImport {
     }
 }
 
-/// `import --gharchive`: every hour of the range not imported whole yet,
-/// downloaded (`jobs` at once, each body inflated as it arrives by a reader
-/// of its own, the parser taking the readers' pieces as they come, no file
-/// written) and imported as `import FILE` would, each hour recorded once
-/// stored whole. A 404 is an hour GH Archive does not have;
-/// anything else that fails is tried again from the hour's start (ids make
-/// that safe), up to `attempts` times, then reported as failed.
+/// The name an archive source is recorded under: its URL without credentials.
+pub fn source_name(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// One file of `import --gharchive`: an hour from one source.
+#[derive(Clone, Copy)]
+struct Job {
+    hour: i64,
+    /// Index into [`ArchiveImport::urls`].
+    url: usize,
+    source: SourceId,
+}
+
+/// `import --gharchive`: every hour of the range from every source, except
+/// the files a source has given whole before, downloaded (`jobs` at once,
+/// each body inflated as it arrives by a reader of its own, the parser
+/// taking the readers' pieces as they come, no file written) and imported
+/// as `import FILE` would, each file recorded once stored whole. A 404 is
+/// an hour the source does not have (recorded so once the hour and its lag
+/// have passed); anything else that fails is tried again from the hour's
+/// start (ids make that safe), up to `attempts` times, then reported as failed.
 pub fn import_archive(
     store: &Store,
     archive: &ArchiveImport,
@@ -283,13 +349,34 @@ pub fn import_archive(
         .enable_all()
         .build()
         .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
+    let names: Vec<String> = archive.urls.iter().map(source_name).collect();
+    let sources = lookups.block_on(store.archive_sources(names.clone()))?;
+    let ids: Vec<SourceId> = names
+        .iter()
+        .filter_map(|n| {
+            sources
+                .iter()
+                .find(|(_, name)| name == n)
+                .map(|(id, _)| *id)
+        })
+        .collect();
+    let read_before = if archive.force {
+        Vec::new()
+    } else {
+        lookups.block_on(store.archive_files(archive.range.first, archive.range.last))?
+    };
     let mut wanted = Vec::new();
     let mut already = 0;
     for hour in archive.range.hours() {
-        if !archive.force && lookups.block_on(store.complete_hours(hour, hour))? > 0 {
-            already += 1;
-        } else {
-            wanted.push(hour);
+        for (url, &source) in ids.iter().enumerate() {
+            let read = read_before
+                .iter()
+                .any(|f| f.hour == hour && f.source == source && !f.missing);
+            if read {
+                already += 1;
+            } else {
+                wanted.push(Job { hour, url, source });
+            }
         }
     }
     if wanted.is_empty() {
@@ -306,7 +393,20 @@ pub fn import_archive(
     let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);
     let mut failed: Vec<(i64, String)> = Vec::new();
     let mut missing = Vec::new();
-    let mut summary = run_pipeline(store, options, &progress, |parser| {
+    let settling = Settling {
+        lag_hours: options.archive_lag_hours,
+        sources: ids.clone(),
+    };
+    let several = archive.urls.len() > 1;
+    let label = |job: &Job| {
+        let name = gharchive::file_name(job.hour);
+        if several {
+            format!("{}{name}", names[job.url])
+        } else {
+            name
+        }
+    };
+    let mut summary = run_pipeline(store, options, &progress, settling, |parser| {
         // `jobs` hours download at once; as many of them as there are cores
         // are inflated, each by a thread of its own, into one queue, and the
         // parser takes their pieces as they come, so that inflating (the
@@ -316,13 +416,14 @@ pub fn import_archive(
             .map_or(2, |n| n.get())
             .min(jobs);
         let (news_tx, news) = sync_channel::<HourNews>(QUEUE_DEPTH);
-        let download = |hour: i64, delay: Duration| {
-            gharchive::hour_url(&archive.url, hour).map(|url| downloader.start_after(url, delay))
+        let download = |job: Job, delay: Duration| {
+            gharchive::hour_url(&archive.urls[job.url], job.hour)
+                .map(|url| downloader.start_after(url, delay))
         };
-        let inflate = |hour: i64, attempt: u32, download| {
+        let inflate = |key: usize, attempt: u32, download| {
             let news = news_tx.clone();
             read_hour(
-                hour,
+                key,
                 attempt,
                 download,
                 options.max_line_bytes,
@@ -330,45 +431,41 @@ pub fn import_archive(
                 news,
             )
         };
-        let mut next = wanted.iter().copied();
+        let mut next = wanted.iter().copied().enumerate();
         let mut downloading = std::collections::VecDeque::new();
-        let mut active: HashMap<i64, HourRead> = HashMap::new();
+        let mut active: HashMap<usize, HourRead> = HashMap::new();
         loop {
             while active.len() + downloading.len() < jobs
-                && let Some(hour) = next.next()
+                && let Some((key, job)) = next.next()
             {
-                downloading.push_back((hour, download(hour, Duration::ZERO)));
+                downloading.push_back((key, job, download(job, Duration::ZERO)));
             }
             while active.len() < readers
-                && let Some((hour, started)) = downloading.pop_front()
+                && let Some((key, job, started)) = downloading.pop_front()
             {
-                let name = gharchive::file_name(hour);
-                match inflate(hour, 1, started) {
+                let name = label(&job);
+                match inflate(key, 1, started) {
                     Ok(()) => {
-                        let reading = parser.open_file(name);
+                        let reading = parser.open_file(name, Some((job.source, job.hour)));
                         active.insert(
-                            hour,
+                            key,
                             HourRead {
+                                job,
                                 attempt: 1,
                                 reading,
                             },
                         );
                     }
-                    Err(why) => failed.push((hour, format!("{name}: {why}"))),
+                    Err(why) => failed.push((job.hour, format!("{name}: {why}"))),
                 }
             }
             if active.is_empty() {
                 break;
             }
-            let Ok(HourNews {
-                hour,
-                attempt,
-                news,
-            }) = news.recv()
-            else {
+            let Ok(HourNews { key, attempt, news }) = news.recv() else {
                 break;
             };
-            let Some(read) = active.get_mut(&hour).filter(|read| read.attempt == attempt) else {
+            let Some(read) = active.get_mut(&key).filter(|read| read.attempt == attempt) else {
                 // What is left of an attempt given up.
                 continue;
             };
@@ -396,7 +493,7 @@ pub fn import_archive(
                 tracing::warn!(hour = %read.reading.name, attempt = read.attempt, "{why}; trying again in {wait:?}");
                 read.attempt += 1;
                 read.reading.restart();
-                match inflate(hour, read.attempt, download(hour, wait)) {
+                match inflate(key, read.attempt, download(read.job, wait)) {
                     Ok(()) => continue,
                     Err(why) => {
                         worth_retrying = false;
@@ -404,24 +501,29 @@ pub fn import_archive(
                     }
                 }
             }
-            let Some(HourRead { attempt, reading }) = active.remove(&hour) else {
+            let Some(HourRead {
+                job,
+                attempt,
+                reading,
+            }) = active.remove(&key)
+            else {
                 continue;
             };
-            let record = match outcome {
+            let whole = match outcome {
                 Ok(true) => {
                     parser.summary.files_complete += 1;
-                    let record = ArchiveHour {
-                        hour,
-                        source: without_credentials(&archive.url, hour),
-                        events_by_type: reading.tracked,
-                    };
-                    tracing::info!(hour = %reading.name, events = record.events_read(), "imported");
-                    options.repos.is_empty().then_some(record)
+                    tracing::info!(hour = %reading.name, events = reading.tracked.iter().sum::<u64>(), "imported");
+                    true
                 }
                 Ok(false) => {
-                    tracing::warn!(hour = %reading.name, "GH Archive does not have this hour (404)");
-                    missing.push(hour);
-                    None
+                    tracing::warn!(hour = %reading.name, "the archive does not have this hour (404)");
+                    missing.push((job.hour, reading.name.clone()));
+                    // Once the hour and its lag have passed, it will not come.
+                    let now = chrono::Utc::now().timestamp();
+                    if now >= (job.hour + 1 + options.archive_lag_hours) * SECONDS_PER_HOUR {
+                        parser.missing(job.source, job.hour)?;
+                    }
+                    false
                 }
                 Err(why) => {
                     let why = if worth_retrying {
@@ -430,11 +532,11 @@ pub fn import_archive(
                         why
                     };
                     tracing::error!(hour = %reading.name, "{why}");
-                    failed.push((hour, format!("{}: {why}", reading.name)));
-                    None
+                    failed.push((job.hour, format!("{}: {why}", reading.name)));
+                    false
                 }
             };
-            parser.end_file(reading, record)?;
+            parser.end_file(reading, whole)?;
             hours_bar.advance(&parser.summary, &progress);
         }
         Ok(())
@@ -444,23 +546,24 @@ pub fn import_archive(
     failed.sort_unstable();
     missing.sort_unstable();
     summary.files_failed = failed.into_iter().map(|(_, why)| why).collect();
-    summary.hours_missing = missing.into_iter().map(gharchive::file_name).collect();
+    summary.hours_missing = missing.into_iter().map(|(_, name)| name).collect();
     summary.hours_imported = summary.files_complete;
     summary.hours_already = already;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
-/// An hour of `import --gharchive` being read: which try, and what the
-/// parser has of it.
+/// A file of `import --gharchive` being read: which, which try, and what
+/// the parser has of it.
 struct HourRead {
+    job: Job,
     attempt: u32,
     reading: Reading,
 }
 
-/// What an hour's reader thread tells the parser, tagged with the hour and try.
+/// What a file's reader thread tells the parser, tagged with its job and try.
 struct HourNews {
-    hour: i64,
+    key: usize,
     attempt: u32,
     news: News,
 }
@@ -477,7 +580,7 @@ enum News {
 /// Starts a thread that waits for `download`'s answer and inflates its body
 /// into `news` as pieces of whole lines, then [`News::End`].
 fn read_hour(
-    hour: i64,
+    key: usize,
     attempt: u32,
     download: Result<gharchive::Pending, String>,
     max_line: usize,
@@ -488,7 +591,7 @@ fn read_hour(
     let reader = move || {
         let tell = |news_now: News| {
             news.send(HourNews {
-                hour,
+                key,
                 attempt,
                 news: news_now,
             })
@@ -511,19 +614,6 @@ fn read_hour(
         .spawn(reader)
         .map(drop)
         .map_err(|error| format!("cannot start a reader thread: {error}"))
-}
-
-/// The URL of `hour` under `base` without any credentials in it: what is
-/// recorded with the hour.
-fn without_credentials(base: &reqwest::Url, hour: i64) -> String {
-    gharchive::hour_url(base, hour).map_or_else(
-        |_| gharchive::file_name(hour),
-        |mut url| {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        },
-    )
 }
 
 /// A bar across hours (done of total, MB/s, events/s) for a person at a terminal.
@@ -580,13 +670,14 @@ fn run_pipeline(
     store: &Store,
     options: &ImportOptions,
     progress: &Progress,
+    settling: Settling,
     drive: impl FnOnce(&mut Parser<'_>) -> Result<(), WriterGone>,
 ) -> Result<ImportSummary, ImportError> {
     let (batch_tx, batch_rx) = sync_channel::<Load>(QUEUE_DEPTH);
     let writer_store = store.clone();
     let writer = thread::Builder::new()
         .name("import-writer".into())
-        .spawn(move || writer_store.bulk_load(batch_rx))
+        .spawn(move || writer_store.bulk_load(batch_rx, settling))
         .map_err(|_| ImportError::WriterGone)?;
     let mut parser = Parser {
         options,
@@ -637,6 +728,10 @@ struct Reading {
     first_problem: Option<String>,
     /// Tracked events read, per type.
     tracked: [u64; 3],
+    /// The archive source and hour of an archive hour file.
+    archive: Option<(SourceId, i64)>,
+    /// Tracked events per lag (hours from their hour to the file's).
+    lags: std::collections::BTreeMap<i64, u64>,
     batch: Vec<Event>,
 }
 
@@ -648,11 +743,13 @@ impl Reading {
         self.events_seen = 0;
         self.first_problem = None;
         self.tracked = [0; 3];
+        self.lags.clear();
     }
 }
 
 impl Parser<'_> {
-    fn open_file(&mut self, name: String) -> Reading {
+    /// A file to read; `archive` for an archive hour file (its source and hour).
+    fn open_file(&mut self, name: String, archive: Option<(SourceId, i64)>) -> Reading {
         self.next_file += 1;
         Reading {
             id: self.next_file,
@@ -661,6 +758,8 @@ impl Parser<'_> {
             events_seen: 0,
             first_problem: None,
             tracked: [0; 3],
+            archive: archive.filter(|_| self.options.repos.is_empty()),
+            lags: Default::default(),
             batch: Vec::with_capacity(self.options.batch_size),
         }
     }
@@ -762,6 +861,10 @@ impl Parser<'_> {
         match parsed {
             Ok(Some(event)) if self.wanted(&event) => {
                 file.tracked[event.event_type.index()] += 1;
+                if let Some((_, hour)) = file.archive {
+                    let lag = hour - event.created_at.div_euclid(SECONDS_PER_HOUR);
+                    *file.lags.entry(lag).or_default() += 1;
+                }
                 file.batch.push(event);
                 if file.batch.len() >= self.options.batch_size {
                     self.flush(file)?;
@@ -777,15 +880,43 @@ impl Parser<'_> {
         self.options.repos.is_empty() || self.options.repos.contains(&event.repo_name)
     }
 
-    /// The file's last batch, then its end: `hour` is recorded once its
-    /// events are stored.
-    fn end_file(&mut self, mut file: Reading, hour: Option<ArchiveHour>) -> Result<(), WriterGone> {
+    /// The file's last batch, then its end: an archive hour file read
+    /// `whole` is recorded once its events are stored.
+    fn end_file(&mut self, mut file: Reading, whole: bool) -> Result<(), WriterGone> {
         self.flush(&mut file)?;
+        let archive_file = match file.archive {
+            Some((source, hour)) if whole => Some(ArchiveFile {
+                source,
+                hour,
+                events_by_type: file.tracked,
+                lags: std::mem::take(&mut file.lags),
+            }),
+            _ => None,
+        };
+        if let Some(archive_file) = &archive_file {
+            let lag = archive_file.max_lag();
+            self.summary.max_lag_hours = self.summary.max_lag_hours.max(lag);
+            if archive_file.hour >= crate::store::CRAWL_HOUR_FILES_FROM
+                && lag > self.options.archive_lag_hours
+            {
+                tracing::warn!(file = %file.name, lag_hours = lag, allowed = self.options.archive_lag_hours, "events later than --archive-lag allows: hours settled before this file may have moved");
+                self.summary
+                    .files_beyond_lag
+                    .push(format!("{}: {lag} h", file.name));
+            }
+        }
         self.batch_tx
             .send(Load::FileEnd {
                 file: file.id,
-                hour,
+                archive_file,
             })
+            .map_err(|_| WriterGone)
+    }
+
+    /// Tells the writer that `source` does not have the file of `hour`.
+    fn missing(&mut self, source: SourceId, hour: i64) -> Result<(), WriterGone> {
+        self.batch_tx
+            .send(Load::Missing { source, hour })
             .map_err(|_| WriterGone)
     }
 
@@ -799,6 +930,7 @@ impl Parser<'_> {
             .send(Load::Events {
                 file: file.id,
                 events,
+                archive: file.archive.map(|(source, _)| source),
             })
             .map_err(|_| WriterGone)
     }

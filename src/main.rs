@@ -126,10 +126,12 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         progress_bar: std::io::stderr().is_terminal(),
         repos: args.repos.iter().map(ToString::to_string).collect(),
         max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),
+        archive_lag_hours: args.archive_lag as i64,
     };
     let summary = match args.gharchive {
         Some(range) => {
-            let mut archive = ghmetrics::import::ArchiveImport::new(args.gharchive_url, range);
+            let urls = ghmetrics::cli::distinct(args.gharchive_urls);
+            let mut archive = ghmetrics::import::ArchiveImport::new(urls, range);
             archive.jobs = usize::try_from(args.jobs).unwrap_or(1);
             archive.force = args.force;
             ghmetrics::import::import_archive(&store, &archive, &options)?
@@ -139,6 +141,9 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     println!("{}", summary.describe());
     for hour in &summary.hours_missing {
         println!("missing upstream: {hour}");
+    }
+    for file in &summary.files_beyond_lag {
+        println!("later than --archive-lag allows: {file}");
     }
     for failure in &summary.files_failed {
         println!("failed: {failure}");

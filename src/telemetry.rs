@@ -76,6 +76,10 @@ pub struct Telemetry {
     archive_hours_behind: Gauge,
     archive_hours_given_up: Gauge,
     live_feed_share: Gauge,
+    /// Set at each scrape: what the archives' files say (see `/health`'s `archives`).
+    archive_late_arrivals: Gauge,
+    archive_files_beyond_lag: Gauge,
+    archive_max_lag: Gauge,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
 }
@@ -179,6 +183,18 @@ impl Telemetry {
             "ghmetrics_live_feed_share_last_complete_hour",
             "Of the newest complete GH Archive hour's tracked events, the share the live feeds had stored before (NaN without one in the last two days).",
         );
+        let archive_late_arrivals = gauge(
+            "ghmetrics_archive_late_arrivals",
+            "Events stored for an hour after it was settled: answers said to be final that moved.",
+        );
+        let archive_files_beyond_lag = gauge(
+            "ghmetrics_archive_files_beyond_lag",
+            "Archive files filed by crawl hour whose events are later than --archive-lag allows.",
+        );
+        let archive_max_lag = gauge(
+            "ghmetrics_archive_max_lag_hours",
+            "The largest lag seen in any archive file read: hours from an event's hour to its file's.",
+        );
         let http_requests = counter(
             "ghmetrics_http_requests_total",
             "HTTP requests answered, by route, method and status.",
@@ -215,6 +231,9 @@ impl Telemetry {
             archive_hours_behind,
             archive_hours_given_up,
             live_feed_share,
+            archive_late_arrivals,
+            archive_files_beyond_lag,
+            archive_max_lag,
             http_requests,
             http_latency,
         }
@@ -294,6 +313,12 @@ impl Telemetry {
             .set(following.map_or(f64::NAN, |(_, _, given_up)| *given_up as f64));
         self.live_feed_share
             .set(database.live_share_last_hour.unwrap_or(f64::NAN));
+        self.archive_late_arrivals
+            .set(database.archive.late_arrivals as f64);
+        self.archive_files_beyond_lag
+            .set(database.archive.files_beyond_lag as f64);
+        self.archive_max_lag
+            .set(database.archive.max_lag_hours as f64);
         let mut text = Vec::new();
         // Encoding what the registry gathered into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
@@ -320,6 +345,7 @@ pub struct DatabaseGauges {
     pub following: Option<(Option<i64>, i64, usize)>,
     /// The live feeds' share of the newest complete archive hour's events.
     pub live_share_last_hour: Option<f64>,
+    pub archive: crate::store::ArchiveSummary,
 }
 
 /// The content type of [`Telemetry::render`]'s output.
@@ -353,6 +379,12 @@ mod tests {
             stored_events: 12_345,
             following: Some((Some(490_000), 2, 1)),
             live_share_last_hour: Some(0.25),
+            archive: crate::store::ArchiveSummary {
+                files_read: 9,
+                files_beyond_lag: 2,
+                max_lag_hours: 7,
+                late_arrivals: 31,
+            },
         };
         let text = telemetry.render(&database, 1_042);
         let value = |series: &str| sample(&text, series);
@@ -361,6 +393,9 @@ mod tests {
             Some(490_000.0 * 3600.0)
         );
         assert_eq!(value("ghmetrics_gharchive_hours_behind"), Some(2.0));
+        assert_eq!(value("ghmetrics_archive_late_arrivals"), Some(31.0));
+        assert_eq!(value("ghmetrics_archive_files_beyond_lag"), Some(2.0));
+        assert_eq!(value("ghmetrics_archive_max_lag_hours"), Some(7.0));
         assert_eq!(value("ghmetrics_gharchive_hours_given_up"), Some(1.0));
         assert_eq!(
             value("ghmetrics_live_feed_share_last_complete_hour"),

@@ -1,6 +1,8 @@
-//! `GET /coverage`: how much of reality the live feed sees, measured on every
-//! complete GH Archive hour: the share of the hour's tracked events that the
-//! poller had stored before the archive brought the rest.
+//! `GET /coverage`: how complete each hour is, by event id. Per hour (by
+//! `created_at`): the events the archives hold, how many of them the live
+//! feeds had stored first, the live events no archive has, each archive
+//! source's share, late arrivals, whether the hour is settled or suspect, and
+//! how late the events in each archive file of that hour were.
 
 use std::collections::BTreeMap;
 
@@ -16,32 +18,61 @@ use super::cache::{self, Answer, Key};
 use super::params::{QueryParams, Window};
 use crate::error::{AppError, ErrorBody};
 use crate::event::EventType;
-use crate::store::HourCoverage;
+use crate::store::{FileRecord, HourCoverage, SourceId};
 use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, ceil_div};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(coverage))
 }
 
+/// An hour is suspect when its archive events are fewer than this share of
+/// the median of the hours around it (GH Archive has hours with a handful
+/// of events, and days with a hundredth of the usual).
+const SUSPECT_SHARE: f64 = 0.1;
+/// The hours on each side whose median a suspect hour is compared with.
+const SUSPECT_NEIGHBOURS: i64 = 12;
+
 #[derive(Serialize, ToSchema)]
 struct ArchiveCoverage {
-    /// One entry per complete archive hour starting in the window, oldest first.
+    /// `--archive-lag`: hours after its own an archive may file an event.
+    archive_lag_hours: i64,
+    /// One entry per hour starting in the window that an archive holds
+    /// events of, that is settled, or whose archive file was looked for; oldest first.
     hours: Vec<ArchiveHourShare>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct ArchiveHourShare {
-    /// The hour's start (UTC).
+    /// The hour's start (UTC); events by `created_at`.
     hour: DateTime<Utc>,
-    /// Tracked events in the hour's GH Archive file.
+    /// Every archive file that can hold the hour's events has been read
+    /// whole: answers up to its end are final (bar late arrivals).
+    settled: bool,
+    /// Fewer archive events than a tenth of the median of the 24 hours
+    /// around it, or an archive source without this hour's file: likely a
+    /// hole in the archive, not a quiet hour.
+    suspect: bool,
+    /// Tracked events of the hour that at least one archive file holds (by id).
     archive_events: u64,
     /// Of them, those the live feeds (global or watched) had stored before
-    /// the archive was imported.
+    /// an archive brought them.
     live_events: u64,
-    /// `live_events / archive_events`; null when the file held none.
+    /// `live_events / archive_events` (never above 1); null when the
+    /// archives hold none.
     share: Option<f64>,
+    /// Tracked events the live feeds stored that no archive file holds: the
+    /// archives' own misses.
+    live_only: u64,
+    /// Events stored after the hour was settled: an answer said to be final moved by them.
+    late_arrivals: u64,
     /// The same per event type.
     by_type: BTreeMap<&'static str, TypeShare>,
+    /// Per archive source (its URL or directory): of `archive_events`, how
+    /// many its files hold, and that share.
+    sources: BTreeMap<String, SourceShare>,
+    /// The archive files named for this hour, per source: whether read or
+    /// missing, and how late their events were.
+    files: Vec<ArchiveFileLag>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -49,47 +80,150 @@ struct TypeShare {
     archive_events: u64,
     live_events: u64,
     share: Option<f64>,
+    live_only: u64,
+    late_arrivals: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SourceShare {
+    events: u64,
+    share: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ArchiveFileLag {
+    /// The archive source (its URL or directory).
+    source: String,
+    /// The source answered that it does not have the file, after the hour
+    /// and its lag had passed.
+    missing: bool,
+    /// Tracked events in the file.
+    events: u64,
+    /// The latest of its events: hours from an event's `created_at` hour to the file's.
+    max_lag_hours: i64,
+    /// Tracked events per lag in hours (`"0"`: created in the file's hour).
+    #[schema(example = json!({"0": 51234, "1": 2210, "2": 37}))]
+    lags: BTreeMap<String, u64>,
 }
 
 fn share(live: u64, archive: u64) -> Option<f64> {
     (archive > 0).then(|| live as f64 / archive as f64)
 }
 
-impl From<&HourCoverage> for ArchiveHourShare {
-    fn from(hour: &HourCoverage) -> Self {
-        let archive_events = hour.archive_events.iter().sum();
-        let live_events = hour.live_events.iter().sum();
-        ArchiveHourShare {
-            hour: DateTime::from_timestamp(hour.hour * SECONDS_PER_HOUR, 0).unwrap_or_default(),
-            archive_events,
-            live_events,
-            share: share(live_events, archive_events),
-            by_type: EventType::ALL
-                .iter()
-                .map(|t| {
-                    let (archive, live) =
-                        (hour.archive_events[t.index()], hour.live_events[t.index()]);
-                    (
-                        t.as_str(),
-                        TypeShare {
-                            archive_events: archive,
-                            live_events: live,
-                            share: share(live, archive),
-                        },
-                    )
-                })
-                .collect(),
-        }
+fn at(hour: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(hour * SECONDS_PER_HOUR, 0).unwrap_or_default()
+}
+
+/// The hours of `hours` that look like holes: fewer archive events than
+/// [`SUSPECT_SHARE`] of the median of the archive hours around them, or a
+/// file some source does not have.
+fn suspects(hours: &[HourCoverage], files: &[FileRecord]) -> Vec<i64> {
+    let total = |h: &HourCoverage| h.archive_events.iter().sum::<u64>();
+    let by_hour: BTreeMap<i64, u64> = hours.iter().map(|h| (h.hour, total(h))).collect();
+    let mut suspect: Vec<i64> = by_hour
+        .iter()
+        .filter(|&(&hour, &events)| {
+            let mut around: Vec<u64> = by_hour
+                .range(hour - SUSPECT_NEIGHBOURS..=hour + SUSPECT_NEIGHBOURS)
+                .filter(|&(&h, _)| h != hour)
+                .map(|(_, &n)| n)
+                .collect();
+            if around.is_empty() {
+                return false;
+            }
+            around.sort_unstable();
+            let median = around[around.len() / 2] as f64;
+            (events as f64) < median * SUSPECT_SHARE
+        })
+        .map(|(&hour, _)| hour)
+        .collect();
+    suspect.extend(files.iter().filter(|f| f.missing).map(|f| f.hour));
+    suspect.sort_unstable();
+    suspect.dedup();
+    suspect
+}
+
+fn lags(text: &str) -> BTreeMap<String, u64> {
+    text.split_whitespace()
+        .filter_map(|pair| {
+            let (lag, events) = pair.split_once(':')?;
+            Some((lag.to_owned(), events.parse().ok()?))
+        })
+        .collect()
+}
+
+fn hour_share(
+    hour: &HourCoverage,
+    suspect: bool,
+    files: &[&FileRecord],
+    source_name: &dyn Fn(SourceId) -> String,
+) -> ArchiveHourShare {
+    let archive_events = hour.archive_events.iter().sum();
+    let live_events = hour.live_events.iter().sum();
+    ArchiveHourShare {
+        hour: at(hour.hour),
+        settled: hour.settled,
+        suspect,
+        archive_events,
+        live_events,
+        share: share(live_events, archive_events),
+        live_only: hour.live_only.iter().sum(),
+        late_arrivals: hour.late_arrivals.iter().sum(),
+        by_type: EventType::ALL
+            .iter()
+            .map(|t| {
+                let i = t.index();
+                let (archive, live) = (hour.archive_events[i], hour.live_events[i]);
+                (
+                    t.as_str(),
+                    TypeShare {
+                        archive_events: archive,
+                        live_events: live,
+                        share: share(live, archive),
+                        live_only: hour.live_only[i],
+                        late_arrivals: hour.late_arrivals[i],
+                    },
+                )
+            })
+            .collect(),
+        sources: hour
+            .by_source
+            .iter()
+            .map(|(source, counts)| {
+                let events = counts.iter().sum();
+                (
+                    source_name(*source),
+                    SourceShare {
+                        events,
+                        share: share(events, archive_events),
+                    },
+                )
+            })
+            .collect(),
+        files: files
+            .iter()
+            .map(|f| ArchiveFileLag {
+                source: source_name(f.source),
+                missing: f.missing,
+                events: f.events,
+                max_lag_hours: f.max_lag,
+                lags: lags(&f.lags),
+            })
+            .collect(),
     }
 }
 
-/// The share of each complete archive hour's events the live feed had seen.
+/// How complete each hour is: the archives against the live feeds, by event id.
 ///
-/// For every GH Archive hour imported whole (`import --gharchive`, `serve
-/// --follow-gharchive`, or an hour's file imported) whose start lies in the
-/// window: the tracked events of its file, those of them the poller had
-/// stored before, and the share, in all and per type. Live counts of the
-/// last hours are about that share of what the archive will show.
+/// For every hour (by `created_at`) whose start lies in the window and that
+/// an archive holds events of, that is settled, or whose archive file was
+/// looked for: the tracked events the archives hold (united by id over every
+/// file read, from every source), how many of them the live feeds had
+/// stored first and that share, the live events no archive holds, each
+/// source's share, late arrivals, whether the hour is settled (answers up to
+/// it are final) or suspect (a likely hole), and how late the events in the
+/// hour's own archive files were. Live counts of the last hours are about
+/// `share` of what the archives will show.
 #[utoipa::path(
     get,
     path = "/coverage",
@@ -100,7 +234,7 @@ impl From<&HourCoverage> for ArchiveHourShare {
         ("to" = Option<String>, Query, description = super::metrics::WINDOW_TO),
     ),
     responses(
-        (status = 200, description = "The complete archive hours of the window, oldest first", body = ArchiveCoverage),
+        (status = 200, description = "The hours of the window with archive data, oldest first", body = ArchiveCoverage),
         (status = 422, description = "A window that breaks a rule above", body = ErrorBody),
     )
 )]
@@ -122,16 +256,48 @@ async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<
             ceil_div(from, SECONDS_PER_HOUR),
             (to - 1).div_euclid(SECONDS_PER_HOUR),
         );
-        let hours = state.store.hour_coverage(first, last).await?;
+        // The neighbours of the window's edge hours too, for `suspect`.
+        let (around_first, around_last) = (first - SUSPECT_NEIGHBOURS, last + SUSPECT_NEIGHBOURS);
+        let (hours, files, sources) = tokio::try_join!(
+            state.store.hour_coverage(around_first, around_last),
+            state.store.archive_files(first, last),
+            state.store.archive_sources(Vec::new()),
+        )?;
+        let suspect = suspects(&hours, &files);
+        let source_name = |id: SourceId| {
+            sources
+                .iter()
+                .find(|(s, _)| *s == id)
+                .map_or_else(|| format!("source {id}"), |(_, name)| name.clone())
+        };
+        let mut listed: BTreeMap<i64, HourCoverage> = hours
+            .into_iter()
+            .filter(|h| (first..=last).contains(&h.hour))
+            .map(|h| (h.hour, h))
+            .collect();
+        for file in &files {
+            listed.entry(file.hour).or_insert_with(|| HourCoverage {
+                hour: file.hour,
+                ..HourCoverage::default()
+            });
+        }
         cache::json(&ArchiveCoverage {
-            hours: hours.iter().map(ArchiveHourShare::from).collect(),
+            archive_lag_hours: state.archive_lag_hours,
+            hours: listed
+                .values()
+                .map(|hour| {
+                    let its_files: Vec<&FileRecord> =
+                        files.iter().filter(|f| f.hour == hour.hour).collect();
+                    hour_share(hour, suspect.contains(&hour.hour), &its_files, &source_name)
+                })
+                .collect(),
         })
     })
     .await
 }
 
-/// The share of the last day's complete archive hours' events the live feed
-/// had seen (for `/health`); `None` without such hours.
+/// The share of the last day's archive events the live feeds had stored
+/// first (for `/health`); `None` without any.
 pub async fn last_day_share(state: &AppState, now: i64) -> Result<Option<f64>, AppError> {
     let last = now / SECONDS_PER_HOUR - 1;
     let hours = state.store.hour_coverage(last - 23, last).await?;

@@ -51,8 +51,9 @@ struct AveragePrTime {
     /// Where the openings come from, so how complete they are: `watched`
     /// when the repository's own feed was polled over the whole window
     /// (without a window: since `watched_since`); `archive` when every hour
-    /// from the first to the last opening is a GH Archive hour imported
-    /// whole; `global_feed` otherwise (what the sampled global feed and any
+    /// from the first to the last opening is settled (every archive file
+    /// that can hold its events read whole); `global_feed` otherwise (what
+    /// the sampled global feed, archive hours not settled yet and any
     /// imported files happened to hold).
     #[schema(value_type = String, example = "global_feed")]
     source: &'static str,
@@ -114,7 +115,7 @@ async fn average_pr_time(
             (Some(_), ..) => "watched",
             (None, Some(first), Some(last)) => {
                 let (first, last) = (first / SECONDS_PER_HOUR, last / SECONDS_PER_HOUR);
-                let complete = state.store.complete_hours(first, last).await?;
+                let complete = state.store.settled_hours(first, last).await?;
                 if complete == (last - first + 1) as u64 {
                     "archive"
                 } else {
@@ -199,7 +200,7 @@ async fn complete_until(
     let Some(from) = from else { return Ok(None) };
     let end = state
         .store
-        .complete_until(from.div_euclid(SECONDS_PER_HOUR))
+        .settled_until(from.div_euclid(SECONDS_PER_HOUR))
         .await?;
     Ok(end.map(|hour| hour * SECONDS_PER_HOUR))
 }

@@ -24,15 +24,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let now = chrono::Utc::now().timestamp();
-    let (totals, hours) = super::cache::bounded(&state, async {
+    let (totals, hours, archive) = super::cache::bounded(&state, async {
         let last = now / 3600 - 1;
         Ok(tokio::try_join!(
             state.store.totals(),
-            state.store.hour_coverage(last - 47, last)
+            state.store.hour_coverage(last - 47, last),
+            state.store.archive_summary(state.archive_lag_hours),
         )?)
     })
     .await?;
-    let live_share_last_hour = hours.last().and_then(|hour| {
+    let live_share_last_hour = hours.iter().rev().find(|h| h.settled).and_then(|hour| {
         let archive: u64 = hour.archive_events.iter().sum();
         let live: u64 = hour.live_events.iter().sum();
         (archive > 0).then(|| live as f64 / archive as f64)
@@ -49,6 +50,7 @@ async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, 
             ))
         }),
         live_share_last_hour,
+        archive,
     };
     let text = state
         .telemetry

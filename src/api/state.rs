@@ -50,6 +50,8 @@ pub struct Shared {
     pub answers: AnswerCache,
     /// How long a request waits for the store before answering 503.
     pub store_timeout: Duration,
+    /// `--archive-lag`: files later than it allows are reported.
+    pub archive_lag_hours: i64,
     /// `--follow-gharchive`'s progress; `None` when not following.
     pub follow: Option<Arc<std::sync::Mutex<crate::follow::FollowStatus>>>,
 }

@@ -99,32 +99,62 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<InsertStats, StoreError>> + Send;
 
     /// Stores what `loads` brings until it closes: batches as
-    /// [`Backend::insert_events`] would (origin [`Origin::Import`]), tuned
-    /// for a bulk load, and each archive hour read whole, recorded once
-    /// every batch before it is stored. Blocking: runs on a plain thread,
-    /// outside any async runtime.
-    fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError>;
+    /// [`Backend::insert_events`] would (origin [`Origin::Import`], and the
+    /// batch's archive source in each event's `archives`), tuned for a bulk
+    /// load; each archive file read whole (or missing) recorded once every
+    /// batch before it is stored, and the hours it settles by `settling`
+    /// recorded settled. Blocking: runs on a plain thread, outside any
+    /// async runtime. See [`drive_bulk_load`].
+    fn bulk_load(
+        &self,
+        loads: Receiver<Load>,
+        settling: Settling,
+    ) -> Result<InsertStats, StoreError>;
 
-    /// How many of the hours `first_hour..=last_hour` (hours since the
-    /// epoch) are complete archive hours.
-    fn complete_hours(
+    /// Numbers the archive sources named `register` (keeping the numbers of
+    /// those known) and returns every known source, by number. At most
+    /// [`MAX_ARCHIVE_SOURCES`].
+    fn archive_sources(
+        &self,
+        register: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<(SourceId, String)>, StoreError>> + Send;
+
+    /// What is recorded of the archive files of hours `first..=last` (the
+    /// hours in their names), every source, oldest first.
+    fn archive_files(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> impl Future<Output = Result<Vec<FileRecord>, StoreError>> + Send;
+
+    /// The archives' figures in all; a file filed by crawl hour counts as
+    /// beyond the lag when its largest lag exceeds `lag_hours`.
+    fn archive_summary(
+        &self,
+        lag_hours: i64,
+    ) -> impl Future<Output = Result<ArchiveSummary, StoreError>> + Send;
+
+    /// How many of the hours `first_hour..=last_hour` (by `created_at`,
+    /// hours since the epoch) are settled.
+    fn settled_hours(
         &self,
         first_hour: i64,
         last_hour: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The complete archive hours of `first_hour..=last_hour` with their
-    /// live-feed figures, oldest first (hours recorded without figures left out).
+    /// Per hour of `first_hour..=last_hour` that any archive file or live
+    /// feed has events of, or that is settled: what the archives and the
+    /// live feeds hold of it, by event id; oldest first.
     fn hour_coverage(
         &self,
         first_hour: i64,
         last_hour: i64,
     ) -> impl Future<Output = Result<Vec<HourCoverage>, StoreError>> + Send;
 
-    /// The end (exclusive, an hour since the epoch) of the run of complete
-    /// archive hours that starts at `first_hour`; `None` when `first_hour`
-    /// is not complete.
-    fn complete_until(
+    /// The end (exclusive, an hour since the epoch) of the run of settled
+    /// hours that starts at `first_hour`; `None` when `first_hour` is not
+    /// settled.
+    fn settled_until(
         &self,
         first_hour: i64,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
@@ -293,13 +323,39 @@ impl Store {
     }
 
     /// See [`Backend::bulk_load`].
-    pub fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError> {
-        on_store!(self, b => Backend::bulk_load(b, loads))
+    pub fn bulk_load(
+        &self,
+        loads: Receiver<Load>,
+        settling: Settling,
+    ) -> Result<InsertStats, StoreError> {
+        on_store!(self, b => Backend::bulk_load(b, loads, settling))
     }
 
-    /// See [`Backend::complete_hours`].
-    pub async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
-        on_store!(self, b => Backend::complete_hours(b, first_hour, last_hour).await)
+    /// See [`Backend::archive_sources`].
+    pub async fn archive_sources(
+        &self,
+        register: Vec<String>,
+    ) -> Result<Vec<(SourceId, String)>, StoreError> {
+        on_store!(self, b => Backend::archive_sources(b, register).await)
+    }
+
+    /// See [`Backend::archive_files`].
+    pub async fn archive_files(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        on_store!(self, b => Backend::archive_files(b, first_hour, last_hour).await)
+    }
+
+    /// See [`Backend::archive_summary`].
+    pub async fn archive_summary(&self, lag_hours: i64) -> Result<ArchiveSummary, StoreError> {
+        on_store!(self, b => Backend::archive_summary(b, lag_hours).await)
+    }
+
+    /// See [`Backend::settled_hours`].
+    pub async fn settled_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+        on_store!(self, b => Backend::settled_hours(b, first_hour, last_hour).await)
     }
 
     /// See [`Backend::hour_coverage`].
@@ -311,9 +367,9 @@ impl Store {
         on_store!(self, b => Backend::hour_coverage(b, first_hour, last_hour).await)
     }
 
-    /// See [`Backend::complete_until`].
-    pub async fn complete_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
-        on_store!(self, b => Backend::complete_until(b, first_hour).await)
+    /// See [`Backend::settled_until`].
+    pub async fn settled_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
+        on_store!(self, b => Backend::settled_until(b, first_hour).await)
     }
 
     /// See [`Backend::delete_events_before`].
@@ -419,59 +475,286 @@ impl Origin {
 /// What an import hands the store's writer ([`Backend::bulk_load`]). Files
 /// are numbered by the import; batches of several files may interleave.
 pub enum Load {
-    /// A batch of events of one file.
-    Events { file: u64, events: Vec<Event> },
+    /// A batch of events of one file; `archive` is the archive source the
+    /// file belongs to (its bit is set in the events' `archives`), `None`
+    /// for a file that is not an archive hour.
+    Events {
+        file: u64,
+        events: Vec<Event>,
+        archive: Option<SourceId>,
+    },
     /// The end of a file: every event it holds was in its batches before.
-    /// `hour` is `Some` when the file is a GH Archive hour read to its end.
+    /// `archive_file` is `Some` when the file is an archive hour read whole.
     FileEnd {
         file: u64,
-        hour: Option<ArchiveHour>,
+        archive_file: Option<ArchiveFile>,
     },
+    /// An archive source answered that it does not have the hour's file,
+    /// after the hour and its lag had passed: the hour will not come.
+    Missing { source: SourceId, hour: i64 },
 }
 
-/// A bulk load's events newly stored per file, until the file's end: what is
-/// recorded with an archive hour.
-#[derive(Default)]
-pub(crate) struct StoredPerFile(std::collections::HashMap<u64, u64>);
+/// An archive source's number: its bit in the events' `archives` mask.
+pub type SourceId = u8;
 
-impl StoredPerFile {
-    pub(crate) fn add(&mut self, file: u64, stats: InsertStats) {
-        *self.0.entry(file).or_default() += stats.inserted();
-    }
+/// How many archive sources a store tells apart (`archives` is a bit mask).
+pub const MAX_ARCHIVE_SOURCES: usize = 16;
 
-    /// The file's count, forgotten.
-    pub(crate) fn end(&mut self, file: u64) -> u64 {
-        self.0.remove(&file).unwrap_or_default()
-    }
-}
+/// The first hour (since the epoch) whose GH Archive file holds the events
+/// crawled in it rather than created in it: 2025-05-25T00:00:00Z
+/// (igrigorik/gharchive.org f1f4200). Before it, a file holds its hour's
+/// events and nothing later.
+pub const CRAWL_HOUR_FILES_FROM: i64 = 1_748_131_200 / 3600;
 
-/// A GH Archive hour file read to its end.
+/// The default `--archive-lag`: GitHub documents its public events as
+/// appearing 30 seconds to 6 hours after they happen.
+pub const DEFAULT_ARCHIVE_LAG_HOURS: i64 = 6;
+
+/// An archive hour file read whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArchiveHour {
-    /// Hours since the epoch (`created_at / 3600` of its events).
+pub struct ArchiveFile {
+    pub source: SourceId,
+    /// The hour in the file's name (since the epoch).
     pub hour: i64,
-    /// Where it was read from (a path or a URL).
-    pub source: String,
     /// Tracked events in the file per type, in [`EventType::ALL`] order.
     pub events_by_type: [u64; 3],
+    /// Tracked events per lag: hours from their `created_at` hour to the
+    /// file's (0: created in the file's own hour).
+    pub lags: std::collections::BTreeMap<i64, u64>,
 }
 
-impl ArchiveHour {
+impl ArchiveFile {
     /// Tracked events in the file.
     pub fn events_read(&self) -> u64 {
         self.events_by_type.iter().sum()
     }
+
+    /// The largest lag of its events, in hours (0 for a file without any).
+    pub fn max_lag(&self) -> i64 {
+        self.lags.keys().next_back().copied().unwrap_or(0).max(0)
+    }
+
+    /// The lags as stored: `lag:events` pairs, smallest lag first.
+    pub fn lags_text(&self) -> String {
+        let pairs: Vec<String> = self.lags.iter().map(|(l, n)| format!("{l}:{n}")).collect();
+        pairs.join(" ")
+    }
 }
 
-/// What a complete archive hour says about the live feed: per type (in
-/// [`EventType::ALL`] order) the events the hour's file holds, and how many
-/// of them the live feeds had stored before it was imported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HourCoverage {
-    /// Hours since the epoch.
+/// What a store has recorded of one archive file: read whole, or missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub source: SourceId,
+    /// The hour in the file's name.
     pub hour: i64,
+    /// The source answered 404 once the hour and its lag had passed.
+    pub missing: bool,
+    /// Tracked events in the file.
+    pub events: u64,
+    /// The largest lag of its events, in hours.
+    pub max_lag: i64,
+    /// Events per lag, `lag:events` pairs (see [`ArchiveFile::lags_text`]).
+    pub lags: String,
+}
+
+impl FileRecord {
+    /// The record of `file` read whole.
+    pub fn read(file: &ArchiveFile) -> FileRecord {
+        FileRecord {
+            source: file.source,
+            hour: file.hour,
+            missing: false,
+            events: file.events_read(),
+            max_lag: file.max_lag(),
+            lags: file.lags_text(),
+        }
+    }
+
+    /// The record of a file `source` does not have.
+    pub fn missing(source: SourceId, hour: i64) -> FileRecord {
+        FileRecord {
+            source,
+            hour,
+            missing: true,
+            events: 0,
+            max_lag: 0,
+            lags: String::new(),
+        }
+    }
+}
+
+/// When an hour (by `created_at`) is settled: every archive file that can
+/// still hold its events has been read whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settling {
+    /// How many hours after its own an event may be filed (`--archive-lag`).
+    pub lag_hours: i64,
+    /// The sources of this run: each must have read every file an hour
+    /// needs, or have answered that it does not have it.
+    pub sources: Vec<SourceId>,
+}
+
+impl Settling {
+    /// The file hours that can hold events created in `hour`: its own file
+    /// before [`CRAWL_HOUR_FILES_FROM`], and the next `lag_hours` files too from then on.
+    pub fn files_for(&self, hour: i64) -> std::ops::RangeInclusive<i64> {
+        if hour < CRAWL_HOUR_FILES_FROM {
+            hour..=hour
+        } else {
+            hour..=hour + self.lag_hours
+        }
+    }
+
+    /// The hours (by `created_at`) whose events the file of `file_hour` can hold.
+    pub fn hours_of_file(&self, file_hour: i64) -> std::ops::RangeInclusive<i64> {
+        if file_hour < CRAWL_HOUR_FILES_FROM {
+            file_hour..=file_hour
+        } else {
+            (file_hour - self.lag_hours).max(CRAWL_HOUR_FILES_FROM)..=file_hour
+        }
+    }
+
+    /// Of `hours`, those that `files` settle: for each file the hour needs,
+    /// at least one source read it whole and every source of this run read
+    /// it or does not have it. `files` must hold every record of the files
+    /// those hours need.
+    pub fn settled(&self, hours: std::ops::RangeInclusive<i64>, files: &[FileRecord]) -> Vec<i64> {
+        let has = |hour: i64, source: Option<SourceId>, read: bool| {
+            files.iter().any(|f| {
+                f.hour == hour && source.is_none_or(|s| f.source == s) && (!read || !f.missing)
+            })
+        };
+        hours
+            .filter(|&hour| {
+                self.files_for(hour).all(|file| {
+                    has(file, None, true) && self.sources.iter().all(|&s| has(file, Some(s), false))
+                })
+            })
+            .collect()
+    }
+}
+
+/// What one hour's events say about the archives and the live feeds, per
+/// type in [`EventType::ALL`] order, counted by event id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HourCoverage {
+    /// Hours since the epoch (of `created_at`).
+    pub hour: i64,
+    /// Events that at least one archive file holds.
     pub archive_events: [u64; 3],
+    /// Of them, those a live feed (global or watched) had stored first.
     pub live_events: [u64; 3],
+    /// Events the live feeds stored that no archive file holds.
+    pub live_only: [u64; 3],
+    /// Per archive source: of `archive_events`, those its files hold.
+    pub by_source: Vec<(SourceId, [u64; 3])>,
+    /// Events stored after the hour was settled.
+    pub late_arrivals: [u64; 3],
+    pub settled: bool,
+}
+
+/// The figures of every event of one hour, type, origin and archive mask:
+/// what [`HourCoverage`] is summed from, whatever the store.
+pub(crate) fn add_to_coverage(
+    coverage: &mut HourCoverage,
+    event_type: usize,
+    origin: u8,
+    archives: u32,
+    events: u64,
+) {
+    let Some(slot) = coverage.archive_events.get_mut(event_type) else {
+        return;
+    };
+    let live = origin == Origin::GlobalFeed.code() || origin == Origin::Watched.code();
+    if archives != 0 {
+        *slot += events;
+        if live {
+            coverage.live_events[event_type] += events;
+        }
+        for source in 0..MAX_ARCHIVE_SOURCES as SourceId {
+            if archives & (1 << source) == 0 {
+                continue;
+            }
+            match coverage.by_source.iter_mut().find(|(s, _)| *s == source) {
+                Some((_, counts)) => counts[event_type] += events,
+                None => {
+                    let mut counts = [0; 3];
+                    counts[event_type] = events;
+                    coverage.by_source.push((source, counts));
+                    coverage.by_source.sort_unstable_by_key(|(s, _)| *s);
+                }
+            }
+        }
+    } else if live {
+        coverage.live_only[event_type] += events;
+    }
+}
+
+/// What the archives' files say in all: for `/health` and Prometheus.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    /// Files read whole.
+    pub files_read: u64,
+    /// Files filed by crawl hour whose events are later than the lag allows.
+    pub files_beyond_lag: u64,
+    /// The largest lag seen in any file, in hours.
+    pub max_lag_hours: i64,
+    /// Events stored after their hour was settled.
+    pub late_arrivals: u64,
+}
+
+/// The steps of a bulk load that differ by store: [`drive_bulk_load`] runs
+/// them in order on the loader's thread.
+pub(crate) trait BulkWriter {
+    /// Stores a batch (see [`Load::Events`]).
+    fn insert(
+        &mut self,
+        events: &[Event],
+        archive: Option<SourceId>,
+    ) -> Result<InsertStats, StoreError>;
+    /// Records what is known of one archive file.
+    fn record_file(&mut self, record: &FileRecord, now: i64) -> Result<(), StoreError>;
+    /// What is recorded of the files of hours `first..=last`.
+    fn files(&mut self, first: i64, last: i64) -> Result<Vec<FileRecord>, StoreError>;
+    /// Records `hours` settled (those already settled stay as they are).
+    fn settle(&mut self, hours: &[i64], now: i64) -> Result<(), StoreError>;
+}
+
+/// The bulk-load loop every store shares: batches stored, files recorded
+/// once their batches are, and the hours each file settles recorded.
+pub(crate) fn drive_bulk_load(
+    writer: &mut impl BulkWriter,
+    loads: Receiver<Load>,
+    settling: &Settling,
+) -> Result<InsertStats, StoreError> {
+    let mut total = InsertStats::default();
+    for load in loads {
+        let record = match load {
+            Load::Events {
+                events, archive, ..
+            } => {
+                total += writer.insert(&events, archive)?;
+                continue;
+            }
+            Load::FileEnd {
+                archive_file: None, ..
+            } => continue,
+            Load::FileEnd {
+                archive_file: Some(file),
+                ..
+            } => FileRecord::read(&file),
+            Load::Missing { source, hour } => FileRecord::missing(source, hour),
+        };
+        let now = chrono::Utc::now().timestamp();
+        writer.record_file(&record, now)?;
+        let hours = settling.hours_of_file(record.hour);
+        let files = writer.files(*hours.start(), *hours.end() + settling.lag_hours)?;
+        let settled = settling.settled(hours, &files);
+        if !settled.is_empty() {
+            writer.settle(&settled, now)?;
+        }
+    }
+    Ok(total)
 }
 
 /// Stored events per tracked type.

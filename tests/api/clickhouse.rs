@@ -859,7 +859,7 @@ async fn the_writer_merges_fragmented_rollups() {
         };
         for chunk in events.chunks(events.len().div_ceil(4)) {
             handle
-                .insert_events(chunk, ghmetrics::store::Origin::GlobalFeed)
+                .insert_events(chunk, ghmetrics::store::Origin::GlobalFeed, None)
                 .await
                 .unwrap();
         }

@@ -30,9 +30,11 @@ fn state_with(events: &[Value]) -> AppState {
         &mut db.get().unwrap(),
         &parsed,
         ghmetrics::store::Origin::GlobalFeed,
+        None,
     )
     .unwrap();
     AppState::new(Shared {
+        archive_lag_hours: ghmetrics::store::DEFAULT_ARCHIVE_LAG_HOURS,
         store: ghmetrics::store::Store::Sqlite(db),
         poll_status: Arc::new(PollStatus::default()),
         polling: false,

@@ -15,7 +15,7 @@ use ghmetrics::gharchive::{HourRange, file_name};
 use ghmetrics::import::{
     ArchiveImport, ImportOptions, ImportSummary, archive_hour, import_archive,
 };
-use ghmetrics::store::{ArchiveHour, Load, Store};
+use ghmetrics::store::{ArchiveFile, Load, Settling, Store};
 use serde_json::Value;
 
 use crate::helpers::{Expected, created_at, fixture_file_events, rfc3339};
@@ -159,7 +159,10 @@ fn hours_of_2021() -> Vec<(String, Vec<Value>)> {
 }
 
 fn quick(url: &str, range: &str) -> ArchiveImport {
-    let mut archive = ArchiveImport::new(url.parse().unwrap(), range.parse::<HourRange>().unwrap());
+    let mut archive = ArchiveImport::new(
+        vec![url.parse().unwrap()],
+        range.parse::<HourRange>().unwrap(),
+    );
     archive.backoff = Duration::from_millis(10);
     archive.timeout = Duration::from_secs(5);
     archive.jobs = 3;
@@ -226,24 +229,25 @@ async fn hours_are_downloaded_once_whatever_the_archive_does() {
             1,
             "a 404 is not retried: {asked:?}"
         );
-        // Every hour is now complete, and records what its own file held and
-        // stored, however the hours' pieces interleaved.
+        // Every hour is now settled (files by created_at before 2025-05-25),
+        // and its file recorded with what it held, however the hours'
+        // pieces interleaved.
         let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
         assert_eq!(
-            db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
             4
         );
         let recorded = store
             .sql(&format!(
-                "SELECT hour, events_read, stored FROM {} ORDER BY hour",
-                store.table("archive_hours")
+                "SELECT hour, events, max_lag FROM {} ORDER BY hour",
+                store.table("archive_files")
             ))
             .await;
         let each_hour: String = hours
             .iter()
             .map(|(name, events)| {
                 let n = Expected::of(events).total();
-                format!("{}\t{n}\t{n}\n", archive_hour(name).unwrap())
+                format!("{}\t{n}\t0\n", archive_hour(name).unwrap())
             })
             .collect();
         assert_eq!(recorded, each_hour);
@@ -292,7 +296,7 @@ async fn an_hour_that_keeps_failing_is_reported_and_the_rest_imported() {
         );
         let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
         assert_eq!(
-            db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
             2
         );
         // The next run fetches only what failed.
@@ -339,7 +343,7 @@ async fn a_killed_import_resumes_without_storing_twice() {
         let mut child = import("2021-07-21T06..2021-07-21T09").spawn().unwrap();
         // Hours 06 and 07 are stored, 08 stalls half-way: kill -9 then.
         let started = std::time::Instant::now();
-        while db.complete_hours(first_hour, first_hour + 3).await.unwrap() < 2 {
+        while db.settled_hours(first_hour, first_hour + 3).await.unwrap() < 2 {
             assert!(
                 started.elapsed() < crate::helpers::PATIENCE,
                 "hours 06 and 07 never completed"
@@ -349,7 +353,7 @@ async fn a_killed_import_resumes_without_storing_twice() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         child.kill().unwrap();
         child.wait().unwrap();
-        let complete = db.complete_hours(first_hour, first_hour + 3).await.unwrap();
+        let complete = db.settled_hours(first_hour, first_hour + 3).await.unwrap();
         assert_eq!(complete, 2, "the hour cut by the kill is not recorded");
 
         // Off the runtime's thread, which also serves the mock archive.
@@ -367,7 +371,7 @@ async fn a_killed_import_resumes_without_storing_twice() {
         );
         assert_eq!(db.totals().await.unwrap().events, expected.total());
         assert_eq!(
-            db.complete_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
             4
         );
         let sources = match &db {
@@ -380,7 +384,7 @@ async fn a_killed_import_resumes_without_storing_twice() {
                     .unwrap();
                 assert_eq!((rows, ids), (expected.total(), expected.total()));
                 let mut select = conn
-                    .prepare("SELECT source FROM archive_hours ORDER BY hour")
+                    .prepare("SELECT name FROM archive_sources ORDER BY id")
                     .unwrap();
                 select
                     .query_map([], |row| row.get::<_, String>(0))
@@ -399,15 +403,12 @@ async fn a_killed_import_resumes_without_storing_twice() {
                 assert_eq!(counts.trim(), format!("{0}\t{0}", expected.total()));
                 store
                     .sql(&format!(
-                        "SELECT source FROM {database}.archive_hours ORDER BY hour"
+                        "SELECT name FROM {database}.archive_sources ORDER BY id"
                     ))
                     .await
             }
         };
-        assert!(
-            sources.starts_with(&format!("{}2021-07-21-6.json.gz", archive.url)),
-            "{sources}"
-        );
+        assert!(sources.starts_with(&archive.url), "{sources}");
         assert!(!sources.contains("s3cret"), "{sources}");
     }
 }
@@ -453,7 +454,7 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
         let github = MockGithub::start(100).await;
         github.set_feed(live);
         let mut follow =
-            ghmetrics::config::FollowConfig::new(archive.url.parse().unwrap(), now_hour - 5);
+            ghmetrics::config::FollowConfig::new(vec![archive.url.parse().unwrap()], now_hour - 5);
         follow.publish_delay = Duration::ZERO;
         follow.retry_every = Duration::from_millis(100);
         follow.give_up_after = Duration::from_secs(2 * 3600);
@@ -603,9 +604,10 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
 }
 
 /// An import reads several hours at once, so the writer gets their batches
-/// interleaved: each hour must still record its own events read and newly
-/// stored. Two hours' batches are handed to every store's writer mixed,
-/// with some of the second hour already stored by the poller.
+/// interleaved: each hour must still record its own file, and count by id
+/// what the archive holds and what the live feed had stored first. Two
+/// hours' batches are handed to every store's writer mixed, with some of
+/// the second hour already stored by the poller.
 #[tokio::test]
 async fn interleaved_hours_each_record_what_they_stored() {
     let hours = hours_of_2021();
@@ -623,10 +625,11 @@ async fn interleaved_hours_each_record_what_they_stored() {
         for event in events {
             events_by_type[event.event_type.index()] += 1;
         }
-        ArchiveHour {
+        ArchiveFile {
+            source: 0,
             hour: archive_hour(name).unwrap(),
-            source: name.to_owned(),
             events_by_type,
+            lags: [(0, events.len() as u64)].into(),
         }
     };
     for store in every_store() {
@@ -634,55 +637,63 @@ async fn interleaved_hours_each_record_what_they_stored() {
         let db = store.open_with(second[..live].to_vec()).await;
         let (half_first, half_second) = (first.len() / 2, second.len() / 2);
         let (loads_tx, loads) = std::sync::mpsc::channel();
+        let batch = |file, events: &[ghmetrics::event::Event]| Load::Events {
+            file,
+            events: events.to_vec(),
+            archive: Some(0),
+        };
         for load in [
-            Load::Events {
-                file: 1,
-                events: first[..half_first].to_vec(),
-            },
-            Load::Events {
-                file: 2,
-                events: second[..half_second].to_vec(),
-            },
-            Load::Events {
-                file: 1,
-                events: first[half_first..].to_vec(),
-            },
+            batch(1, &first[..half_first]),
+            batch(2, &second[..half_second]),
+            batch(1, &first[half_first..]),
             Load::FileEnd {
                 file: 1,
-                hour: Some(record(&hours[0].0, &first)),
+                archive_file: Some(record(&hours[0].0, &first)),
             },
-            Load::Events {
-                file: 2,
-                events: second[half_second..].to_vec(),
-            },
+            batch(2, &second[half_second..]),
             Load::FileEnd {
                 file: 2,
-                hour: Some(record(&hours[1].0, &second)),
+                archive_file: Some(record(&hours[1].0, &second)),
             },
         ] {
             loads_tx.send(load).unwrap();
         }
         drop(loads_tx);
         let writer = db.clone();
-        let stats = tokio::task::spawn_blocking(move || writer.bulk_load(loads).unwrap())
+        let settling = Settling {
+            lag_hours: 6,
+            sources: vec![0],
+        };
+        let stats = tokio::task::spawn_blocking(move || writer.bulk_load(loads, settling).unwrap())
             .await
             .unwrap();
         assert_eq!(stats.inserted() as usize, first.len() + second.len() - live);
         let recorded = store
             .sql(&format!(
-                "SELECT hour, events_read, stored FROM {} ORDER BY hour",
-                store.table("archive_hours")
+                "SELECT hour, events FROM {} ORDER BY hour",
+                store.table("archive_files")
             ))
             .await;
-        let expected = format!(
-            "{}\t{}\t{}\n{}\t{}\t{}\n",
+        let (hour_1, hour_2) = (
             archive_hour(&hours[0].0).unwrap(),
-            first.len(),
-            first.len(),
             archive_hour(&hours[1].0).unwrap(),
-            second.len(),
-            second.len() - live,
         );
+        let expected = format!("{hour_1}\t{}\n{hour_2}\t{}\n", first.len(), second.len());
         assert_eq!(recorded, expected);
+        let coverage = db.hour_coverage(hour_1, hour_2).await.unwrap();
+        let figures: Vec<(i64, u64, u64, bool)> = coverage
+            .iter()
+            .map(|h| {
+                let sum = |counts: [u64; 3]| counts.iter().sum::<u64>();
+                (h.hour, sum(h.archive_events), sum(h.live_events), h.settled)
+            })
+            .collect();
+        assert_eq!(
+            figures,
+            [
+                (hour_1, first.len() as u64, 0, true),
+                (hour_2, second.len() as u64, live as u64, true)
+            ]
+        );
     }
 }

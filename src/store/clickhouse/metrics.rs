@@ -33,9 +33,11 @@ impl ClickHouse {
             .query(&format!(
                 "SELECT
                      (SELECT sum(rows) FROM {parts} WHERE database = {database} AND active
-                      AND table IN ('events', 'feed_polls', 'watched_repos', 'archive_hours',
+                      AND table IN ('events', 'feed_polls', 'watched_repos', 'archive_files',
+                                    'settled_hours', 'late_arrivals', 'archive_marks',
                                     'events_local', 'feed_polls_local', 'watched_repos_local',
-                                    'archive_hours_local')),
+                                    'archive_files_local', 'settled_hours_local',
+                                    'late_arrivals_local', 'archive_marks_local')),
                      (SELECT count() FROM {mutations} WHERE database = {database}),
                      (SELECT countIf(is_done) FROM {mutations} WHERE database = {database})
                  FORMAT TabSeparated"

@@ -37,6 +37,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "pr_hour_tops",
         include_str!("../../../migrations/clickhouse/V5__pr_hour_tops.sql"),
     ),
+    (
+        6,
+        "settled_hours",
+        include_str!("../../../migrations/clickhouse/V6__settled_hours.sql"),
+    ),
 ];
 
 /// Applies the migrations `layout.main` has not recorded.

@@ -40,8 +40,9 @@ use layout::Layout;
 use crate::config::ClickHouseSettings;
 use crate::event::Event;
 use crate::store::{
-    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, HourCoverage, InsertStats, Load,
-    Origin, PrCountSink, PrGapSummary, StoreError, StoredPerFile, Totals,
+    ArchiveSummary, Backend, BulkWriter, DataVersion, EventCounts, FeedCoverage, FeedPoll,
+    FileRecord, HourCoverage, InsertStats, Load, Origin, PrCountSink, PrGapSummary, Settling,
+    SourceId, StoreError, Totals, drive_bulk_load,
 };
 
 /// The ClickHouse store. Cheap to clone.
@@ -179,11 +180,30 @@ impl Backend for ClickHouse {
         events: Vec<Event>,
         origin: Origin,
     ) -> Result<InsertStats, StoreError> {
-        Ok(ClickHouse::insert_events(self, &events, origin).await?)
+        Ok(ClickHouse::insert_events(self, &events, origin, None).await?)
     }
 
-    async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
-        Ok(ClickHouse::complete_hours(self, first_hour, last_hour).await?)
+    async fn archive_sources(
+        &self,
+        register: Vec<String>,
+    ) -> Result<Vec<(SourceId, String)>, StoreError> {
+        Ok(ClickHouse::archive_sources(self, &register).await?)
+    }
+
+    async fn archive_files(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        Ok(ClickHouse::archive_files(self, first_hour, last_hour).await?)
+    }
+
+    async fn archive_summary(&self, lag_hours: i64) -> Result<ArchiveSummary, StoreError> {
+        Ok(ClickHouse::archive_summary(self, lag_hours).await?)
+    }
+
+    async fn settled_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+        Ok(ClickHouse::settled_hours(self, first_hour, last_hour).await?)
     }
 
     async fn hour_coverage(
@@ -194,37 +214,28 @@ impl Backend for ClickHouse {
         Ok(ClickHouse::hour_coverage(self, first_hour, last_hour).await?)
     }
 
-    async fn complete_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
-        Ok(ClickHouse::complete_until(self, first_hour).await?)
+    async fn settled_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
+        Ok(ClickHouse::settled_until(self, first_hour).await?)
     }
 
     /// One insert per batch, on a runtime and HTTP connections of this
     /// thread's own; at the end the rollups are merged (a ranking is proven
     /// from the top rows only when they are) and ended locks dropped.
-    fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError> {
+    fn bulk_load(
+        &self,
+        loads: Receiver<Load>,
+        settling: Settling,
+    ) -> Result<InsertStats, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| ClickHouseError::Busy(format!("cannot start a runtime: {error}")))?;
-        let store = self.with_new_connections();
-        let mut total = InsertStats::default();
-        let mut stored = StoredPerFile::default();
-        for load in loads {
-            match load {
-                Load::Events { file, events } => {
-                    let stats = runtime.block_on(store.insert_events(&events, Origin::Import))?;
-                    total += stats;
-                    stored.add(file, stats);
-                }
-                Load::FileEnd { file, hour } => {
-                    let stored = stored.end(file);
-                    if let Some(hour) = hour {
-                        let now = chrono::Utc::now().timestamp();
-                        runtime.block_on(store.record_archive_hour(&hour, stored, now))?;
-                    }
-                }
-            }
-        }
+        let mut writer = BulkLoader {
+            store: self.with_new_connections(),
+            runtime,
+        };
+        let total = drive_bulk_load(&mut writer, loads, &settling)?;
+        let BulkLoader { store, runtime } = writer;
         if total.inserted() > 0 {
             runtime.block_on(store.merge_rollups());
             runtime.block_on(store.summarize_finished_hours());
@@ -269,6 +280,38 @@ impl Backend for ClickHouse {
         self.clone()
             .keep_up(upkeep::UPKEEP_INTERVAL, shutdown)
             .await;
+    }
+}
+
+/// The bulk loader: the store's calls run on a runtime of the loader's thread.
+struct BulkLoader {
+    store: ClickHouse,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BulkWriter for BulkLoader {
+    fn insert(
+        &mut self,
+        events: &[Event],
+        archive: Option<SourceId>,
+    ) -> Result<InsertStats, StoreError> {
+        Ok(self
+            .runtime
+            .block_on(self.store.insert_events(events, Origin::Import, archive))?)
+    }
+
+    fn record_file(&mut self, record: &FileRecord, now: i64) -> Result<(), StoreError> {
+        Ok(self.runtime.block_on(self.store.record_file(record, now))?)
+    }
+
+    fn files(&mut self, first: i64, last: i64) -> Result<Vec<FileRecord>, StoreError> {
+        Ok(self
+            .runtime
+            .block_on(self.store.archive_files(first, last))?)
+    }
+
+    fn settle(&mut self, hours: &[i64], now: i64) -> Result<(), StoreError> {
+        Ok(self.runtime.block_on(self.store.settle(hours, now))?)
     }
 }
 

@@ -9,8 +9,14 @@ use std::time::{Duration, Instant};
 use super::text::{datetime, number, push_tsv, quote};
 use super::{ClickHouse, ClickHouseError, lock};
 use crate::event::{Event, EventType};
-use crate::store::{ArchiveHour, HourCoverage, InsertStats, Origin};
+use crate::store::{
+    ArchiveSummary, CRAWL_HOUR_FILES_FROM, FileRecord, HourCoverage, InsertStats,
+    MAX_ARCHIVE_SOURCES, Origin, SourceId, add_to_coverage,
+};
 use crate::time_buckets::{SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
+
+/// The most settled hours [`ClickHouse::settled_until`] walks: ten years.
+const MAX_WALKED_HOURS: i64 = 10 * 366 * 24;
 
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
@@ -25,11 +31,13 @@ fn hour_range(first: i64, last: i64) -> (i64, i64) {
 
 impl ClickHouse {
     /// Stores the events whose ids are not stored yet, arrived by `origin`,
-    /// under the write lock.
+    /// under the write lock; with `archive`, marks every one of them (stored
+    /// or not) as held by that archive source.
     pub async fn insert_events(
         &self,
         events: &[Event],
         origin: Origin,
+        archive: Option<SourceId>,
     ) -> Result<InsertStats, ClickHouseError> {
         let mut stats = InsertStats::default();
         let mut seen = HashSet::with_capacity(events.len());
@@ -47,7 +55,7 @@ impl ClickHouse {
             return Ok(stats);
         }
         let lock = lock::WriteLock::acquire(self).await?;
-        let result = self.insert_new(batch, origin, &mut stats).await;
+        let result = self.insert_new(batch, origin, archive, &mut stats).await;
         lock.release().await;
         result.map(|()| stats)
     }
@@ -57,8 +65,10 @@ impl ClickHouse {
         &self,
         batch: Vec<&Event>,
         origin: Origin,
+        archive: Option<SourceId>,
         stats: &mut InsertStats,
     ) -> Result<(), ClickHouseError> {
+        let bit: u32 = archive.map_or(0, |source| 1 << source);
         // Events older than what retention already took out of pr_counts
         // would be counted there and then deleted without being taken out
         // again: they are past retention anyway, so they are not stored.
@@ -70,11 +80,17 @@ impl ClickHouse {
         let stored = self.stored_ids(&batch).await?;
         let mut rows = Vec::new();
         let mut openings = Vec::new();
+        let mut stored_before = Vec::new();
+        let mut new = Vec::new();
         for event in batch {
             if event.id < 0 || stored.contains(&event.id) {
                 stats.duplicates += 1;
+                if event.id >= 0 {
+                    stored_before.push(event);
+                }
                 continue;
             }
+            new.push(event);
             stats.inserted_by_type[event.event_type.index()] += 1;
             let number = event.number.map(|n| n.to_string());
             let _ = write!(
@@ -91,7 +107,7 @@ impl ClickHouse {
             push_tsv(&mut rows, event.action.as_deref());
             rows.push(b'\t');
             push_tsv(&mut rows, number.as_deref());
-            let _ = writeln!(rows, "\t{}", origin.code());
+            let _ = writeln!(rows, "\t{}\t{bit}", origin.code());
             if event.event_type == EventType::PullRequest
                 && event.action.as_deref() == Some("opened")
             {
@@ -108,15 +124,131 @@ impl ClickHouse {
             self.insert("pr_openings", "repo_name, created_at, id, number", openings)
                 .await?;
         }
+        // Late arrivals before the events: a crash between the two counts
+        // one twice rather than hiding it.
+        self.count_late_arrivals(&new).await?;
         if !rows.is_empty() {
             self.insert(
                 "events",
-                "id, type, created_at, repo_name, actor_login, action, number, origin",
+                "id, type, created_at, repo_name, actor_login, action, number, origin, archives",
                 rows,
             )
             .await?;
         }
+        if bit != 0 {
+            self.mark_archived(&stored_before, bit).await?;
+        }
         Ok(())
+    }
+
+    /// Records the events of `new` whose hours are settled as late arrivals.
+    async fn count_late_arrivals(&self, new: &[&Event]) -> Result<(), ClickHouseError> {
+        let hours: HashSet<i64> = new
+            .iter()
+            .map(|e| e.created_at / SECONDS_PER_HOUR)
+            .collect();
+        if hours.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = hours.iter().map(i64::to_string).collect();
+        let answer = self
+            .query(&format!(
+                "SELECT DISTINCT hour FROM {} WHERE hour IN ({}) FORMAT TabSeparated",
+                self.layout.table("settled_hours"),
+                list.join(",")
+            ))
+            .await?;
+        let settled: HashSet<i64> = answer
+            .lines()
+            .map(|line| number(line, line))
+            .collect::<Result<_, _>>()?;
+        let mut late: std::collections::HashMap<(i64, EventType), u64> = Default::default();
+        for event in new {
+            let hour = event.created_at / SECONDS_PER_HOUR;
+            if settled.contains(&hour) {
+                *late.entry((hour, event.event_type)).or_default() += 1;
+            }
+        }
+        if late.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::new();
+        for ((hour, event_type), n) in late {
+            let _ = writeln!(rows, "{hour}\t{}\t{n}", event_type.as_str());
+        }
+        self.insert("late_arrivals", "hour, type, events", rows)
+            .await
+    }
+
+    /// Marks the stored events of `events` as held by the archive source
+    /// `bit` too, where they were not yet.
+    async fn mark_archived(&self, events: &[&Event], bit: u32) -> Result<(), ClickHouseError> {
+        let (Some(first), Some(last)) = (
+            events.iter().map(|e| e.created_at).min(),
+            events.iter().map(|e| e.created_at).max(),
+        ) else {
+            return Ok(());
+        };
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        let within = format!(
+            "created_at >= toDateTime({first}) AND created_at <= toDateTime({last})
+             AND id IN (SELECT toUInt64(x) FROM system.one ARRAY JOIN splitByChar(',', '{}') AS x)",
+            ids.join(",")
+        );
+        let answer = self
+            .query(&format!(
+                "SELECT id, any(origin), groupBitOr(archives) FROM {} WHERE {within}
+                 GROUP BY id FORMAT TabSeparated",
+                self.layout.table("events")
+            ))
+            .await?;
+        let mut masks: std::collections::HashMap<i64, (u8, u32)> = Default::default();
+        for line in answer.lines() {
+            let [id, origin, archives] = super::text::fields::<3>(line)?;
+            masks.insert(
+                number(id, line)?,
+                (number(origin, line)?, number(archives, line)?),
+            );
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT id, groupBitOr(to_mask) FROM {} WHERE {within} GROUP BY id FORMAT TabSeparated",
+                self.layout.table("archive_marks")
+            ))
+            .await?;
+        for line in answer.lines() {
+            let [id, marked] = super::text::fields::<2>(line)?;
+            if let Some((_, mask)) = masks.get_mut(&number(id, line)?) {
+                *mask |= number::<u32>(marked, line)?;
+            }
+        }
+        let mut rows = Vec::new();
+        for event in events {
+            let Some(&(origin, mask)) = masks.get(&event.id) else {
+                continue;
+            };
+            if mask & bit != 0 {
+                continue;
+            }
+            let _ = writeln!(
+                rows,
+                "{}\t{}\t{}\t{origin}\t{mask}\t{}",
+                event.id,
+                datetime(event.created_at),
+                event.event_type.as_str(),
+                mask | bit
+            );
+            masks.insert(event.id, (origin, mask | bit));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.insert(
+            "archive_marks",
+            "id, created_at, type, origin, from_mask, to_mask",
+            rows,
+        )
+        .await
     }
 
     pub(super) async fn insert(
@@ -136,105 +268,291 @@ impl ClickHouse {
         Ok(())
     }
 
-    /// Records a GH Archive hour read whole, with how many of its events
-    /// were newly stored.
-    pub(super) async fn record_archive_hour(
+    /// Records what is known of one archive file (the newest row counts).
+    pub(super) async fn record_file(
         &self,
-        hour: &ArchiveHour,
-        stored: u64,
+        file: &FileRecord,
         now: i64,
     ) -> Result<(), ClickHouseError> {
-        // The hour's events that arrived by a live feed: what the poller had
-        // stored before the archive brought the rest.
-        let start = hour.hour * SECONDS_PER_HOUR;
-        let answer = self
-            .query(&format!(
-                "SELECT CAST(type AS Int8), count() FROM {} WHERE created_at >= toDateTime({start})
-                   AND created_at < toDateTime({}) AND origin IN (1, 2)
-                 GROUP BY type FORMAT TabSeparated",
-                self.layout.table("events"),
-                start + SECONDS_PER_HOUR
-            ))
-            .await?;
-        let mut live = [0u64; 3];
-        for line in answer.lines() {
-            let [code, count] = super::text::fields::<2>(line)?;
-            let code: usize = number(code, line)?;
-            if let Some(slot) = code.checked_sub(1).and_then(|i| live.get_mut(i)) {
-                *slot = number(count, line)?;
-            }
-        }
-        let archive = hour.events_by_type;
-        let mut row = format!("{}\t", hour.hour).into_bytes();
-        push_tsv(&mut row, Some(&hour.source));
-        let _ = writeln!(
-            row,
-            "\t{}\t{stored}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            hour.events_read(),
-            datetime(now),
-            archive[0],
-            archive[1],
-            archive[2],
-            live[0],
-            live[1],
-            live[2]
-        );
+        let mut row = format!(
+            "{}\t{}\t{}\t{}\t{}\t",
+            file.hour,
+            file.source,
+            u8::from(file.missing),
+            file.events,
+            file.max_lag
+        )
+        .into_bytes();
+        push_tsv(&mut row, Some(&file.lags));
+        let _ = writeln!(row, "\t{}", datetime(now));
         self.insert(
-            "archive_hours",
-            "hour, source, events_read, stored, imported_at, archive_watch, archive_pull_request, \
-             archive_issues, live_watch, live_pull_request, live_issues",
+            "archive_files",
+            "hour, source, missing, events, max_lag, lags, read_at",
             row,
         )
         .await
     }
 
-    /// See [`crate::store::Backend::hour_coverage`]: each hour's newest import.
+    /// See [`crate::store::Backend::archive_files`].
+    pub(super) async fn archive_files(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<FileRecord>, ClickHouseError> {
+        let (first, last) = hour_range(first, last);
+        let answer = self
+            .query(&format!(
+                "SELECT hour, source, argMax(missing, read_at), argMax(events, read_at),
+                        argMax(max_lag, read_at), argMax(lags, read_at)
+                 FROM {} WHERE hour >= {first} AND hour <= {last}
+                 GROUP BY hour, source ORDER BY hour, source FORMAT TabSeparated",
+                self.layout.table("archive_files"),
+            ))
+            .await?;
+        answer
+            .lines()
+            .map(|line| {
+                let [hour, source, missing, events, max_lag, lags] =
+                    super::text::fields::<6>(line)?;
+                Ok(FileRecord {
+                    hour: number(hour, line)?,
+                    source: number(source, line)?,
+                    missing: missing == "1",
+                    events: number(events, line)?,
+                    max_lag: number(max_lag, line)?,
+                    lags: super::text::read_tsv(lags).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Records `hours` settled (those settled before are left as they are).
+    pub(super) async fn settle(&self, hours: &[i64], now: i64) -> Result<(), ClickHouseError> {
+        let list: Vec<String> = hours.iter().map(i64::to_string).collect();
+        let answer = self
+            .query(&format!(
+                "SELECT DISTINCT hour FROM {} WHERE hour IN ({}) FORMAT TabSeparated",
+                self.layout.table("settled_hours"),
+                list.join(",")
+            ))
+            .await?;
+        let settled: HashSet<i64> = answer
+            .lines()
+            .map(|line| number(line, line))
+            .collect::<Result<_, _>>()?;
+        let mut rows = Vec::new();
+        for hour in hours.iter().filter(|h| !settled.contains(h)) {
+            let _ = writeln!(rows, "{hour}\t{}", datetime(now));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.insert("settled_hours", "hour, settled_at", rows).await
+    }
+
+    /// See [`crate::store::Backend::archive_sources`]: numbered under the
+    /// write lock, so that two importers never give one number twice.
+    pub(super) async fn archive_sources(
+        &self,
+        register: &[String],
+    ) -> Result<Vec<(SourceId, String)>, ClickHouseError> {
+        if register.is_empty() {
+            return self.known_sources().await;
+        }
+        let lock = lock::WriteLock::acquire(self).await?;
+        let result = self.register_sources(register).await;
+        lock.release().await;
+        result
+    }
+
+    async fn register_sources(
+        &self,
+        register: &[String],
+    ) -> Result<Vec<(SourceId, String)>, ClickHouseError> {
+        let mut known = self.known_sources().await?;
+        let mut rows = Vec::new();
+        for name in register {
+            if known.iter().any(|(_, n)| n == name) {
+                continue;
+            }
+            let next = known.len();
+            if next >= MAX_ARCHIVE_SOURCES {
+                return Err(ClickHouseError::Busy(format!(
+                    "a store tells at most {MAX_ARCHIVE_SOURCES} archive sources apart"
+                )));
+            }
+            let _ = write!(rows, "{next}\t");
+            push_tsv(&mut rows, Some(name));
+            rows.push(b'\n');
+            known.push((next as SourceId, name.clone()));
+        }
+        if !rows.is_empty() {
+            self.insert("archive_sources", "id, name", rows).await?;
+        }
+        Ok(known)
+    }
+
+    async fn known_sources(&self) -> Result<Vec<(SourceId, String)>, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT id, any(name) FROM {} GROUP BY id ORDER BY id FORMAT TabSeparated",
+                self.layout.table("archive_sources"),
+            ))
+            .await?;
+        answer
+            .lines()
+            .map(|line| {
+                let [id, name] = super::text::fields::<2>(line)?;
+                Ok((
+                    number(id, line)?,
+                    super::text::read_tsv(name).unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    /// See [`crate::store::Backend::archive_summary`].
+    pub(super) async fn archive_summary(
+        &self,
+        lag_hours: i64,
+    ) -> Result<ArchiveSummary, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT count(), countIf(hour >= {CRAWL_HOUR_FILES_FROM} AND lag > {lag_hours}), max(lag)
+                 FROM (SELECT hour, source, argMax(missing, read_at) AS gone, argMax(max_lag, read_at) AS lag
+                       FROM {} GROUP BY hour, source)
+                 WHERE gone = 0 FORMAT TabSeparated",
+                self.layout.table("archive_files"),
+            ))
+            .await?;
+        let [files_read, files_beyond_lag, max_lag] = super::text::fields::<3>(answer.trim_end())?;
+        let late = self
+            .query(&format!(
+                "SELECT sum(events) FROM {} FORMAT TabSeparated",
+                self.layout.table("late_arrivals"),
+            ))
+            .await?;
+        Ok(ArchiveSummary {
+            files_read: number(files_read, &answer)?,
+            files_beyond_lag: number(files_beyond_lag, &answer)?,
+            max_lag_hours: number::<i64>(max_lag, &answer)?.max(0),
+            late_arrivals: number(late.trim_end(), &late)?,
+        })
+    }
+
+    /// See [`crate::store::Backend::hour_coverage`]: the window's events by
+    /// hour, type, origin and mask, moved by the marks of later archives.
     pub(super) async fn hour_coverage(
         &self,
         first: i64,
         last: i64,
     ) -> Result<Vec<HourCoverage>, ClickHouseError> {
         let (first, last) = hour_range(first, last);
+        let (from, to) = (first * SECONDS_PER_HOUR, (last + 1) * SECONDS_PER_HOUR);
+        let mut counts: std::collections::BTreeMap<(i64, usize, u8, u32), i64> = Default::default();
         let answer = self
             .query(&format!(
-                "SELECT hour, argMax(tuple(archive_watch, archive_pull_request, archive_issues,
-                                          live_watch, live_pull_request, live_issues), imported_at) AS f
-                 FROM {} WHERE hour >= {first} AND hour <= {last} AND archive_watch IS NOT NULL
-                 GROUP BY hour ORDER BY hour FORMAT TabSeparated",
-                self.layout.table("archive_hours"),
+                "SELECT intDiv(toUInt32(created_at), 3600) AS hour, CAST(type AS Int8) AS code, origin,
+                        archives, count()
+                 FROM {} WHERE created_at >= toDateTime({from}) AND created_at < toDateTime({to})
+                   AND (archives != 0 OR origin IN (1, 2))
+                 GROUP BY hour, code, origin, archives FORMAT TabSeparated",
+                self.layout.table("events"),
             ))
             .await?;
-        answer
-            .lines()
-            .map(|line| {
-                let [hour, figures] = super::text::fields::<2>(line)?;
-                let numbers: Vec<u64> = figures
-                    .trim_matches(|c| c == '(' || c == ')')
-                    .split(',')
-                    .map(|n| number(n, line))
-                    .collect::<Result<_, _>>()?;
-                let [w, p, i, lw, lp, li] = numbers[..] else {
-                    return Err(super::text::bad(line));
-                };
-                Ok(HourCoverage {
-                    hour: number(hour, line)?,
-                    archive_events: [w, p, i],
-                    live_events: [lw, lp, li],
-                })
-            })
-            .collect()
+        for line in answer.lines() {
+            let [hour, code, origin, archives, n] = super::text::fields::<5>(line)?;
+            let key = (
+                number(hour, line)?,
+                super::text::type_index(code)?,
+                number(origin, line)?,
+                number(archives, line)?,
+            );
+            *counts.entry(key).or_default() += number::<i64>(n, line)?;
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT intDiv(toUInt32(created_at), 3600) AS hour, CAST(type AS Int8) AS code, origin,
+                        from_mask, to_mask, count()
+                 FROM {} WHERE created_at >= toDateTime({from}) AND created_at < toDateTime({to})
+                 GROUP BY hour, code, origin, from_mask, to_mask FORMAT TabSeparated",
+                self.layout.table("archive_marks"),
+            ))
+            .await?;
+        for line in answer.lines() {
+            let [hour, code, origin, from_mask, to_mask, n] = super::text::fields::<6>(line)?;
+            let (hour, index, origin) = (
+                number(hour, line)?,
+                super::text::type_index(code)?,
+                number(origin, line)?,
+            );
+            let n: i64 = number(n, line)?;
+            *counts
+                .entry((hour, index, origin, number(from_mask, line)?))
+                .or_default() -= n;
+            *counts
+                .entry((hour, index, origin, number(to_mask, line)?))
+                .or_default() += n;
+        }
+        let mut hours: std::collections::BTreeMap<i64, HourCoverage> = Default::default();
+        let at = |hours: &mut std::collections::BTreeMap<i64, HourCoverage>, hour: i64| {
+            hours.entry(hour).or_insert_with(|| HourCoverage {
+                hour,
+                ..HourCoverage::default()
+            });
+        };
+        for ((hour, index, origin, archives), n) in counts {
+            if n > 0 {
+                at(&mut hours, hour);
+                if let Some(coverage) = hours.get_mut(&hour) {
+                    add_to_coverage(coverage, index, origin, archives, n as u64);
+                }
+            }
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT hour, CAST(type AS Int8) AS code, sum(events) FROM {}
+                 WHERE hour >= {first} AND hour <= {last} GROUP BY hour, code FORMAT TabSeparated",
+                self.layout.table("late_arrivals"),
+            ))
+            .await?;
+        for line in answer.lines() {
+            let [hour, code, n] = super::text::fields::<3>(line)?;
+            let hour = number(hour, line)?;
+            at(&mut hours, hour);
+            if let Some(coverage) = hours.get_mut(&hour) {
+                coverage.late_arrivals[super::text::type_index(code)?] += number::<u64>(n, line)?;
+            }
+        }
+        let answer = self
+            .query(&format!(
+                "SELECT DISTINCT hour FROM {} WHERE hour >= {first} AND hour <= {last} FORMAT TabSeparated",
+                self.layout.table("settled_hours"),
+            ))
+            .await?;
+        for line in answer.lines() {
+            let hour = number(line, line)?;
+            at(&mut hours, hour);
+            if let Some(coverage) = hours.get_mut(&hour) {
+                coverage.settled = true;
+            }
+        }
+        Ok(hours
+            .into_values()
+            .filter(|h| h.settled || h.archive_events.iter().any(|&n| n > 0))
+            .collect())
     }
 
-    /// See [`crate::store::Backend::complete_until`]: the hours from
-    /// `first` on (at most ten years of them), walked in Rust.
-    pub(super) async fn complete_until(&self, first: i64) -> Result<Option<i64>, ClickHouseError> {
+    /// See [`crate::store::Backend::settled_until`]: the hours from `first`
+    /// on (at most ten years of them), walked in Rust.
+    pub(super) async fn settled_until(&self, first: i64) -> Result<Option<i64>, ClickHouseError> {
         let first = first.clamp(0, i64::from(u32::MAX));
         let answer = self
             .query(&format!(
                 "SELECT DISTINCT hour FROM {} WHERE hour >= {first} ORDER BY hour LIMIT {}
                  FORMAT TabSeparated",
-                self.layout.table("archive_hours"),
-                crate::gharchive::MAX_HOURS
+                self.layout.table("settled_hours"),
+                MAX_WALKED_HOURS
             ))
             .await?;
         let mut end = first;
@@ -248,8 +566,8 @@ impl ClickHouse {
         Ok((end > first).then_some(end))
     }
 
-    /// How many of the hours `first..=last` are complete archive hours.
-    pub(super) async fn complete_hours(
+    /// How many of the hours `first..=last` are settled.
+    pub(super) async fn settled_hours(
         &self,
         first: i64,
         last: i64,
@@ -258,7 +576,7 @@ impl ClickHouse {
         let answer = self
             .query(&format!(
                 "SELECT uniqExact(hour) FROM {} WHERE hour >= {first} AND hour <= {last} FORMAT TabSeparated",
-                self.layout.table("archive_hours"),
+                self.layout.table("settled_hours"),
             ))
             .await?;
         number(&answer, &answer)
@@ -363,9 +681,26 @@ impl ClickHouse {
                 "event_counts_by_minute",
                 format!("minute < {}", cutoff / SECONDS_PER_MINUTE),
             ),
-            // The hours that lose events lose their summaries.
+            // The hours that lose events lose their summaries, and with
+            // them their files, settling and late arrivals.
             (
                 "pr_hour_tops",
+                format!("hour <= {}", cutoff / SECONDS_PER_HOUR),
+            ),
+            (
+                "archive_marks",
+                format!("created_at < toDateTime({cutoff})"),
+            ),
+            (
+                "settled_hours",
+                format!("hour <= {}", cutoff / SECONDS_PER_HOUR),
+            ),
+            (
+                "late_arrivals",
+                format!("hour <= {}", cutoff / SECONDS_PER_HOUR),
+            ),
+            (
+                "archive_files",
                 format!("hour <= {}", cutoff / SECONDS_PER_HOUR),
             ),
         ] {

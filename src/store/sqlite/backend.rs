@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Sqlite, SqliteError, feeds, metrics, write};
 use crate::event::Event;
 use crate::store::{
-    Backend, DataVersion, EventCounts, FeedCoverage, FeedPoll, HourCoverage, InsertStats, Load,
-    Origin, PrCountSink, PrGapSummary, StoreError, StoredPerFile, Totals,
+    ArchiveSummary, Backend, BulkWriter, DataVersion, EventCounts, FeedCoverage, FeedPoll,
+    FileRecord, HourCoverage, InsertStats, Load, MAX_ARCHIVE_SOURCES, Origin, PrCountSink,
+    PrGapSummary, Settling, SourceId, StoreError, Totals, drive_bulk_load,
 };
 
 /// Page cache of the bulk loader's connection, in KiB. Inserts land all over
@@ -98,43 +99,64 @@ impl Backend for Sqlite {
         origin: Origin,
     ) -> Result<InsertStats, StoreError> {
         Ok(self
-            .write(move |c| write::insert_events(c, &events, origin))
+            .write(move |c| write::insert_events(c, &events, origin, None))
             .await?)
     }
 
     /// One transaction per batch on one connection with a large page cache.
-    fn bulk_load(&self, loads: Receiver<Load>) -> Result<InsertStats, StoreError> {
+    fn bulk_load(
+        &self,
+        loads: Receiver<Load>,
+        settling: Settling,
+    ) -> Result<InsertStats, StoreError> {
         let mut conn = self.get()?;
-        let load = |conn: &mut rusqlite::Connection| -> Result<InsertStats, SqliteError> {
-            conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)?;
-            let mut total = InsertStats::default();
-            let mut stored = StoredPerFile::default();
-            let result = loads.iter().try_for_each(|load| {
-                match load {
-                    Load::Events { file, events } => {
-                        let stats = write::insert_events(conn, &events, Origin::Import)?;
-                        total += stats;
-                        stored.add(file, stats);
-                    }
-                    Load::FileEnd { file, hour } => {
-                        let stored = stored.end(file);
-                        if let Some(hour) = hour {
-                            let now = chrono::Utc::now().timestamp();
-                            write::record_archive_hour(conn, &hour, stored, now)?;
-                        }
-                    }
-                }
-                Ok::<_, SqliteError>(())
-            });
-            conn.pragma_update(None, "cache_size", DEFAULT_CACHE_SIZE)?;
-            result.map(|()| total)
-        };
-        Ok(load(&mut conn)?)
+        conn.pragma_update(None, "cache_size", -BULK_WRITE_CACHE_KIB)
+            .map_err(SqliteError::from)?;
+        let result = drive_bulk_load(&mut BulkConnection(&mut conn), loads, &settling);
+        conn.pragma_update(None, "cache_size", DEFAULT_CACHE_SIZE)
+            .map_err(SqliteError::from)?;
+        result
     }
 
-    async fn complete_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+    async fn archive_sources(
+        &self,
+        register: Vec<String>,
+    ) -> Result<Vec<(SourceId, String)>, StoreError> {
+        let wanted = register.clone();
+        let sources = if register.is_empty() {
+            self.run(move |c| write::archive_sources(c, &[])).await?
+        } else {
+            self.write(move |c| write::archive_sources(c, &register))
+                .await?
+        };
+        if !wanted
+            .iter()
+            .all(|name| sources.iter().any(|(_, n)| n == name))
+        {
+            return Err(SqliteError::TooManyArchiveSources(MAX_ARCHIVE_SOURCES).into());
+        }
+        Ok(sources)
+    }
+
+    async fn archive_files(
+        &self,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> Result<Vec<FileRecord>, StoreError> {
         Ok(self
-            .run(move |c| write::complete_hours(c, first_hour, last_hour))
+            .run(move |c| write::archive_files(c, first_hour, last_hour))
+            .await?)
+    }
+
+    async fn archive_summary(&self, lag_hours: i64) -> Result<ArchiveSummary, StoreError> {
+        Ok(self
+            .run(move |c| write::archive_summary(c, lag_hours))
+            .await?)
+    }
+
+    async fn settled_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .run(move |c| write::settled_hours(c, first_hour, last_hour))
             .await?)
     }
 
@@ -148,9 +170,9 @@ impl Backend for Sqlite {
             .await?)
     }
 
-    async fn complete_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
+    async fn settled_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
-            .run(move |c| write::complete_until(c, first_hour))
+            .run(move |c| write::settled_until(c, first_hour))
             .await?)
     }
 
@@ -198,4 +220,32 @@ impl Backend for Sqlite {
 
     /// SQLite keeps its rollups exact in every transaction: nothing to do.
     async fn upkeep(&self, _shutdown: CancellationToken) {}
+}
+
+/// The bulk loader's connection: one transaction per batch.
+struct BulkConnection<'a>(&'a mut rusqlite::Connection);
+
+impl BulkWriter for BulkConnection<'_> {
+    fn insert(
+        &mut self,
+        events: &[Event],
+        archive: Option<SourceId>,
+    ) -> Result<InsertStats, StoreError> {
+        Ok(
+            write::insert_events(self.0, events, Origin::Import, archive)
+                .map_err(SqliteError::from)?,
+        )
+    }
+
+    fn record_file(&mut self, record: &FileRecord, now: i64) -> Result<(), StoreError> {
+        Ok(write::record_file(self.0, record, now).map_err(SqliteError::from)?)
+    }
+
+    fn files(&mut self, first: i64, last: i64) -> Result<Vec<FileRecord>, StoreError> {
+        Ok(write::archive_files(self.0, first, last).map_err(SqliteError::from)?)
+    }
+
+    fn settle(&mut self, hours: &[i64], now: i64) -> Result<(), StoreError> {
+        Ok(write::settle(self.0, hours, now).map_err(SqliteError::from)?)
+    }
 }

@@ -437,6 +437,7 @@ mod tests {
             &mut db.get().unwrap(),
             events,
             crate::store::Origin::GlobalFeed,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -492,9 +493,16 @@ mod tests {
             &mut conn,
             &events[500..2000],
             crate::store::Origin::GlobalFeed,
+            None,
         )
         .unwrap();
-        insert_events(&mut conn, &events[1500..], crate::store::Origin::GlobalFeed).unwrap();
+        insert_events(
+            &mut conn,
+            &events[1500..],
+            crate::store::Origin::GlobalFeed,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             crate::store::sqlite::rollup_disagreement(&conn).unwrap(),
             None
@@ -570,6 +578,7 @@ mod tests {
                 &mut conn,
                 std::slice::from_ref(&early),
                 crate::store::Origin::GlobalFeed,
+                None,
             )
             .unwrap();
             events.push(early);
@@ -842,6 +851,7 @@ mod tests {
             &mut conn,
             &[first, event(2, EventType::Watch, "a/b", None, 11)],
             crate::store::Origin::GlobalFeed,
+            None,
         )
         .unwrap();
         assert_eq!((again.inserted(), again.duplicates), (1, 1));

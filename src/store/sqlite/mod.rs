@@ -57,6 +57,8 @@ pub enum SqliteError {
     Task(#[from] tokio::task::JoinError),
     #[error("reading the database's change counter: {0}")]
     Probe(String),
+    #[error("a store tells at most {0} archive sources apart")]
+    TooManyArchiveSources(usize),
 }
 
 impl SqliteError {
@@ -432,6 +434,7 @@ mod tests {
                     &mut writer.get().unwrap(),
                     &[event(id)],
                     crate::store::Origin::GlobalFeed,
+                    None,
                 )
                 .unwrap();
                 assert_ne!(reader.probe_version().unwrap(), seen, "commit {id}");
@@ -468,6 +471,7 @@ mod tests {
                 &mut writer.get().unwrap(),
                 &[watch_event(id)],
                 crate::store::Origin::GlobalFeed,
+                None,
             )
             .unwrap();
             drop(writer);

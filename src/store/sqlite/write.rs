@@ -1,10 +1,13 @@
 //! Writing events: one transaction per batch, deduplicated by event id, with the
 //! rollup tables (see `migrations/sqlite/V2__rollups.sql`) updated in the same transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::store::{ArchiveHour, HourCoverage, InsertStats, Origin};
-use rusqlite::{Connection, TransactionBehavior, params};
+use crate::store::{
+    ArchiveSummary, CRAWL_HOUR_FILES_FROM, FileRecord, HourCoverage, InsertStats, Origin, SourceId,
+    add_to_coverage,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::event::{Event, EventType};
 use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
@@ -24,11 +27,21 @@ struct RollupDeltas {
     pr_counts: HashMap<String, u64>,
     /// Events per origin code.
     by_origin: [u64; 4],
+    /// `hour_sources`: (hour, type code, origin, archives) -> events, signed:
+    /// an event that another archive turns out to hold moves between masks.
+    by_hour_source: HashMap<(i64, i64, u8, u32), i64>,
 }
 
 impl RollupDeltas {
-    fn add(&mut self, event: &Event, origin: u8) {
+    fn add(&mut self, event: &Event, origin: u8, archives: u32) {
         self.by_origin[usize::from(origin)] += 1;
+        self.move_mask(
+            event.created_at,
+            event.event_type,
+            origin,
+            None,
+            Some(archives),
+        );
         // created_at is never negative (the parser rejects it), so `/` floors.
         for (deltas, (_, _, seconds)) in self.by_time.iter_mut().zip(TIME_ROLLUPS) {
             *deltas
@@ -40,7 +53,52 @@ impl RollupDeltas {
         }
     }
 
+    /// Counts an event of `created_at`, `event_type` and `origin` under the
+    /// archive mask `to` instead of `from` (`None`: not counted there).
+    fn move_mask(
+        &mut self,
+        created_at: i64,
+        event_type: EventType,
+        origin: u8,
+        from: Option<u32>,
+        to: Option<u32>,
+    ) {
+        let hour = created_at / SECONDS_PER_HOUR;
+        for (mask, delta) in [(from, -1), (to, 1)] {
+            if let Some(mask) = mask {
+                *self
+                    .by_hour_source
+                    .entry((hour, event_type.code(), origin, mask))
+                    .or_default() += delta;
+            }
+        }
+    }
+
+    /// Applies the `hour_sources` deltas, `sign` times each.
+    fn apply_hour_sources(&self, conn: &Connection, sign: i64) -> Result<(), rusqlite::Error> {
+        let mut add = conn.prepare_cached(
+            "INSERT INTO hour_sources (hour, type_code, origin, archives, events) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (hour, type_code, origin, archives) DO UPDATE SET events = events + excluded.events",
+        )?;
+        let mut remove_empty = conn.prepare_cached(
+            "DELETE FROM hour_sources
+             WHERE hour = ?1 AND type_code = ?2 AND origin = ?3 AND archives = ?4 AND events <= 0",
+        )?;
+        for (&(hour, type_code, origin, archives), &delta) in &self.by_hour_source {
+            let delta = delta * sign;
+            if delta == 0 {
+                continue;
+            }
+            add.execute(params![hour, type_code, origin, archives, delta])?;
+            if delta < 0 {
+                remove_empty.execute(params![hour, type_code, origin, archives])?;
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        self.apply_hour_sources(conn, 1)?;
         for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
             let mut add = conn.prepare_cached(&format!(
                 "INSERT INTO {table} (type, {column}, events) VALUES (?1, ?2, ?3)
@@ -71,6 +129,7 @@ impl RollupDeltas {
     /// gone from `events`): counts go down, and buckets and repositories that
     /// reach zero are removed.
     fn subtract(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        self.apply_hour_sources(conn, -1)?;
         for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
             let mut decrement = conn.prepare_cached(&format!(
                 "UPDATE {table} SET events = events - ?3 WHERE type = ?1 AND {column} = ?2"
@@ -103,23 +162,33 @@ impl RollupDeltas {
 }
 
 /// Stores `events` in one transaction, arrived by `origin`; an event whose id
-/// is already stored is skipped.
+/// is already stored is skipped. With `archive`, the events are that archive
+/// source's: its bit is set in each event's `archives`, stored or not.
 pub fn insert_events(
     conn: &mut Connection,
     events: &[Event],
     origin: Origin,
+    archive: Option<SourceId>,
 ) -> Result<InsertStats, rusqlite::Error> {
+    let bit: u32 = archive.map_or(0, |source| 1 << source);
     // IMMEDIATE takes the write lock up front, so a concurrent writer waits on
     // busy_timeout instead of failing half-way with SQLITE_BUSY on lock upgrade.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut stats = InsertStats::default();
     let mut rollups = RollupDeltas::default();
+    let mut late: HashMap<(i64, i64), u64> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number, origin)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number, origin, archives)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (id) DO NOTHING",
         )?;
+        let mut mark = tx.prepare_cached(
+            "UPDATE events SET archives = archives | ?2 WHERE id = ?1 AND archives & ?2 = 0
+             RETURNING created_at, type_code, origin, archives",
+        )?;
+        let mut is_settled = tx.prepare_cached("SELECT 1 FROM settled_hours WHERE hour = ?1")?;
+        let mut settled: HashMap<i64, bool> = HashMap::new();
         for event in events {
             let changed = insert.execute(params![
                 event.id,
@@ -130,23 +199,70 @@ pub fn insert_events(
                 event.action,
                 event.number,
                 origin.code(),
+                bit,
             ])?;
             if changed == 1 {
                 stats.inserted_by_type[event.event_type.index()] += 1;
-                rollups.add(event, origin.code());
-            } else {
-                stats.duplicates += 1;
+                rollups.add(event, origin.code(), bit);
+                let hour = event.created_at / SECONDS_PER_HOUR;
+                let settled = match settled.get(&hour) {
+                    Some(&settled) => settled,
+                    None => {
+                        let found = is_settled.exists([hour])?;
+                        settled.insert(hour, found);
+                        found
+                    }
+                };
+                if settled {
+                    *late.entry((hour, event.event_type.code())).or_default() += 1;
+                }
+                continue;
+            }
+            stats.duplicates += 1;
+            if bit == 0 {
+                continue;
+            }
+            // A stored event this archive holds too: counted under its new mask.
+            let marked = mark
+                .query_row(params![event.id, bit], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, u8>(2)?,
+                        row.get::<_, u32>(3)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((created_at, type_code, stored_origin, archives)) = marked
+                && let Some(event_type) = EventType::from_code(type_code)
+            {
+                rollups.move_mask(
+                    created_at,
+                    event_type,
+                    stored_origin,
+                    Some(archives & !bit),
+                    Some(archives),
+                );
             }
         }
     }
     rollups.apply(&tx)?;
+    {
+        let mut add = tx.prepare_cached(
+            "INSERT INTO late_arrivals (hour, type_code, events) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hour, type_code) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for ((hour, type_code), n) in late {
+            add.execute(params![hour, type_code, n])?;
+        }
+    }
     tx.commit()?;
     Ok(stats)
 }
 
 /// `?1` type code, `?2` cutoff, `?3` limit: the oldest events of a type.
 pub(super) const OLDEST_EVENTS_SQL: &str =
-    "SELECT id, created_at, repo_name, action, origin FROM events
+    "SELECT id, created_at, repo_name, action, origin, archives FROM events
     WHERE type_code = ?1 AND created_at < ?2
     ORDER BY created_at LIMIT ?3";
 
@@ -181,22 +297,28 @@ pub fn delete_events_before(
                         action: row.get(3)?,
                         number: None,
                     };
-                    Ok((event, row.get::<_, u8>(4)?))
+                    Ok((event, row.get::<_, u8>(4)?, row.get::<_, u32>(5)?))
                 })?;
             for event in rows {
                 doomed.push(event?);
             }
         }
         let mut delete = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
-        for (event, _) in &doomed {
+        for (event, ..) in &doomed {
             delete.execute([event.id])?;
         }
     }
     let mut rollups = RollupDeltas::default();
-    for (event, origin) in &doomed {
-        rollups.add(event, *origin);
+    for (event, origin, archives) in &doomed {
+        rollups.add(event, *origin, *archives);
     }
     rollups.subtract(&tx)?;
+    // The hours retention has begun to forget are no longer whole: no
+    // longer settled, and their late arrivals and files forgotten with them.
+    let touched = (cutoff + SECONDS_PER_HOUR - 1).div_euclid(SECONDS_PER_HOUR);
+    for table in ["settled_hours", "late_arrivals", "archive_files"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE hour < ?1"), [touched])?;
+    }
     tx.commit()?;
     Ok(doomed.len() as u64)
 }
@@ -217,91 +339,189 @@ pub fn stored_event_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
     )
 }
 
-/// Records a GH Archive hour read whole, with how many of its events the
-/// batches since the file began newly stored.
-pub fn record_archive_hour(
-    conn: &Connection,
-    hour: &ArchiveHour,
-    stored: u64,
-    now: i64,
-) -> Result<(), rusqlite::Error> {
-    // The hour's events that arrived by a live feed: what the poller had
-    // stored before the archive brought the rest.
-    let mut live = [0u64; 3];
-    {
-        let mut count = conn.prepare_cached(
-            "SELECT count(*) FROM events
-             WHERE type_code = ?1 AND created_at >= ?2 AND created_at < ?3 AND origin IN (1, 2)",
-        )?;
-        let start = hour.hour * crate::time_buckets::SECONDS_PER_HOUR;
-        for (slot, event_type) in live.iter_mut().zip(EventType::ALL) {
-            *slot = count.query_row(
-                params![
-                    event_type.code(),
-                    start,
-                    start + crate::time_buckets::SECONDS_PER_HOUR
-                ],
-                |row| row.get(0),
-            )?;
-        }
-    }
-    let archive = hour.events_by_type;
+/// Records what is known of one archive file (a later record of the same
+/// file and source replaces it).
+pub fn record_file(conn: &Connection, file: &FileRecord, now: i64) -> Result<(), rusqlite::Error> {
     conn.execute(
-        "INSERT INTO archive_hours (hour, source, events_read, stored, imported_at,
-             archive_watch, archive_pull_request, archive_issues, live_watch, live_pull_request, live_issues)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (hour) DO UPDATE SET source = excluded.source,
-             events_read = excluded.events_read, stored = excluded.stored,
-             imported_at = excluded.imported_at,
-             archive_watch = excluded.archive_watch, archive_pull_request = excluded.archive_pull_request,
-             archive_issues = excluded.archive_issues, live_watch = excluded.live_watch,
-             live_pull_request = excluded.live_pull_request, live_issues = excluded.live_issues",
+        "INSERT INTO archive_files (hour, source, missing, events, max_lag, lags, read_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (hour, source) DO UPDATE SET missing = excluded.missing,
+             events = excluded.events, max_lag = excluded.max_lag, lags = excluded.lags,
+             read_at = excluded.read_at",
         params![
-            hour.hour, hour.source, hour.events_read(), stored, now,
-            archive[0], archive[1], archive[2], live[0], live[1], live[2]
+            file.hour,
+            file.source,
+            file.missing,
+            file.events,
+            file.max_lag,
+            file.lags,
+            now
         ],
     )?;
     Ok(())
 }
 
-/// See [`crate::store::Backend::hour_coverage`].
-pub fn hour_coverage(
+/// See [`crate::store::Backend::archive_files`].
+pub fn archive_files(
     conn: &Connection,
     first: i64,
     last: i64,
-) -> Result<Vec<HourCoverage>, rusqlite::Error> {
+) -> Result<Vec<FileRecord>, rusqlite::Error> {
     let mut select = conn.prepare_cached(
-        "SELECT hour, archive_watch, archive_pull_request, archive_issues,
-                live_watch, live_pull_request, live_issues
-         FROM archive_hours WHERE hour BETWEEN ?1 AND ?2 AND archive_watch IS NOT NULL
-         ORDER BY hour",
+        "SELECT hour, source, missing, events, max_lag, lags FROM archive_files
+         WHERE hour BETWEEN ?1 AND ?2 ORDER BY hour, source",
     )?;
     let rows = select.query_map([first, last], |row| {
-        Ok(HourCoverage {
+        Ok(FileRecord {
             hour: row.get(0)?,
-            archive_events: [row.get(1)?, row.get(2)?, row.get(3)?],
-            live_events: [row.get(4)?, row.get(5)?, row.get(6)?],
+            source: row.get(1)?,
+            missing: row.get(2)?,
+            events: row.get(3)?,
+            max_lag: row.get(4)?,
+            lags: row.get(5)?,
         })
     })?;
     rows.collect()
 }
 
-/// See [`crate::store::Backend::complete_until`]: the first hour from
-/// `first` on whose next hour is not complete, read along the primary key.
-pub fn complete_until(conn: &Connection, first: i64) -> Result<Option<i64>, rusqlite::Error> {
+/// Records `hours` settled at `now` (those settled before keep their time).
+pub fn settle(conn: &Connection, hours: &[i64], now: i64) -> Result<(), rusqlite::Error> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO settled_hours (hour, settled_at) VALUES (?1, ?2) ON CONFLICT (hour) DO NOTHING",
+    )?;
+    for hour in hours {
+        insert.execute([*hour, now])?;
+    }
+    Ok(())
+}
+
+/// Numbers the sources of `register` not known yet while numbers are left
+/// (the caller checks that each got one) and returns every known source.
+pub fn archive_sources(
+    conn: &mut Connection,
+    register: &[String],
+) -> Result<Vec<(SourceId, String)>, rusqlite::Error> {
+    // Read-only when nothing is to be registered: no write lock.
+    let behavior = if register.is_empty() {
+        TransactionBehavior::Deferred
+    } else {
+        TransactionBehavior::Immediate
+    };
+    let tx = conn.transaction_with_behavior(behavior)?;
+    for name in register {
+        tx.execute(
+            "INSERT INTO archive_sources (id, name)
+             SELECT coalesce(max(id) + 1, 0), ?1 FROM archive_sources
+             WHERE NOT EXISTS (SELECT 1 FROM archive_sources WHERE name = ?1)
+             HAVING coalesce(max(id) + 1, 0) < ?2",
+            params![name, crate::store::MAX_ARCHIVE_SOURCES],
+        )?;
+    }
+    let sources = {
+        let mut select = tx.prepare("SELECT id, name FROM archive_sources ORDER BY id")?;
+        let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    tx.commit()?;
+    Ok(sources)
+}
+
+/// See [`crate::store::Backend::archive_summary`].
+pub fn archive_summary(
+    conn: &Connection,
+    lag_hours: i64,
+) -> Result<ArchiveSummary, rusqlite::Error> {
+    let (files_read, files_beyond_lag, max_lag_hours) = conn.query_row(
+        "SELECT count(*), coalesce(sum(hour >= ?1 AND max_lag > ?2), 0), coalesce(max(max_lag), 0)
+         FROM archive_files WHERE missing = 0",
+        [CRAWL_HOUR_FILES_FROM, lag_hours],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let late_arrivals = conn.query_row(
+        "SELECT coalesce(sum(events), 0) FROM late_arrivals",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(ArchiveSummary {
+        files_read,
+        files_beyond_lag,
+        max_lag_hours,
+        late_arrivals,
+    })
+}
+
+/// See [`crate::store::Backend::hour_coverage`]: summed from `hour_sources`,
+/// the hours with archive events or settled.
+pub fn hour_coverage(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+) -> Result<Vec<HourCoverage>, rusqlite::Error> {
+    let mut hours: BTreeMap<i64, HourCoverage> = BTreeMap::new();
+    let mut select = conn.prepare_cached(
+        "SELECT hour, type_code, origin, archives, events FROM hour_sources
+         WHERE hour BETWEEN ?1 AND ?2 AND (archives != 0 OR origin IN (1, 2))",
+    )?;
+    let mut rows = select.query([first, last])?;
+    while let Some(row) = rows.next()? {
+        let Some(event_type) = EventType::from_code(row.get(1)?) else {
+            continue;
+        };
+        let hour = row.get(0)?;
+        add_to_coverage(
+            coverage_of(&mut hours, hour),
+            event_type.index(),
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+        );
+    }
+    let mut select = conn.prepare_cached(
+        "SELECT hour, type_code, events FROM late_arrivals WHERE hour BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = select.query([first, last])?;
+    while let Some(row) = rows.next()? {
+        if let Some(event_type) = EventType::from_code(row.get(1)?) {
+            coverage_of(&mut hours, row.get(0)?).late_arrivals[event_type.index()] +=
+                row.get::<_, u64>(2)?;
+        }
+    }
+    let mut select =
+        conn.prepare_cached("SELECT hour FROM settled_hours WHERE hour BETWEEN ?1 AND ?2")?;
+    let mut rows = select.query([first, last])?;
+    while let Some(row) = rows.next()? {
+        coverage_of(&mut hours, row.get(0)?).settled = true;
+    }
+    Ok(hours
+        .into_values()
+        .filter(|h| h.settled || h.archive_events.iter().any(|&n| n > 0))
+        .collect())
+}
+
+/// The entry of `hour`, made when missing.
+fn coverage_of(hours: &mut BTreeMap<i64, HourCoverage>, hour: i64) -> &mut HourCoverage {
+    hours.entry(hour).or_insert_with(|| HourCoverage {
+        hour,
+        ..HourCoverage::default()
+    })
+}
+
+/// See [`crate::store::Backend::settled_until`]: the first hour from
+/// `first` on whose next hour is not settled, read along the primary key.
+pub fn settled_until(conn: &Connection, first: i64) -> Result<Option<i64>, rusqlite::Error> {
     conn.query_row(
-        "SELECT min(hour) + 1 FROM archive_hours AS a
-         WHERE hour >= ?1 AND EXISTS (SELECT 1 FROM archive_hours WHERE hour = ?1)
-           AND NOT EXISTS (SELECT 1 FROM archive_hours AS b WHERE b.hour = a.hour + 1)",
+        "SELECT min(hour) + 1 FROM settled_hours AS a
+         WHERE hour >= ?1 AND EXISTS (SELECT 1 FROM settled_hours WHERE hour = ?1)
+           AND NOT EXISTS (SELECT 1 FROM settled_hours AS b WHERE b.hour = a.hour + 1)",
         [first],
         |row| row.get(0),
     )
 }
 
-/// How many of the hours `first..=last` are complete archive hours.
-pub fn complete_hours(conn: &Connection, first: i64, last: i64) -> Result<u64, rusqlite::Error> {
+/// How many of the hours `first..=last` are settled.
+pub fn settled_hours(conn: &Connection, first: i64, last: i64) -> Result<u64, rusqlite::Error> {
     conn.query_row(
-        "SELECT count(*) FROM archive_hours WHERE hour BETWEEN ?1 AND ?2",
+        "SELECT count(*) FROM settled_hours WHERE hour BETWEEN ?1 AND ?2",
         [first, last],
         |row| row.get(0),
     )
