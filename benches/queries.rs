@@ -55,6 +55,7 @@ fn database() -> (Sqlite, Option<tempfile::TempDir>) {
         &mut db.get().unwrap(),
         &events,
         ghmetrics::store::Origin::GlobalFeed,
+        None,
     )
     .unwrap();
     (db, Some(dir))

@@ -14,7 +14,7 @@ use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
 use crate::error::AppError;
 use crate::github::outcome::FailureKind;
-use crate::store::{FeedCoverage, Origin, Totals};
+use crate::store::{ArchiveSummary, FeedCoverage, Origin, Totals};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health))
@@ -63,10 +63,29 @@ struct Health {
     /// share the live feeds had stored before (see `/coverage`); null without
     /// such hours.
     live_feed_share_last_day: Option<f64>,
+    /// What the archive files read say: how late their events were, the
+    /// files later than `--archive-lag` allows, and the late arrivals.
+    archives: Option<Archives>,
     /// Repositories polled through their own feed.
     watched_repositories: usize,
     /// `--follow-gharchive`'s progress; null when not following.
     gharchive: Option<Following>,
+}
+
+/// The archives' figures for `/health`.
+#[derive(Serialize, ToSchema)]
+struct Archives {
+    /// Archive files read whole.
+    files_read: u64,
+    /// `--archive-lag`: hours after its own an archive may file an event.
+    archive_lag_hours: i64,
+    /// The largest lag seen in any file: hours from an event's hour to its file's.
+    max_lag_hours: i64,
+    /// Files filed by crawl hour whose events were later than `--archive-lag`
+    /// allows: hours settled before them may have moved.
+    files_beyond_lag: u64,
+    /// Events stored for an hour after it settled.
+    late_arrivals: u64,
 }
 
 /// How far `--follow-gharchive` has come.
@@ -133,6 +152,7 @@ struct StoreFigures {
     totals: Totals,
     coverage: FeedCoverage,
     live_share: Option<f64>,
+    archive: ArchiveSummary,
 }
 
 /// Whether the service is up, how much is stored, and whether polling works.
@@ -155,7 +175,7 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
         };
         cache::answer(&state, key, stamp, || async {
             // Two questions of the store, asked at once.
-            let (totals, coverage, live_share) = tokio::try_join!(
+            let (totals, coverage, live_share, archive) = tokio::try_join!(
                 async { Ok::<_, AppError>(state.store.totals().await?) },
                 async {
                     Ok::<_, AppError>(
@@ -166,6 +186,9 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
                     )
                 },
                 super::coverage::last_day_share(&state, now),
+                async {
+                    Ok::<_, AppError>(state.store.archive_summary(state.archive_lag_hours).await?)
+                },
             )?;
             cache::json(&report(
                 &state,
@@ -174,6 +197,7 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
                     totals,
                     coverage,
                     live_share,
+                    archive,
                 }),
             ))
         })
@@ -198,14 +222,21 @@ async fn health(State(state): State<AppState>) -> Result<Answer, AppError> {
 fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>) -> Health {
     let poll = state.poll_status.snapshot();
     let failing = poll.consecutive_failures >= DEGRADED_AFTER_FAILURES;
-    let (store_status, totals, coverage, live_share) = match store {
+    let (store_status, totals, coverage, live_share, archives) = match store {
         Ok(figures) => (
             "ok",
             Some(figures.totals),
             Some(figures.coverage.into()),
             figures.live_share,
+            Some(Archives {
+                files_read: figures.archive.files_read,
+                archive_lag_hours: state.archive_lag_hours,
+                max_lag_hours: figures.archive.max_lag_hours,
+                files_beyond_lag: figures.archive.files_beyond_lag,
+                late_arrivals: figures.archive.late_arrivals,
+            }),
         ),
-        Err(problem) => (problem, None, None, None),
+        Err(problem) => (problem, None, None, None, None),
     };
     let newest_event_at = totals.and_then(|t| t.newest_event_at);
     // Staleness counts only once polls have had a chance to bring events.
@@ -240,6 +271,7 @@ fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>)
         events_malformed: poll.events_malformed,
         global_feed_coverage: coverage,
         live_feed_share_last_day: live_share,
+        archives,
         watched_repositories: state.watched.len(),
         gharchive: state.follow.as_ref().and_then(|status| {
             let status = status.lock().ok()?;

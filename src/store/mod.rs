@@ -979,4 +979,78 @@ mod tests {
             (Some(4.0), Some(4.0))
         );
     }
+
+    fn read(source: SourceId, hour: i64) -> FileRecord {
+        FileRecord {
+            source,
+            hour,
+            missing: false,
+            events: 1,
+            max_lag: 0,
+            lags: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_hour_settles_once_every_file_that_can_hold_it_is_read() {
+        let rule = Settling {
+            lag_hours: 2,
+            sources: vec![0],
+        };
+        let h = CRAWL_HOUR_FILES_FROM + 10;
+        // Filed by crawl hour: the hour's file and the next two.
+        assert_eq!(rule.files_for(h), h..=h + 2);
+        assert_eq!(rule.hours_of_file(h), h - 2..=h);
+        let files: Vec<FileRecord> = (h..=h + 1).map(|f| read(0, f)).collect();
+        assert!(rule.settled(h - 2..=h + 2, &files).is_empty());
+        let files: Vec<FileRecord> = (h - 1..=h + 2).map(|f| read(0, f)).collect();
+        assert_eq!(rule.settled(h - 2..=h + 2, &files), [h - 1, h]);
+        // Filed by created hour before: its own file alone.
+        let old = CRAWL_HOUR_FILES_FROM - 5;
+        assert_eq!(rule.files_for(old), old..=old);
+        assert_eq!(
+            rule.hours_of_file(CRAWL_HOUR_FILES_FROM),
+            CRAWL_HOUR_FILES_FROM..=CRAWL_HOUR_FILES_FROM
+        );
+        assert_eq!(rule.settled(old..=old, &[read(0, old)]), [old]);
+    }
+
+    #[test]
+    fn every_source_of_the_run_must_have_read_or_lack_the_file() {
+        let old = CRAWL_HOUR_FILES_FROM - 5;
+        let both = Settling {
+            lag_hours: 6,
+            sources: vec![0, 1],
+        };
+        assert!(both.settled(old..=old, &[read(0, old)]).is_empty());
+        let lacks = FileRecord::missing(1, old);
+        assert_eq!(
+            both.settled(old..=old, &[read(0, old), lacks.clone()]),
+            [old]
+        );
+        // A file no source has is a hole.
+        let hole = [FileRecord::missing(0, old), lacks];
+        assert!(both.settled(old..=old, &hole).is_empty());
+        // A source not of this run is not waited for.
+        let one = Settling {
+            lag_hours: 6,
+            sources: vec![1],
+        };
+        assert_eq!(one.settled(old..=old, &[read(1, old)]), [old]);
+    }
+
+    #[test]
+    fn coverage_sums_by_mask_and_origin() {
+        let mut hour = HourCoverage::default();
+        let live = Origin::GlobalFeed.code();
+        let import = Origin::Import.code();
+        add_to_coverage(&mut hour, 0, live, 0b01, 3);
+        add_to_coverage(&mut hour, 0, import, 0b11, 5);
+        add_to_coverage(&mut hour, 0, live, 0, 2);
+        add_to_coverage(&mut hour, 1, import, 0, 7);
+        assert_eq!(hour.archive_events, [8, 0, 0]);
+        assert_eq!(hour.live_events, [3, 0, 0]);
+        assert_eq!(hour.live_only, [2, 0, 0]);
+        assert_eq!(hour.by_source, [(0, [8, 0, 0]), (1, [5, 0, 0])]);
+    }
 }

@@ -12,6 +12,7 @@ mod operations;
 mod polling;
 mod process;
 mod provenance;
+mod settled;
 mod stores;
 mod watching;
 mod windows;

@@ -411,9 +411,9 @@ pub fn archive_sources(
     for name in register {
         tx.execute(
             "INSERT INTO archive_sources (id, name)
-             SELECT coalesce(max(id) + 1, 0), ?1 FROM archive_sources
+             SELECT (SELECT coalesce(max(id) + 1, 0) FROM archive_sources), ?1
              WHERE NOT EXISTS (SELECT 1 FROM archive_sources WHERE name = ?1)
-             HAVING coalesce(max(id) + 1, 0) < ?2",
+               AND (SELECT count(*) FROM archive_sources) < ?2",
             params![name, crate::store::MAX_ARCHIVE_SOURCES],
         )?;
     }
