@@ -19,8 +19,8 @@ const TOP_K_ROWS_EXTRA: u64 = 64;
 impl ClickHouse {
     /// What the answers depend on, cheaply (one request): the rows of the
     /// tables written directly (`events`, `feed_polls`, `watched_repos`,
-    /// `archive_hours`; the
-    /// rollups follow `events`) on every shard, and the database's delete
+    /// `archive_files`, `settled_hours`, `late_arrivals`, `archive_marks`;
+    /// the rollups follow `events`) on every shard, and the database's delete
     /// mutations, issued and done. Every insert adds rows (only new events
     /// are inserted) and every delete is a mutation, so each write changes
     /// it; background merges move rows between parts without changing their

@@ -21,7 +21,7 @@ const MAX_WALKED_HOURS: i64 = 10 * 366 * 24;
 /// How long a purge waits for ClickHouse to finish its delete mutations.
 const MUTATION_PATIENCE: Duration = Duration::from_secs(600);
 
-/// Hours `first..=last` within `archive_hours.hour`'s UInt32 (empty stays empty).
+/// Hours `first..=last` within an hour column's UInt32 (empty stays empty).
 fn hour_range(first: i64, last: i64) -> (i64, i64) {
     (
         first.clamp(0, i64::from(u32::MAX)),
