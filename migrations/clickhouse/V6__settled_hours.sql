@@ -48,6 +48,13 @@ ORDER BY (hour, type);
 ALTER TABLE {table events} ADD COLUMN IF NOT EXISTS archives UInt32 DEFAULT 0;
 ALTER TABLE {distributed events} ADD COLUMN IF NOT EXISTS archives UInt32 DEFAULT 0;
 
+-- How each PR opening arrived, as the events table says: which answers rest
+-- on files that are not archive hours.
+ALTER TABLE {table pr_openings} ADD COLUMN IF NOT EXISTS origin UInt8 DEFAULT 0;
+ALTER TABLE {table pr_openings} ADD COLUMN IF NOT EXISTS archives UInt32 DEFAULT 0;
+ALTER TABLE {distributed pr_openings} ADD COLUMN IF NOT EXISTS origin UInt8 DEFAULT 0;
+ALTER TABLE {distributed pr_openings} ADD COLUMN IF NOT EXISTS archives UInt32 DEFAULT 0;
+
 -- An archive found to hold an event already stored: the event moves from the
 -- mask `from_mask` to `to_mask` (what /coverage sums with the events').
 CREATE TABLE IF NOT EXISTS {table archive_marks} (

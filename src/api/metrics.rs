@@ -52,9 +52,10 @@ struct AveragePrTime {
     /// when the repository's own feed was polled over the whole window
     /// (without a window: since `watched_since`); `archive` when every hour
     /// from the first to the last opening is settled (every archive file
-    /// that can hold its events read whole); `global_feed` otherwise (what
-    /// the sampled global feed, archive hours not settled yet and any
-    /// imported files happened to hold).
+    /// that can hold its events read whole); `import` when some openings
+    /// came from imported files that are not archive hours; `global_feed`
+    /// otherwise (what the sampled global feed and archive hours not settled
+    /// yet happened to hold).
     #[schema(value_type = String, example = "global_feed")]
     source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,9 +116,16 @@ async fn average_pr_time(
             (Some(_), ..) => "watched",
             (None, Some(first), Some(last)) => {
                 let (first, last) = (first / SECONDS_PER_HOUR, last / SECONDS_PER_HOUR);
-                let complete = state.store.settled_hours(first, last).await?;
-                if complete == (last - first + 1) as u64 {
+                let settled = state.store.settled_hours(first, last).await?;
+                if settled == (last - first + 1) as u64 {
                     "archive"
+                } else if state
+                    .store
+                    .openings_from_files(repo_name.clone(), from, to)
+                    .await?
+                    > 0
+                {
+                    "import"
                 } else {
                     "global_feed"
                 }

@@ -58,6 +58,16 @@ pub trait Backend: Clone + Send + Sync + 'static {
         to: i64,
     ) -> impl Future<Output = Result<PrGapSummary, StoreError>> + Send;
 
+    /// How many of the PR openings [`Backend::pr_gaps`] counts came from
+    /// imported files that are not archive hours (origin import, held by no
+    /// archive).
+    fn openings_from_files(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Hands `sink` the repositories with PullRequestEvents and how many,
     /// most first (ties by name), at most `limit`, until it returns false;
     /// then hands it back. Memory stays flat however many repositories there
@@ -281,6 +291,16 @@ impl Store {
         to: i64,
     ) -> Result<PrGapSummary, StoreError> {
         on_store!(self, b => Backend::pr_gaps(b, repo_name, from, to).await)
+    }
+
+    /// See [`Backend::openings_from_files`].
+    pub async fn openings_from_files(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> Result<u64, StoreError> {
+        on_store!(self, b => Backend::openings_from_files(b, repo_name, from, to).await)
     }
 
     /// See [`Backend::for_each_pr_count`].

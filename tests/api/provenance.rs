@@ -158,12 +158,13 @@ async fn source_says_watched_archive_or_global_feed() {
         let app = TestApp::spawn(store.location.clone(), None).await;
         import(&app.store, vec![hour_file.clone(), loose_file.clone()], &[]).await;
         assert_eq!(source(&app, hour_1_only).await, ("archive".into(), 3));
-        assert_eq!(source(&app, both_hours).await, ("global_feed".into(), 4));
-        assert_eq!(source(&app, "").await, ("global_feed".into(), 4));
+        // Hour 2's opening came from a file that is not an archive hour.
+        assert_eq!(source(&app, both_hours).await, ("import".into(), 4));
+        assert_eq!(source(&app, "").await, ("import".into(), 4));
         // Neither a file cut short nor one cut to some repositories completes hour 2.
         import(&app.store, vec![cut.clone()], &[]).await;
         import(&app.store, vec![filtered.clone()], &[REPO]).await;
-        assert_eq!(source(&app, both_hours).await, ("global_feed".into(), 4));
+        assert_eq!(source(&app, both_hours).await, ("import".into(), 4));
         // Hour 2 read whole: every opening lies in complete hours.
         import(&app.store, vec![hour_2_file.clone()], &[]).await;
         assert_eq!(source(&app, both_hours).await, ("archive".into(), 4));

@@ -173,6 +173,30 @@ impl ClickHouse {
         Ok(PrGapSummary::from_gaps(number(openings, line)?, gaps, last))
     }
 
+    /// See [`crate::store::Backend::openings_from_files`].
+    pub async fn openings_from_files(
+        &self,
+        repo_name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<u64, ClickHouseError> {
+        let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
+        let answer = self
+            .query(&format!(
+                "SELECT uniqExact(id) FROM {}
+                 WHERE repo_name = {} AND created_at >= toDateTime({}) AND created_at < toDateTime({})
+                   AND origin = {} AND archives = 0
+                 FORMAT TabSeparated",
+                self.layout.table("pr_openings"),
+                quote(repo_name),
+                clamp(from),
+                clamp(to),
+                crate::store::Origin::Import.code(),
+            ))
+            .await?;
+        number(answer.trim_end(), &answer)
+    }
+
     /// Repositories by PullRequestEvents, most first. A short ranking
     /// (`limit` up to [`TOP_K_MAX`]) is first tried from a few thousand rows
     /// of the rollup ([`ClickHouse::top_pr_counts`]); the whole ranking, or a

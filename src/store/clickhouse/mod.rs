@@ -141,6 +141,15 @@ impl Backend for ClickHouse {
         Ok(ClickHouse::pr_gaps(self, &repo_name, from, to).await?)
     }
 
+    async fn openings_from_files(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(ClickHouse::openings_from_files(self, &repo_name, from, to).await?)
+    }
+
     async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,

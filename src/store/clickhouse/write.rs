@@ -114,14 +114,18 @@ impl ClickHouse {
                 push_tsv(&mut openings, Some(&event.repo_name));
                 let _ = write!(openings, "\t{}\t{}\t", datetime(event.created_at), event.id);
                 push_tsv(&mut openings, number.as_deref());
-                openings.push(b'\n');
+                let _ = writeln!(openings, "\t{}\t{bit}", origin.code());
             }
         }
         // Openings first: a crash between the two inserts leaves openings
         // whose events are not stored, and the retry stores the events and
         // the openings again, which the gap query counts once by id.
         if !openings.is_empty() {
-            self.insert("pr_openings", "repo_name, created_at, id, number", openings)
+            self.insert(
+                "pr_openings",
+                "repo_name, created_at, id, number, origin, archives",
+                openings,
+            )
                 .await?;
         }
         // Late arrivals before the events: a crash between the two counts

@@ -45,6 +45,17 @@ impl Backend for Sqlite {
             .await?)
     }
 
+    async fn openings_from_files(
+        &self,
+        repo_name: String,
+        from: i64,
+        to: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .run(move |c| metrics::openings_from_files(c, &repo_name, from, to))
+            .await?)
+    }
+
     async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,

@@ -209,6 +209,21 @@ pub fn pr_gaps(
     Ok(PrGapSummary::from_times(&times))
 }
 
+/// See [`crate::store::Backend::openings_from_files`].
+pub fn openings_from_files(
+    conn: &Connection,
+    repo_name: &str,
+    from: i64,
+    to: i64,
+) -> Result<u64, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM events
+         WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1
+           AND created_at >= ?2 AND created_at < ?3 AND origin = 3 AND archives = 0",
+    )?
+    .query_row(params![repo_name, from, to], |row| row.get(0))
+}
+
 /// [`pr_gaps`] by its definition, `LAG()` over the openings: for the tests
 /// that hold the two equal, and for analysts' reference.
 pub fn pr_gaps_by_window(
