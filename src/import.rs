@@ -102,6 +102,11 @@ pub struct ImportSummary {
     /// Archive files filed by crawl hour whose events are later than
     /// `--archive-lag` allows: `name: N h`.
     pub files_beyond_lag: Vec<String>,
+    /// The first and last hour of the archive files read whole.
+    pub archive_file_hours: Option<(i64, i64)>,
+    /// Hours (by `created_at`, since the epoch) of those files that look
+    /// like holes in the archive (see [`crate::store::suspect_hours`]).
+    pub suspect_hours: Vec<i64>,
 }
 
 impl ImportSummary {
@@ -260,8 +265,17 @@ pub fn import(
         Ok(())
     })?;
     summary.files_failed = files_failed;
+    find_suspects(store, &mut summary, options.archive_lag_hours)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// A runtime of the import's own for its few questions to the store.
+fn lookups() -> Result<tokio::runtime::Runtime, ImportError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))
 }
 
 /// Numbers the archive sources `names` in the store: name -> number.
@@ -272,12 +286,33 @@ fn register_sources(
     if names.is_empty() {
         return Ok(HashMap::new());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
-    let sources = runtime.block_on(store.archive_sources(names.to_vec()))?;
+    let sources = lookups()?.block_on(store.archive_sources(names.to_vec()))?;
     Ok(sources.into_iter().map(|(id, name)| (name, id)).collect())
+}
+
+/// Fills [`ImportSummary::suspect_hours`]: the hours whose events the
+/// archive files read can hold, judged with their neighbours.
+fn find_suspects(
+    store: &Store,
+    summary: &mut ImportSummary,
+    lag_hours: i64,
+) -> Result<(), ImportError> {
+    let Some((first, last)) = summary.archive_file_hours else {
+        return Ok(());
+    };
+    let first = first - lag_hours;
+    let around = crate::store::SUSPECT_NEIGHBOURS;
+    let (hours, files) = lookups()?.block_on(async {
+        tokio::try_join!(
+            store.hour_coverage(first - around, last + around),
+            store.archive_files(first, last),
+        )
+    })?;
+    summary.suspect_hours = crate::store::suspect_hours(&hours, &files)
+        .into_iter()
+        .filter(|hour| (first..=last).contains(hour))
+        .collect();
+    Ok(())
 }
 
 /// What `import --gharchive` downloads, and how hard it tries.
@@ -345,10 +380,7 @@ pub fn import_archive(
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
-    let lookups = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
+    let lookups = lookups()?;
     let names: Vec<String> = archive.urls.iter().map(source_name).collect();
     let sources = lookups.block_on(store.archive_sources(names.clone()))?;
     let ids: Vec<SourceId> = names
@@ -549,6 +581,7 @@ pub fn import_archive(
     summary.hours_missing = missing.into_iter().map(|(_, name)| name).collect();
     summary.hours_imported = summary.files_complete;
     summary.hours_already = already;
+    find_suspects(store, &mut summary, options.archive_lag_hours)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -894,6 +927,12 @@ impl Parser<'_> {
             _ => None,
         };
         if let Some(archive_file) = &archive_file {
+            let hours = &mut self.summary.archive_file_hours;
+            *hours = Some(
+                hours.map_or((archive_file.hour, archive_file.hour), |(first, last)| {
+                    (first.min(archive_file.hour), last.max(archive_file.hour))
+                }),
+            );
             let lag = archive_file.max_lag();
             self.summary.max_lag_hours = self.summary.max_lag_hours.max(lag);
             if archive_file.hour >= crate::store::CRAWL_HOUR_FILES_FROM

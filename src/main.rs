@@ -142,6 +142,13 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     for hour in &summary.hours_missing {
         println!("missing upstream: {hour}");
     }
+    for hour in &summary.suspect_hours {
+        let at = chrono::DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
+        println!(
+            "suspect: {} (under a tenth of the hours around it, or a source lacks it: likely a hole in the archive)",
+            at.format("%Y-%m-%dT%H:00:00Z")
+        );
+    }
     for file in &summary.files_beyond_lag {
         println!("later than --archive-lag allows: {file}");
     }

@@ -25,12 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(coverage))
 }
 
-/// An hour is suspect when its archive events are fewer than this share of
-/// the median of the hours around it (GH Archive has hours with a handful
-/// of events, and days with a hundredth of the usual).
-const SUSPECT_SHARE: f64 = 0.1;
-/// The hours on each side whose median a suspect hour is compared with.
-const SUSPECT_NEIGHBOURS: i64 = 12;
+use crate::store::{SUSPECT_NEIGHBOURS, suspect_hours};
 
 #[derive(Serialize, ToSchema)]
 struct ArchiveCoverage {
@@ -112,35 +107,6 @@ fn share(live: u64, archive: u64) -> Option<f64> {
 
 fn at(hour: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(hour * SECONDS_PER_HOUR, 0).unwrap_or_default()
-}
-
-/// The hours of `hours` that look like holes: fewer archive events than
-/// [`SUSPECT_SHARE`] of the median of the archive hours around them, or a
-/// file some source does not have.
-fn suspects(hours: &[HourCoverage], files: &[FileRecord]) -> Vec<i64> {
-    let total = |h: &HourCoverage| h.archive_events.iter().sum::<u64>();
-    let by_hour: BTreeMap<i64, u64> = hours.iter().map(|h| (h.hour, total(h))).collect();
-    let mut suspect: Vec<i64> = by_hour
-        .iter()
-        .filter(|&(&hour, &events)| {
-            let mut around: Vec<u64> = by_hour
-                .range(hour - SUSPECT_NEIGHBOURS..=hour + SUSPECT_NEIGHBOURS)
-                .filter(|&(&h, _)| h != hour)
-                .map(|(_, &n)| n)
-                .collect();
-            if around.is_empty() {
-                return false;
-            }
-            around.sort_unstable();
-            let median = around[around.len() / 2] as f64;
-            (events as f64) < median * SUSPECT_SHARE
-        })
-        .map(|(&hour, _)| hour)
-        .collect();
-    suspect.extend(files.iter().filter(|f| f.missing).map(|f| f.hour));
-    suspect.sort_unstable();
-    suspect.dedup();
-    suspect
 }
 
 fn lags(text: &str) -> BTreeMap<String, u64> {
@@ -263,7 +229,7 @@ async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<
             state.store.archive_files(first, last),
             state.store.archive_sources(Vec::new()),
         )?;
-        let suspect = suspects(&hours, &files);
+        let suspect = suspect_hours(&hours, &files);
         let source_name = |id: SourceId| {
             sources
                 .iter()

@@ -710,6 +710,43 @@ pub(crate) fn add_to_coverage(
     }
 }
 
+/// An hour is suspect when its archive events are fewer than this share of
+/// the median of the hours around it (GH Archive has hours with a handful
+/// of events, and days with a hundredth of the usual).
+pub const SUSPECT_SHARE: f64 = 0.1;
+/// The hours on each side whose median a suspect hour is compared with.
+pub const SUSPECT_NEIGHBOURS: i64 = 12;
+
+/// The hours of `hours` (with their neighbours) that look like holes: fewer
+/// archive events than [`SUSPECT_SHARE`] of the median of the archive hours
+/// within [`SUSPECT_NEIGHBOURS`] of them, or a file some source does not have.
+pub fn suspect_hours(hours: &[HourCoverage], files: &[FileRecord]) -> Vec<i64> {
+    let total = |h: &HourCoverage| h.archive_events.iter().sum::<u64>();
+    let by_hour: std::collections::BTreeMap<i64, u64> =
+        hours.iter().map(|h| (h.hour, total(h))).collect();
+    let mut suspect: Vec<i64> = by_hour
+        .iter()
+        .filter(|&(&hour, &events)| {
+            let mut around: Vec<u64> = by_hour
+                .range(hour - SUSPECT_NEIGHBOURS..=hour + SUSPECT_NEIGHBOURS)
+                .filter(|&(&h, _)| h != hour)
+                .map(|(_, &n)| n)
+                .collect();
+            if around.is_empty() {
+                return false;
+            }
+            around.sort_unstable();
+            let median = around[around.len() / 2] as f64;
+            (events as f64) < median * SUSPECT_SHARE
+        })
+        .map(|(&hour, _)| hour)
+        .collect();
+    suspect.extend(files.iter().filter(|f| f.missing).map(|f| f.hour));
+    suspect.sort_unstable();
+    suspect.dedup();
+    suspect
+}
+
 /// What the archives' files say in all: for `/health` and Prometheus.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ArchiveSummary {
@@ -1057,6 +1094,34 @@ mod tests {
             sources: vec![1],
         };
         assert_eq!(one.settled(old..=old, &[read(1, old)]), [old]);
+    }
+
+    #[test]
+    fn a_thin_or_missing_hour_is_suspect() {
+        let hour = |hour: i64, events: u64| HourCoverage {
+            hour,
+            archive_events: [events, 0, 0],
+            ..HourCoverage::default()
+        };
+        // 100 events an hour; hour 5 has 9 (under a tenth), hour 7 has 10.
+        let hours: Vec<HourCoverage> = (0..30)
+            .map(|h| {
+                hour(
+                    h,
+                    [(5, 9), (7, 10)]
+                        .iter()
+                        .find(|(x, _)| *x == h)
+                        .map_or(100, |(_, n)| *n),
+                )
+            })
+            .collect();
+        assert_eq!(suspect_hours(&hours, &[]), [5]);
+        assert_eq!(
+            suspect_hours(&hours, &[FileRecord::missing(1, 20)]),
+            [5, 20]
+        );
+        // Alone, an hour has nothing to be compared with.
+        assert!(suspect_hours(&[hour(3, 1)], &[]).is_empty());
     }
 
     #[test]

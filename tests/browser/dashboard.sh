@@ -101,6 +101,29 @@ for type in WatchEvent PullRequestEvent IssuesEvent; do
     check "after the jump: $type count shows $expected (got '$(shown_count "$type")')" test "$(shown_count "$type")" = "$expected"
 done
 
+# Archive hour files (2021-07-21's hours 06 to 09, filed by created hour, so each
+# settles with its own file), hour 08 cut to two events: the page says up to
+# when the window is final and names the thin hour as suspect.
+mkdir -p "$out/hours"
+python3 - "$out/hours" <<'PY'
+import gzip, json, sys
+lines = gzip.open("tests/fixtures/events-2021-07-21-sample.json.gz", "rt").read().splitlines()
+hours = {}
+for line in lines:
+    hours.setdefault(json.loads(line)["created_at"][11:13], []).append(line)
+for hour, events in hours.items():
+    if hour == "08":
+        events = [e for e in events if json.loads(e)["type"] == "WatchEvent"][:2]
+    with gzip.open(f"{sys.argv[1]}/2021-07-21-{int(hour)}.json.gz", "wt") as out:
+        out.write("\n".join(events) + "\n")
+PY
+"$bin" import --db "$out/hours.db" "$out/hours" >/dev/null
+serve_fixture "$out/hours.db" "$out/hours-service.log"
+"${browser[@]}" --dump-dom "http://$address/?from=2021-07-21T06:00:00Z&to=2021-07-21T10:00:00Z" >"$out/hours.html" 2>>"$out/chromium.log"
+dom="$out/hours.html"
+check "archive hours: final up to the last settled hour" grep -q "Final up to 2021-07-21 10:00:00 UTC" "$dom"
+check "archive hours: the thin hour is suspect" grep -q "Suspect hours (likely holes in the archive): 2021-07-21 08:00:00 UTC\." "$dom"
+
 # Nothing stored and GitHub unreachable: the page says why and how to get data.
 serve_fixture "$out/empty.db" "$out/empty-service.log" --github-api-url http://127.0.0.1:9/
 for _ in $(seq 100); do

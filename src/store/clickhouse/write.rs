@@ -126,7 +126,7 @@ impl ClickHouse {
                 "repo_name, created_at, id, number, origin, archives",
                 openings,
             )
-                .await?;
+            .await?;
         }
         // Late arrivals before the events: a crash between the two counts
         // one twice rather than hiding it.
