@@ -24,6 +24,13 @@ use crate::store::DataVersion;
 /// Most answers kept: distinct parameters are cheap for a client to invent,
 /// so past this the cache is emptied rather than grown.
 const MAX_ANSWERS: usize = 4096;
+/// Most bytes of answers (and their keys) kept, emptied past it as for
+/// [`MAX_ANSWERS`]: some answers (`/coverage` over years, every repository's
+/// PR counts) are megabytes each.
+const MAX_CACHED_BYTES: usize = 32 << 20;
+/// Larger answers are not kept at all: each would take a good part of
+/// [`MAX_CACHED_BYTES`], and they are rarely asked twice at one data version.
+const MAX_CACHED_ANSWER_BYTES: usize = 1 << 20;
 
 /// What an answer was computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,7 +103,7 @@ pub struct Key {
 }
 
 pub struct AnswerCache {
-    answers: Mutex<HashMap<Key, (Stamp, Answer)>>,
+    answers: Mutex<Answers>,
     /// Turns to compute a missing answer: one computation at a time per
     /// stripe of keys, so the requests that miss together (every second, for
     /// an answer that moves with the clock) wait for one computation instead
@@ -168,18 +175,41 @@ impl AnswerCache {
 
     fn get(&self, key: &Key, stamp: Stamp) -> Option<Answer> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        match answers.get(key) {
+        match answers.kept.get(key) {
             Some((at, answer)) if *at == stamp => Some(answer.clone()),
             _ => None,
         }
     }
 
     pub fn put(&self, key: Key, stamp: Stamp, answer: Answer) {
-        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        if answers.len() >= MAX_ANSWERS && !answers.contains_key(&key) {
-            answers.clear();
+        let size = Answers::size(&key, &answer);
+        if size > MAX_CACHED_ANSWER_BYTES {
+            return;
         }
-        answers.insert(key, (stamp, answer));
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, old)) = answers.kept.remove(&key) {
+            answers.bytes -= Answers::size(&key, &old);
+        }
+        if answers.kept.len() >= MAX_ANSWERS || answers.bytes + size > MAX_CACHED_BYTES {
+            answers.kept.clear();
+            answers.bytes = 0;
+        }
+        answers.bytes += size;
+        answers.kept.insert(key, (stamp, answer));
+    }
+}
+
+/// The answers kept and their bytes.
+#[derive(Default)]
+struct Answers {
+    kept: HashMap<Key, (Stamp, Answer)>,
+    bytes: usize,
+}
+
+impl Answers {
+    /// What an answer costs to keep, roughly: its body and key.
+    fn size(key: &Key, answer: &Answer) -> usize {
+        answer.body.len() + key.params.len() + std::mem::size_of::<(Key, Stamp, Answer)>()
     }
 }
 
@@ -323,6 +353,37 @@ mod tests {
             };
             cache.put(key, Stamp::default(), answer("x"));
         }
-        assert!(cache.answers.lock().unwrap().len() <= MAX_ANSWERS);
+        assert!(cache.answers.lock().unwrap().kept.len() <= MAX_ANSWERS);
+    }
+
+    #[test]
+    fn large_answers_cannot_grow_it_past_its_bytes() {
+        let cache = AnswerCache::default();
+        let big = |n: usize| Answer {
+            content_type: "application/json",
+            body: Bytes::from(vec![b'x'; n]),
+            complete_until: None,
+        };
+        for i in 0..200 {
+            let key = |i: usize| Key {
+                route: "coverage",
+                params: i.to_string(),
+            };
+            cache.put(key(i), Stamp::default(), big(900 << 10));
+            cache.put(key(1000 + i), Stamp::default(), big(MAX_CACHED_ANSWER_BYTES + 1));
+            let answers = cache.answers.lock().unwrap();
+            let held: usize = answers.kept.values().map(|(_, a)| a.body.len()).sum();
+            assert!(held <= MAX_CACHED_BYTES, "{held} bytes after {i}");
+            assert_eq!(held, answers.kept.len() * (900 << 10), "the over-large never kept");
+        }
+        // A key answered again replaces its bytes rather than adding them.
+        let again = Key {
+            route: "coverage",
+            params: "again".into(),
+        };
+        for _ in 0..100 {
+            cache.put(again.clone(), Stamp::default(), big(10));
+        }
+        assert!(cache.answers.lock().unwrap().bytes < MAX_CACHED_BYTES);
     }
 }

@@ -175,10 +175,10 @@ impl From<store::EventCounts> for EventCounts {
 }
 
 /// The description of `from`, the same on every endpoint.
-pub(super) const WINDOW_FROM: &str = "The window's start, RFC 3339 (`2015-01-01T03:00:00Z`; an offset such as `+02:00`, written `%2B02:00` in a URL, is converted to UTC): \
+pub(super) const WINDOW_FROM: &str = "The window's start, RFC 3339 (`2015-01-01T03:00:00Z`; an offset such as `+02:00`, written `%2B02:00` in a URL, is converted to UTC; a fraction of any length is exact), or a date (`2015-01-01`, its 00:00 UTC): \
 events with `created_at` in [`from`, `to`). From 2008-01-01T00:00:00Z to a day ahead of now; before `to`; not with `offset_minutes`";
 /// The description of `to`.
-pub(super) const WINDOW_TO: &str = "The window's end (excluded), RFC 3339; only with `from`; default now. From 2008-01-01T00:00:00Z to a day ahead of now";
+pub(super) const WINDOW_TO: &str = "The window's end (excluded), RFC 3339 or a date; only with `from`; default now. From 2008-01-01T00:00:00Z to a day ahead of now";
 
 /// The stamp of an answer over `window`: the data, and the clock (`clock`, in
 /// the unit the answer moves by) when the window moves with it.

@@ -200,12 +200,20 @@ impl QueryParams {
         }
     }
 
-    /// An optional RFC 3339 timestamp from 2008 to a day ahead of `now`.
+    /// An optional RFC 3339 timestamp (or a date, that day's 00:00 UTC)
+    /// from 2008 to a day ahead of `now`.
     fn timestamp(&self, name: &str, now: i64) -> Result<Option<Precise>, AppError> {
         let Some(raw) = self.0.get(name) else {
             return Ok(None);
         };
-        let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
+        let at = if raw.len() == 10
+            && let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        {
+            Ok(day.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset())
+        } else {
+            DateTime::parse_from_rfc3339(&to_nanoseconds(raw))
+        };
+        let at = at.map_err(|_| {
             // In a query string `+` means a space, so `+02:00` arrives as ` 02:00`.
             let hint = if raw.len() > 6 && raw.as_bytes()[raw.len() - 6] == b' ' {
                 " (a '+' in a URL is a space: write the offset's '+' as %2B)"
@@ -213,7 +221,7 @@ impl QueryParams {
                 ""
             };
             AppError::InvalidParameter(format!(
-                "{name} must be an RFC 3339 timestamp such as 2015-01-01T03:00:00Z, got {:?}{hint}",
+                "{name} must be an RFC 3339 timestamp such as 2015-01-01T03:00:00Z (or a date, 2015-01-01, for its 00:00 UTC), got {:?}{hint}",
                 shorten(raw)
             ))
         })?;
@@ -245,6 +253,37 @@ impl QueryParams {
 }
 
 const NANOS: i128 = 1_000_000_000;
+
+/// `raw` with a fraction of more than nine digits (RFC 3339 allows any
+/// number) rounded up to the nanosecond: a window holds whole seconds, the
+/// same for a time and its next nanosecond unless the time is a whole
+/// second, which rounding up keeps. Anything else is returned as it is.
+fn to_nanoseconds(raw: &str) -> std::borrow::Cow<'_, str> {
+    let Some(dot) = raw.find('.') else {
+        return raw.into();
+    };
+    let digits = raw[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits <= 9 {
+        return raw.into();
+    }
+    let (fraction, rest) = raw[dot + 1..].split_at(digits);
+    let (nanos, beyond) = fraction.split_at(9);
+    let mut nanos: u64 = nanos.parse().unwrap_or(0);
+    if beyond.bytes().any(|b| b != b'0') {
+        nanos += 1;
+    }
+    // A fraction that rounds up to a whole second: the next second, exactly.
+    let (whole, nanos) = if nanos == 1_000_000_000 {
+        let Ok(at) = DateTime::parse_from_rfc3339(&format!("{}{rest}", &raw[..dot])) else {
+            return raw.into();
+        };
+        let next = at + chrono::TimeDelta::seconds(1);
+        return next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+    } else {
+        (&raw[..dot], nanos)
+    };
+    format!("{whole}.{nanos:09}{rest}").into()
+}
 
 /// A timestamp to the nanosecond, compared exactly; stored events are whole
 /// seconds, so `[from, to)` holds the same events as `[ceil(from), ceil(to))`.
@@ -427,6 +466,24 @@ mod tests {
             window(&[("from", "2015-01-01T05:00:00+02:00")]),
             between(T, None)
         );
+        // Past nanoseconds: exact (a whole second stays one; anything after
+        // it is the next second's), and a date is its day's start.
+        assert_eq!(
+            window(&[("from", "2015-01-01T03:00:00.0000000001Z")]),
+            between(T + 1, None)
+        );
+        assert_eq!(
+            window(&[("from", "2015-01-01T03:00:00.0000000000000Z")]),
+            between(T, None)
+        );
+        assert_eq!(
+            window(&[("from", "2015-01-01T02:59:59.9999999999999+00:00")]),
+            between(T, None)
+        );
+        assert_eq!(
+            window(&[("from", "2015-01-01"), ("to", "2015-01-02")]),
+            between(T - 3 * 3600, Some(T + 21 * 3600))
+        );
         let spaced = window(&[("from", "2015-01-01T05:00:00 02:00")]).unwrap_err();
         assert!(spaced.contains("%2B"), "{spaced}");
         // Fractions: [from, to) holds the whole seconds from ceil(from) to before ceil(to).
@@ -494,7 +551,7 @@ mod tests {
         );
         for bad in [
             "",
-            "2015-01-01",
+            "2015-13-01",
             "2015-01-01T03:00:00",
             "yesterday",
             "2015-13-01T00:00:00Z",
