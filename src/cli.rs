@@ -165,6 +165,11 @@ pub struct ImportArgs {
     /// Download and import hours already imported whole too.
     #[arg(long)]
     pub force: bool,
+
+    /// The longest one try at an hour may take, download to end (e.g. `30m`);
+    /// past it the hour is tried again, then reported as failed.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub hour_timeout: Duration,
 }
 
 /// An http(s) URL whose path ends in `/`, so that file names join under it.

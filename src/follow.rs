@@ -24,7 +24,8 @@ pub struct FollowStatus {
     pub given_up: Vec<String>,
 }
 
-/// Follows the archive until `shutdown` (an hour being imported is finished first).
+/// Follows the archive until `shutdown` (an hour being read then is left
+/// for the next start, which reads it again).
 pub async fn run(
     store: Store,
     config: FollowConfig,
@@ -59,6 +60,7 @@ pub async fn run(
             archive.attempts = config.attempts;
             archive.backoff = config.backoff;
             archive.timeout = config.timeout;
+            archive.shutdown = Some(shutdown.clone());
             let options = ImportOptions {
                 archive_lag_hours: config.archive_lag_hours,
                 ..ImportOptions::default()
@@ -70,6 +72,9 @@ pub async fn run(
             })
             .await
         };
+        if shutdown.is_cancelled() {
+            return;
+        }
         let name = file_name(hour);
         match summary {
             Ok(Ok(summary))

@@ -116,8 +116,12 @@ pub fn hour_url(base: &Url, hour: i64) -> Result<Url, String> {
 pub enum Unavailable {
     /// 404: GH Archive does not have this hour (it has such holes).
     Missing,
-    /// Anything else worth another try (5xx, 429, timeouts, resets), with why.
+    /// Anything else worth another try (5xx, 429, timeouts, resets, an
+    /// hour that did not end in time), with why.
     Retry(String),
+    /// No connection at all (a name that does not resolve, a refused
+    /// connection), with why: with no hour read yet, none will be.
+    Unreachable(String),
     /// Not worth another try (another 4xx), with why.
     Failed(String),
 }
@@ -156,12 +160,16 @@ impl Read for HourBody {
 pub struct Downloader {
     runtime: tokio::runtime::Runtime,
     client: reqwest::Client,
+    /// The longest one try at an hour may take, from its request to its
+    /// body's end (a mirror that sends a byte a second never times out
+    /// otherwise).
+    hour_deadline: Duration,
 }
 
 impl Downloader {
     /// `timeout`: the longest wait for a connection, an answer or the next
-    /// piece of a body.
-    pub fn new(timeout: Duration) -> io::Result<Downloader> {
+    /// piece of a body; `hour_deadline`: for one try at an hour in all.
+    pub fn new(timeout: Duration, hour_deadline: Duration) -> io::Result<Downloader> {
         crate::github::client::install_crypto_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -174,7 +182,11 @@ impl Downloader {
             .read_timeout(timeout)
             .build()
             .map_err(io::Error::other)?;
-        Ok(Downloader { runtime, client })
+        Ok(Downloader {
+            runtime,
+            client,
+            hour_deadline,
+        })
     }
 
     /// Starts downloading `url` once `delay` has passed; the answer's start
@@ -183,12 +195,23 @@ impl Downloader {
         let (pieces_tx, pieces) = tokio::sync::mpsc::channel(QUEUE_PIECES);
         let client = self.client.clone();
         let (head_tx, head) = tokio::sync::oneshot::channel();
+        let hour_deadline = self.hour_deadline;
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            let response = match client.get(url).send().await {
-                Ok(response) => response,
-                Err(error) => {
+            let deadline = tokio::time::Instant::now() + hour_deadline;
+            let late = || format!("the hour did not end within {hour_deadline:?}");
+            let response = match tokio::time::timeout_at(deadline, client.get(url).send()).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) if error.is_connect() => {
+                    let _ = head_tx.send(Err(Unavailable::Unreachable(transport_problem(&error))));
+                    return;
+                }
+                Ok(Err(error)) => {
                     let _ = head_tx.send(Err(Unavailable::Retry(transport_problem(&error))));
+                    return;
+                }
+                Err(_) => {
+                    let _ = head_tx.send(Err(Unavailable::Retry(late())));
                     return;
                 }
             };
@@ -220,7 +243,13 @@ impl Downloader {
             let mut response = response;
             let mut received = 0u64;
             loop {
-                let piece = match response.chunk().await {
+                let Ok(chunk) = tokio::time::timeout_at(deadline, response.chunk()).await else {
+                    let _ = pieces_tx
+                        .send(Err(io::Error::new(io::ErrorKind::TimedOut, late())))
+                        .await;
+                    break;
+                };
+                let piece = match chunk {
                     Ok(Some(piece)) => Ok(piece),
                     Ok(None) => match expected {
                         Some(length) if received < length => Err(io::Error::new(

@@ -31,6 +31,8 @@ use crate::store::{
 };
 use crate::time_buckets::SECONDS_PER_HOUR;
 
+/// How often an import waiting for its downloads looks for a shutdown.
+const SHUTDOWN_CHECK: Duration = Duration::from_millis(100);
 /// Bytes of whole lines handed from the reader to the parser at a time.
 const CHUNK_BYTES: usize = 4 << 20;
 /// Chunks or batches queued between two stages: enough to smooth out
@@ -153,6 +155,8 @@ pub enum ImportError {
     WriterGone,
     #[error("cannot start downloading: {0}")]
     Download(String),
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// The files `inputs` name: files as given, directories expanded to their
@@ -333,6 +337,12 @@ pub struct ArchiveImport {
     pub backoff: Duration,
     /// The longest wait for a connection, an answer or the next piece of a body.
     pub timeout: Duration,
+    /// The longest one try at an hour may take in all (a mirror that sends
+    /// a byte a second would otherwise hold it forever).
+    pub hour_deadline: Duration,
+    /// Stops the import when cancelled: the files being read are left
+    /// unrecorded (the next run reads them again).
+    pub shutdown: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl ArchiveImport {
@@ -345,9 +355,15 @@ impl ArchiveImport {
             attempts: 5,
             backoff: Duration::from_secs(2),
             timeout: Duration::from_secs(60),
+            hour_deadline: DEFAULT_HOUR_DEADLINE,
+            shutdown: None,
         }
     }
 }
+
+/// The default [`ArchiveImport::hour_deadline`]: today's largest hours are
+/// a few hundred MB, minutes at a modest link's speed.
+pub const DEFAULT_HOUR_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// The name an archive source is recorded under: its URL without credentials.
 pub fn source_name(url: &reqwest::Url) -> String {
@@ -419,12 +435,16 @@ pub fn import_archive(
             ..ImportSummary::default()
         });
     }
-    let downloader = gharchive::Downloader::new(archive.timeout)
+    let downloader = gharchive::Downloader::new(archive.timeout, archive.hour_deadline)
         .map_err(|error| ImportError::Download(error.to_string()))?;
     let progress = Progress::new(0, false);
     let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);
     let mut failed: Vec<(i64, String)> = Vec::new();
     let mut missing = Vec::new();
+    // Sources that gave an answer: one that cannot be reached before it
+    // has will not be, for any hour.
+    let mut answered: Vec<bool> = vec![false; archive.urls.len()];
+    let mut unreachable: Option<String> = None;
     let settling = Settling {
         lag_hours: options.archive_lag_hours,
         sources: ids.clone(),
@@ -494,14 +514,28 @@ pub fn import_archive(
             if active.is_empty() {
                 break;
             }
-            let Ok(HourNews { key, attempt, news }) = news.recv() else {
-                break;
+            let HourNews { key, attempt, news } = match news.recv_timeout(SHUTDOWN_CHECK) {
+                Ok(news) => news,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if archive.shutdown.as_ref().is_some_and(|s| s.is_cancelled()) {
+                        tracing::info!(
+                            files = active.len(),
+                            "stopping: the files being read are read again next time"
+                        );
+                        break;
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let Some(read) = active.get_mut(&key).filter(|read| read.attempt == attempt) else {
                 // What is left of an attempt given up.
                 continue;
             };
             let mut worth_retrying = true;
+            if !matches!(news, News::Unavailable(Unavailable::Unreachable(_))) {
+                answered[read.job.url] = true;
+            }
             let mut outcome = match news {
                 News::Piece(piece) => match parser.take_piece(&mut read.reading, piece)? {
                     Ok(()) => continue,
@@ -510,6 +544,19 @@ pub fn import_archive(
                 News::End => parser.finish(&read.reading).map(|()| true),
                 News::Unavailable(Unavailable::Missing) => Ok(false),
                 News::Unavailable(Unavailable::Retry(why)) => Err(why),
+                News::Unavailable(Unavailable::Unreachable(why)) => {
+                    if !answered[read.job.url] {
+                        let host = archive.urls[read.job.url]
+                            .host_str()
+                            .unwrap_or("?")
+                            .to_owned();
+                        unreachable = Some(format!(
+                            "cannot reach {host}: {why}. Check the network, or give a mirror with --gharchive-url"
+                        ));
+                        break;
+                    }
+                    Err(why)
+                }
                 News::Unavailable(Unavailable::Failed(why)) => {
                     worth_retrying = false;
                     Err(why)
@@ -574,6 +621,9 @@ pub fn import_archive(
         Ok(())
     })?;
     hours_bar.finish();
+    if let Some(why) = unreachable {
+        return Err(ImportError::Unreachable(why));
+    }
     // Hours end in the order their pieces come: reported in hour order.
     failed.sort_unstable();
     missing.sort_unstable();

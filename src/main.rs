@@ -128,16 +128,33 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         max_line_bytes: usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX),
         archive_lag_hours: args.archive_lag as i64,
     };
+    let mut all_missing = None;
     let summary = match args.gharchive {
         Some(range) => {
             let urls = ghmetrics::cli::distinct(args.gharchive_urls);
             let mut archive = ghmetrics::import::ArchiveImport::new(urls, range);
             archive.jobs = usize::try_from(args.jobs).unwrap_or(1);
             archive.force = args.force;
-            ghmetrics::import::import_archive(&store, &archive, &options)?
+            archive.hour_deadline = args.hour_timeout;
+            let files = archive.urls.len() * range.hours().count();
+            let summary = ghmetrics::import::import_archive(&store, &archive, &options)?;
+            if summary.hours_missing.len() == files {
+                all_missing = Some(archive.urls);
+            }
+            summary
         }
         None => ghmetrics::import::import(&store, &args.inputs, &options)?,
     };
+    if let Some(urls) = all_missing {
+        let urls: Vec<String> = urls.iter().map(ghmetrics::import::source_name).collect();
+        println!(
+            "none of the {} hour(s) is at {} (404 for every one): is --gharchive-url right? GH Archive's is {}",
+            summary.hours_missing.len(),
+            urls.join(" or "),
+            ghmetrics::gharchive::DEFAULT_URL
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     println!("{}", summary.describe());
     for hour in &summary.hours_missing {
         println!("missing upstream: {hour}");

@@ -370,11 +370,19 @@ mod tests {
                 params: i.to_string(),
             };
             cache.put(key(i), Stamp::default(), big(900 << 10));
-            cache.put(key(1000 + i), Stamp::default(), big(MAX_CACHED_ANSWER_BYTES + 1));
+            cache.put(
+                key(1000 + i),
+                Stamp::default(),
+                big(MAX_CACHED_ANSWER_BYTES + 1),
+            );
             let answers = cache.answers.lock().unwrap();
             let held: usize = answers.kept.values().map(|(_, a)| a.body.len()).sum();
             assert!(held <= MAX_CACHED_BYTES, "{held} bytes after {i}");
-            assert_eq!(held, answers.kept.len() * (900 << 10), "the over-large never kept");
+            assert_eq!(
+                held,
+                answers.kept.len() * (900 << 10),
+                "the over-large never kept"
+            );
         }
         // A key answered again replaces its bytes rather than adding them.
         let again = Key {

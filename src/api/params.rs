@@ -209,7 +209,10 @@ impl QueryParams {
         let at = if raw.len() == 10
             && let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         {
-            Ok(day.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset())
+            Ok(day
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .fixed_offset())
         } else {
             DateTime::parse_from_rfc3339(&to_nanoseconds(raw))
         };
@@ -262,7 +265,10 @@ fn to_nanoseconds(raw: &str) -> std::borrow::Cow<'_, str> {
     let Some(dot) = raw.find('.') else {
         return raw.into();
     };
-    let digits = raw[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+    let digits = raw[dot + 1..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
     if digits <= 9 {
         return raw.into();
     }
@@ -278,7 +284,9 @@ fn to_nanoseconds(raw: &str) -> std::borrow::Cow<'_, str> {
             return raw.into();
         };
         let next = at + chrono::TimeDelta::seconds(1);
-        return next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+        return next
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .into();
     } else {
         (&raw[..dot], nanos)
     };

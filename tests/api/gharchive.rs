@@ -32,6 +32,8 @@ pub enum Fault {
     Slow,
     /// Half the body, then nothing ever again.
     Stall,
+    /// Valid gzip that never ends: a newline every 50 ms, no Content-Length.
+    Drip,
 }
 
 #[derive(Default)]
@@ -126,6 +128,16 @@ async fn serve_file(
                     Some((Ok(body.slice(at..end)), end))
                 }
             })),
+            Some(Fault::Drip) => Box::pin(futures_util::stream::unfold(
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()),
+                |mut gz| async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    gz.write_all(b"\n").unwrap();
+                    gz.flush().unwrap();
+                    let piece = Bytes::from(std::mem::take(gz.get_mut()));
+                    Some((Ok(piece), gz))
+                },
+            )),
             Some(Fault::Stall) => Box::pin(futures_util::stream::unfold(
                 Some(half),
                 |half| async move {
@@ -704,4 +716,101 @@ async fn interleaved_hours_each_record_what_they_stored() {
             ]
         );
     }
+}
+
+/// A mirror that sends valid gzip a newline at a time, forever: the hour is
+/// given up within its deadline (times its tries), the others are imported.
+#[tokio::test]
+async fn an_hour_that_never_ends_is_given_up_within_its_deadline() {
+    let hours = hours_of_2021();
+    let store = crate::stores::TestStore::sqlite();
+    let db = store.open().await;
+    let archive = MockArchive::start().await;
+    for (name, events) in &hours {
+        archive.put(name, events);
+    }
+    archive.faults("2021-07-21-7.json.gz", [Fault::Drip, Fault::Drip]);
+    let mut import = quick(&archive.url, "2021-07-21T06..2021-07-21T09");
+    import.attempts = 2;
+    import.hour_deadline = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let summary = run(&db, import).await;
+    // Two tries of a second each, and the other hours beside them.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(summary.hours_imported, 3);
+    assert_eq!(summary.files_failed.len(), 1, "{:?}", summary.files_failed);
+    assert!(
+        summary.files_failed[0].starts_with("2021-07-21-7.json.gz: ")
+            && summary.files_failed[0].contains("did not end within 1s"),
+        "{:?}",
+        summary.files_failed
+    );
+}
+
+/// The command's own words for a range it cannot get at all (run off the
+/// test's runtime, which serves the mock archive).
+async fn import_command(
+    store: &crate::stores::TestStore,
+    url: &str,
+    range: &str,
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ghmetrics"));
+    command
+        .arg("import")
+        .args(store.cli_args())
+        .args(["--gharchive", range, "--gharchive-url", url])
+        .env_remove("RUST_LOG");
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_host_that_cannot_be_reached_is_said_at_once() {
+    // A port nothing listens on: every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = crate::stores::TestStore::sqlite();
+    let started = std::time::Instant::now();
+    let output = import_command(&store, &format!("http://127.0.0.1:{port}/"), "2015-01-01").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("cannot reach"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(
+        lines[0].contains("127.0.0.1") && lines[0].contains("--gharchive-url"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn a_mirror_without_any_hour_of_the_range_is_an_error() {
+    let archive = MockArchive::start().await;
+    let wrong = archive.url.replace("/mirror/", "/wrongdir/");
+    let store = crate::stores::TestStore::sqlite();
+    let started = std::time::Instant::now();
+    let output = import_command(&store, &wrong, "2015-01-01T00..2015-01-01T05").await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains("none of the 6 hour(s)") && said.contains("is --gharchive-url right?"),
+        "{said}"
+    );
 }

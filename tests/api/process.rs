@@ -149,6 +149,49 @@ async fn sigterm_and_sigint_stop_it_cleanly() {
     }
 }
 
+/// SIGTERM while `--follow-gharchive` reads an hour that never ends: the
+/// service still stops at once, exit status 0.
+#[tokio::test]
+async fn sigterm_stops_a_follower_stuck_on_an_endless_hour() {
+    use crate::gharchive::{Fault, MockArchive};
+    let archive = MockArchive::start().await;
+    let hour = chrono::Utc::now().timestamp() / 3600 - 2;
+    let name = ghmetrics::gharchive::file_name(hour);
+    archive.put(&name, &fixture_events()[..10]);
+    archive.faults(&name, [Fault::Drip; 5]);
+    let from = chrono::DateTime::from_timestamp(hour * 3600, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H")
+        .to_string();
+    let mut service = Service::start(
+        &[
+            "--no-poll",
+            "--db",
+            ":memory:",
+            "--follow-gharchive",
+            "--follow-gharchive-from",
+            &from,
+            "--gharchive-url",
+            &archive.url,
+        ],
+        &[],
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while !archive.take_requests().contains(&name) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never asked for {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    service.signal("TERM");
+    let status = service.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 #[test]
 fn bad_settings_fail_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
