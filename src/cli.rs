@@ -17,7 +17,8 @@ use crate::config::{
 #[command(
     name = "ghmetrics",
     version,
-    about = "Streams GitHub's public events into SQLite and serves metrics about them."
+    about = "Streams GitHub's public events into SQLite and serves metrics about them.",
+    after_help = ENVIRONMENT
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -28,11 +29,20 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+/// The settings that only the environment gives, listed under every `--help`.
+const ENVIRONMENT: &str = "Environment (besides each flag's own variable, shown with it):
+  GITHUB_TOKEN                   a GitHub token: 5,000 requests an hour instead of 60 (never a flag: flags show in `ps`)
+  GHMETRICS_CLICKHOUSE_PASSWORD  the ClickHouse user's password (never in the URL)
+  RUST_LOG                       what is logged, e.g. `ghmetrics=debug` (default `ghmetrics=info,tower_http=info`)";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Poll GitHub and serve the metrics API (the default).
+    #[command(after_help = ENVIRONMENT)]
     Serve(Box<ServeArgs>),
-    /// Import GH Archive files (.json.gz, .json, .ndjson; a directory means every such file in it).
+    /// Import GH Archive files (.json.gz, .json, .ndjson; a directory means every
+    /// such file in it), or download a range of hours with --gharchive.
+    #[command(after_help = ENVIRONMENT)]
     Import(Box<ImportArgs>),
 }
 
@@ -174,6 +184,11 @@ pub struct ImportArgs {
 
 /// An http(s) URL whose path ends in `/`, so that file names join under it.
 fn parse_directory_url(text: &str) -> Result<Url, String> {
+    if !text.contains("://") {
+        return Err(format!(
+            "a URL needs http:// or https:// in front (e.g. http://{text})"
+        ));
+    }
     let mut url: Url = text.parse().map_err(|error| format!("{error}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -477,6 +492,48 @@ mod tests {
             "needs --follow-gharchive"
         );
         assert!(config(&["--follow-gharchive", "--follow-gharchive-from", "soon"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_the_settings_only_the_environment_gives() {
+        use clap::CommandFactory;
+        for path in [&[][..], &["serve"], &["import"]] {
+            let mut command = Cli::command();
+            let mut command = &mut command;
+            for sub in path {
+                command = command.find_subcommand_mut(sub).unwrap();
+            }
+            let help = command.render_help().to_string();
+            for name in ["GITHUB_TOKEN", "RUST_LOG", "GHMETRICS_CLICKHOUSE_PASSWORD"] {
+                assert!(help.contains(name), "{path:?}: {name} missing");
+            }
+        }
+        let import = Cli::command()
+            .find_subcommand("import")
+            .unwrap()
+            .get_about()
+            .unwrap()
+            .to_string();
+        assert!(import.contains("download"), "{import}");
+    }
+
+    #[test]
+    fn mistakes_in_archive_flags_say_what_to_fix() {
+        let said = |args: &[&str]| {
+            let mut all = vec!["ghmetrics", "import"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap_err().to_string()
+        };
+        assert!(said(&["--gharchive", "2015-13-01"]).contains("there is no month 13"));
+        assert!(said(&["--gharchive", "2015-02-30"]).contains("that month has no day 30"));
+        assert!(said(&["--gharchive", "2015-1-1"]).contains("expected YYYY-MM-DD"));
+        let url = said(&[
+            "--gharchive",
+            "2015-01-01",
+            "--gharchive-url",
+            "127.0.0.1:8765",
+        ]);
+        assert!(url.contains("a URL needs http:// or https://"), "{url}");
     }
 
     #[test]

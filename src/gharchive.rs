@@ -45,10 +45,22 @@ impl HourRange {
 fn parse_side(text: &str) -> Result<(i64, i64), String> {
     let hint = "expected YYYY-MM-DD (a UTC day) or YYYY-MM-DDTHH (an hour)";
     let date = |day: &str| {
-        NaiveDate::parse_from_str(day, "%Y-%m-%d")
-            .ok()
-            .filter(|_| day.len() == 10)
-            .ok_or_else(|| format!("{text:?}: {hint}"))
+        if day.len() != 10 {
+            return Err(format!("{text:?}: {hint}"));
+        }
+        NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
+            // In the form, but not a day of the calendar: say which part.
+            let part = |range: std::ops::Range<usize>| day.get(range)?.parse::<u32>().ok();
+            match (part(0..4), part(5..7), part(8..10)) {
+                (Some(_), Some(month), _) if !(1..=12).contains(&month) => {
+                    format!("{text:?}: there is no month {month} (01 to 12)")
+                }
+                (Some(_), Some(_), Some(day_of_month)) => {
+                    format!("{text:?}: that month has no day {day_of_month}")
+                }
+                _ => format!("{text:?}: {hint}"),
+            }
+        })
     };
     if let Some((day, hour)) = text.split_once('T') {
         let day = date(day)?;

@@ -246,6 +246,13 @@ pub fn import(
                 }
             };
             let gzipped = file.extension().is_some_and(|ext| ext == "gz");
+            if gzipped && !starts_as_gzip(file) {
+                files_failed.push(format!(
+                    "{}: not a gzip file, though its name ends in .gz (a plain file of events is read as .json)",
+                    file.display()
+                ));
+                continue;
+            }
             let archive = archive_of(file)
                 .and_then(|(directory, hour)| Some((*sources.get(&directory)?, hour)));
             let mut reading = parser.open_file(file.display().to_string(), archive);
@@ -280,6 +287,15 @@ fn lookups() -> Result<tokio::runtime::Runtime, ImportError> {
         .enable_all()
         .build()
         .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))
+}
+
+/// Whether `path` begins as a gzip file does (an empty file does not).
+fn starts_as_gzip(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == [0x1f, 0x8b]
 }
 
 /// Numbers the archive sources `names` in the store: name -> number.

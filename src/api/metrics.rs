@@ -72,7 +72,7 @@ struct AveragePrTime {
     path = "/metrics/average-pr-time",
     tag = "metrics",
     params(
-        ("repo_name" = String, Query, description = "The repository, `owner/name`", example = "rust-lang/rust"),
+        ("repo_name" = String, Query, description = "The repository, `owner/name`; matched as GitHub matches names, ignoring case (the answer's `repo_name` is the spelling stored)", example = "rust-lang/rust"),
         ("offset_minutes" = Option<i64>, Query, description = "Only the openings of the last N minutes (not with `from`/`to`)"),
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
@@ -99,7 +99,17 @@ async fn average_pr_time(
     };
     cache::answer(&state, key, stamp, || async {
         let (from, to) = window.map_or((0, END_OF_TIME), |window| window.bounds(now));
-        let summary = state.store.pr_gaps(repo_name.clone(), from, to).await?;
+        let mut repo_name = repo_name;
+        let mut summary = state.store.pr_gaps(repo_name.clone(), from, to).await?;
+        // GitHub's names ignore case: a name with no opening as written is
+        // answered under the spelling stored, if there is one.
+        if summary.openings == 0
+            && let Some(stored) = state.store.repo_spelling(repo_name.clone()).await?
+            && stored != repo_name
+        {
+            summary = state.store.pr_gaps(stored.clone(), from, to).await?;
+            repo_name = stored;
+        }
         let message = summary.average_seconds.is_none().then(|| {
             format!(
                 "Only {} PR opening(s) (PullRequestEvent with action \"opened\") found. At least 2 are required.",

@@ -58,6 +58,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         to: i64,
     ) -> impl Future<Output = Result<PrGapSummary, StoreError>> + Send;
 
+    /// The stored spelling of a repository with PullRequestEvents whose name
+    /// matches `repo_name` as GitHub matches names (ignoring case); the
+    /// busiest such when several are stored.
+    fn repo_spelling(
+        &self,
+        repo_name: String,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     /// How many of the PR openings [`Backend::pr_gaps`] counts came from
     /// imported files that are not archive hours (origin import, held by no
     /// archive).
@@ -291,6 +299,11 @@ impl Store {
         to: i64,
     ) -> Result<PrGapSummary, StoreError> {
         on_store!(self, b => Backend::pr_gaps(b, repo_name, from, to).await)
+    }
+
+    /// See [`Backend::repo_spelling`].
+    pub async fn repo_spelling(&self, repo_name: String) -> Result<Option<String>, StoreError> {
+        on_store!(self, b => Backend::repo_spelling(b, repo_name).await)
     }
 
     /// See [`Backend::openings_from_files`].

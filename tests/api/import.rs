@@ -408,6 +408,20 @@ fn a_json_array_file_says_what_is_wrong() {
     assert!(!failure.contains("untagged"), "{failure}");
 }
 
+#[test]
+fn a_gz_file_that_is_not_gzip_says_so() {
+    let lines = fixture_lines("events-2021-07-21-sample.json.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.json.gz");
+    std::fs::write(&path, lines[..20].join("\n")).unwrap();
+    let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
+    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default()).unwrap();
+    let [failure] = &summary.files_failed[..] else {
+        panic!("{:?}", summary.files_failed)
+    };
+    assert!(failure.ends_with("plain.json.gz: not a gzip file, though its name ends in .gz (a plain file of events is read as .json)"), "{failure}");
+}
+
 /// An event whose repository name GitHub would not allow is a bad line, on
 /// every store; the rest of the file is stored, and pr-counts answers.
 #[tokio::test]

@@ -273,3 +273,50 @@ async fn every_window_rule_is_a_422_naming_its_parameter() {
         app.stop().await;
     }
 }
+
+/// GitHub's names ignore case: a repository asked in another spelling is
+/// answered under the one stored, on every store.
+#[tokio::test]
+async fn a_repository_is_found_whatever_the_case_of_its_name() {
+    let events = crate::helpers::fixture_events();
+    let expected = Expected::of(&events);
+    let (stored, openings) = expected
+        .openings
+        .iter()
+        .max_by_key(|(repo, times)| (times.len(), std::cmp::Reverse((*repo).clone())))
+        .map(|(repo, times)| (repo.clone(), times.len()))
+        .unwrap();
+    let asked: String = stored
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    assert_ne!(asked, stored);
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let parsed: Vec<ghmetrics::event::Event> = events
+            .iter()
+            .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+            .collect();
+        store.open_with(parsed).await;
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        let (status, answer) = app
+            .get_json(&format!("/metrics/average-pr-time?repo_name={asked}"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["repo_name"], stored.as_str(), "{answer}");
+        assert_eq!(answer["pr_count"], openings as u64, "{answer}");
+        let (_, unknown) = app
+            .get_json("/metrics/average-pr-time?repo_name=no-such/repository")
+            .await;
+        assert_eq!(unknown["repo_name"], "no-such/repository");
+        assert_eq!(unknown["pr_count"], 0);
+        app.stop().await;
+    }
+}

@@ -173,6 +173,20 @@ impl ClickHouse {
         Ok(PrGapSummary::from_gaps(number(openings, line)?, gaps, last))
     }
 
+    /// See [`crate::store::Backend::repo_spelling`].
+    pub async fn repo_spelling(&self, repo_name: &str) -> Result<Option<String>, ClickHouseError> {
+        let answer = self
+            .query(&format!(
+                "SELECT repo_name FROM {} WHERE lower(repo_name) = lower({}) AND repo_name != ''
+                 GROUP BY repo_name HAVING sum(events) > 0
+                 ORDER BY sum(events) DESC, repo_name LIMIT 1 FORMAT TabSeparated",
+                self.layout.table("pr_counts"),
+                quote(repo_name),
+            ))
+            .await?;
+        Ok(answer.lines().next().and_then(read_tsv))
+    }
+
     /// See [`crate::store::Backend::openings_from_files`].
     pub async fn openings_from_files(
         &self,

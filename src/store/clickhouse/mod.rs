@@ -141,6 +141,10 @@ impl Backend for ClickHouse {
         Ok(ClickHouse::pr_gaps(self, &repo_name, from, to).await?)
     }
 
+    async fn repo_spelling(&self, repo_name: String) -> Result<Option<String>, StoreError> {
+        Ok(ClickHouse::repo_spelling(self, &repo_name).await?)
+    }
+
     async fn openings_from_files(
         &self,
         repo_name: String,

@@ -45,6 +45,12 @@ impl Backend for Sqlite {
             .await?)
     }
 
+    async fn repo_spelling(&self, repo_name: String) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .run(move |c| metrics::repo_spelling(c, &repo_name))
+            .await?)
+    }
+
     async fn openings_from_files(
         &self,
         repo_name: String,

@@ -2,7 +2,7 @@
 //! (see `migrations/sqlite/`; the tests check `EXPLAIN QUERY PLAN`).
 
 use crate::store::{EventCounts, PrGapSummary};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::event::EventType;
 use crate::time_buckets::{MINUTES_PER_HOUR, WindowParts, ceil_div};
@@ -207,6 +207,21 @@ pub fn pr_gaps(
         .query_map(params![repo_name, from, to], |row| row.get(0))?
         .collect::<Result<Vec<i64>, _>>()?;
     Ok(PrGapSummary::from_times(&times))
+}
+
+/// See [`crate::store::Backend::repo_spelling`]: a scan of `pr_counts`
+/// (one row per repository), asked only when the name as given has no
+/// opening.
+pub fn repo_spelling(
+    conn: &Connection,
+    repo_name: &str,
+) -> Result<Option<String>, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT repo_name FROM pr_counts WHERE repo_name = ?1 COLLATE NOCASE
+         ORDER BY events DESC, repo_name LIMIT 1",
+    )?
+    .query_row([repo_name], |row| row.get(0))
+    .optional()
 }
 
 /// See [`crate::store::Backend::openings_from_files`].
