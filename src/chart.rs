@@ -93,21 +93,33 @@ fn ensure_font() -> Result<(), ChartError> {
 
 /// "the last 90 minutes", "the last 2 hours", "the last 3 days".
 pub fn describe_window(offset_minutes: i64) -> String {
-    const HOUR: i64 = 60;
-    const DAY: i64 = 24 * HOUR;
-    let (amount, unit) = if offset_minutes % DAY == 0 {
-        (offset_minutes / DAY, "day")
-    } else if offset_minutes % HOUR == 0 {
-        (offset_minutes / HOUR, "hour")
-    } else {
-        (offset_minutes, "minute")
-    };
-    let plural = if amount == 1 { "" } else { "s" };
+    let (amount, unit) = in_largest_unit(offset_minutes);
     if amount == 1 {
         format!("the last {unit}")
     } else {
-        format!("the last {amount} {unit}{plural}")
+        format!("the last {amount} {unit}s")
     }
+}
+
+/// `minutes` as a whole number of days, hours or minutes, the largest that fits.
+fn in_largest_unit(minutes: i64) -> (i64, &'static str) {
+    const HOUR: i64 = 60;
+    const DAY: i64 = 24 * HOUR;
+    if minutes % DAY == 0 {
+        (minutes / DAY, "day")
+    } else if minutes % HOUR == 0 {
+        (minutes / HOUR, "hour")
+    } else {
+        (minutes, "minute")
+    }
+}
+
+/// A timeline bucket of `minutes` in words, with its number always: "1
+/// minute", "10 minutes", "2 hours".
+fn describe_bucket(minutes: i64) -> String {
+    let (amount, unit) = in_largest_unit(minutes);
+    let plural = if amount == 1 { "" } else { "s" };
+    format!("{amount} {unit}{plural}")
 }
 
 /// A window `[from, to)` of epoch seconds in words (UTC): "2015-01-01 03:00
@@ -426,7 +438,7 @@ impl Chart for TimelineChart<'_> {
             .configure_mesh()
             .x_desc(format!(
                 "{} per point",
-                describe_window(timeline.bucket_seconds / 60).trim_start_matches("the last ")
+                describe_bucket(timeline.bucket_seconds / 60)
             ))
             .y_desc("Events")
             .axis_desc_style((FONT_FAMILY, 18))
@@ -624,6 +636,9 @@ mod tests {
         .unwrap();
         assert!(svg.contains("GitHub events in the last 50 minutes (UTC)"));
         assert!(svg.contains("10 minutes per point"));
+        assert_eq!(describe_bucket(1), "1 minute");
+        assert_eq!(describe_bucket(120), "2 hours");
+        assert_eq!(describe_bucket(1440), "1 day");
         // Every point of every line lies on one axis: y = base - scale * count,
         // and x advances by the same step per bucket.
         let mut samples = Vec::new();

@@ -86,6 +86,8 @@ for type in WatchEvent PullRequestEvent IssuesEvent; do
 done
 check "range: the from/to pickers show the range" grep -q "id=\"range\">" "$dom"
 check "range: no notice for a window with events" grep -q 'class="notice" id="window-notice" hidden' "$dom"
+check "range: the pickers take UTC in ISO form" grep -q 'id="from" class="utc"[^>]*placeholder="2015-01-01T03:00:00"' "$dom"
+
 
 # A window with nothing in it (the fixture is from 2015): the notice offers the
 # newest data in one click, a link that shows every stored event.
@@ -99,6 +101,18 @@ dom="$out/jumped.html"
 for type in WatchEvent PullRequestEvent IssuesEvent; do
     expected=$(count_of "$type")
     check "after the jump: $type count shows $expected (got '$(shown_count "$type")')" test "$(shown_count "$type")" = "$expected"
+done
+
+# A store spanning years (the fixtures of 2015, 2019 and 2021): the window menu
+# offers all of it and its newest day, week and month.
+"$bin" import --db "$out/years.db" tests/fixtures/ >/dev/null
+serve_fixture "$out/years.db" "$out/years-service.log"
+"${browser[@]}" --dump-dom "http://$address/" >"$out/years.html" 2>>"$out/chromium.log"
+dom="$out/years.html"
+span=$(sqlite3 "$out/years.db" "SELECT strftime('%Y-%m-%d %H:%M:%S UTC', min(created_at), 'unixepoch') || ' to ' || strftime('%Y-%m-%d %H:%M:%S UTC', max(created_at), 'unixepoch') FROM events")
+check "years: the stored range is offered ($span)" grep -q "<option value=\"stored-all\"[^>]*>everything stored: $span</option>" "$dom"
+for newest in day "7 days" "30 days"; do
+    check "years: its newest $newest is offered" grep -q ">its newest $newest</option>" "$dom"
 done
 
 # Archive hour files (2021-07-21's hours 06 to 09, filed by created hour, so each
