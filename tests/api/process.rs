@@ -558,3 +558,81 @@ fn an_unopenable_database_fails_at_once_in_one_line() {
         );
     }
 }
+
+/// The resident memory of process `pid`, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Months of archive hours make each `/coverage` since 2008 megabytes long;
+/// 200 of them, each a new window, leave the service's memory within a
+/// bound once the allocator has warmed up (the answer cache keeps no answer
+/// over a megabyte, 32 MiB in all; it used to keep each).
+#[tokio::test]
+async fn huge_coverage_answers_do_not_grow_memory() {
+    const HOURS: i64 = 3_000;
+    const WARM_UP: i64 = 20;
+    const GROWTH_BOUND: u64 = 64 << 20;
+    ghmetrics::github::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let location = ghmetrics::config::SqliteLocation::File(path.clone());
+    drop(ghmetrics::store::Sqlite::open(&location).unwrap());
+    {
+        // Each hour: a settled hour whose archive holds 100 events of each
+        // type, 30 of them seen live first.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let first = 1_577_836_800 / 3600; // 2020-01-01
+        conn.execute_batch(&format!(
+            "WITH RECURSIVE h(hour) AS (SELECT {first} UNION ALL SELECT hour + 1 FROM h WHERE hour < {last})
+             INSERT INTO hour_sources (hour, type_code, origin, archives, events)
+                 SELECT hour, t.code, o.origin, 1, o.n FROM h,
+                     (SELECT 1 AS code UNION ALL SELECT 2 UNION ALL SELECT 3) AS t,
+                     (SELECT 1 AS origin, 30 AS n UNION ALL SELECT 3, 70) AS o;
+             INSERT INTO settled_hours (hour, settled_at) SELECT hour, 0 FROM hour_sources GROUP BY hour;",
+            last = first + HOURS - 1
+        ))
+        .unwrap();
+    }
+    let db = path.to_str().unwrap().to_owned();
+    let service = Service::start(&["--no-poll", "--db", &db], &[]);
+    let client = reqwest::Client::new();
+    // Two at a time (the service's two workers), each window new.
+    let ask = |second: i64| {
+        let from = chrono::DateTime::from_timestamp(1_199_145_600 + second, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let request = client.get(format!("http://{}/coverage?from={from}", service.address));
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+            answer.bytes().await.unwrap().len()
+        }
+    };
+    let size = ask(0).await;
+    assert!(size > 1 << 20, "{size} bytes");
+    let ask_pairs = |seconds: std::ops::Range<i64>| async move {
+        for second in seconds.step_by(2) {
+            let (a, b) = tokio::join!(ask(second), ask(second + 1));
+            assert_eq!((a, b), (size, size));
+        }
+    };
+    ask_pairs(1..WARM_UP).await;
+    let before = resident_bytes(service.child.id());
+    ask_pairs(WARM_UP..201).await;
+    let after = resident_bytes(service.child.id());
+    assert!(
+        after < before + GROWTH_BOUND,
+        "{} MiB after {WARM_UP} answers of {} KiB, {} MiB after 200",
+        before >> 20,
+        size >> 10,
+        after >> 20
+    );
+}
