@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
         // the generator on this thread, written on another.
         let (batches, received) = std::sync::mpsc::sync_channel(4);
         let settling = ghmetrics::store::Settling {
-            lag_hours: ghmetrics::store::DEFAULT_ARCHIVE_LAG_HOURS,
+            lag_hours: ghmetrics::config::DEFAULT_ARCHIVE_LAG_HOURS,
             sources: Vec::new(),
         };
         let writer = std::thread::spawn(move || store.bulk_load(received, settling));

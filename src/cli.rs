@@ -165,7 +165,7 @@ pub struct ImportArgs {
     /// files events by the hour it crawled them since 2025-05-25; GitHub
     /// shows events up to 6 hours late). An hour's answers are final once
     /// the files of this many hours after it are read.
-    #[arg(long, env = "GHMETRICS_ARCHIVE_LAG", value_name = "HOURS", default_value_t = crate::store::DEFAULT_ARCHIVE_LAG_HOURS as u64, value_parser = clap::value_parser!(u64).range(0..=168))]
+    #[arg(long, env = "GHMETRICS_ARCHIVE_LAG", value_name = "HOURS", default_value_t = crate::config::DEFAULT_ARCHIVE_LAG_HOURS as u64, value_parser = clap::value_parser!(u64).range(0..=168))]
     pub archive_lag: u64,
 
     /// Hours downloading at once.
@@ -255,7 +255,7 @@ pub struct ServeArgs {
     /// files events by the hour it crawled them since 2025-05-25; GitHub
     /// shows events up to 6 hours late). An hour's answers are final once
     /// the files of this many hours after it are read.
-    #[arg(long, env = "GHMETRICS_ARCHIVE_LAG", value_name = "HOURS", default_value_t = crate::store::DEFAULT_ARCHIVE_LAG_HOURS as u64, value_parser = clap::value_parser!(u64).range(0..=168))]
+    #[arg(long, env = "GHMETRICS_ARCHIVE_LAG", value_name = "HOURS", default_value_t = crate::config::DEFAULT_ARCHIVE_LAG_HOURS as u64, value_parser = clap::value_parser!(u64).range(0..=168))]
     pub archive_lag: u64,
 
     /// Delete events older than this (e.g. `30d`, `12h`), in small batches in

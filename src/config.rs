@@ -380,6 +380,10 @@ pub struct Config {
     pub archive_lag_hours: i64,
 }
 
+/// The default `--archive-lag`: GitHub documents its public events as
+/// appearing 30 seconds to 6 hours after they happen.
+pub const DEFAULT_ARCHIVE_LAG_HOURS: i64 = 6;
+
 /// What the follower does and when.
 #[derive(Clone, Debug)]
 pub struct FollowConfig {
@@ -416,7 +420,7 @@ impl FollowConfig {
             attempts: 3,
             backoff: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
-            archive_lag_hours: crate::store::DEFAULT_ARCHIVE_LAG_HOURS,
+            archive_lag_hours: DEFAULT_ARCHIVE_LAG_HOURS,
         }
     }
 }

@@ -25,10 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::event::{Event, parse_event};
 use crate::gharchive::{self, HourRange, Unavailable};
-use crate::store::{
-    ArchiveFile, DEFAULT_ARCHIVE_LAG_HOURS, InsertStats, Load, Settling, SourceId, Store,
-    StoreError,
-};
+use crate::store::{ArchiveFile, InsertStats, Load, Settling, SourceId, Store, StoreError};
 use crate::time_buckets::SECONDS_PER_HOUR;
 
 /// How often an import waiting for its downloads looks for a shutdown.
@@ -72,7 +69,7 @@ impl Default for ImportOptions {
             progress_bar: false,
             repos: Vec::new(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-            archive_lag_hours: DEFAULT_ARCHIVE_LAG_HOURS,
+            archive_lag_hours: crate::config::DEFAULT_ARCHIVE_LAG_HOURS,
         }
     }
 }
@@ -227,7 +224,8 @@ pub fn import(
         .collect();
     names.sort_unstable();
     names.dedup();
-    let sources = register_sources(store, &names)?;
+    let lookups = Lookups::new(store)?;
+    let sources = register_sources(&lookups, &names)?;
     let settling = Settling {
         lag_hours: options.archive_lag_hours,
         sources: names
@@ -276,17 +274,36 @@ pub fn import(
         Ok(())
     })?;
     summary.files_failed = files_failed;
-    find_suspects(store, &mut summary, options.archive_lag_hours)?;
+    find_suspects(&lookups, &mut summary, options.archive_lag_hours)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
-/// A runtime of the import's own for its few questions to the store.
-fn lookups() -> Result<tokio::runtime::Runtime, ImportError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))
+/// The import's few questions to the store, asked on a runtime of its own
+/// with connections of its own (the import runs on plain threads).
+struct Lookups {
+    runtime: tokio::runtime::Runtime,
+    store: Store,
+}
+
+impl Lookups {
+    fn new(store: &Store) -> Result<Lookups, ImportError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
+        Ok(Lookups {
+            runtime,
+            store: store.with_new_connections(),
+        })
+    }
+
+    fn ask<T, F: std::future::Future<Output = Result<T, StoreError>>>(
+        &self,
+        question: impl FnOnce(Store) -> F,
+    ) -> Result<T, ImportError> {
+        Ok(self.runtime.block_on(question(self.store.clone()))?)
+    }
 }
 
 /// Whether `path` begins as a gzip file does (an empty file does not).
@@ -300,20 +317,21 @@ fn starts_as_gzip(path: &Path) -> bool {
 
 /// Numbers the archive sources `names` in the store: name -> number.
 fn register_sources(
-    store: &Store,
+    lookups: &Lookups,
     names: &[String],
 ) -> Result<HashMap<String, SourceId>, ImportError> {
     if names.is_empty() {
         return Ok(HashMap::new());
     }
-    let sources = lookups()?.block_on(store.archive_sources(names.to_vec()))?;
+    let names = names.to_vec();
+    let sources = lookups.ask(|store| async move { store.archive_sources(names).await })?;
     Ok(sources.into_iter().map(|(id, name)| (name, id)).collect())
 }
 
 /// Fills [`ImportSummary::suspect_hours`]: the hours whose events the
 /// archive files read can hold, judged with their neighbours.
 fn find_suspects(
-    store: &Store,
+    lookups: &Lookups,
     summary: &mut ImportSummary,
     lag_hours: i64,
 ) -> Result<(), ImportError> {
@@ -322,7 +340,7 @@ fn find_suspects(
     };
     let first = first - lag_hours;
     let around = crate::store::SUSPECT_NEIGHBOURS;
-    let (hours, files) = lookups()?.block_on(async {
+    let (hours, files) = lookups.ask(|store| async move {
         tokio::try_join!(
             store.hour_coverage(first - around, last + around),
             store.archive_files(first, last),
@@ -412,22 +430,18 @@ pub fn import_archive(
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
-    let lookups = lookups()?;
+    let lookups = Lookups::new(store)?;
     let names: Vec<String> = archive.urls.iter().map(source_name).collect();
-    let sources = lookups.block_on(store.archive_sources(names.clone()))?;
+    let sources = register_sources(&lookups, &names)?;
     let ids: Vec<SourceId> = names
         .iter()
-        .filter_map(|n| {
-            sources
-                .iter()
-                .find(|(_, name)| name == n)
-                .map(|(id, _)| *id)
-        })
+        .filter_map(|n| sources.get(n).copied())
         .collect();
     let read_before = if archive.force {
         Vec::new()
     } else {
-        lookups.block_on(store.archive_files(archive.range.first, archive.range.last))?
+        let range = archive.range;
+        lookups.ask(|store| async move { store.archive_files(range.first, range.last).await })?
     };
     let mut wanted = Vec::new();
     let mut already = 0;
@@ -647,7 +661,7 @@ pub fn import_archive(
     summary.hours_missing = missing.into_iter().map(|(_, name)| name).collect();
     summary.hours_imported = summary.files_complete;
     summary.hours_already = already;
-    find_suspects(store, &mut summary, options.archive_lag_hours)?;
+    find_suspects(&lookups, &mut summary, options.archive_lag_hours)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

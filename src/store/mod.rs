@@ -273,6 +273,15 @@ impl Store {
         })
     }
 
+    /// The same store with connections of its own, for a runtime of another
+    /// thread (HTTP connections belong to the runtime that made them).
+    pub fn with_new_connections(&self) -> Store {
+        match self {
+            Store::Sqlite(store) => Store::Sqlite(store.clone()),
+            Store::ClickHouse(store) => Store::ClickHouse(store.with_new_connections()),
+        }
+    }
+
     /// `sqlite` or `clickhouse`, for logs and `/health`.
     pub fn kind(&self) -> &'static str {
         fn kind<B: Backend>(_: &B) -> &'static str {
@@ -538,10 +547,6 @@ pub const MAX_ARCHIVE_SOURCES: usize = 16;
 /// (igrigorik/gharchive.org f1f4200). Before it, a file holds its hour's
 /// events and nothing later.
 pub const CRAWL_HOUR_FILES_FROM: i64 = 1_748_131_200 / 3600;
-
-/// The default `--archive-lag`: GitHub documents its public events as
-/// appearing 30 seconds to 6 hours after they happen.
-pub const DEFAULT_ARCHIVE_LAG_HOURS: i64 = 6;
 
 /// An archive hour file read whole.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -34,7 +34,7 @@ fn state_with(events: &[Value]) -> AppState {
     )
     .unwrap();
     AppState::new(Shared {
-        archive_lag_hours: ghmetrics::store::DEFAULT_ARCHIVE_LAG_HOURS,
+        archive_lag_hours: ghmetrics::config::DEFAULT_ARCHIVE_LAG_HOURS,
         store: ghmetrics::store::Store::Sqlite(db),
         poll_status: Arc::new(PollStatus::default()),
         polling: false,

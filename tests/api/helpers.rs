@@ -527,7 +527,7 @@ impl TestApp {
             http: HttpConfig::default(),
             retention: None,
             follow: None,
-            archive_lag_hours: ghmetrics::store::DEFAULT_ARCHIVE_LAG_HOURS,
+            archive_lag_hours: ghmetrics::config::DEFAULT_ARCHIVE_LAG_HOURS,
         };
         adjust(&mut config);
         let app = App::build(&config, listener).await.unwrap();

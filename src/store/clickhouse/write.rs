@@ -297,7 +297,9 @@ impl ClickHouse {
         .await
     }
 
-    /// See [`crate::store::Backend::archive_files`].
+    /// See [`crate::store::Backend::archive_files`]: per file and source,
+    /// the newest record, a file read whole before any record of it missing
+    /// (the rank `(1 - missing) * 2^33 + read_at` orders them so).
     pub(super) async fn archive_files(
         &self,
         first: i64,
@@ -306,8 +308,9 @@ impl ClickHouse {
         let (first, last) = hour_range(first, last);
         let answer = self
             .query(&format!(
-                "SELECT hour, source, argMax(missing, read_at), argMax(events, read_at),
-                        argMax(max_lag, read_at), argMax(lags, read_at)
+                "SELECT hour, source, argMax(missing, (1 - missing) * 8589934592 + toUInt32(read_at)),
+                        argMax(events, (1 - missing) * 8589934592 + toUInt32(read_at)), argMax(max_lag, (1 - missing) * 8589934592 + toUInt32(read_at)),
+                        argMax(lags, (1 - missing) * 8589934592 + toUInt32(read_at))
                  FROM {} WHERE hour >= {first} AND hour <= {last}
                  GROUP BY hour, source ORDER BY hour, source FORMAT TabSeparated",
                 self.layout.table("archive_files"),
@@ -423,7 +426,8 @@ impl ClickHouse {
         let answer = self
             .query(&format!(
                 "SELECT count(), countIf(hour >= {CRAWL_HOUR_FILES_FROM} AND lag > {lag_hours}), max(lag)
-                 FROM (SELECT hour, source, argMax(missing, read_at) AS gone, argMax(max_lag, read_at) AS lag
+                 FROM (SELECT hour, source, argMax(missing, (1 - missing) * 8589934592 + toUInt32(read_at)) AS gone,
+                              argMax(max_lag, (1 - missing) * 8589934592 + toUInt32(read_at)) AS lag
                        FROM {} GROUP BY hour, source)
                  WHERE gone = 0 FORMAT TabSeparated",
                 self.layout.table("archive_files"),

@@ -339,15 +339,17 @@ pub fn stored_event_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
     )
 }
 
-/// Records what is known of one archive file (a later record of the same
-/// file and source replaces it).
+/// Records what is known of one archive file: a later record of the same
+/// file and source replaces it, except that a file read whole stays read
+/// (a source that later answers 404 for it does not take it back).
 pub fn record_file(conn: &Connection, file: &FileRecord, now: i64) -> Result<(), rusqlite::Error> {
     conn.execute(
         "INSERT INTO archive_files (hour, source, missing, events, max_lag, lags, read_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (hour, source) DO UPDATE SET missing = excluded.missing,
              events = excluded.events, max_lag = excluded.max_lag, lags = excluded.lags,
-             read_at = excluded.read_at",
+             read_at = excluded.read_at
+         WHERE excluded.missing = 0 OR archive_files.missing = 1",
         params![
             file.hour,
             file.source,
