@@ -226,9 +226,10 @@ async fn every_window_rule_is_a_422_naming_its_parameter() {
             &["to must be from 2008-01-01T00:00:00Z to a day ahead"],
         ),
         (format!("from={soon}"), &["from must be before now"]),
+        // A date is its day's start; one that is no day is refused.
         (
-            "from=2015-01-01".into(),
-            &["from must be an RFC 3339 timestamp"],
+            "from=2015-13-01".into(),
+            &["from must be an RFC 3339 timestamp", "or a date"],
         ),
         (
             "from=2015-01-01T03:00:00+02:00".into(),
