@@ -814,3 +814,59 @@ async fn a_mirror_without_any_hour_of_the_range_is_an_error() {
         "{said}"
     );
 }
+
+/// Two archives with different holes, downloaded together: an hour one of
+/// them lacks settles once the other has it and the first has answered
+/// 404 past the lag; each event is counted once, each source's share exact.
+#[tokio::test]
+async fn two_archives_are_united_and_each_ones_share_is_exact() {
+    let hours = hours_of_2021();
+    let (gh, other) = (MockArchive::start().await, MockArchive::start().await);
+    let (mut in_a, mut in_b) = (Vec::new(), Vec::new());
+    for (i, (name, events)) in hours.iter().enumerate() {
+        // The first archive misses every fourth event; the second has all
+        // of them but lacks the second hour's file.
+        let thinned: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| j % 4 != 3)
+            .map(|(_, e)| e.clone())
+            .collect();
+        gh.put(name, &thinned);
+        in_a.extend(thinned);
+        if i != 1 {
+            other.put(name, events);
+            in_b.extend(events.iter().cloned());
+        }
+    }
+    let (expected_a, expected_b) = (Expected::of(&in_a).total(), Expected::of(&in_b).total());
+    let mut united = in_a.clone();
+    united.extend(in_b.iter().filter(|e| !in_a.contains(e)).cloned());
+    let union = Expected::of(&united).total();
+    assert!(
+        union > expected_a.max(expected_b),
+        "each archive has what the other lacks"
+    );
+    let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let db = store.open().await;
+        let mut both = quick(&gh.url, "2021-07-21T06..2021-07-21T09");
+        both.urls.push(other.url.parse().unwrap());
+        let summary = run(&db, both).await;
+        assert_eq!(summary.hours_imported, 7, "{summary:?}");
+        assert_eq!(summary.hours_missing.len(), 1, "{summary:?}");
+        assert_eq!(summary.stored.inserted(), union);
+        assert_eq!(
+            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
+            4
+        );
+        let coverage = db.hour_coverage(first_hour, first_hour + 3).await.unwrap();
+        let sum = |f: &dyn Fn(&ghmetrics::store::HourCoverage) -> u64| -> u64 {
+            coverage.iter().map(f).sum()
+        };
+        assert_eq!(sum(&|h| h.archive_events.iter().sum()), union);
+        let of_source = |i: usize| sum(&|h| h.by_source.get(i).map_or(0, |(_, n)| n.iter().sum()));
+        assert_eq!((of_source(0), of_source(1)), (expected_a, expected_b));
+    }
+}

@@ -321,3 +321,53 @@ async fn a_repository_is_found_whatever_the_case_of_its_name() {
         app.stop().await;
     }
 }
+
+/// A fraction past nanoseconds moves no edge: an event at exactly `S` is in
+/// `[S, ...)` and not in `[S + 10^-10 s, ...)`; a date is its day's 00:00 UTC.
+#[tokio::test]
+async fn long_fractions_and_dates_are_answered_exactly() {
+    let events = crate::helpers::fixture_events();
+    let at = |e: &Value| crate::helpers::created_at(e);
+    let second = events.iter().map(at).min().unwrap();
+    let count_from = |from: i64| Expected::of(events.iter().filter(|e| at(e) >= from)).total();
+    let (with, without) = (count_from(second), count_from(second + 1));
+    assert!(with > without, "events at exactly {second}");
+    let store = crate::stores::TestStore::sqlite();
+    let parsed: Vec<ghmetrics::event::Event> = events
+        .iter()
+        .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+        .collect();
+    store.open_with(parsed).await;
+    let app = TestApp::spawn(store.location.clone(), None).await;
+    let total = |answer: &Value| -> u64 {
+        crate::helpers::TRACKED
+            .iter()
+            .map(|t| answer[t].as_u64().unwrap())
+            .sum()
+    };
+    let stamp = DateTime::from_timestamp(second, 0)
+        .unwrap()
+        .to_rfc3339_opts(SecondsFormat::Secs, false);
+    let base = stamp.trim_end_matches("+00:00");
+    for (from, expected) in [
+        (format!("{base}.0000000001Z"), without),
+        (format!("{base}.0000000000000Z"), with),
+        (format!("{base}.000000000000000000001%2B00:00"), without),
+    ] {
+        let (status, answer) = app
+            .get_json(&format!("/metrics/event-counts?from={from}"))
+            .await;
+        assert_eq!(status, 200, "{from}: {answer}");
+        assert_eq!(total(&answer), expected, "{from}");
+    }
+    let day = DateTime::from_timestamp(second, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let (status, by_date) = app
+        .get_json(&format!("/metrics/event-counts?from={day}"))
+        .await;
+    assert_eq!(status, 200, "{by_date}");
+    assert_eq!(total(&by_date), count_from(second - second % 86_400));
+    app.stop().await;
+}
