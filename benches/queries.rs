@@ -11,12 +11,12 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ghmetrics::config::SqliteLocation;
+use ghmetrics::core::time::END_OF_TIME;
+use ghmetrics::ingest::synthetic::{Generator, SyntheticSettings};
 use ghmetrics::store::sqlite::{
     Sqlite, event_counts, for_each_pr_count_between, insert_events, pr_counts, pr_gaps,
     pr_gaps_by_window,
 };
-use ghmetrics::synthetic::{Generator, SyntheticSettings};
-use ghmetrics::time_buckets::END_OF_TIME;
 
 fn fixture_lines() -> Vec<String> {
     let path = concat!(
@@ -159,7 +159,7 @@ fn chart(c: &mut Criterion) {
         pull_request: 2_980_642,
         issues: 2_472_163,
     };
-    use ghmetrics::chart::{ImageFormat, Timeline, render_event_counts, render_timeline};
+    use ghmetrics::http::chart::{ImageFormat, Timeline, render_event_counts, render_timeline};
     c.bench_function("chart/render_png", |b| {
         b.iter(|| {
             render_event_counts(black_box(&counts), "the last hour", ImageFormat::Png).unwrap()

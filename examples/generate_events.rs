@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ghmetrics::config::{SqliteLocation, StoreLocation};
+use ghmetrics::ingest::synthetic::{Generator, SyntheticSettings};
 use ghmetrics::store::Store;
-use ghmetrics::synthetic::{Generator, SyntheticSettings};
 
 #[derive(Parser)]
 struct Args {
@@ -32,7 +32,7 @@ struct Args {
     /// Instead of days ending now: this one UTC hour (`YYYY-MM-DDTHH`), as
     /// GH Archive's file of that hour would hold it (ids of its own).
     #[arg(long, conflicts_with = "days")]
-    hour: Option<ghmetrics::gharchive::HourRange>,
+    hour: Option<ghmetrics::ingest::gharchive::HourRange>,
     /// Distinct repositories.
     #[arg(long, default_value_t = 1_000_000)]
     repositories: u64,

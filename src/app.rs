@@ -10,12 +10,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AnswerCache, AppState, Shared};
-use crate::chart::ChartCache;
 use crate::config::{Config, HttpConfig};
-use crate::github::{PollStatus, Poller};
-use crate::retention;
-use crate::server;
+use crate::http::api::{self, AnswerCache, AppState, Shared};
+use crate::http::chart::ChartCache;
+use crate::http::server;
+use crate::ingest::github::{PollStatus, Poller};
+use crate::ingest::retention;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -106,7 +106,7 @@ impl App {
             .follow
             .zip(self.state.follow.clone())
             .map(|(config, status)| {
-                tokio::spawn(crate::follow::run(
+                tokio::spawn(crate::ingest::follow::run(
                     self.state.store.clone(),
                     config,
                     status,

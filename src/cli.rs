@@ -137,7 +137,7 @@ pub struct ImportArgs {
 
     /// Lines longer than this many bytes are skipped and counted as bad,
     /// without being held in memory.
-    #[arg(long, default_value_t = crate::import::DEFAULT_MAX_LINE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    #[arg(long, default_value_t = crate::ingest::import::DEFAULT_MAX_LINE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
     pub max_line_bytes: u64,
 
     /// Files or directories to import.
@@ -151,14 +151,14 @@ pub struct ImportArgs {
     /// Download and import GH Archive's hours: `YYYY-MM-DD` (a UTC day),
     /// `YYYY-MM-DDTHH` (one hour), or `START..END` with either form on each
     /// side, inclusive. Hours already imported whole are not downloaded again.
-    #[arg(long, value_name = "RANGE", value_parser = clap::value_parser!(crate::gharchive::HourRange))]
-    pub gharchive: Option<crate::gharchive::HourRange>,
+    #[arg(long, value_name = "RANGE", value_parser = clap::value_parser!(crate::ingest::gharchive::HourRange))]
+    pub gharchive: Option<crate::ingest::gharchive::HourRange>,
 
     /// Where an archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
     /// Repeatable (the environment variable takes a comma-separated list):
     /// every hour is read from each archive (GH Archive and OpenDigger's,
     /// say), and the events are united by id.
-    #[arg(long = "gharchive-url", env = "GHMETRICS_GHARCHIVE_URL", value_name = "URL", default_value = crate::gharchive::DEFAULT_URL, value_delimiter = ',', value_parser = parse_directory_url)]
+    #[arg(long = "gharchive-url", env = "GHMETRICS_GHARCHIVE_URL", value_name = "URL", default_value = crate::ingest::gharchive::DEFAULT_URL, value_delimiter = ',', value_parser = parse_directory_url)]
     pub gharchive_urls: Vec<Url>,
 
     /// How many hours after its own an archive may file an event (GH Archive
@@ -241,14 +241,14 @@ pub struct ServeArgs {
 
     /// The first hour --follow-gharchive imports: `YYYY-MM-DD` or
     /// `YYYY-MM-DDTHH` (default: the hour the service started).
-    #[arg(long, value_name = "START", value_parser = clap::value_parser!(crate::gharchive::HourRange), requires = "follow_gharchive")]
-    pub follow_gharchive_from: Option<crate::gharchive::HourRange>,
+    #[arg(long, value_name = "START", value_parser = clap::value_parser!(crate::ingest::gharchive::HourRange), requires = "follow_gharchive")]
+    pub follow_gharchive_from: Option<crate::ingest::gharchive::HourRange>,
 
     /// Where an archive's hours are: the hour H is `URL/YYYY-MM-DD-H.json.gz`.
     /// Repeatable (the environment variable takes a comma-separated list):
     /// every hour is read from each archive (GH Archive and OpenDigger's,
     /// say), and the events are united by id.
-    #[arg(long = "gharchive-url", env = "GHMETRICS_GHARCHIVE_URL", value_name = "URL", default_value = crate::gharchive::DEFAULT_URL, value_delimiter = ',', value_parser = parse_directory_url)]
+    #[arg(long = "gharchive-url", env = "GHMETRICS_GHARCHIVE_URL", value_name = "URL", default_value = crate::ingest::gharchive::DEFAULT_URL, value_delimiter = ',', value_parser = parse_directory_url)]
     pub gharchive_urls: Vec<Url>,
 
     /// How many hours after its own an archive may file an event (GH Archive
@@ -331,10 +331,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// without overflowing, and would put the cutoff anywhere).
 fn parse_retention(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
-    if duration > crate::retention::MAX_RETENTION {
+    if duration > crate::ingest::retention::MAX_RETENTION {
         return Err(format!(
             "{text:?} is longer than {} years: to keep everything, leave --retention out",
-            crate::retention::MAX_RETENTION_YEARS
+            crate::ingest::retention::MAX_RETENTION_YEARS
         ));
     }
     Ok(duration)
@@ -399,7 +399,7 @@ impl ServeArgs {
             },
             follow: self.follow_gharchive.then(|| {
                 let from_hour = self.follow_gharchive_from.map_or_else(
-                    || chrono::Utc::now().timestamp() / crate::time_buckets::SECONDS_PER_HOUR,
+                    || chrono::Utc::now().timestamp() / crate::core::time::SECONDS_PER_HOUR,
                     |start| start.first,
                 );
                 let mut follow =
@@ -473,10 +473,13 @@ mod tests {
         .follow
         .unwrap();
         let hour = "2026-11-29T05"
-            .parse::<crate::gharchive::HourRange>()
+            .parse::<crate::ingest::gharchive::HourRange>()
             .unwrap();
         assert_eq!(follow.from_hour, hour.first);
-        assert_eq!(follow.urls[0].as_str(), crate::gharchive::DEFAULT_URL);
+        assert_eq!(
+            follow.urls[0].as_str(),
+            crate::ingest::gharchive::DEFAULT_URL
+        );
         let now_hour = chrono::Utc::now().timestamp() / 3600;
         let started = config(&["--follow-gharchive", "--retention", "2d"])
             .unwrap()
@@ -578,7 +581,7 @@ mod tests {
         let default = import(&["--gharchive", "2015-01-01T05"]).unwrap();
         assert_eq!(
             default.gharchive_urls[0].as_str(),
-            crate::gharchive::DEFAULT_URL
+            crate::ingest::gharchive::DEFAULT_URL
         );
         for bad in [
             &["--gharchive", "2015-01-01", "file.json.gz"][..],

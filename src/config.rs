@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-pub use crate::server::ConnectionLimits;
-
 /// Where the SQLite database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SqliteLocation {
@@ -380,6 +378,40 @@ pub struct Config {
     pub archive_lag_hours: i64,
 }
 
+/// The limits every connection is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most connections open at once; further clients wait in the kernel's
+    /// accept queue until one closes.
+    pub max_connections: usize,
+    /// From the first byte of a request to the end of its head.
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its first request, or for the next
+    /// one after an answer.
+    pub keep_alive_timeout: Duration,
+    /// How long writing an answer may make no progress (a client that stopped
+    /// reading) before the connection is closed.
+    pub write_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            // Below the 1,024 file descriptors many systems allow a process by
+            // default, leaving room for the database, the poller and the logs.
+            max_connections: 768,
+            // A request head is a few hundred bytes: seconds are generous even
+            // on a bad mobile link.
+            header_read_timeout: Duration::from_secs(10),
+            // Long enough for a dashboard's 30 s refresh to reuse its connection.
+            keep_alive_timeout: Duration::from_secs(60),
+            // The largest answer (every repository's PR count, megabytes) flows
+            // in well under this to any client that is reading at all.
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The default `--archive-lag`: GitHub documents its public events as
 /// appearing 30 seconds to 6 hours after they happen.
 pub const DEFAULT_ARCHIVE_LAG_HOURS: i64 = 6;
@@ -387,7 +419,7 @@ pub const DEFAULT_ARCHIVE_LAG_HOURS: i64 = 6;
 /// What the follower does and when.
 #[derive(Clone, Debug)]
 pub struct FollowConfig {
-    /// GH Archive and mirrors (see [`crate::import::ArchiveImport::urls`]).
+    /// GH Archive and mirrors (as `import --gharchive` takes them).
     pub urls: Vec<Url>,
     /// The first hour to import (hours since the epoch).
     pub from_hour: i64,

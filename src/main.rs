@@ -9,7 +9,7 @@ use clap::Parser;
 use ghmetrics::App;
 use ghmetrics::cli::{Cli, Command, ImportArgs, ServeArgs};
 use ghmetrics::config::{CLICKHOUSE_PASSWORD_ENV, GithubToken};
-use ghmetrics::import::ImportOptions;
+use ghmetrics::ingest::import::ImportOptions;
 use ghmetrics::store::Store;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -132,26 +132,29 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let summary = match args.gharchive {
         Some(range) => {
             let urls = ghmetrics::cli::distinct(args.gharchive_urls);
-            let mut archive = ghmetrics::import::ArchiveImport::new(urls, range);
+            let mut archive = ghmetrics::ingest::import::ArchiveImport::new(urls, range);
             archive.jobs = usize::try_from(args.jobs).unwrap_or(1);
             archive.force = args.force;
             archive.hour_deadline = args.hour_timeout;
             let files = archive.urls.len() * range.hours().count();
-            let summary = ghmetrics::import::import_archive(&store, &archive, &options)?;
+            let summary = ghmetrics::ingest::import::import_archive(&store, &archive, &options)?;
             if summary.hours_missing.len() == files {
                 all_missing = Some(archive.urls);
             }
             summary
         }
-        None => ghmetrics::import::import(&store, &args.inputs, &options)?,
+        None => ghmetrics::ingest::import::import(&store, &args.inputs, &options)?,
     };
     if let Some(urls) = all_missing {
-        let urls: Vec<String> = urls.iter().map(ghmetrics::import::source_name).collect();
+        let urls: Vec<String> = urls
+            .iter()
+            .map(ghmetrics::ingest::import::source_name)
+            .collect();
         println!(
             "none of the {} hour(s) is at {} (404 for every one): is --gharchive-url right? GH Archive's is {}",
             summary.hours_missing.len(),
             urls.join(" or "),
-            ghmetrics::gharchive::DEFAULT_URL
+            ghmetrics::ingest::gharchive::DEFAULT_URL
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -14,7 +14,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::event::EventType;
+use crate::core::event::EventType;
 
 /// Upper bounds (seconds) of the HTTP latency histogram. Metric answers take
 /// tens of microseconds and a chart a few milliseconds, so the buckets start

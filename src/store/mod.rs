@@ -21,7 +21,7 @@ use std::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreLocation;
-use crate::event::{Event, EventType};
+use crate::core::event::{Event, EventType};
 
 pub use clickhouse::{ClickHouse, ClickHouseError};
 pub use sqlite::{Sqlite, SqliteError};
@@ -42,7 +42,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Events of each tracked type with `from <= created_at < to` (epoch
     /// seconds), exact to the second whatever the window's boundaries; `to`
-    /// is [`crate::time_buckets::END_OF_TIME`] for "since `from`".
+    /// is [`crate::core::time::END_OF_TIME`] for "since `from`".
     fn event_counts(
         &self,
         from: i64,

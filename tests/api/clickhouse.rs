@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ghmetrics::event::{EventType, parse_event};
+use ghmetrics::core::event::{EventType, parse_event};
 use ghmetrics::store::clickhouse::lock;
 use ghmetrics::store::{InsertStats, Store};
 use serde_json::Value;
@@ -24,7 +24,7 @@ fn file_fixture_events() -> Vec<Value> {
 }
 
 /// The fixture events as the parser stores them.
-fn parsed(raw: &[Value]) -> Vec<ghmetrics::event::Event> {
+fn parsed(raw: &[Value]) -> Vec<ghmetrics::core::event::Event> {
     raw.iter()
         .filter_map(|e| parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
         .collect()
@@ -86,7 +86,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
     let raw = file_fixture_events();
     let events = parsed(&raw);
     let expected = Expected::of(&raw);
-    let altered: Vec<ghmetrics::event::Event> = events
+    let altered: Vec<ghmetrics::core::event::Event> = events
         .iter()
         .enumerate()
         .map(|(i, event)| {
@@ -109,7 +109,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         eprintln!("store: {}", store.name);
         let handle = store.open_with(events.clone()).await;
         let first = handle
-            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+            .event_counts(0, ghmetrics::core::time::END_OF_TIME)
             .await
             .unwrap();
         // Alone in its batch, a copy's time range holds no other event.
@@ -127,7 +127,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         assert_eq!(handle.totals().await.unwrap().events, expected.total());
         assert_eq!(
             handle
-                .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+                .event_counts(0, ghmetrics::core::time::END_OF_TIME)
                 .await
                 .unwrap(),
             first
@@ -362,7 +362,7 @@ async fn both_stores_answer_every_question_alike() {
     // And 20,000 generated ones over two days, for repositories with many
     // openings and buckets with many events.
     let templates: Vec<String> = fixture_events().iter().map(Value::to_string).collect();
-    let settings = ghmetrics::synthetic::SyntheticSettings {
+    let settings = ghmetrics::ingest::synthetic::SyntheticSettings {
         events: 20_000,
         start: 1_700_000_000,
         span_seconds: 2 * 86_400,
@@ -371,7 +371,8 @@ async fn both_stores_answer_every_question_alike() {
         first_id: 90_000_000_000,
         seed: 11,
     };
-    let mut generator = ghmetrics::synthetic::Generator::new(templates, settings.clone()).unwrap();
+    let mut generator =
+        ghmetrics::ingest::synthetic::Generator::new(templates, settings.clone()).unwrap();
     events.extend(std::iter::from_fn(|| generator.next_event()));
     let sqlite = crate::stores::TestStore::sqlite();
     let clickhouse = servers.single();
@@ -409,7 +410,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "counts since {since}: {:?}",
                 store
-                    .event_counts(since, ghmetrics::time_buckets::END_OF_TIME)
+                    .event_counts(since, ghmetrics::core::time::END_OF_TIME)
                     .await
                     .unwrap()
             ));
@@ -433,7 +434,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "{repo}: {:?}",
                 store
-                    .pr_gaps(repo.clone(), 0, ghmetrics::time_buckets::END_OF_TIME)
+                    .pr_gaps(repo.clone(), 0, ghmetrics::core::time::END_OF_TIME)
                     .await
                     .unwrap()
             ));
@@ -519,7 +520,7 @@ async fn both_stores_answer_every_question_alike() {
         say(format!(
             "counts: {:?}",
             store
-                .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+                .event_counts(0, ghmetrics::core::time::END_OF_TIME)
                 .await
                 .unwrap()
         ));
@@ -527,7 +528,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "{repo}: {:?}",
                 store
-                    .pr_gaps(repo.clone(), 0, ghmetrics::time_buckets::END_OF_TIME)
+                    .pr_gaps(repo.clone(), 0, ghmetrics::core::time::END_OF_TIME)
                     .await
                     .unwrap()
             ));
@@ -649,7 +650,7 @@ async fn writes_change_the_data_version_and_merges_do_not() {
 #[tokio::test]
 async fn a_replica_answers_what_the_writer_stored() {
     use crate::helpers::{MockGithub, TestApp, test_poller_config};
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     let raw = fixture_events();
     for store in clickhouse_stores() {
         eprintln!("store: {}", store.name);
@@ -829,10 +830,10 @@ async fn ranking(store: &Store, k: u64) -> Vec<(String, u64)> {
     pr_ranking(store, Some(k), None).await
 }
 
-fn pull_request(id: i64, repo: &str) -> ghmetrics::event::Event {
-    ghmetrics::event::Event {
+fn pull_request(id: i64, repo: &str) -> ghmetrics::core::event::Event {
+    ghmetrics::core::event::Event {
         id,
-        event_type: ghmetrics::event::EventType::PullRequest,
+        event_type: ghmetrics::core::event::EventType::PullRequest,
         created_at: 1_700_000_000 + id,
         repo_name: repo.to_owned(),
         actor_login: None,
@@ -848,7 +849,7 @@ fn pull_request(id: i64, repo: &str) -> ghmetrics::event::Event {
 #[tokio::test]
 async fn the_writer_merges_fragmented_rollups() {
     use crate::helpers::{MockGithub, TestApp, test_poller_config};
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     let mut raw = fixture_events();
     raw.extend(file_fixture_events());
     let events = parsed(&raw);
@@ -1024,10 +1025,10 @@ async fn a_frozen_store_is_unavailable_and_health_still_answers() {
 #[tokio::test]
 async fn the_longest_names_fit_the_longest_ranking() {
     use crate::helpers::TestApp;
-    use ghmetrics::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN};
+    use ghmetrics::core::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN};
     let limit = 10_000;
     let repositories = 4 * limit + 1_000;
-    let events: Vec<ghmetrics::event::Event> = (0..repositories)
+    let events: Vec<ghmetrics::core::event::Event> = (0..repositories)
         .map(|i| {
             let owner = format!("{i:0>width$}", width = MAX_OWNER_LEN);
             let name = format!("{i:x>width$}", width = MAX_REPOSITORY_LEN);
@@ -1123,7 +1124,7 @@ async fn migration_v2_fills_event_ids_from_stored_events() {
 /// against counts taken from the raw fixture events.
 #[tokio::test]
 async fn event_counts_are_exact_for_any_window() {
-    use ghmetrics::time_buckets::END_OF_TIME;
+    use ghmetrics::core::time::END_OF_TIME;
     let raw = file_fixture_events();
     let events = parsed(&raw);
     let times: Vec<i64> = events.iter().map(|e| e.created_at).collect();
@@ -1172,7 +1173,7 @@ async fn event_counts_are_exact_for_any_window() {
 /// end on an opening's second or just after it, against the raw events.
 #[tokio::test]
 async fn pr_gaps_take_the_openings_inside_the_window() {
-    use ghmetrics::event::EventType;
+    use ghmetrics::core::event::EventType;
     let raw = file_fixture_events();
     let events = parsed(&raw);
     let mut openings: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
@@ -1219,15 +1220,15 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
 /// most first, ties by name, on every store: against the raw events.
 #[tokio::test]
 async fn pr_counts_over_a_window_count_the_events_inside_it() {
-    use ghmetrics::event::EventType;
+    use ghmetrics::core::event::EventType;
     let raw = file_fixture_events();
     let events = parsed(&raw);
-    let prs: Vec<&ghmetrics::event::Event> = events
+    let prs: Vec<&ghmetrics::core::event::Event> = events
         .iter()
         .filter(|e| e.event_type == EventType::PullRequest)
         .collect();
     let mut rng = fastrand::Rng::with_seed(21);
-    let mut windows = vec![(0, ghmetrics::time_buckets::END_OF_TIME)];
+    let mut windows = vec![(0, ghmetrics::core::time::END_OF_TIME)];
     for _ in 0..20 {
         let at = prs[rng.usize(..prs.len())].created_at;
         windows.extend([

@@ -11,8 +11,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ghmetrics::gharchive::{HourRange, file_name};
-use ghmetrics::import::{
+use ghmetrics::ingest::gharchive::{HourRange, file_name};
+use ghmetrics::ingest::import::{
     ArchiveImport, ImportOptions, ImportSummary, archive_hour, import_archive,
 };
 use ghmetrics::store::{ArchiveFile, Load, Settling, Store};
@@ -631,16 +631,18 @@ async fn the_service_follows_the_archive_as_hours_are_published() {
 #[tokio::test]
 async fn interleaved_hours_each_record_what_they_stored() {
     let hours = hours_of_2021();
-    let parsed = |events: &[Value]| -> Vec<ghmetrics::event::Event> {
+    let parsed = |events: &[Value]| -> Vec<ghmetrics::core::event::Event> {
         events
             .iter()
-            .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+            .filter_map(|e| {
+                ghmetrics::core::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap()
+            })
             .collect()
     };
     let (first, second) = (parsed(&hours[0].1), parsed(&hours[1].1));
     let live = second.len() / 3;
     assert!(first.len() >= 2 && live >= 1);
-    let record = |name: &str, events: &[ghmetrics::event::Event]| {
+    let record = |name: &str, events: &[ghmetrics::core::event::Event]| {
         let mut events_by_type = [0; 3];
         for event in events {
             events_by_type[event.event_type.index()] += 1;
@@ -657,7 +659,7 @@ async fn interleaved_hours_each_record_what_they_stored() {
         let db = store.open_with(second[..live].to_vec()).await;
         let (half_first, half_second) = (first.len() / 2, second.len() / 2);
         let (loads_tx, loads) = std::sync::mpsc::channel();
-        let batch = |file, events: &[ghmetrics::event::Event]| Load::Events {
+        let batch = |file, events: &[ghmetrics::core::event::Event]| Load::Events {
             file,
             events: events.to_vec(),
             archive: Some(0),

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ghmetrics::App;
 use ghmetrics::config::{Config, HttpConfig, PollerConfig, StoreLocation};
-use ghmetrics::github::PollReport;
+use ghmetrics::ingest::github::PollReport;
 use ghmetrics::store::Store;
 use ghmetrics::store::sqlite::Sqlite;
 use serde_json::Value;
@@ -47,12 +47,12 @@ pub fn rfc3339(second: i64) -> String {
 /// it, keeping only `repos` when some are given.
 pub async fn import_files(store: &Store, files: Vec<std::path::PathBuf>, repos: &[&str]) {
     let store = store.clone();
-    let options = ghmetrics::import::ImportOptions {
+    let options = ghmetrics::ingest::import::ImportOptions {
         repos: repos.iter().map(|r| (*r).to_owned()).collect(),
         ..Default::default()
     };
     tokio::task::spawn_blocking(move || {
-        ghmetrics::import::import(&store, &files, &options).unwrap()
+        ghmetrics::ingest::import::import(&store, &files, &options).unwrap()
     })
     .await
     .unwrap();
@@ -137,7 +137,7 @@ impl Expected {
     /// Asserts that `store` counts, over all time, these events per type.
     pub async fn assert_counted_by(&self, store: &ghmetrics::store::Store) {
         let counts = store
-            .event_counts(0, ghmetrics::time_buckets::END_OF_TIME)
+            .event_counts(0, ghmetrics::core::time::END_OF_TIME)
             .await
             .unwrap();
         for (event_type, n) in counts.by_type() {
@@ -518,7 +518,7 @@ impl TestApp {
         poller: Option<PollerConfig>,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
-        ghmetrics::github::client::install_crypto_provider();
+        ghmetrics::ingest::github::client::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut config = Config {
             listen: listener.local_addr().unwrap(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ghmetrics::config::SqliteLocation;
-use ghmetrics::event::{Event, EventType};
+use ghmetrics::core::event::{Event, EventType};
 use serde_json::{Value, json};
 
 use crate::helpers::{Expected, MockGithub, TestApp, fixture_events, test_poller_config};
@@ -390,11 +390,13 @@ async fn timeline_puts_events_in_their_buckets_as_png_or_svg() {
 /// hours), and past it every endpoint says 422.
 #[tokio::test]
 async fn every_window_has_the_same_documented_maximum() {
-    use ghmetrics::api::MAX_OFFSET_MINUTES;
+    use ghmetrics::http::api::MAX_OFFSET_MINUTES;
     let raw = &fixture_events()[..300];
     let events: Vec<Event> = raw
         .iter()
-        .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+        .filter_map(|e| {
+            ghmetrics::core::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap()
+        })
         .collect();
     for store in every_store() {
         let app = app_with(&store, &events).await;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ghmetrics::config::SqliteLocation;
-use ghmetrics::import::{ImportOptions, import};
+use ghmetrics::ingest::import::{ImportOptions, import};
 use ghmetrics::store::Store;
 use ghmetrics::store::sqlite::{Sqlite, rollup_disagreement, stored_event_count};
 use serde_json::Value;
@@ -37,7 +37,7 @@ fn tracked_events(lines: &[String]) -> u64 {
     lines
         .iter()
         .filter(|line| {
-            ghmetrics::event::parse_event(line.as_str())
+            ghmetrics::core::event::parse_event(line.as_str())
                 .unwrap()
                 .is_some()
         })
@@ -63,7 +63,10 @@ fn small_batches() -> ImportOptions {
 }
 
 /// `import` on a blocking thread, as the CLI runs it.
-async fn import_on_thread(store: &Store, inputs: Vec<PathBuf>) -> ghmetrics::import::ImportSummary {
+async fn import_on_thread(
+    store: &Store,
+    inputs: Vec<PathBuf>,
+) -> ghmetrics::ingest::import::ImportSummary {
     let store = store.clone();
     tokio::task::spawn_blocking(move || import(&store, &inputs, &small_batches()))
         .await

@@ -372,7 +372,7 @@ async fn large_answers_are_gzipped_for_clients_that_ask() {
 async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
     for store in every_store() {
         eprintln!("store: {}", store.name);
-        use ghmetrics::event::{Event, EventType};
+        use ghmetrics::core::event::{Event, EventType};
         use ghmetrics::store::FeedPoll;
         use ghmetrics::store::sqlite::rollup_disagreement;
         const RETENTION: Duration = Duration::from_secs(3600);
@@ -420,13 +420,13 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
                 db.record_feed_poll(poll).await.unwrap();
             }
         }
-        let cutoff_at_start = ghmetrics::retention::cutoff(now, RETENTION);
+        let cutoff_at_start = ghmetrics::ingest::retention::cutoff(now, RETENTION);
         let survivors: Vec<&Event> = events
             .iter()
             .filter(|e| e.created_at >= cutoff_at_start)
             .collect();
         let deleted = (events.len() - survivors.len()) as f64;
-        assert!(deleted > ghmetrics::retention::BATCH as f64);
+        assert!(deleted > ghmetrics::ingest::retention::BATCH as f64);
 
         let app = TestApp::spawn_with(store.location.clone(), None, |config| {
             config.retention = Some(RETENTION)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ghmetrics::config::SqliteLocation;
-use ghmetrics::github::{FetchError, PollError, PollStatus, Poller};
+use ghmetrics::ingest::github::{FetchError, PollError, PollStatus, Poller};
 use ghmetrics::store::Store;
 use ghmetrics::store::sqlite::{Sqlite, stored_event_count};
 

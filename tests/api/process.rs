@@ -137,7 +137,7 @@ fn db_arg(path: &Path) -> String {
 
 #[tokio::test]
 async fn sigterm_and_sigint_stop_it_cleanly() {
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     for signal in ["TERM", "INT"] {
         let mut service = Service::start(&["--no-poll", "--db", ":memory:"], &[]);
         assert_eq!(service.health().await["status"], "ok");
@@ -156,7 +156,7 @@ async fn sigterm_stops_a_follower_stuck_on_an_endless_hour() {
     use crate::gharchive::{Fault, MockArchive};
     let archive = MockArchive::start().await;
     let hour = chrono::Utc::now().timestamp() / 3600 - 2;
-    let name = ghmetrics::gharchive::file_name(hour);
+    let name = ghmetrics::ingest::gharchive::file_name(hour);
     archive.put(&name, &fixture_events()[..10]);
     archive.faults(&name, [Fault::Drip; 5]);
     let from = chrono::DateTime::from_timestamp(hour * 3600, 0)
@@ -285,7 +285,7 @@ async fn kill_9_mid_poll(args: &[&str], mock: &MockGithub, delay_ms: u64) {
 
 #[tokio::test]
 async fn kill_9_mid_poll_leaves_a_sound_database() {
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     let raw = fixture_events();
     let expected = Expected::of(&raw).total();
     let mock = MockGithub::start(100).await;
@@ -329,7 +329,7 @@ async fn kill_9_mid_poll_leaves_a_sound_database() {
 
 #[tokio::test]
 async fn the_token_never_appears_in_any_output() {
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     const TOKEN: &str = "ghp_Zx9SecretTokenValue0123456789";
     let raw = fixture_events();
     let mock = MockGithub::start(100).await;
@@ -366,7 +366,7 @@ async fn the_token_never_appears_in_any_output() {
 /// network details; after three failed polls it says `degraded`.
 #[tokio::test]
 async fn api_url_credentials_stay_out_of_logs_and_health() {
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     // A port with nothing listening: every poll fails in transport.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
@@ -410,7 +410,7 @@ async fn api_url_credentials_stay_out_of_logs_and_health() {
 /// start completes them, taking over the lock the killed writer held.
 #[tokio::test]
 async fn kill_9_mid_poll_leaves_a_sound_clickhouse_store() {
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     let Some(servers) = crate::stores::clickhouse() else {
         return;
     };
@@ -580,7 +580,7 @@ async fn huge_coverage_answers_do_not_grow_memory() {
     const HOURS: i64 = 3_000;
     const WARM_UP: i64 = 20;
     const GROWTH_BOUND: u64 = 64 << 20;
-    ghmetrics::github::client::install_crypto_provider();
+    ghmetrics::ingest::github::client::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     let location = ghmetrics::config::SqliteLocation::File(path.clone());

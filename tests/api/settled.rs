@@ -58,7 +58,7 @@ fn todays_events() -> Vec<(Value, i64)> {
 }
 
 fn write_hour_file(dir: &Path, hour: i64, events: &[&Value]) -> PathBuf {
-    let path = dir.join(ghmetrics::gharchive::file_name(hour));
+    let path = dir.join(ghmetrics::ingest::gharchive::file_name(hour));
     let mut out =
         flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), Default::default());
     for event in events {
@@ -245,11 +245,11 @@ async fn coverage_counts_by_id_every_archive_united() {
     assert!(expected.values().any(|e| e.live_only > 0));
     assert!(expected.values().any(|e| e.by_source[0] != e.by_source[1]));
 
-    let live_events: Vec<ghmetrics::event::Event> = tracked_events
+    let live_events: Vec<ghmetrics::core::event::Event> = tracked_events
         .iter()
         .filter(|(e, _)| live(e))
         .filter_map(|(e, _)| {
-            ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap()
+            ghmetrics::core::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap()
         })
         .collect();
     for store in every_store() {
@@ -405,13 +405,13 @@ async fn the_import_measures_the_lag_and_names_the_suspect_hours() {
     assert!(largest >= 3, "events hours late");
     for (allowed, store) in [(6, every_store().remove(0)), (2, every_store().remove(0))] {
         let db = store.open().await;
-        let options = ghmetrics::import::ImportOptions {
+        let options = ghmetrics::ingest::import::ImportOptions {
             archive_lag_hours: allowed,
             ..Default::default()
         };
         let inputs = files.clone();
         let summary = tokio::task::spawn_blocking(move || {
-            ghmetrics::import::import(&db, &inputs, &options).unwrap()
+            ghmetrics::ingest::import::import(&db, &inputs, &options).unwrap()
         })
         .await
         .unwrap();
@@ -420,7 +420,9 @@ async fn the_import_measures_the_lag_and_names_the_suspect_hours() {
             .iter()
             .filter(|&(_, lag)| *lag > allowed)
             .map(|(hour, lag)| {
-                let path = dir.path().join(ghmetrics::gharchive::file_name(*hour));
+                let path = dir
+                    .path()
+                    .join(ghmetrics::ingest::gharchive::file_name(*hour));
                 format!("{}: {lag} h", path.display())
             })
             .collect();

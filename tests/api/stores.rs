@@ -39,7 +39,7 @@ impl TestStore {
     }
 
     /// [`TestStore::open`], then `events` stored as the global feed brings them.
-    pub async fn open_with(&self, events: Vec<ghmetrics::event::Event>) -> Store {
+    pub async fn open_with(&self, events: Vec<ghmetrics::core::event::Event>) -> Store {
         let store = self.open().await;
         store
             .insert_events(events, ghmetrics::store::Origin::GlobalFeed)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ghmetrics::config::SqliteLocation;
-use ghmetrics::github::{PollStatus, Poller};
+use ghmetrics::ingest::github::{PollStatus, Poller};
 use ghmetrics::store::Store;
 use ghmetrics::store::sqlite::{Sqlite, global_feed_coverage, rollup_disagreement};
 use serde_json::{Value, json};

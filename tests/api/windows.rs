@@ -301,9 +301,11 @@ async fn a_repository_is_found_whatever_the_case_of_its_name() {
     assert_ne!(asked, stored);
     for store in every_store() {
         eprintln!("store: {}", store.name);
-        let parsed: Vec<ghmetrics::event::Event> = events
+        let parsed: Vec<ghmetrics::core::event::Event> = events
             .iter()
-            .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+            .filter_map(|e| {
+                ghmetrics::core::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap()
+            })
             .collect();
         store.open_with(parsed).await;
         let app = TestApp::spawn(store.location.clone(), None).await;
@@ -333,9 +335,11 @@ async fn long_fractions_and_dates_are_answered_exactly() {
     let (with, without) = (count_from(second), count_from(second + 1));
     assert!(with > without, "events at exactly {second}");
     let store = crate::stores::TestStore::sqlite();
-    let parsed: Vec<ghmetrics::event::Event> = events
+    let parsed: Vec<ghmetrics::core::event::Event> = events
         .iter()
-        .filter_map(|e| ghmetrics::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap())
+        .filter_map(|e| {
+            ghmetrics::core::event::parse_event(&serde_json::to_vec(e).unwrap()).unwrap()
+        })
         .collect();
     store.open_with(parsed).await;
     let app = TestApp::spawn(store.location.clone(), None).await;

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::text::{bad, fields, number, push_tsv, quote, read_tsv};
 use super::{ClickHouse, ClickHouseError};
-use crate::time_buckets::{SECONDS_PER_HOUR, ceil_div};
+use crate::core::time::{SECONDS_PER_HOUR, ceil_div};
 
 /// Repositories listed per hour: enough that a day's hundred busiest are
 /// listed in every one of its hours (not only on average), so that a ranking

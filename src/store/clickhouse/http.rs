@@ -253,7 +253,7 @@ impl Endpoint {
 }
 
 fn client() -> reqwest::Client {
-    crate::tls::install_crypto_provider();
+    crate::core::tls::install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(30))

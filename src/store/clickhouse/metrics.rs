@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::text::{bad, fields, number, quote, read_tsv, type_index};
 use super::{ClickHouse, ClickHouseError, top};
+use crate::core::time::{SECONDS_PER_MINUTE, ceil_div};
 use crate::store::{DataVersion, EventCounts, PrGapSummary, Totals};
-use crate::time_buckets::{SECONDS_PER_MINUTE, ceil_div};
 
 /// The longest pr-counts `limit` tried from the top rows of the rollup.
 const TOP_K_MAX: u64 = 10_000;

@@ -38,7 +38,7 @@ use http::Endpoint;
 use layout::Layout;
 
 use crate::config::ClickHouseSettings;
-use crate::event::Event;
+use crate::core::event::Event;
 use crate::store::{
     ArchiveSummary, Backend, BulkWriter, DataVersion, EventCounts, FeedCoverage, FeedPoll,
     FileRecord, HourCoverage, InsertStats, Load, Origin, PrCountSink, PrGapSummary, Settling,

@@ -3,7 +3,7 @@
 //! answers. Every other file of the store goes through these.
 
 use super::ClickHouseError;
-use crate::event::EventType;
+use crate::core::event::EventType;
 
 /// `value` as a ClickHouse string literal.
 pub fn quote(value: &str) -> String {

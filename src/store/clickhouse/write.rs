@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::text::{datetime, number, push_tsv, quote};
 use super::{ClickHouse, ClickHouseError, lock};
-use crate::event::{Event, EventType};
+use crate::core::event::{Event, EventType};
+use crate::core::time::{SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 use crate::store::{
     ArchiveSummary, CRAWL_HOUR_FILES_FROM, FileRecord, HourCoverage, InsertStats,
     MAX_ARCHIVE_SOURCES, Origin, SourceId, add_to_coverage,
 };
-use crate::time_buckets::{SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// The most settled hours [`ClickHouse::settled_until`] walks: ten years.
 const MAX_WALKED_HOURS: i64 = 10 * 366 * 24;

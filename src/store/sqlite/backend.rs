@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use super::{Sqlite, SqliteError, feeds, metrics, write};
-use crate::event::Event;
+use crate::core::event::Event;
 use crate::store::{
     ArchiveSummary, Backend, BulkWriter, DataVersion, EventCounts, FeedCoverage, FeedPoll,
     FileRecord, HourCoverage, InsertStats, Load, MAX_ARCHIVE_SOURCES, Origin, PrCountSink,

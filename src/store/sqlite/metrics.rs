@@ -4,8 +4,8 @@
 use crate::store::{EventCounts, PrGapSummary};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::event::EventType;
-use crate::time_buckets::{MINUTES_PER_HOUR, WindowParts, ceil_div};
+use crate::core::event::EventType;
+use crate::core::time::{MINUTES_PER_HOUR, WindowParts, ceil_div};
 
 /// Events per type in a window, from its [`WindowParts`]: the raw events of
 /// the seconds at each end (`?1`..`?2`, `?13`..`?14`), the minute rollup for
@@ -444,10 +444,10 @@ pub fn for_each_pr_count(
 mod tests {
     use super::*;
     use crate::config::SqliteLocation;
-    use crate::event::Event;
+    use crate::core::event::Event;
+    use crate::core::time::END_OF_TIME;
+    use crate::core::time::SECONDS_PER_DAY;
     use crate::store::sqlite::{Sqlite, insert_events};
-    use crate::time_buckets::END_OF_TIME;
-    use crate::time_buckets::SECONDS_PER_DAY;
 
     fn event(id: i64, event_type: EventType, repo: &str, action: Option<&str>, at: i64) -> Event {
         Event {

@@ -480,10 +480,10 @@ mod tests {
         assert_eq!(stored_event_count(&served.get().unwrap()).unwrap(), 2);
     }
 
-    fn watch_event(id: i64) -> crate::event::Event {
-        crate::event::Event {
+    fn watch_event(id: i64) -> crate::core::event::Event {
+        crate::core::event::Event {
             id,
-            event_type: crate::event::EventType::Watch,
+            event_type: crate::core::event::EventType::Watch,
             created_at: 1_700_000_000,
             repo_name: "a/b".to_owned(),
             actor_login: None,

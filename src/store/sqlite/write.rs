@@ -9,8 +9,8 @@ use crate::store::{
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::event::{Event, EventType};
-use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
+use crate::core::event::{Event, EventType};
+use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// The time-bucket rollup tables: table, bucket column, seconds per bucket.
 const TIME_ROLLUPS: [(&str, &str, i64); 3] = [

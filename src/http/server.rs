@@ -27,39 +27,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// The limits every connection is held to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Most connections open at once; further clients wait in the kernel's
-    /// accept queue until one closes.
-    pub max_connections: usize,
-    /// From the first byte of a request to the end of its head.
-    pub header_read_timeout: Duration,
-    /// How long a connection may wait for its first request, or for the next
-    /// one after an answer.
-    pub keep_alive_timeout: Duration,
-    /// How long writing an answer may make no progress (a client that stopped
-    /// reading) before the connection is closed.
-    pub write_timeout: Duration,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            // Below the 1,024 file descriptors many systems allow a process by
-            // default, leaving room for the database, the poller and the logs.
-            max_connections: 768,
-            // A request head is a few hundred bytes: seconds are generous even
-            // on a bad mobile link.
-            header_read_timeout: Duration::from_secs(10),
-            // Long enough for a dashboard's 30 s refresh to reuse its connection.
-            keep_alive_timeout: Duration::from_secs(60),
-            // The largest answer (every repository's PR count, megabytes) flows
-            // in well under this to any client that is reading at all.
-            write_timeout: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::config::ConnectionLimits;
 
 /// How long answers in flight may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

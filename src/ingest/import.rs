@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::event::{Event, parse_event};
-use crate::gharchive::{self, HourRange, Unavailable};
+use crate::core::event::{Event, parse_event};
+use crate::core::time::SECONDS_PER_HOUR;
+use crate::ingest::gharchive::{self, HourRange, Unavailable};
 use crate::store::{ArchiveFile, InsertStats, Load, Settling, SourceId, Store, StoreError};
-use crate::time_buckets::SECONDS_PER_HOUR;
 
 /// How often an import waiting for its downloads looks for a shutdown.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(100);

@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use super::client::FetchError;
 use super::outcome::PollOutcome;
-use crate::event::{Event, parse_event};
+use crate::core::event::{Event, parse_event};
 
 /// Just the id of an event of any type.
 #[derive(serde::Deserialize)]

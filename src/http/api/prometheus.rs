@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::telemetry::{self, DatabaseGauges};
 
 pub fn router() -> OpenApiRouter<AppState> {

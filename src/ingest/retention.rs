@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
-use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// Events deleted per transaction: a write lock of well under a second
 /// (BENCHMARKS.md), so the poller (and an import) wait at most that long

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
-use crate::event::EventType;
+use crate::core::event::EventType;
 use crate::store::EventCounts;
 
 /// Chart size in pixels: readable on a laptop screen, a few tens of KB as PNG.

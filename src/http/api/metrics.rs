@@ -14,10 +14,10 @@ use super::AppState;
 use super::cache::{self, Answer, Key, Lookup, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, Window};
 use super::spool::{Spool, Spooled};
-use crate::chart;
-use crate::error::{AppError, ErrorBody};
+use crate::core::time::{END_OF_TIME, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, ceil_div, minute_of};
+use crate::http::chart;
+use crate::http::error::{AppError, ErrorBody};
 use crate::store::{self, Store};
-use crate::time_buckets::{END_OF_TIME, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, ceil_div, minute_of};
 
 /// The chart's window when `offset_minutes` is not given.
 const DEFAULT_CHART_WINDOW_MINUTES: i64 = 60;

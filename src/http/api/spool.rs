@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 /// Answers up to this size are built in memory and sent with a
 /// Content-Length; larger ones go through a temporary file.

@@ -23,7 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::HttpConfig;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::telemetry::Telemetry;
 
 /// Responses smaller than this are sent as they are: compressing a 60-byte

@@ -168,7 +168,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-pub use crate::tls::install_crypto_provider;
+pub use crate::core::tls::install_crypto_provider;
 
 impl GithubClient {
     pub fn new(config: &PollerConfig, telemetry: Arc<Telemetry>) -> Result<Self, reqwest::Error> {

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
-use crate::error::AppError;
-use crate::github::outcome::FailureKind;
+use crate::http::error::AppError;
+use crate::ingest::github::outcome::FailureKind;
 use crate::store::{ArchiveSummary, FeedCoverage, Origin, Totals};
 
 pub fn router() -> OpenApiRouter<AppState> {

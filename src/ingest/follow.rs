@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FollowConfig;
-use crate::gharchive::{HourRange, file_name};
-use crate::import::{ArchiveImport, ImportOptions, import_archive};
+use crate::core::time::SECONDS_PER_HOUR;
+use crate::ingest::gharchive::{HourRange, file_name};
+use crate::ingest::import::{ArchiveImport, ImportOptions, import_archive};
 use crate::store::Store;
-use crate::time_buckets::SECONDS_PER_HOUR;
 
 /// How far the follower has come, for `/health` and Prometheus.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

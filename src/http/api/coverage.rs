@@ -16,10 +16,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::cache::{self, Answer, Key};
 use super::params::{QueryParams, Window};
-use crate::error::{AppError, ErrorBody};
-use crate::event::EventType;
+use crate::core::event::EventType;
+use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, ceil_div};
+use crate::http::error::{AppError, ErrorBody};
 use crate::store::{FileRecord, HourCoverage, SourceId};
-use crate::time_buckets::{SECONDS_PER_DAY, SECONDS_PER_HOUR, ceil_div};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(coverage))

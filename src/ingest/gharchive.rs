@@ -11,7 +11,7 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use reqwest::{StatusCode, Url};
 
-use crate::time_buckets::SECONDS_PER_HOUR;
+use crate::core::time::SECONDS_PER_HOUR;
 
 /// GH Archive itself.
 pub const DEFAULT_URL: &str = "https://data.gharchive.org/";
@@ -95,7 +95,7 @@ impl FromStr for HourRange {
             return Err(format!("{text:?}: the range ends before it starts"));
         }
         let earliest = 1_297_468_800 / SECONDS_PER_HOUR; // 2011-02-12T00
-        let latest = crate::time_buckets::END_OF_TIME / SECONDS_PER_HOUR;
+        let latest = crate::core::time::END_OF_TIME / SECONDS_PER_HOUR;
         if first < earliest || last >= latest {
             return Err(format!(
                 "{text:?}: GH Archive holds hours from 2011-02-12 on (and this reads none past 2099)"
@@ -182,7 +182,7 @@ impl Downloader {
     /// `timeout`: the longest wait for a connection, an answer or the next
     /// piece of a body; `hour_deadline`: for one try at an hour in all.
     pub fn new(timeout: Duration, hour_deadline: Duration) -> io::Result<Downloader> {
-        crate::github::client::install_crypto_provider();
+        crate::ingest::github::client::install_crypto_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("gharchive-download")
@@ -392,7 +392,10 @@ mod tests {
         );
         // Every hour's name reads back as that hour.
         for hour in [0, 1, hour_of("2024-02-29T13:00:00Z")] {
-            assert_eq!(crate::import::archive_hour(&file_name(hour)), Some(hour));
+            assert_eq!(
+                crate::ingest::import::archive_hour(&file_name(hour)),
+                Some(hour)
+            );
         }
     }
 }

@@ -8,7 +8,7 @@
 //! a long tail: half the draws are log-uniform over the repositories (a few
 //! very busy ones), half uniform (a long tail of quiet ones).
 
-use crate::event::{Event, parse_event};
+use crate::core::event::{Event, parse_event};
 
 /// Settings for a run of synthetic events.
 #[derive(Clone, Debug)]

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{OpenApi, RefOr};
 
-use crate::chart::ImageFormat;
-use crate::error::AppError;
-use crate::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_name, shorten};
+use crate::core::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_name, shorten};
+use crate::http::chart::ImageFormat;
+use crate::http::error::AppError;
 
 /// The longest window any endpoint accepts, in minutes: 100 years, reaching
 /// back past the first GitHub event, and small enough that the window's
@@ -85,7 +85,7 @@ impl Window {
         match self {
             Window::Last { minutes } => (
                 now - minutes.min(MAX_OFFSET_MINUTES) * 60,
-                crate::time_buckets::END_OF_TIME,
+                crate::core::time::END_OF_TIME,
             ),
             Window::Between { from, to } => (from, to.unwrap_or(now)),
         }
@@ -573,10 +573,7 @@ mod tests {
     #[test]
     fn windows_have_bounds_and_keys() {
         let last = Window::Last { minutes: 1 };
-        assert_eq!(
-            last.bounds(NOW),
-            (NOW - 60, crate::time_buckets::END_OF_TIME)
-        );
+        assert_eq!(last.bounds(NOW), (NOW - 60, crate::core::time::END_OF_TIME));
         let longest = Window::Last { minutes: i64::MAX };
         assert_eq!(longest.bounds(NOW).0, NOW - MAX_OFFSET_MINUTES * 60);
         let open = Window::Between { from: T, to: None };

@@ -18,7 +18,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::store::DataVersion;
 
 /// Most answers kept: distinct parameters are cheap for a client to invent,

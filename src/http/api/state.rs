@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::AnswerCache;
-use crate::chart::ChartCache;
-use crate::github::PollStatus;
+use crate::http::chart::ChartCache;
+use crate::ingest::github::PollStatus;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -53,5 +53,5 @@ pub struct Shared {
     /// `--archive-lag`: files later than it allows are reported.
     pub archive_lag_hours: i64,
     /// `--follow-gharchive`'s progress; `None` when not following.
-    pub follow: Option<Arc<std::sync::Mutex<crate::follow::FollowStatus>>>,
+    pub follow: Option<Arc<std::sync::Mutex<crate::ingest::follow::FollowStatus>>>,
 }

@@ -35,7 +35,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::HttpConfig;
 
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 /// The version prefix every endpoint is also served under.
 pub const VERSION_PREFIX: &str = "/v1";

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::chart::ChartError;
+use crate::http::chart::ChartError;
 use crate::store::StoreError;
 
 /// The body of every error answer.
