@@ -154,18 +154,7 @@ impl ClickHouse {
         if hours.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = hours.iter().map(i64::to_string).collect();
-        let answer = self
-            .query(&format!(
-                "SELECT DISTINCT hour FROM {} WHERE hour IN ({}) FORMAT TabSeparated",
-                self.layout.table("settled_hours"),
-                list.join(",")
-            ))
-            .await?;
-        let settled: HashSet<i64> = answer
-            .lines()
-            .map(|line| number(line, line))
-            .collect::<Result<_, _>>()?;
+        let settled = self.settled_among(hours.iter().copied()).await?;
         let mut late: std::collections::HashMap<(i64, EventType), u64> = Default::default();
         for event in new {
             let hour = event.created_at / SECONDS_PER_HOUR;
@@ -333,9 +322,12 @@ impl ClickHouse {
             .collect()
     }
 
-    /// Records `hours` settled (those settled before are left as they are).
-    pub(super) async fn settle(&self, hours: &[i64], now: i64) -> Result<(), ClickHouseError> {
-        let list: Vec<String> = hours.iter().map(i64::to_string).collect();
+    /// Which of `hours` are settled.
+    async fn settled_among(
+        &self,
+        hours: impl Iterator<Item = i64>,
+    ) -> Result<HashSet<i64>, ClickHouseError> {
+        let list: Vec<String> = hours.map(|hour| hour.to_string()).collect();
         let answer = self
             .query(&format!(
                 "SELECT DISTINCT hour FROM {} WHERE hour IN ({}) FORMAT TabSeparated",
@@ -343,10 +335,12 @@ impl ClickHouse {
                 list.join(",")
             ))
             .await?;
-        let settled: HashSet<i64> = answer
-            .lines()
-            .map(|line| number(line, line))
-            .collect::<Result<_, _>>()?;
+        answer.lines().map(|line| number(line, line)).collect()
+    }
+
+    /// Records `hours` settled (those settled before are left as they are).
+    pub(super) async fn settle(&self, hours: &[i64], now: i64) -> Result<(), ClickHouseError> {
+        let settled = self.settled_among(hours.iter().copied()).await?;
         let mut rows = Vec::new();
         for hour in hours.iter().filter(|h| !settled.contains(h)) {
             let _ = writeln!(rows, "{hour}\t{}", datetime(now));
