@@ -5,7 +5,6 @@ mod clickhouse;
 mod contract;
 mod docs;
 mod gharchive;
-mod helpers;
 mod http_api;
 mod import;
 mod operations;
@@ -13,6 +12,9 @@ mod polling;
 mod process;
 mod provenance;
 mod settled;
-mod stores;
+mod support;
 mod watching;
 mod windows;
+
+// The harness, under the names the test modules use.
+use support::{helpers, stores};
