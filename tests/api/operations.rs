@@ -455,11 +455,12 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
             assert_eq!(rollup_disagreement(&db.get().unwrap()).unwrap(), None);
         }
         assert_eq!(polls().await, 1, "the new feed_polls row stays");
-        // The cutoff moved with the clock between `now` and the purge: the
-        // survivors are the newest events, as many as are stored (events are
-        // 1.2 s apart, so no two share a second), and at most the seconds
-        // since `now` (rounded up) more of them went.
-        let moved = chrono::Utc::now().timestamp() - now + 1;
+        // The cutoff moved with the clock between `now` and the purge (by whole
+        // minutes): the survivors are the newest events, as many as are stored
+        // (events are 1.2 s apart, so no two share a second), and at least
+        // those young enough for the cutoff of now.
+        let cutoff_now =
+            ghmetrics::ingest::retention::cutoff(chrono::Utc::now().timestamp(), RETENTION);
         let kept = app.store.totals().await.unwrap().events as usize;
         assert!(
             kept <= survivors.len(),
@@ -467,13 +468,10 @@ async fn retention_deletes_old_events_and_keeps_the_metrics_consistent() {
             survivors.len()
         );
         let survivors: Vec<&Event> = events[events.len() - kept..].iter().collect();
-        let young = events
-            .iter()
-            .filter(|e| e.created_at >= cutoff_at_start)
-            .count();
+        let young_now = events.iter().filter(|e| e.created_at >= cutoff_now).count();
         assert!(
-            survivors.len() + moved as usize >= young,
-            "{} kept of {young} young enough at the start, {moved} s later",
+            survivors.len() >= young_now,
+            "{} kept of {young_now} young enough for the cutoff of now",
             survivors.len()
         );
 
