@@ -1,21 +1,21 @@
-//! Storage: [`Backend`] names every question the service asks of its data,
+//! Storage: [`Store`] names every question the service asks of its data,
 //! in the service's own terms (count the events since a moment, store a
 //! batch once, forget what is older than a cutoff), never in SQL. Two stores
 //! answer all of them: [`sqlite`] (the embedded default, one file) and
 //! [`clickhouse`] (for years of GH Archive, several API replicas and
-//! analysts' SQL, on one server or a cluster). A question added to the trait
-//! does not compile until both answer it.
+//! analysts' SQL, on one server or a cluster).
 //!
-//! Callers hold a [`Store`], which forwards each question to the store it
-//! was opened as; handlers, the poller, import and retention see only it and
-//! the plain types below. The store is picked by the URL's scheme
-//! (`sqlite:` / `clickhouse://`, see [`crate::config::StoreLocation`]).
+//! A question is one method of [`Store`], with its contract, matching on
+//! the store it was opened as: an arm per store, so a question does not
+//! compile until both answer it. Handlers, the poller, import and retention
+//! see only [`Store`] and the plain types below. The store is picked by the
+//! URL's scheme (`sqlite:` / `clickhouse://`, see
+//! [`crate::config::StoreLocation`]).
 
 pub mod clickhouse;
 pub mod sqlite;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::mpsc::Receiver;
 
 use tokio_util::sync::CancellationToken;
@@ -26,206 +26,10 @@ use crate::core::event::{Event, EventType};
 pub use clickhouse::{ClickHouse, ClickHouseError};
 pub use sqlite::{Sqlite, SqliteError};
 
-/// Every question the service asks of a store. Each store implements it in
-/// its own module; the contract written on each method holds for both.
-pub trait Backend: Clone + Send + Sync + 'static {
-    /// A name for logs and `/health`.
-    const KIND: &'static str;
-
-    /// A value that changes whenever anything is written, by this process or
-    /// another (never by a background merge or anything else that changes no
-    /// answer): answers computed after reading it are exact until it changes.
-    /// The API's answer cache reads it on every request, so it is cheap: one
-    /// read of 48 bytes of SQLite's wal-index; one small query of
-    /// ClickHouse's `system.parts` and `system.mutations`.
-    fn data_version(&self) -> impl Future<Output = Result<DataVersion, StoreError>> + Send;
-
-    /// Events of each tracked type with `from <= created_at < to` (epoch
-    /// seconds), exact to the second whatever the window's boundaries; `to`
-    /// is [`crate::core::time::END_OF_TIME`] for "since `from`".
-    fn event_counts(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> impl Future<Output = Result<EventCounts, StoreError>> + Send;
-
-    /// The gaps between consecutive PR openings of `repo_name` with
-    /// `from <= created_at < to`.
-    fn pr_gaps(
-        &self,
-        repo_name: String,
-        from: i64,
-        to: i64,
-    ) -> impl Future<Output = Result<PrGapSummary, StoreError>> + Send;
-
-    /// The stored spelling of a repository with PullRequestEvents whose name
-    /// matches `repo_name` as GitHub matches names (ignoring case); the
-    /// busiest such when several are stored.
-    fn repo_spelling(
-        &self,
-        repo_name: String,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
-    /// How many of the PR openings [`Backend::pr_gaps`] counts came from
-    /// imported files that are not archive hours (origin import, held by no
-    /// archive).
-    fn openings_from_files(
-        &self,
-        repo_name: String,
-        from: i64,
-        to: i64,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Hands `sink` the repositories with PullRequestEvents and how many,
-    /// most first (ties by name), at most `limit`, until it returns false;
-    /// then hands it back. Memory stays flat however many repositories there
-    /// are. Over every stored event (read from the rollup), or only those
-    /// with `from <= created_at < to` when `window` is `Some((from, to))`
-    /// (read from the window's events: its cost grows with them).
-    fn for_each_pr_count<S: PrCountSink>(
-        &self,
-        limit: Option<u64>,
-        window: Option<(i64, i64)>,
-        sink: S,
-    ) -> impl Future<Output = Result<S, StoreError>> + Send;
-
-    /// Events per type in `buckets` consecutive buckets of `bucket_minutes`,
-    /// the first starting at minute `first_minute` since the epoch.
-    fn timeline(
-        &self,
-        first_minute: i64,
-        bucket_minutes: i64,
-        buckets: usize,
-    ) -> impl Future<Output = Result<Vec<[u64; 3]>, StoreError>> + Send;
-
-    /// When the oldest stored event was created; `None` when none is.
-    /// Cheaper than [`Backend::totals`].
-    fn oldest_event_at(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
-
-    /// How many events are stored (in all and per [`Origin`]), and when the
-    /// oldest and the newest were created.
-    fn totals(&self) -> impl Future<Output = Result<Totals, StoreError>> + Send;
-
-    /// Stores `events`, each id once however often it arrives (from polls
-    /// that overlap, a file imported twice, the poller and an import at
-    /// once), whatever else a later copy carries: the first copy is kept,
-    /// with the `origin` it arrived by.
-    fn insert_events(
-        &self,
-        events: Vec<Event>,
-        origin: Origin,
-    ) -> impl Future<Output = Result<InsertStats, StoreError>> + Send;
-
-    /// Stores what `loads` brings until it closes: batches as
-    /// [`Backend::insert_events`] would (origin [`Origin::Import`], and the
-    /// batch's archive source in each event's `archives`), tuned for a bulk
-    /// load; each archive file read whole (or missing) recorded once every
-    /// batch before it is stored, and the hours it settles by `settling`
-    /// recorded settled. Blocking: runs on a plain thread, outside any
-    /// async runtime. See [`drive_bulk_load`].
-    fn bulk_load(
-        &self,
-        loads: Receiver<Load>,
-        settling: Settling,
-    ) -> Result<InsertStats, StoreError>;
-
-    /// Numbers the archive sources named `register` (keeping the numbers of
-    /// those known) and returns every known source, by number. At most
-    /// [`MAX_ARCHIVE_SOURCES`].
-    fn archive_sources(
-        &self,
-        register: Vec<String>,
-    ) -> impl Future<Output = Result<Vec<(SourceId, String)>, StoreError>> + Send;
-
-    /// What is recorded of the archive files of hours `first..=last` (the
-    /// hours in their names), every source, oldest first.
-    fn archive_files(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> impl Future<Output = Result<Vec<FileRecord>, StoreError>> + Send;
-
-    /// The archives' figures in all; a file filed by crawl hour counts as
-    /// beyond the lag when its largest lag exceeds `lag_hours`.
-    fn archive_summary(
-        &self,
-        lag_hours: i64,
-    ) -> impl Future<Output = Result<ArchiveSummary, StoreError>> + Send;
-
-    /// How many of the hours `first_hour..=last_hour` (by `created_at`,
-    /// hours since the epoch) are settled.
-    fn settled_hours(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Per hour of `first_hour..=last_hour` that any archive file or live
-    /// feed has events of, or that is settled: what the archives and the
-    /// live feeds hold of it, by event id; oldest first.
-    fn hour_coverage(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> impl Future<Output = Result<Vec<HourCoverage>, StoreError>> + Send;
-
-    /// The end (exclusive, an hour since the epoch) of the run of settled
-    /// hours that starts at `first_hour`; `None` when `first_hour` is not
-    /// settled.
-    fn settled_until(
-        &self,
-        first_hour: i64,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
-
-    /// Deletes events created before `cutoff`, at least `limit` of them
-    /// when there are that many (SQLite deletes exactly up to `limit` per
-    /// call, so that the poller interleaves; ClickHouse deletes them all at
-    /// once, by mutation); returns how many. Fewer than `limit`: none are left.
-    fn delete_events_before(
-        &self,
-        cutoff: i64,
-        limit: usize,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Forgets the feed polls older than `cutoff`.
-    fn delete_feed_polls_before(
-        &self,
-        cutoff: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Records one poll of one feed.
-    fn record_feed_poll(
-        &self,
-        poll: FeedPoll,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The newest event id `feed` has shown, so coverage carries across restarts.
-    fn newest_seen_id(
-        &self,
-        feed: String,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
-
-    /// How much of the global feed the polls of the last `window_seconds` saw.
-    fn global_feed_coverage(
-        &self,
-        now: i64,
-        window_seconds: i64,
-    ) -> impl Future<Output = Result<FeedCoverage, StoreError>> + Send;
-
-    /// Records that `repos` are watched (keeping the start of any already
-    /// watched) and returns since when each is.
-    fn start_watching(
-        &self,
-        repos: Vec<String>,
-        now: i64,
-    ) -> impl Future<Output = Result<HashMap<String, i64>, StoreError>> + Send;
-
-    /// The writer's periodic upkeep until `shutdown` (ClickHouse merges its
-    /// rollups when a bulk load left them in parts; SQLite needs none).
-    fn upkeep(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + Send;
-}
-
-/// The open store. Cheap to clone.
+/// The open store, picked once at start-up by the URL's scheme. Each method
+/// below is one question, with the contract both stores keep; its two arms
+/// are how each store answers it (a query function of [`sqlite`]'s run on a
+/// pooled connection, or a query of [`clickhouse`]'s). Cheap to clone.
 #[derive(Clone)]
 pub enum Store {
     Sqlite(Sqlite),
@@ -252,16 +56,6 @@ impl StoreError {
     }
 }
 
-/// `store.$call` on whichever store `$store` is.
-macro_rules! on_store {
-    ($store:expr, $backend:ident => $call:expr) => {
-        match $store {
-            Store::Sqlite($backend) => $call,
-            Store::ClickHouse($backend) => $call,
-        }
-    };
-}
-
 impl Store {
     /// Opens the store at `location` and brings its schema up to date.
     pub async fn open(location: &StoreLocation) -> Result<Store, StoreError> {
@@ -284,177 +78,368 @@ impl Store {
 
     /// `sqlite` or `clickhouse`, for logs and `/health`.
     pub fn kind(&self) -> &'static str {
-        fn kind<B: Backend>(_: &B) -> &'static str {
-            B::KIND
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::ClickHouse(_) => "clickhouse",
         }
-        on_store!(self, b => kind(b))
     }
 
-    /// See [`Backend::data_version`].
+    /// A value that changes whenever anything is written, by this process or
+    /// another (never by a background merge or anything else that changes no
+    /// answer): answers computed after reading it are exact until it changes.
+    /// The API's answer cache reads it on every request, so it is cheap: one
+    /// read of SQLite's wal-index; one small query of ClickHouse's
+    /// `system.parts` and `system.mutations`.
     pub async fn data_version(&self) -> Result<DataVersion, StoreError> {
-        on_store!(self, b => Backend::data_version(b).await)
+        Ok(match self {
+            Store::Sqlite(db) => db.probe_version()?,
+            Store::ClickHouse(ch) => ch.parts_version().await?,
+        })
     }
 
-    /// See [`Backend::event_counts`].
+    /// Events of each tracked type with `from <= created_at < to` (epoch
+    /// seconds), exact to the second whatever the window's boundaries; `to`
+    /// is [`crate::core::time::END_OF_TIME`] for "since `from`".
     pub async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, StoreError> {
-        on_store!(self, b => Backend::event_counts(b, from, to).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::metrics::event_counts(c, from, to))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.event_counts(from, to).await?,
+        })
     }
 
-    /// See [`Backend::pr_gaps`].
+    /// The gaps between consecutive PR openings of `repo_name` with
+    /// `from <= created_at < to`.
     pub async fn pr_gaps(
         &self,
         repo_name: String,
         from: i64,
         to: i64,
     ) -> Result<PrGapSummary, StoreError> {
-        on_store!(self, b => Backend::pr_gaps(b, repo_name, from, to).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::metrics::pr_gaps(c, &repo_name, from, to))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.pr_gaps(&repo_name, from, to).await?,
+        })
     }
 
-    /// See [`Backend::repo_spelling`].
+    /// The stored spelling of a repository with PullRequestEvents whose name
+    /// matches `repo_name` as GitHub matches names (ignoring case); the
+    /// busiest such when several are stored.
     pub async fn repo_spelling(&self, repo_name: String) -> Result<Option<String>, StoreError> {
-        on_store!(self, b => Backend::repo_spelling(b, repo_name).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::metrics::repo_spelling(c, &repo_name))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.repo_spelling(&repo_name).await?,
+        })
     }
 
-    /// See [`Backend::openings_from_files`].
+    /// How many of the PR openings [`Store::pr_gaps`] counts came from
+    /// imported files that are not archive hours (origin import, held by no
+    /// archive).
     pub async fn openings_from_files(
         &self,
         repo_name: String,
         from: i64,
         to: i64,
     ) -> Result<u64, StoreError> {
-        on_store!(self, b => Backend::openings_from_files(b, repo_name, from, to).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::metrics::openings_from_files(c, &repo_name, from, to))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.openings_from_files(&repo_name, from, to).await?,
+        })
     }
 
-    /// See [`Backend::for_each_pr_count`].
+    /// Hands `sink` the repositories with PullRequestEvents and how many,
+    /// most first (ties by name), at most `limit`, until it returns false;
+    /// then hands it back. Memory stays flat however many repositories there
+    /// are. Over every stored event (read from the rollup), or only those
+    /// with `from <= created_at < to` when `window` is `Some((from, to))`
+    /// (read from the window's events: its cost grows with them).
     pub async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
         window: Option<(i64, i64)>,
-        sink: S,
+        mut sink: S,
     ) -> Result<S, StoreError> {
-        on_store!(self, b => Backend::for_each_pr_count(b, limit, window, sink).await)
+        match self {
+            Store::Sqlite(db) => Ok(db
+                .run(move |c| {
+                    let visit = |repo: &str, n| sink.accept(repo, n);
+                    match window {
+                        None => sqlite::metrics::for_each_pr_count(c, limit, visit)?,
+                        Some((from, to)) => {
+                            sqlite::metrics::for_each_pr_count_between(c, from, to, limit, visit)?
+                        }
+                    }
+                    Ok(sink)
+                })
+                .await?),
+            Store::ClickHouse(ch) => {
+                let visit = |repo: &str, n| sink.accept(repo, n);
+                match window {
+                    None => ch.for_each_pr_count(limit, visit).await?,
+                    Some((from, to)) => {
+                        ch.for_each_pr_count_between(from, to, limit, visit)
+                            .await?
+                    }
+                }
+                Ok(sink)
+            }
+        }
     }
 
-    /// See [`Backend::timeline`].
+    /// Events per type in `buckets` consecutive buckets of `bucket_minutes`,
+    /// the first starting at minute `first_minute` since the epoch.
     pub async fn timeline(
         &self,
         first_minute: i64,
         bucket_minutes: i64,
         buckets: usize,
     ) -> Result<Vec<[u64; 3]>, StoreError> {
-        on_store!(self, b => Backend::timeline(b, first_minute, bucket_minutes, buckets).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| {
+                    sqlite::metrics::timeline(c, first_minute, bucket_minutes, buckets)
+                })
+                .await?
+            }
+            Store::ClickHouse(ch) => ch.timeline(first_minute, bucket_minutes, buckets).await?,
+        })
     }
 
-    /// See [`Backend::oldest_event_at`].
+    /// When the oldest stored event was created; `None` when none is.
+    /// Cheaper than [`Store::totals`].
     pub async fn oldest_event_at(&self) -> Result<Option<i64>, StoreError> {
-        on_store!(self, b => Backend::oldest_event_at(b).await)
+        Ok(match self {
+            Store::Sqlite(db) => db.run(|c| sqlite::metrics::oldest_event_at(c)).await?,
+            Store::ClickHouse(ch) => ch.oldest_event_at().await?,
+        })
     }
 
-    /// See [`Backend::totals`].
+    /// How many events are stored (in all and per [`Origin`]), and when the
+    /// oldest and the newest were created.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
-        on_store!(self, b => Backend::totals(b).await)
+        Ok(match self {
+            Store::Sqlite(db) => db.run(|c| sqlite::write::totals(c)).await?,
+            Store::ClickHouse(ch) => ch.totals().await?,
+        })
     }
 
-    /// See [`Backend::insert_events`].
+    /// Stores `events`, each id once however often it arrives (from polls
+    /// that overlap, a file imported twice, the poller and an import at
+    /// once), whatever else a later copy carries: the first copy is kept,
+    /// with the `origin` it arrived by.
     pub async fn insert_events(
         &self,
         events: Vec<Event>,
         origin: Origin,
     ) -> Result<InsertStats, StoreError> {
-        on_store!(self, b => Backend::insert_events(b, events, origin).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| sqlite::write::insert_events(c, &events, origin, None))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.insert_events(&events, origin, None).await?,
+        })
     }
 
-    /// See [`Backend::bulk_load`].
+    /// Stores what `loads` brings until it closes: batches as
+    /// [`Store::insert_events`] would (origin [`Origin::Import`], and the
+    /// batch's archive source in each event's `archives`), tuned for a bulk
+    /// load; each archive file read whole (or missing) recorded once every
+    /// batch before it is stored, and the hours it settles by `settling`
+    /// recorded settled. Blocking: runs on a plain thread, outside any
+    /// async runtime. See [`drive_bulk_load`].
     pub fn bulk_load(
         &self,
         loads: Receiver<Load>,
         settling: Settling,
     ) -> Result<InsertStats, StoreError> {
-        on_store!(self, b => Backend::bulk_load(b, loads, settling))
+        match self {
+            Store::Sqlite(db) => db.bulk_load(loads, settling),
+            Store::ClickHouse(ch) => ch.bulk_load(loads, settling),
+        }
     }
 
-    /// See [`Backend::archive_sources`].
+    /// Numbers the archive sources named `register` (keeping the numbers of
+    /// those known) and returns every known source, by number. At most
+    /// [`MAX_ARCHIVE_SOURCES`].
     pub async fn archive_sources(
         &self,
         register: Vec<String>,
     ) -> Result<Vec<(SourceId, String)>, StoreError> {
-        on_store!(self, b => Backend::archive_sources(b, register).await)
+        Ok(match self {
+            Store::Sqlite(db) => db.archive_sources(register).await?,
+            Store::ClickHouse(ch) => ch.archive_sources(&register).await?,
+        })
     }
 
-    /// See [`Backend::archive_files`].
+    /// What is recorded of the archive files of hours `first..=last` (the
+    /// hours in their names), every source, oldest first.
     pub async fn archive_files(
         &self,
         first_hour: i64,
         last_hour: i64,
     ) -> Result<Vec<FileRecord>, StoreError> {
-        on_store!(self, b => Backend::archive_files(b, first_hour, last_hour).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::write::archive_files(c, first_hour, last_hour))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.archive_files(first_hour, last_hour).await?,
+        })
     }
 
-    /// See [`Backend::archive_summary`].
+    /// The archives' figures in all; a file filed by crawl hour counts as
+    /// beyond the lag when its largest lag exceeds `lag_hours`.
     pub async fn archive_summary(&self, lag_hours: i64) -> Result<ArchiveSummary, StoreError> {
-        on_store!(self, b => Backend::archive_summary(b, lag_hours).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::write::archive_summary(c, lag_hours))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.archive_summary(lag_hours).await?,
+        })
     }
 
-    /// See [`Backend::settled_hours`].
+    /// How many of the hours `first_hour..=last_hour` (by `created_at`,
+    /// hours since the epoch) are settled.
     pub async fn settled_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
-        on_store!(self, b => Backend::settled_hours(b, first_hour, last_hour).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::write::settled_hours(c, first_hour, last_hour))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.settled_hours(first_hour, last_hour).await?,
+        })
     }
 
-    /// See [`Backend::hour_coverage`].
+    /// Per hour of `first_hour..=last_hour` that any archive file or live
+    /// feed has events of, or that is settled: what the archives and the
+    /// live feeds hold of it, by event id; oldest first.
     pub async fn hour_coverage(
         &self,
         first_hour: i64,
         last_hour: i64,
     ) -> Result<Vec<HourCoverage>, StoreError> {
-        on_store!(self, b => Backend::hour_coverage(b, first_hour, last_hour).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::write::hour_coverage(c, first_hour, last_hour))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.hour_coverage(first_hour, last_hour).await?,
+        })
     }
 
-    /// See [`Backend::settled_until`].
+    /// The end (exclusive, an hour since the epoch) of the run of settled
+    /// hours that starts at `first_hour`; `None` when `first_hour` is not
+    /// settled.
     pub async fn settled_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
-        on_store!(self, b => Backend::settled_until(b, first_hour).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::write::settled_until(c, first_hour))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.settled_until(first_hour).await?,
+        })
     }
 
-    /// See [`Backend::delete_events_before`].
+    /// Deletes events created before `cutoff`, at least `limit` of them
+    /// when there are that many (SQLite deletes exactly up to `limit` per
+    /// call, so that the poller interleaves; ClickHouse deletes them all at
+    /// once, by mutation); returns how many. Fewer than `limit`: none are left.
     pub async fn delete_events_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {
-        on_store!(self, b => Backend::delete_events_before(b, cutoff, limit).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| sqlite::write::delete_events_before(c, cutoff, limit))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.delete_events_before(cutoff).await?,
+        })
     }
 
-    /// See [`Backend::delete_feed_polls_before`].
+    /// Forgets the feed polls older than `cutoff`.
     pub async fn delete_feed_polls_before(&self, cutoff: i64) -> Result<(), StoreError> {
-        on_store!(self, b => Backend::delete_feed_polls_before(b, cutoff).await)
+        match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| sqlite::write::delete_feed_polls_before(c, cutoff))
+                    .await?;
+            }
+            Store::ClickHouse(ch) => ch.delete_feed_polls_before(cutoff).await?,
+        }
+        Ok(())
     }
 
-    /// See [`Backend::record_feed_poll`].
+    /// Records one poll of one feed.
     pub async fn record_feed_poll(&self, poll: FeedPoll) -> Result<(), StoreError> {
-        on_store!(self, b => Backend::record_feed_poll(b, poll).await)
+        match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| sqlite::feeds::record_feed_poll(c, &poll))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.record_feed_poll(&poll).await?,
+        }
+        Ok(())
     }
 
-    /// See [`Backend::newest_seen_id`].
+    /// The newest event id `feed` has shown, so coverage carries across restarts.
     pub async fn newest_seen_id(&self, feed: String) -> Result<Option<i64>, StoreError> {
-        on_store!(self, b => Backend::newest_seen_id(b, feed).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::feeds::newest_seen_id(c, &feed))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.newest_seen_id(&feed).await?,
+        })
     }
 
-    /// See [`Backend::global_feed_coverage`].
+    /// How much of the global feed the polls of the last `window_seconds` saw.
     pub async fn global_feed_coverage(
         &self,
         now: i64,
         window_seconds: i64,
     ) -> Result<FeedCoverage, StoreError> {
-        on_store!(self, b => Backend::global_feed_coverage(b, now, window_seconds).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.run(move |c| sqlite::feeds::global_feed_coverage(c, now, window_seconds))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.global_feed_coverage(now, window_seconds).await?,
+        })
     }
 
-    /// See [`Backend::start_watching`].
+    /// Records that `repos` are watched (keeping the start of any already
+    /// watched) and returns since when each is.
     pub async fn start_watching(
         &self,
         repos: Vec<String>,
         now: i64,
     ) -> Result<HashMap<String, i64>, StoreError> {
-        on_store!(self, b => Backend::start_watching(b, repos, now).await)
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| sqlite::feeds::start_watching(c, &repos, now))
+                    .await?
+            }
+            Store::ClickHouse(ch) => ch.start_watching(&repos, now).await?,
+        })
     }
 
-    /// See [`Backend::upkeep`].
+    /// The writer's periodic upkeep until `shutdown`: ClickHouse merges its
+    /// rollups when a bulk load left them in parts; SQLite keeps its rollups
+    /// exact in every transaction and needs none.
     pub async fn upkeep(self, shutdown: CancellationToken) {
-        on_store!(&self, b => Backend::upkeep(b, shutdown).await)
+        if let Store::ClickHouse(ch) = self {
+            ch.keep_up(clickhouse::UPKEEP_INTERVAL, shutdown).await;
+        }
     }
 }
 
@@ -514,7 +499,7 @@ impl Origin {
     }
 }
 
-/// What an import hands the store's writer ([`Backend::bulk_load`]). Files
+/// What an import hands the store's writer ([`Store::bulk_load`]). Files
 /// are numbered by the import; batches of several files may interleave.
 pub enum Load {
     /// A batch of events of one file; `archive` is the archive source the
@@ -988,7 +973,7 @@ impl FeedCoverage {
     }
 }
 
-/// What [`Backend::data_version`] returns: equal values mean nothing was
+/// What [`Store::data_version`] returns: equal values mean nothing was
 /// written in between. Opaque: each store fills it its own way (SQLite with
 /// its wal-index header, ClickHouse with its row and mutation counts), and
 /// only equality means anything.

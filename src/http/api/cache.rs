@@ -5,7 +5,7 @@
 //! process or another, changes the data version; a new second changes the
 //! clock; so no answer outlives what it was computed from. A hit costs one
 //! read of the data version (what that costs each store says at
-//! [`crate::store::Backend::data_version`]) and a map lookup.
+//! [`crate::store::Store::data_version`]) and a map lookup.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -173,7 +173,7 @@ impl ClickHouse {
         Ok(PrGapSummary::from_gaps(number(openings, line)?, gaps, last))
     }
 
-    /// See [`crate::store::Backend::repo_spelling`].
+    /// See [`crate::store::Store::repo_spelling`].
     pub async fn repo_spelling(&self, repo_name: &str) -> Result<Option<String>, ClickHouseError> {
         let answer = self
             .query(&format!(
@@ -187,7 +187,7 @@ impl ClickHouse {
         Ok(answer.lines().next().and_then(read_tsv))
     }
 
-    /// See [`crate::store::Backend::openings_from_files`].
+    /// See [`crate::store::Store::openings_from_files`].
     pub async fn openings_from_files(
         &self,
         repo_name: &str,
@@ -247,7 +247,7 @@ impl ClickHouse {
     /// ([`ClickHouse::top_pr_counts_between`]); otherwise the window's PR
     /// events are counted per repository (one range of the `(type,
     /// created_at)` key).
-    pub(super) async fn for_each_pr_count_between(
+    pub(crate) async fn for_each_pr_count_between(
         &self,
         from: i64,
         to: i64,
@@ -428,7 +428,7 @@ impl ClickHouse {
         })
     }
 
-    /// See [`crate::store::Backend::oldest_event_at`].
+    /// See [`crate::store::Store::oldest_event_at`].
     pub async fn oldest_event_at(&self) -> Result<Option<i64>, ClickHouseError> {
         Ok(self.span().await?.and_then(|span| span.oldest))
     }

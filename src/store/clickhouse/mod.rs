@@ -24,14 +24,13 @@ mod migrate;
 mod text;
 mod top;
 mod upkeep;
+
+pub use upkeep::UPKEEP_INTERVAL;
 mod write;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
 
 pub use http::ClickHouseError;
 use http::Endpoint;
@@ -40,9 +39,8 @@ use layout::Layout;
 use crate::config::ClickHouseSettings;
 use crate::core::event::Event;
 use crate::store::{
-    ArchiveSummary, Backend, BulkWriter, DataVersion, EventCounts, FeedCoverage, FeedPoll,
-    FileRecord, HourCoverage, InsertStats, Load, Origin, PrCountSink, PrGapSummary, Settling,
-    SourceId, StoreError, Totals, drive_bulk_load,
+    BulkWriter, FileRecord, InsertStats, Load, Origin, Settling, SourceId, StoreError,
+    drive_bulk_load,
 };
 
 /// The ClickHouse store. Cheap to clone.
@@ -121,120 +119,11 @@ impl ClickHouse {
     }
 }
 
-impl Backend for ClickHouse {
-    const KIND: &'static str = "clickhouse";
-
-    async fn data_version(&self) -> Result<DataVersion, StoreError> {
-        Ok(self.parts_version().await?)
-    }
-
-    async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, StoreError> {
-        Ok(ClickHouse::event_counts(self, from, to).await?)
-    }
-
-    async fn pr_gaps(
-        &self,
-        repo_name: String,
-        from: i64,
-        to: i64,
-    ) -> Result<PrGapSummary, StoreError> {
-        Ok(ClickHouse::pr_gaps(self, &repo_name, from, to).await?)
-    }
-
-    async fn repo_spelling(&self, repo_name: String) -> Result<Option<String>, StoreError> {
-        Ok(ClickHouse::repo_spelling(self, &repo_name).await?)
-    }
-
-    async fn openings_from_files(
-        &self,
-        repo_name: String,
-        from: i64,
-        to: i64,
-    ) -> Result<u64, StoreError> {
-        Ok(ClickHouse::openings_from_files(self, &repo_name, from, to).await?)
-    }
-
-    async fn for_each_pr_count<S: PrCountSink>(
-        &self,
-        limit: Option<u64>,
-        window: Option<(i64, i64)>,
-        mut sink: S,
-    ) -> Result<S, StoreError> {
-        let visit = |repo: &str, n| sink.accept(repo, n);
-        match window {
-            None => ClickHouse::for_each_pr_count(self, limit, visit).await?,
-            Some((from, to)) => {
-                self.for_each_pr_count_between(from, to, limit, visit)
-                    .await?
-            }
-        }
-        Ok(sink)
-    }
-
-    async fn timeline(
-        &self,
-        first_minute: i64,
-        bucket_minutes: i64,
-        buckets: usize,
-    ) -> Result<Vec<[u64; 3]>, StoreError> {
-        Ok(ClickHouse::timeline(self, first_minute, bucket_minutes, buckets).await?)
-    }
-
-    async fn oldest_event_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(ClickHouse::oldest_event_at(self).await?)
-    }
-
-    async fn totals(&self) -> Result<Totals, StoreError> {
-        Ok(ClickHouse::totals(self).await?)
-    }
-
-    async fn insert_events(
-        &self,
-        events: Vec<Event>,
-        origin: Origin,
-    ) -> Result<InsertStats, StoreError> {
-        Ok(ClickHouse::insert_events(self, &events, origin, None).await?)
-    }
-
-    async fn archive_sources(
-        &self,
-        register: Vec<String>,
-    ) -> Result<Vec<(SourceId, String)>, StoreError> {
-        Ok(ClickHouse::archive_sources(self, &register).await?)
-    }
-
-    async fn archive_files(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> Result<Vec<FileRecord>, StoreError> {
-        Ok(ClickHouse::archive_files(self, first_hour, last_hour).await?)
-    }
-
-    async fn archive_summary(&self, lag_hours: i64) -> Result<ArchiveSummary, StoreError> {
-        Ok(ClickHouse::archive_summary(self, lag_hours).await?)
-    }
-
-    async fn settled_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
-        Ok(ClickHouse::settled_hours(self, first_hour, last_hour).await?)
-    }
-
-    async fn hour_coverage(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> Result<Vec<HourCoverage>, StoreError> {
-        Ok(ClickHouse::hour_coverage(self, first_hour, last_hour).await?)
-    }
-
-    async fn settled_until(&self, first_hour: i64) -> Result<Option<i64>, StoreError> {
-        Ok(ClickHouse::settled_until(self, first_hour).await?)
-    }
-
+impl ClickHouse {
     /// One insert per batch, on a runtime and HTTP connections of this
     /// thread's own; at the end the rollups are merged (a ranking is proven
     /// from the top rows only when they are) and ended locks dropped.
-    fn bulk_load(
+    pub(crate) fn bulk_load(
         &self,
         loads: Receiver<Load>,
         settling: Settling,
@@ -255,44 +144,6 @@ impl Backend for ClickHouse {
         }
         runtime.block_on(store.drop_ended_locks());
         Ok(total)
-    }
-
-    async fn delete_events_before(&self, cutoff: i64, _limit: usize) -> Result<u64, StoreError> {
-        Ok(ClickHouse::delete_events_before(self, cutoff).await?)
-    }
-
-    async fn delete_feed_polls_before(&self, cutoff: i64) -> Result<(), StoreError> {
-        Ok(ClickHouse::delete_feed_polls_before(self, cutoff).await?)
-    }
-
-    async fn record_feed_poll(&self, poll: FeedPoll) -> Result<(), StoreError> {
-        Ok(ClickHouse::record_feed_poll(self, &poll).await?)
-    }
-
-    async fn newest_seen_id(&self, feed: String) -> Result<Option<i64>, StoreError> {
-        Ok(ClickHouse::newest_seen_id(self, &feed).await?)
-    }
-
-    async fn global_feed_coverage(
-        &self,
-        now: i64,
-        window_seconds: i64,
-    ) -> Result<FeedCoverage, StoreError> {
-        Ok(ClickHouse::global_feed_coverage(self, now, window_seconds).await?)
-    }
-
-    async fn start_watching(
-        &self,
-        repos: Vec<String>,
-        now: i64,
-    ) -> Result<HashMap<String, i64>, StoreError> {
-        Ok(ClickHouse::start_watching(self, &repos, now).await?)
-    }
-
-    async fn upkeep(&self, shutdown: CancellationToken) {
-        self.clone()
-            .keep_up(upkeep::UPKEEP_INTERVAL, shutdown)
-            .await;
     }
 }
 

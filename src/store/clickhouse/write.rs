@@ -286,10 +286,10 @@ impl ClickHouse {
         .await
     }
 
-    /// See [`crate::store::Backend::archive_files`]: per file and source,
+    /// See [`crate::store::Store::archive_files`]: per file and source,
     /// the newest record, a file read whole before any record of it missing
     /// (the rank `(1 - missing) * 2^33 + read_at` orders them so).
-    pub(super) async fn archive_files(
+    pub(crate) async fn archive_files(
         &self,
         first: i64,
         last: i64,
@@ -351,9 +351,9 @@ impl ClickHouse {
         self.insert("settled_hours", "hour, settled_at", rows).await
     }
 
-    /// See [`crate::store::Backend::archive_sources`]: numbered under the
+    /// See [`crate::store::Store::archive_sources`]: numbered under the
     /// write lock, so that two importers never give one number twice.
-    pub(super) async fn archive_sources(
+    pub(crate) async fn archive_sources(
         &self,
         register: &[String],
     ) -> Result<Vec<(SourceId, String)>, ClickHouseError> {
@@ -412,8 +412,8 @@ impl ClickHouse {
             .collect()
     }
 
-    /// See [`crate::store::Backend::archive_summary`].
-    pub(super) async fn archive_summary(
+    /// See [`crate::store::Store::archive_summary`].
+    pub(crate) async fn archive_summary(
         &self,
         lag_hours: i64,
     ) -> Result<ArchiveSummary, ClickHouseError> {
@@ -442,9 +442,9 @@ impl ClickHouse {
         })
     }
 
-    /// See [`crate::store::Backend::hour_coverage`]: the window's events by
+    /// See [`crate::store::Store::hour_coverage`]: the window's events by
     /// hour, type, origin and mask, moved by the marks of later archives.
-    pub(super) async fn hour_coverage(
+    pub(crate) async fn hour_coverage(
         &self,
         first: i64,
         last: i64,
@@ -545,9 +545,9 @@ impl ClickHouse {
             .collect())
     }
 
-    /// See [`crate::store::Backend::settled_until`]: the hours from `first`
+    /// See [`crate::store::Store::settled_until`]: the hours from `first`
     /// on (at most ten years of them), walked in Rust.
-    pub(super) async fn settled_until(&self, first: i64) -> Result<Option<i64>, ClickHouseError> {
+    pub(crate) async fn settled_until(&self, first: i64) -> Result<Option<i64>, ClickHouseError> {
         let first = first.clamp(0, i64::from(u32::MAX));
         let answer = self
             .query(&format!(
@@ -569,7 +569,7 @@ impl ClickHouse {
     }
 
     /// How many of the hours `first..=last` are settled.
-    pub(super) async fn settled_hours(
+    pub(crate) async fn settled_hours(
         &self,
         first: i64,
         last: i64,

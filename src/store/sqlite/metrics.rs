@@ -209,7 +209,7 @@ pub fn pr_gaps(
     Ok(PrGapSummary::from_times(&times))
 }
 
-/// See [`crate::store::Backend::repo_spelling`]: a scan of `pr_counts`
+/// See [`crate::store::Store::repo_spelling`]: a scan of `pr_counts`
 /// (one row per repository), asked only when the name as given has no
 /// opening.
 pub fn repo_spelling(
@@ -224,7 +224,7 @@ pub fn repo_spelling(
     .optional()
 }
 
-/// See [`crate::store::Backend::openings_from_files`].
+/// See [`crate::store::Store::openings_from_files`].
 pub fn openings_from_files(
     conn: &Connection,
     repo_name: &str,

@@ -2,10 +2,10 @@
 //! migrations, and [`Sqlite::run`], which keeps rusqlite's blocking calls off the
 //! async runtime. Query functions live in the submodules, one file per concern.
 
-mod backend;
-mod feeds;
-mod metrics;
-mod write;
+mod bulk;
+pub(crate) mod feeds;
+pub(crate) mod metrics;
+pub(crate) mod write;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +26,7 @@ pub use write::{
 };
 
 use crate::config::SqliteLocation;
-use crate::store::DataVersion;
+use crate::store::{DataVersion, MAX_ARCHIVE_SOURCES, SourceId};
 
 refinery::embed_migrations!("migrations/sqlite");
 
@@ -234,6 +234,28 @@ impl Sqlite {
         self.on_blocking_pool(move |pool| retry_while_busy(|| Ok(work(&mut *pool.get()?)?)))
             .await
     }
+
+    /// See [`crate::store::Store::archive_sources`].
+    pub(crate) async fn archive_sources(
+        &self,
+        register: Vec<String>,
+    ) -> Result<Vec<(SourceId, String)>, SqliteError> {
+        let wanted = register.clone();
+        let sources = if register.is_empty() {
+            self.run(move |c| write::archive_sources(c, &[])).await?
+        } else {
+            self.write(move |c| write::archive_sources(c, &register))
+                .await?
+        };
+        if !wanted
+            .iter()
+            .all(|name| sources.iter().any(|(_, n)| n == name))
+        {
+            return Err(SqliteError::TooManyArchiveSources(MAX_ARCHIVE_SOURCES));
+        }
+        Ok(sources)
+    }
+
 
     /// Runs `job` on the blocking thread pool, in the caller's span.
     async fn on_blocking_pool<T, F>(&self, job: F) -> Result<T, SqliteError>

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::store::{
     ArchiveSummary, CRAWL_HOUR_FILES_FROM, FileRecord, HourCoverage, InsertStats, Origin, SourceId,
+    Totals,
     add_to_coverage,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -330,6 +331,16 @@ pub fn delete_feed_polls_before(conn: &Connection, cutoff: i64) -> Result<u64, r
     Ok(deleted as u64)
 }
 
+/// See [`crate::store::Store::totals`].
+pub fn totals(conn: &Connection) -> Result<Totals, rusqlite::Error> {
+    Ok(Totals {
+        events: stored_event_count(conn)?,
+        by_origin: events_by_origin(conn)?,
+        oldest_event_at: super::metrics::oldest_event_at(conn)?,
+        newest_event_at: super::metrics::newest_event_at(conn)?,
+    })
+}
+
 /// How many events are stored in all (from the day rollup: no table scan).
 pub fn stored_event_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
     conn.query_row(
@@ -363,7 +374,7 @@ pub fn record_file(conn: &Connection, file: &FileRecord, now: i64) -> Result<(),
     Ok(())
 }
 
-/// See [`crate::store::Backend::archive_files`].
+/// See [`crate::store::Store::archive_files`].
 pub fn archive_files(
     conn: &Connection,
     first: i64,
@@ -428,7 +439,7 @@ pub fn archive_sources(
     Ok(sources)
 }
 
-/// See [`crate::store::Backend::archive_summary`].
+/// See [`crate::store::Store::archive_summary`].
 pub fn archive_summary(
     conn: &Connection,
     lag_hours: i64,
@@ -452,7 +463,7 @@ pub fn archive_summary(
     })
 }
 
-/// See [`crate::store::Backend::hour_coverage`]: summed from `hour_sources`,
+/// See [`crate::store::Store::hour_coverage`]: summed from `hour_sources`,
 /// the hours with archive events or settled.
 pub fn hour_coverage(
     conn: &Connection,
@@ -508,7 +519,7 @@ fn coverage_of(hours: &mut BTreeMap<i64, HourCoverage>, hour: i64) -> &mut HourC
     })
 }
 
-/// See [`crate::store::Backend::settled_until`]: the first hour from
+/// See [`crate::store::Store::settled_until`]: the first hour from
 /// `first` on whose next hour is not settled, read along the primary key.
 pub fn settled_until(conn: &Connection, first: i64) -> Result<Option<i64>, rusqlite::Error> {
     conn.query_row(
