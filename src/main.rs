@@ -30,10 +30,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .init();
-    let result = match cli.into_command() {
-        Command::Serve(args) => serve(*args).map(|()| ExitCode::SUCCESS),
-        Command::Import(args) => import(*args),
-    };
+    let result = runtime().and_then(|runtime| match cli.into_command() {
+        Command::Serve(args) => runtime.block_on(serve(*args)).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => runtime.block_on(import(*args)),
+    });
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -65,16 +65,17 @@ fn describe(error: &anyhow::Error) -> String {
 /// no speed (BENCHMARKS.md, serving).
 const BLOCKING_THREADS: usize = 8;
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The process's one runtime, for every command.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
         .build()
-        .context("starting the async runtime")?
-        .block_on(serve_until_signal(args))
+        .context("starting the async runtime")
 }
 
-async fn serve_until_signal(args: ServeArgs) -> anyhow::Result<()> {
+/// Serves until SIGINT or SIGTERM.
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = match std::env::var_os("GITHUB_TOKEN") {
         None => None,
         Some(value) => match value.to_str() {
@@ -107,19 +108,16 @@ fn clickhouse_password() -> anyhow::Result<Option<String>> {
     }
 }
 
-/// Imports files on plain threads (a runtime only to open the store), then
-/// prints a summary and one `failed:` line per file not read completely
-/// (exit status 1 then).
-fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+/// Imports files or archive hours (reading and parsing on blocking threads),
+/// then prints a summary and one `failed:` line per file not read
+/// completely (exit status 1 then).
+async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let location = args
         .store
         .location(clickhouse_password()?)
         .map_err(anyhow::Error::msg)?;
-    let store = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(Store::open(&location))
+    let store = Store::open(&location)
+        .await
         .with_context(|| format!("opening the store {location}"))?;
     let options = ImportOptions {
         batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
@@ -137,13 +135,23 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             archive.force = args.force;
             archive.hour_deadline = args.hour_timeout;
             let files = archive.urls.len() * range.hours().count();
-            let summary = ghmetrics::ingest::import::import_archive(&store, &archive, &options)?;
+            let (summary, archive) = tokio::task::spawn_blocking(move || {
+                let summary = ghmetrics::ingest::import::import_archive(&store, &archive, &options);
+                (summary, archive)
+            })
+            .await?;
+            let summary = summary?;
             if summary.hours_missing.len() == files {
                 all_missing = Some(archive.urls);
             }
             summary
         }
-        None => ghmetrics::ingest::import::import(&store, &args.inputs, &options)?,
+        None => {
+            tokio::task::spawn_blocking(move || {
+                ghmetrics::ingest::import::import(&store, &args.inputs, &options)
+            })
+            .await??
+        }
     };
     if let Some(urls) = all_missing {
         let urls: Vec<String> = urls

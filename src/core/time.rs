@@ -29,6 +29,73 @@ pub fn minute_of(second: i64) -> i64 {
 /// a whole day, so a window up to it ends in whole days.
 pub const END_OF_TIME: i64 = 4_102_444_800;
 
+/// A window of time: `[from, to)` in epoch seconds. Half-open, so windows
+/// that meet share no second; one with no end ends at [`END_OF_TIME`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub from: i64,
+    pub to: i64,
+}
+
+impl Window {
+    /// Every second an event can have.
+    pub const EVER: Window = Window {
+        from: 0,
+        to: END_OF_TIME,
+    };
+
+    /// From `from` on, with no end.
+    pub fn since(from: i64) -> Window {
+        Window {
+            from,
+            to: END_OF_TIME,
+        }
+    }
+
+    /// Whether second `at` lies in the window.
+    pub fn contains(self, at: i64) -> bool {
+        self.from <= at && at < self.to
+    }
+}
+
+/// Hours since the epoch, `first..=last`: the hours of archive files, or of
+/// events' `created_at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HourRange {
+    pub first: i64,
+    pub last: i64,
+}
+
+impl HourRange {
+    /// The one hour `hour`.
+    pub fn one(hour: i64) -> HourRange {
+        HourRange {
+            first: hour,
+            last: hour,
+        }
+    }
+
+    /// The hours that the seconds `first..=last` fall in.
+    pub fn of_seconds(first: i64, last: i64) -> HourRange {
+        HourRange {
+            first: first.div_euclid(SECONDS_PER_HOUR),
+            last: last.div_euclid(SECONDS_PER_HOUR),
+        }
+    }
+
+    pub fn hours(self) -> impl Iterator<Item = i64> {
+        self.first..=self.last
+    }
+
+    pub fn len(self) -> i64 {
+        self.last - self.first + 1
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() <= 0
+    }
+}
+
 /// A window `[from, to)` of epoch seconds as the rollups read it: the seconds
 /// before its first whole minute, the minutes before its first whole hour,
 /// the hours before its first whole day, its whole days, then the same at

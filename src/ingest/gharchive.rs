@@ -19,26 +19,7 @@ pub const DEFAULT_URL: &str = "https://data.gharchive.org/";
 /// The longest range one import takes: ten years of hours.
 pub const MAX_HOURS: i64 = 10 * 366 * 24;
 
-/// Hours since the epoch, `first..=last`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HourRange {
-    pub first: i64,
-    pub last: i64,
-}
-
-impl HourRange {
-    pub fn hours(self) -> impl Iterator<Item = i64> {
-        self.first..=self.last
-    }
-
-    pub fn len(self) -> i64 {
-        self.last - self.first + 1
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.len() <= 0
-    }
-}
+pub use crate::core::time::HourRange;
 
 /// One side of a range: a whole day (`YYYY-MM-DD`) or one hour
 /// (`YYYY-MM-DDTHH`), as `(first hour, last hour)`.
@@ -167,10 +148,11 @@ impl Read for HourBody {
     }
 }
 
-/// Downloads GH Archive hours on a runtime of its own: each [`Downloader::start`]
-/// begins one at once, in the background.
+/// Downloads GH Archive hours on the process's runtime: each
+/// [`Downloader::start_after`] begins one, in the background, for a blocking
+/// thread to read.
 pub struct Downloader {
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
     client: reqwest::Client,
     /// The longest one try at an hour may take, from its request to its
     /// body's end (a mirror that sends a byte a second never times out
@@ -181,13 +163,12 @@ pub struct Downloader {
 impl Downloader {
     /// `timeout`: the longest wait for a connection, an answer or the next
     /// piece of a body; `hour_deadline`: for one try at an hour in all.
-    pub fn new(timeout: Duration, hour_deadline: Duration) -> io::Result<Downloader> {
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        timeout: Duration,
+        hour_deadline: Duration,
+    ) -> io::Result<Downloader> {
         crate::ingest::github::client::install_crypto_provider();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("gharchive-download")
-            .enable_all()
-            .build()?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("ghmetrics/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)

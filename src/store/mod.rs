@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreLocation;
 use crate::core::event::{Event, EventType};
+use crate::core::time::{HourRange, Window};
 
 pub use clickhouse::{ClickHouse, ClickHouseError};
 pub use sqlite::{Sqlite, SqliteError};
@@ -67,15 +68,6 @@ impl Store {
         })
     }
 
-    /// The same store with connections of its own, for a runtime of another
-    /// thread (HTTP connections belong to the runtime that made them).
-    pub fn with_new_connections(&self) -> Store {
-        match self {
-            Store::Sqlite(store) => Store::Sqlite(store.clone()),
-            Store::ClickHouse(store) => Store::ClickHouse(store.with_new_connections()),
-        }
-    }
-
     /// `sqlite` or `clickhouse`, for logs and `/health`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -97,10 +89,10 @@ impl Store {
         })
     }
 
-    /// Events of each tracked type with `from <= created_at < to` (epoch
-    /// seconds), exact to the second whatever the window's boundaries; `to`
-    /// is [`crate::core::time::END_OF_TIME`] for "since `from`".
-    pub async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, StoreError> {
+    /// Events of each tracked type created in `window`, exact to the second
+    /// whatever its boundaries.
+    pub async fn event_counts(&self, window: Window) -> Result<EventCounts, StoreError> {
+        let Window { from, to } = window;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::metrics::event_counts(c, from, to))
@@ -110,14 +102,14 @@ impl Store {
         })
     }
 
-    /// The gaps between consecutive PR openings of `repo_name` with
-    /// `from <= created_at < to`.
+    /// The gaps between consecutive PR openings of `repo_name` created in
+    /// `window`.
     pub async fn pr_gaps(
         &self,
         repo_name: String,
-        from: i64,
-        to: i64,
+        window: Window,
     ) -> Result<PrGapSummary, StoreError> {
+        let Window { from, to } = window;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::metrics::pr_gaps(c, &repo_name, from, to))
@@ -146,9 +138,9 @@ impl Store {
     pub async fn openings_from_files(
         &self,
         repo_name: String,
-        from: i64,
-        to: i64,
+        window: Window,
     ) -> Result<u64, StoreError> {
+        let Window { from, to } = window;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::metrics::openings_from_files(c, &repo_name, from, to))
@@ -162,12 +154,12 @@ impl Store {
     /// most first (ties by name), at most `limit`, until it returns false;
     /// then hands it back. Memory stays flat however many repositories there
     /// are. Over every stored event (read from the rollup), or only those
-    /// with `from <= created_at < to` when `window` is `Some((from, to))`
-    /// (read from the window's events: its cost grows with them).
+    /// created in `window` when there is one (read from the window's events:
+    /// its cost grows with them).
     pub async fn for_each_pr_count<S: PrCountSink>(
         &self,
         limit: Option<u64>,
-        window: Option<(i64, i64)>,
+        window: Option<Window>,
         mut sink: S,
     ) -> Result<S, StoreError> {
         match self {
@@ -176,7 +168,7 @@ impl Store {
                     let visit = |repo: &str, n| sink.accept(repo, n);
                     match window {
                         None => sqlite::metrics::for_each_pr_count(c, limit, visit)?,
-                        Some((from, to)) => {
+                        Some(Window { from, to }) => {
                             sqlite::metrics::for_each_pr_count_between(c, from, to, limit, visit)?
                         }
                     }
@@ -187,9 +179,8 @@ impl Store {
                 let visit = |repo: &str, n| sink.accept(repo, n);
                 match window {
                     None => ch.for_each_pr_count(limit, visit).await?,
-                    Some((from, to)) => {
-                        ch.for_each_pr_count_between(from, to, limit, visit)
-                            .await?
+                    Some(Window { from, to }) => {
+                        ch.for_each_pr_count_between(from, to, limit, visit).await?
                     }
                 }
                 Ok(sink)
@@ -207,10 +198,8 @@ impl Store {
     ) -> Result<Vec<[u64; 3]>, StoreError> {
         Ok(match self {
             Store::Sqlite(db) => {
-                db.run(move |c| {
-                    sqlite::metrics::timeline(c, first_minute, bucket_minutes, buckets)
-                })
-                .await?
+                db.run(move |c| sqlite::metrics::timeline(c, first_minute, bucket_minutes, buckets))
+                    .await?
             }
             Store::ClickHouse(ch) => ch.timeline(first_minute, bucket_minutes, buckets).await?,
         })
@@ -257,8 +246,8 @@ impl Store {
     /// batch's archive source in each event's `archives`), tuned for a bulk
     /// load; each archive file read whole (or missing) recorded once every
     /// batch before it is stored, and the hours it settles by `settling`
-    /// recorded settled. Blocking: runs on a plain thread, outside any
-    /// async runtime. See [`drive_bulk_load`].
+    /// recorded settled. Blocking: runs on a blocking thread of the
+    /// async runtime (`spawn_blocking`). See [`drive_bulk_load`].
     pub fn bulk_load(
         &self,
         loads: Receiver<Load>,
@@ -283,13 +272,13 @@ impl Store {
         })
     }
 
-    /// What is recorded of the archive files of hours `first..=last` (the
-    /// hours in their names), every source, oldest first.
-    pub async fn archive_files(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> Result<Vec<FileRecord>, StoreError> {
+    /// What is recorded of the archive files of `hours` (the hours in their
+    /// names), every source, oldest first.
+    pub async fn archive_files(&self, hours: HourRange) -> Result<Vec<FileRecord>, StoreError> {
+        let HourRange {
+            first: first_hour,
+            last: last_hour,
+        } = hours;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::write::archive_files(c, first_hour, last_hour))
@@ -311,9 +300,12 @@ impl Store {
         })
     }
 
-    /// How many of the hours `first_hour..=last_hour` (by `created_at`,
-    /// hours since the epoch) are settled.
-    pub async fn settled_hours(&self, first_hour: i64, last_hour: i64) -> Result<u64, StoreError> {
+    /// How many of `hours` (of `created_at`) are settled.
+    pub async fn settled_hours(&self, hours: HourRange) -> Result<u64, StoreError> {
+        let HourRange {
+            first: first_hour,
+            last: last_hour,
+        } = hours;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::write::settled_hours(c, first_hour, last_hour))
@@ -323,14 +315,14 @@ impl Store {
         })
     }
 
-    /// Per hour of `first_hour..=last_hour` that any archive file or live
+    /// Per hour of `hours` that any archive file or live
     /// feed has events of, or that is settled: what the archives and the
     /// live feeds hold of it, by event id; oldest first.
-    pub async fn hour_coverage(
-        &self,
-        first_hour: i64,
-        last_hour: i64,
-    ) -> Result<Vec<HourCoverage>, StoreError> {
+    pub async fn hour_coverage(&self, hours: HourRange) -> Result<Vec<HourCoverage>, StoreError> {
+        let HourRange {
+            first: first_hour,
+            last: last_hour,
+        } = hours;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::write::hour_coverage(c, first_hour, last_hour))

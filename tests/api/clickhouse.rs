@@ -109,7 +109,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         eprintln!("store: {}", store.name);
         let handle = store.open_with(events.clone()).await;
         let first = handle
-            .event_counts(0, ghmetrics::core::time::END_OF_TIME)
+            .event_counts(ghmetrics::core::time::Window::EVER)
             .await
             .unwrap();
         // Alone in its batch, a copy's time range holds no other event.
@@ -127,7 +127,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         assert_eq!(handle.totals().await.unwrap().events, expected.total());
         assert_eq!(
             handle
-                .event_counts(0, ghmetrics::core::time::END_OF_TIME)
+                .event_counts(ghmetrics::core::time::Window::EVER)
                 .await
                 .unwrap(),
             first
@@ -410,7 +410,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "counts since {since}: {:?}",
                 store
-                    .event_counts(since, ghmetrics::core::time::END_OF_TIME)
+                    .event_counts(ghmetrics::core::time::Window::since(since))
                     .await
                     .unwrap()
             ));
@@ -434,7 +434,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "{repo}: {:?}",
                 store
-                    .pr_gaps(repo.clone(), 0, ghmetrics::core::time::END_OF_TIME)
+                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window::EVER)
                     .await
                     .unwrap()
             ));
@@ -520,7 +520,7 @@ async fn both_stores_answer_every_question_alike() {
         say(format!(
             "counts: {:?}",
             store
-                .event_counts(0, ghmetrics::core::time::END_OF_TIME)
+                .event_counts(ghmetrics::core::time::Window::EVER)
                 .await
                 .unwrap()
         ));
@@ -528,7 +528,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "{repo}: {:?}",
                 store
-                    .pr_gaps(repo.clone(), 0, ghmetrics::core::time::END_OF_TIME)
+                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window::EVER)
                     .await
                     .unwrap()
             ));
@@ -819,7 +819,11 @@ async fn pr_ranking(
         }
     }
     let Collect(rows) = store
-        .for_each_pr_count(limit, window, Collect(Vec::new()))
+        .for_each_pr_count(
+            limit,
+            window.map(|(from, to)| ghmetrics::core::time::Window { from, to }),
+            Collect(Vec::new()),
+        )
         .await
         .unwrap();
     rows
@@ -1161,7 +1165,13 @@ async fn event_counts_are_exact_for_any_window() {
     for store in crate::stores::every_store() {
         let handle = store.open_with(events.clone()).await;
         for &window in &windows {
-            let counts = handle.event_counts(window.0, window.1).await.unwrap();
+            let counts = handle
+                .event_counts(ghmetrics::core::time::Window {
+                    from: window.0,
+                    to: window.1,
+                })
+                .await
+                .unwrap();
             let got = counts.by_type().map(|(_, n)| n);
             assert_eq!(got, expected(window), "{} {window:?}", store.name);
         }
@@ -1203,7 +1213,10 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
                     .copied()
                     .filter(|t| from <= *t && *t < to)
                     .collect();
-                let summary = handle.pr_gaps(repo.clone(), from, to).await.unwrap();
+                let summary = handle
+                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window { from, to })
+                    .await
+                    .unwrap();
                 let what = format!("{} {repo} {from}..{to}", store.name);
                 assert_eq!(summary.openings, inside.len() as u64, "{what}");
                 assert_eq!(summary.last_opened_at, inside.last().copied(), "{what}");

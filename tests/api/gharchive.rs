@@ -246,7 +246,12 @@ async fn hours_are_downloaded_once_whatever_the_archive_does() {
         // pieces interleaved.
         let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
         assert_eq!(
-            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(HourRange {
+                first: first_hour,
+                last: first_hour + 3
+            })
+            .await
+            .unwrap(),
             4
         );
         let recorded = store
@@ -308,7 +313,12 @@ async fn an_hour_that_keeps_failing_is_reported_and_the_rest_imported() {
         );
         let first_hour = "2021-07-21T06".parse::<HourRange>().unwrap().first;
         assert_eq!(
-            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(HourRange {
+                first: first_hour,
+                last: first_hour + 3
+            })
+            .await
+            .unwrap(),
             2
         );
         // The next run fetches only what failed.
@@ -355,7 +365,15 @@ async fn a_killed_import_resumes_without_storing_twice() {
         let mut child = import("2021-07-21T06..2021-07-21T09").spawn().unwrap();
         // Hours 06 and 07 are stored, 08 stalls half-way: kill -9 then.
         let started = std::time::Instant::now();
-        while db.settled_hours(first_hour, first_hour + 3).await.unwrap() < 2 {
+        while db
+            .settled_hours(HourRange {
+                first: first_hour,
+                last: first_hour + 3,
+            })
+            .await
+            .unwrap()
+            < 2
+        {
             assert!(
                 started.elapsed() < crate::helpers::PATIENCE,
                 "hours 06 and 07 never completed"
@@ -365,7 +383,13 @@ async fn a_killed_import_resumes_without_storing_twice() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         child.kill().unwrap();
         child.wait().unwrap();
-        let complete = db.settled_hours(first_hour, first_hour + 3).await.unwrap();
+        let complete = db
+            .settled_hours(HourRange {
+                first: first_hour,
+                last: first_hour + 3,
+            })
+            .await
+            .unwrap();
         assert_eq!(complete, 2, "the hour cut by the kill is not recorded");
 
         // Off the runtime's thread, which also serves the mock archive.
@@ -383,7 +407,12 @@ async fn a_killed_import_resumes_without_storing_twice() {
         );
         assert_eq!(db.totals().await.unwrap().events, expected.total());
         assert_eq!(
-            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(HourRange {
+                first: first_hour,
+                last: first_hour + 3
+            })
+            .await
+            .unwrap(),
             4
         );
         let sources = match &db {
@@ -702,7 +731,13 @@ async fn interleaved_hours_each_record_what_they_stored() {
         );
         let expected = format!("{hour_1}\t{}\n{hour_2}\t{}\n", first.len(), second.len());
         assert_eq!(recorded, expected);
-        let coverage = db.hour_coverage(hour_1, hour_2).await.unwrap();
+        let coverage = db
+            .hour_coverage(HourRange {
+                first: hour_1,
+                last: hour_2,
+            })
+            .await
+            .unwrap();
         let figures: Vec<(i64, u64, u64, bool)> = coverage
             .iter()
             .map(|h| {
@@ -860,10 +895,21 @@ async fn two_archives_are_united_and_each_ones_share_is_exact() {
         assert_eq!(summary.hours_missing.len(), 1, "{summary:?}");
         assert_eq!(summary.stored.inserted(), union);
         assert_eq!(
-            db.settled_hours(first_hour, first_hour + 3).await.unwrap(),
+            db.settled_hours(HourRange {
+                first: first_hour,
+                last: first_hour + 3
+            })
+            .await
+            .unwrap(),
             4
         );
-        let coverage = db.hour_coverage(first_hour, first_hour + 3).await.unwrap();
+        let coverage = db
+            .hour_coverage(HourRange {
+                first: first_hour,
+                last: first_hour + 3,
+            })
+            .await
+            .unwrap();
         let sum = |f: &dyn Fn(&ghmetrics::store::HourCoverage) -> u64| -> u64 {
             coverage.iter().map(f).sum()
         };

@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key};
-use super::params::{QueryParams, Window};
+use super::params::{QueryParams, WindowParam};
 use crate::core::event::EventType;
-use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, ceil_div};
+use crate::core::time::{HourRange, SECONDS_PER_DAY, SECONDS_PER_HOUR, Window, ceil_div};
 use crate::http::error::{AppError, ErrorBody};
 use crate::store::{FileRecord, HourCoverage, SourceId};
 
@@ -206,7 +206,7 @@ fn hour_share(
 )]
 async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<Answer, AppError> {
     let now = Utc::now().timestamp();
-    let window = params.window(now)?.unwrap_or(Window::Between {
+    let window = params.window(now)?.unwrap_or(WindowParam::Between {
         from: now - SECONDS_PER_DAY,
         to: None,
     });
@@ -216,17 +216,20 @@ async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<
         params: window.key(),
     };
     cache::answer(&state, key, stamp, || async {
-        let (from, to) = window.bounds(now);
+        let Window { from, to } = window.at(now);
         let to = to.min(now + SECONDS_PER_DAY);
         let (first, last) = (
             ceil_div(from, SECONDS_PER_HOUR),
             (to - 1).div_euclid(SECONDS_PER_HOUR),
         );
         // The neighbours of the window's edge hours too, for `suspect`.
-        let (around_first, around_last) = (first - SUSPECT_NEIGHBOURS, last + SUSPECT_NEIGHBOURS);
+        let around = HourRange {
+            first: first - SUSPECT_NEIGHBOURS,
+            last: last + SUSPECT_NEIGHBOURS,
+        };
         let (hours, files, sources) = tokio::try_join!(
-            state.store.hour_coverage(around_first, around_last),
-            state.store.archive_files(first, last),
+            state.store.hour_coverage(around),
+            state.store.archive_files(HourRange { first, last }),
             state.store.archive_sources(Vec::new()),
         )?;
         let suspect = suspect_hours(&hours, &files);
@@ -266,7 +269,13 @@ async fn coverage(State(state): State<AppState>, params: QueryParams) -> Result<
 /// first (for `/health`); `None` without any.
 pub async fn last_day_share(state: &AppState, now: i64) -> Result<Option<f64>, AppError> {
     let last = now / SECONDS_PER_HOUR - 1;
-    let hours = state.store.hour_coverage(last - 23, last).await?;
+    let hours = state
+        .store
+        .hour_coverage(HourRange {
+            first: last - 23,
+            last,
+        })
+        .await?;
     let archive: u64 = hours.iter().flat_map(|h| h.archive_events).sum();
     let live: u64 = hours.iter().flat_map(|h| h.live_events).sum();
     Ok(share(live, archive))

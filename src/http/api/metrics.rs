@@ -12,9 +12,11 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key, Lookup, Stamp};
-use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, Window};
+use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, WindowParam};
 use super::spool::{Spool, Spooled};
-use crate::core::time::{END_OF_TIME, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, ceil_div, minute_of};
+use crate::core::time::{
+    HourRange, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, Window, ceil_div, minute_of,
+};
 use crate::http::chart;
 use crate::http::error::{AppError, ErrorBody};
 use crate::store::{self, Store};
@@ -94,20 +96,20 @@ async fn average_pr_time(
         route: "average-pr-time",
         params: format!(
             "{repo_name} {}",
-            window.map_or_else(String::new, Window::key)
+            window.map_or_else(String::new, WindowParam::key)
         ),
     };
     cache::answer(&state, key, stamp, || async {
-        let (from, to) = window.map_or((0, END_OF_TIME), |window| window.bounds(now));
+        let span = window.map_or(Window::EVER, |window| window.at(now));
         let mut repo_name = repo_name;
-        let mut summary = state.store.pr_gaps(repo_name.clone(), from, to).await?;
+        let mut summary = state.store.pr_gaps(repo_name.clone(), span).await?;
         // GitHub's names ignore case: a name with no opening as written is
         // answered under the spelling stored, if there is one.
         if summary.openings == 0
             && let Some(stored) = state.store.repo_spelling(repo_name.clone()).await?
             && stored != repo_name
         {
-            summary = state.store.pr_gaps(stored.clone(), from, to).await?;
+            summary = state.store.pr_gaps(stored.clone(), span).await?;
             repo_name = stored;
         }
         let message = summary.average_seconds.is_none().then(|| {
@@ -120,18 +122,18 @@ async fn average_pr_time(
         let watched_since = state
             .watched
             .get(&repo_name)
-            .filter(|&&since| window.is_none() || since <= from)
+            .filter(|&&since| window.is_none() || since <= span.from)
             .and_then(|&since| DateTime::from_timestamp(since, 0));
         let source = match (watched_since, summary.first_opened_at, summary.last_opened_at) {
             (Some(_), ..) => "watched",
             (None, Some(first), Some(last)) => {
-                let (first, last) = (first / SECONDS_PER_HOUR, last / SECONDS_PER_HOUR);
-                let settled = state.store.settled_hours(first, last).await?;
-                if settled == (last - first + 1) as u64 {
+                let hours = HourRange::of_seconds(first, last);
+                let settled = state.store.settled_hours(hours).await?;
+                if settled == hours.len() as u64 {
                     "archive"
                 } else if state
                     .store
-                    .openings_from_files(repo_name.clone(), from, to)
+                    .openings_from_files(repo_name.clone(), span)
                     .await?
                     > 0
                 {
@@ -194,7 +196,7 @@ pub(super) const WINDOW_TO: &str = "The window's end (excluded), RFC 3339 or a d
 /// the unit the answer moves by) when the window moves with it.
 pub(super) async fn stamp_for(
     state: &AppState,
-    window: Option<Window>,
+    window: Option<WindowParam>,
     clock: i64,
 ) -> Result<Stamp, AppError> {
     match window {
@@ -208,11 +210,11 @@ pub(super) async fn stamp_for(
 /// `X-Complete-Until` of an answer. `None` when that hour is not complete.
 async fn complete_until(
     state: &AppState,
-    window: Option<Window>,
+    window: Option<WindowParam>,
     now: i64,
 ) -> Result<Option<i64>, AppError> {
     let from = match window {
-        Some(window) => Some(window.bounds(now).0),
+        Some(window) => Some(window.at(now).from),
         None => state.store.oldest_event_at().await?,
     };
     let Some(from) = from else { return Ok(None) };
@@ -226,11 +228,10 @@ async fn complete_until(
 /// The counts over `window` as of epoch second `now`.
 async fn counts_in(
     state: &AppState,
-    window: Window,
+    window: WindowParam,
     now: i64,
 ) -> Result<store::EventCounts, AppError> {
-    let (from, to) = window.bounds(now);
-    Ok(state.store.event_counts(from, to).await?)
+    Ok(state.store.event_counts(window.at(now)).await?)
 }
 
 /// Stored events per type created in the window: the last `offset_minutes`
@@ -305,7 +306,7 @@ async fn pr_counts(
         params: format!(
             "{} {}",
             limit.map_or_else(String::new, |n| n.to_string()),
-            window.map_or_else(String::new, Window::key)
+            window.map_or_else(String::new, WindowParam::key)
         ),
     };
     let _turn = match state.answers.lookup(&key, stamp).await {
@@ -316,8 +317,8 @@ async fn pr_counts(
     // well under a second for a million repositories) before the first byte
     // goes to the client, so a slow reader pins no connection or transaction
     // (which on SQLite would also stop WAL checkpoints).
-    let bounds = window.map(|window| window.bounds(now));
-    let answer = cache::bounded(&state, write_pr_counts(&state.store, limit, bounds))
+    let span = window.map(|window| window.at(now));
+    let answer = cache::bounded(&state, write_pr_counts(&state.store, limit, span))
         .await?
         .finish()?;
     let complete_until = cache::bounded(&state, complete_until(&state, window, now)).await?;
@@ -356,7 +357,7 @@ async fn pr_counts(
 async fn write_pr_counts(
     store: &Store,
     limit: Option<u64>,
-    window: Option<(i64, i64)>,
+    window: Option<Window>,
 ) -> Result<Spool, AppError> {
     use std::io::Write;
     let PrCountsJson {
@@ -458,18 +459,18 @@ async fn visualization(
 }
 
 /// A chart's window, by default the last hour.
-fn chart_window(params: &QueryParams, now: i64) -> Result<Window, AppError> {
-    Ok(params.window(now)?.unwrap_or(Window::Last {
+fn chart_window(params: &QueryParams, now: i64) -> Result<WindowParam, AppError> {
+    Ok(params.window(now)?.unwrap_or(WindowParam::Last {
         minutes: DEFAULT_CHART_WINDOW_MINUTES,
     }))
 }
 
 /// A chart's title for its window: "the last 3 hours", or the range.
-fn describe(window: Window, now: i64) -> String {
+fn describe(window: WindowParam, now: i64) -> String {
     match window {
-        Window::Last { minutes } => chart::describe_window(minutes),
-        Window::Between { .. } => {
-            let (from, to) = window.bounds(now);
+        WindowParam::Last { minutes } => chart::describe_window(minutes),
+        WindowParam::Between { .. } => {
+            let Window { from, to } = window.at(now);
             chart::describe_range(from, to)
         }
     }
@@ -509,9 +510,9 @@ async fn visualization_timeline(
     // minutes", the current one, so the chart changes only when the minute
     // or the data do); the window's minutes are counted back from there.
     let (end_minute, window_minutes) = match window {
-        Window::Last { minutes } => (minute_of(now) + 1, minutes),
-        Window::Between { .. } => {
-            let (from, to) = window.bounds(now);
+        WindowParam::Last { minutes } => (minute_of(now) + 1, minutes),
+        WindowParam::Between { .. } => {
+            let Window { from, to } = window.at(now);
             let end = ceil_div(to, SECONDS_PER_MINUTE);
             (end, end - minute_of(from))
         }

@@ -12,6 +12,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{OpenApi, RefOr};
 
 use crate::core::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_name, shorten};
+use crate::core::time::Window;
 use crate::http::chart::ImageFormat;
 use crate::http::error::AppError;
 
@@ -69,9 +70,9 @@ pub const EARLIEST_TIME: i64 = 1_199_145_600;
 /// How far ahead of the clock a window may reach: a day.
 pub const LATEST_AHEAD_SECONDS: i64 = 86_400;
 
-/// The time a metric is asked about.
+/// The time a metric is asked about, as the query names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Window {
+pub enum WindowParam {
     /// `offset_minutes`: from that many minutes before now, with no end (an
     /// event stamped a little ahead of the clock counts as now).
     Last { minutes: i64 },
@@ -79,28 +80,30 @@ pub enum Window {
     Between { from: i64, to: Option<i64> },
 }
 
-impl Window {
-    /// `[start, end)` in epoch seconds as of `now`.
-    pub fn bounds(self, now: i64) -> (i64, i64) {
+impl WindowParam {
+    /// The window of time it names as of `now`.
+    pub fn at(self, now: i64) -> Window {
         match self {
-            Window::Last { minutes } => (
-                now - minutes.min(MAX_OFFSET_MINUTES) * 60,
-                crate::core::time::END_OF_TIME,
-            ),
-            Window::Between { from, to } => (from, to.unwrap_or(now)),
+            WindowParam::Last { minutes } => {
+                Window::since(now - minutes.min(MAX_OFFSET_MINUTES) * 60)
+            }
+            WindowParam::Between { from, to } => Window {
+                from,
+                to: to.unwrap_or(now),
+            },
         }
     }
 
     /// Whether the window moves with the clock (its answer is stamped with it).
     pub fn moves(self) -> bool {
-        !matches!(self, Window::Between { to: Some(_), .. })
+        !matches!(self, WindowParam::Between { to: Some(_), .. })
     }
 
     /// The window as part of a cache key (stable across seconds when it moves).
     pub fn key(self) -> String {
         match self {
-            Window::Last { minutes } => minutes.to_string(),
-            Window::Between { from, to } => format!("{from}..{}", to.map_or(-1, |to| to)),
+            WindowParam::Last { minutes } => minutes.to_string(),
+            WindowParam::Between { from, to } => format!("{from}..{}", to.map_or(-1, |to| to)),
         }
     }
 }
@@ -168,13 +171,13 @@ impl QueryParams {
     /// The window asked for: `from`/`to` (as of epoch second `now`),
     /// `offset_minutes`, or neither (`None`). Every rule that joins the
     /// parameters or the clock is checked here, each with its own 422.
-    pub fn window(&self, now: i64) -> Result<Option<Window>, AppError> {
+    pub fn window(&self, now: i64) -> Result<Option<WindowParam>, AppError> {
         let offset = self.int(&OFFSET_MINUTES)?;
         let from = self.timestamp(FROM, now)?;
         let to = self.timestamp(TO, now)?;
         match (from, to, offset) {
             (None, None, None) => Ok(None),
-            (None, None, Some(minutes)) => Ok(Some(Window::Last { minutes })),
+            (None, None, Some(minutes)) => Ok(Some(WindowParam::Last { minutes })),
             (None, Some(_), _) => Err(AppError::InvalidParameter(format!(
                 "{TO} needs {FROM}: the window is [{FROM}, {TO})"
             ))),
@@ -192,7 +195,7 @@ impl QueryParams {
                         end.text()
                     )));
                 }
-                Ok(Some(Window::Between {
+                Ok(Some(WindowParam::Between {
                     from: from.ceil_second(),
                     to: to.map(Precise::ceil_second),
                 }))
@@ -446,7 +449,7 @@ mod tests {
     const T: i64 = 1_420_081_200;
     const NOW: i64 = 1_700_000_000;
 
-    fn window(pairs: &[(&str, &str)]) -> Result<Option<Window>, String> {
+    fn window(pairs: &[(&str, &str)]) -> Result<Option<WindowParam>, String> {
         params(pairs).window(NOW).map_err(|e| e.to_string())
     }
 
@@ -455,9 +458,9 @@ mod tests {
         assert_eq!(window(&[]), Ok(None));
         assert_eq!(
             window(&[("offset_minutes", "5")]),
-            Ok(Some(Window::Last { minutes: 5 }))
+            Ok(Some(WindowParam::Last { minutes: 5 }))
         );
-        let between = |from, to| Ok(Some(Window::Between { from, to }));
+        let between = |from, to| Ok(Some(WindowParam::Between { from, to }));
         assert_eq!(
             window(&[("from", "2015-01-01T03:00:00Z")]),
             between(T, None)
@@ -572,14 +575,14 @@ mod tests {
 
     #[test]
     fn windows_have_bounds_and_keys() {
-        let last = Window::Last { minutes: 1 };
-        assert_eq!(last.bounds(NOW), (NOW - 60, crate::core::time::END_OF_TIME));
-        let longest = Window::Last { minutes: i64::MAX };
-        assert_eq!(longest.bounds(NOW).0, NOW - MAX_OFFSET_MINUTES * 60);
-        let open = Window::Between { from: T, to: None };
-        assert_eq!(open.bounds(NOW), (T, NOW));
+        let last = WindowParam::Last { minutes: 1 };
+        assert_eq!(last.at(NOW), Window::since(NOW - 60));
+        let longest = WindowParam::Last { minutes: i64::MAX };
+        assert_eq!(longest.at(NOW).from, NOW - MAX_OFFSET_MINUTES * 60);
+        let open = WindowParam::Between { from: T, to: None };
+        assert_eq!(open.at(NOW), Window { from: T, to: NOW });
         assert!(last.moves() && open.moves());
-        let closed = Window::Between {
+        let closed = WindowParam::Between {
             from: T,
             to: Some(T + 1),
         };

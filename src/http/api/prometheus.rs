@@ -28,7 +28,10 @@ async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, 
         let last = now / 3600 - 1;
         Ok(tokio::try_join!(
             state.store.totals(),
-            state.store.hour_coverage(last - 47, last),
+            state.store.hour_coverage(crate::core::time::HourRange {
+                first: last - 47,
+                last,
+            }),
             state.store.archive_summary(state.archive_lag_hours),
         )?)
     })

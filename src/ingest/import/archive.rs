@@ -75,6 +75,8 @@ pub(super) struct Job {
 /// an hour the source does not have (recorded so once the hour and its lag
 /// have passed); anything else that fails is tried again from the hour's
 /// start (ids make that safe), up to `attempts` times, then reported as failed.
+/// Blocking, like [`super::import`]: the downloads run on the runtime's
+/// workers, the reading and parsing on this thread and the readers' own.
 pub fn import_archive(
     store: &Store,
     archive: &ArchiveImport,
@@ -92,7 +94,7 @@ pub fn import_archive(
         Vec::new()
     } else {
         let range = archive.range;
-        lookups.ask(|store| async move { store.archive_files(range.first, range.last).await })?
+        lookups.ask(|store| async move { store.archive_files(range).await })?
     };
     let mut wanted = Vec::new();
     let mut already = 0;
@@ -109,14 +111,14 @@ pub fn import_archive(
         }
     }
     if wanted.is_empty() {
-        // Nothing to download: no runtime, no writer.
+        // Nothing to download: no writer.
         return Ok(ImportSummary {
             hours_already: already,
             elapsed: started.elapsed(),
             ..ImportSummary::default()
         });
     }
-    let downloader = gharchive::Downloader::new(archive.timeout, archive.hour_deadline)
+    let downloader = gharchive::Downloader::new(runtime()?, archive.timeout, archive.hour_deadline)
         .map_err(|error| ImportError::Download(error.to_string()))?;
     let progress = Progress::new(0, false);
     let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);

@@ -162,6 +162,8 @@ pub enum ImportError {
     Download(String),
     #[error("{0}")]
     Unreachable(String),
+    #[error("an import runs on a thread of the async runtime (spawn_blocking)")]
+    NoRuntime,
 }
 
 /// The files `inputs` name: files as given, directories expanded to their
@@ -201,7 +203,9 @@ fn is_importable(path: &Path) -> bool {
 
 /// Imports every file `inputs` names into `db`. Files named as archive
 /// hours (`YYYY-MM-DD-H.json.gz`) are an archive's, one source per
-/// directory; the hours they settle are recorded so.
+/// directory; the hours they settle are recorded so. Blocking: call it on
+/// a blocking thread of the async runtime (`spawn_blocking`), whose workers
+/// run its store calls.
 pub fn import(
     store: &Store,
     inputs: &[PathBuf],
@@ -287,22 +291,18 @@ pub fn import(
     Ok(summary)
 }
 
-/// The import's few questions to the store, asked on a runtime of its own
-/// with connections of its own (the import runs on plain threads).
+/// The import's few questions to the store, asked from the import's
+/// blocking thread on the process's runtime.
 struct Lookups {
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
     store: Store,
 }
 
 impl Lookups {
     fn new(store: &Store) -> Result<Lookups, ImportError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| ImportError::Download(format!("cannot start a runtime: {error}")))?;
         Ok(Lookups {
-            runtime,
-            store: store.with_new_connections(),
+            runtime: runtime()?,
+            store: store.clone(),
         })
     }
 
@@ -312,6 +312,13 @@ impl Lookups {
     ) -> Result<T, ImportError> {
         Ok(self.runtime.block_on(question(self.store.clone()))?)
     }
+}
+
+/// The process's runtime, which the import's downloads and store calls run
+/// on; the import itself (reading, inflating, parsing) runs on a blocking
+/// thread of it.
+fn runtime() -> Result<tokio::runtime::Handle, ImportError> {
+    tokio::runtime::Handle::try_current().map_err(|_| ImportError::NoRuntime)
 }
 
 /// Whether `path` begins as a gzip file does (an empty file does not).
@@ -350,8 +357,11 @@ fn find_suspects(
     let around = crate::store::SUSPECT_NEIGHBOURS;
     let (hours, files) = lookups.ask(|store| async move {
         tokio::try_join!(
-            store.hour_coverage(first - around, last + around),
-            store.archive_files(first, last),
+            store.hour_coverage(HourRange {
+                first: first - around,
+                last: last + around,
+            }),
+            store.archive_files(HourRange { first, last }),
         )
     })?;
     summary.suspect_hours = crate::store::suspect_hours(&hours, &files)

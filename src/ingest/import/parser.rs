@@ -1,5 +1,6 @@
 //! The pipeline every import shares: a parser on the calling thread, a
-//! writer thread that hands its batches to the store's bulk load.
+//! writer on a blocking thread of the runtime that hands its batches to the
+//! store's bulk load.
 
 use super::*;
 
@@ -15,10 +16,8 @@ pub(super) fn run_pipeline(
 ) -> Result<ImportSummary, ImportError> {
     let (batch_tx, batch_rx) = sync_channel::<Load>(QUEUE_DEPTH);
     let writer_store = store.clone();
-    let writer = thread::Builder::new()
-        .name("import-writer".into())
-        .spawn(move || writer_store.bulk_load(batch_rx, settling))
-        .map_err(|_| ImportError::WriterGone)?;
+    let runtime = runtime()?;
+    let writer = runtime.spawn_blocking(move || writer_store.bulk_load(batch_rx, settling));
     let mut parser = Parser {
         options,
         batch_tx,
@@ -33,7 +32,9 @@ pub(super) fn run_pipeline(
         ..
     } = parser;
     drop(batch_tx);
-    let stored = writer.join().map_err(|_| ImportError::WriterGone)??;
+    let stored = runtime
+        .block_on(writer)
+        .map_err(|_| ImportError::WriterGone)??;
     progress.finish();
     summary.stored = stored;
     summary.bytes_read = progress.bytes.load(Ordering::Relaxed);

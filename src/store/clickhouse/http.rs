@@ -127,14 +127,6 @@ impl Endpoint {
         }
     }
 
-    /// The same endpoint with its own connection pool (for another runtime).
-    pub fn with_new_connections(&self) -> Endpoint {
-        Endpoint {
-            http: client(),
-            ..self.clone()
-        }
-    }
-
     /// `host:port`, for messages.
     pub fn describe(&self) -> String {
         format!(

@@ -87,25 +87,6 @@ impl ClickHouse {
         })
     }
 
-    /// The same store with its own HTTP connections, for use on another
-    /// runtime (the import's writer thread).
-    pub fn with_new_connections(&self) -> ClickHouse {
-        let layout = &self.layout;
-        ClickHouse {
-            layout: Arc::new(Layout {
-                main: layout.main.with_new_connections(),
-                shards: layout
-                    .shards
-                    .iter()
-                    .map(Endpoint::with_new_connections)
-                    .collect(),
-                database: layout.database.clone(),
-                cluster: layout.cluster.clone(),
-            }),
-            local_writer: self.local_writer.clone(),
-        }
-    }
-
     async fn query(&self, sql: &str) -> Result<String, ClickHouseError> {
         self.layout.main.run(sql, &[], None).await
     }
@@ -120,20 +101,20 @@ impl ClickHouse {
 }
 
 impl ClickHouse {
-    /// One insert per batch, on a runtime and HTTP connections of this
-    /// thread's own; at the end the rollups are merged (a ranking is proven
-    /// from the top rows only when they are) and ended locks dropped.
+    /// One insert per batch, awaited on the process's runtime from the
+    /// blocking thread this runs on; at the end the rollups are merged (a
+    /// ranking is proven from the top rows only when they are) and ended
+    /// locks dropped.
     pub(crate) fn bulk_load(
         &self,
         loads: Receiver<Load>,
         settling: Settling,
     ) -> Result<InsertStats, StoreError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| ClickHouseError::Busy(format!("cannot start a runtime: {error}")))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            ClickHouseError::Busy("a bulk load runs on a thread of the async runtime".into())
+        })?;
         let mut writer = BulkLoader {
-            store: self.with_new_connections(),
+            store: self.clone(),
             runtime,
         };
         let total = drive_bulk_load(&mut writer, loads, &settling)?;
@@ -147,10 +128,11 @@ impl ClickHouse {
     }
 }
 
-/// The bulk loader: the store's calls run on a runtime of the loader's thread.
+/// The bulk loader: the store's calls are awaited from the loader's
+/// blocking thread, on the process's runtime.
 struct BulkLoader {
     store: ClickHouse,
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
 }
 
 impl BulkWriter for BulkLoader {

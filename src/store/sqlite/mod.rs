@@ -256,7 +256,6 @@ impl Sqlite {
         Ok(sources)
     }
 
-
     /// Runs `job` on the blocking thread pool, in the caller's span.
     async fn on_blocking_pool<T, F>(&self, job: F) -> Result<T, SqliteError>
     where

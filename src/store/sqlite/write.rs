@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::store::{
     ArchiveSummary, CRAWL_HOUR_FILES_FROM, FileRecord, HourCoverage, InsertStats, Origin, SourceId,
-    Totals,
-    add_to_coverage,
+    Totals, add_to_coverage,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 

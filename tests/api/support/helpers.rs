@@ -137,7 +137,7 @@ impl Expected {
     /// Asserts that `store` counts, over all time, these events per type.
     pub async fn assert_counted_by(&self, store: &ghmetrics::store::Store) {
         let counts = store
-            .event_counts(0, ghmetrics::core::time::END_OF_TIME)
+            .event_counts(ghmetrics::core::time::Window::EVER)
             .await
             .unwrap();
         for (event_type, n) in counts.by_type() {
