@@ -175,7 +175,7 @@ fn chart(c: &mut Criterion) {
         start: 1_700_000_000,
         bucket_seconds: 24 * 60,
         buckets: (0..60u64)
-            .map(|i| [100 + i, 80 + i % 7, 60 + i % 13])
+            .map(|i| ghmetrics::core::event::PerType([100 + i, 80 + i % 7, 60 + i % 13]))
             .collect(),
     };
     c.bench_function("chart/timeline_png", |b| {

@@ -344,10 +344,11 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            // Answers take microseconds to milliseconds: ten seconds means
+            // Far above any answer (BENCHMARKS.md): ten seconds means
             // something is stuck, and a client is better told than left waiting.
             request_timeout: Duration::from_secs(10),
-            // Every metric is answered in milliseconds, even at 100 M events.
+            // Far above any store question (BENCHMARKS.md), under the
+            // request timeout so that the client hears which part is stuck.
             store_timeout: Duration::from_secs(5),
             // Far above what two cores serve at once, low enough that a flood
             // queues instead of exhausting memory or the connection pool's patience.

@@ -108,8 +108,7 @@ fn clickhouse_password() -> anyhow::Result<Option<String>> {
     }
 }
 
-/// Imports files or archive hours (reading and parsing on blocking threads),
-/// then prints a summary and one `failed:` line per file not read
+/// Imports files or archive hours, then prints a summary and one `failed:` line per file not read
 /// completely (exit status 1 then).
 async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let location = args
@@ -135,23 +134,14 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             archive.force = args.force;
             archive.hour_deadline = args.hour_timeout;
             let files = archive.urls.len() * range.hours().count();
-            let (summary, archive) = tokio::task::spawn_blocking(move || {
-                let summary = ghmetrics::ingest::import::import_archive(&store, &archive, &options);
-                (summary, archive)
-            })
-            .await?;
-            let summary = summary?;
+            let summary =
+                ghmetrics::ingest::import::import_archive(&store, &archive, &options).await?;
             if summary.hours_missing.len() == files {
                 all_missing = Some(archive.urls);
             }
             summary
         }
-        None => {
-            tokio::task::spawn_blocking(move || {
-                ghmetrics::ingest::import::import(&store, &args.inputs, &options)
-            })
-            .await??
-        }
+        None => ghmetrics::ingest::import::import(&store, &args.inputs, &options).await?,
     };
     if let Some(urls) = all_missing {
         let urls: Vec<String> = urls

@@ -14,12 +14,11 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::core::event::EventType;
+use crate::core::event::PerType;
 
-/// Upper bounds (seconds) of the HTTP latency histogram. Metric answers take
-/// tens of microseconds and a chart a few milliseconds, so the buckets start
-/// well below a millisecond; the top ones catch requests queued behind the
-/// concurrency limit or cut by the request timeout.
+/// Upper bounds (seconds) of the HTTP latency histogram: from well below a
+/// millisecond (a cached answer) to the request timeout (requests queued
+/// behind the concurrency limit, or cut by it).
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
@@ -92,150 +91,110 @@ impl Default for Telemetry {
 
 impl Telemetry {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels)
-                .expect("metric names and labels are valid");
-            register(&registry, metric)
-        };
-        let polls = counter(
-            "ghmetrics_polls_total",
-            "Polls of a GitHub event feed, by feed and outcome (not_modified: a 304 for our ETag).",
-            &["feed", "outcome"],
-        );
-        let poll_errors = counter(
-            "ghmetrics_poll_errors_total",
-            "Failed polls by kind of failure.",
-            &["kind"],
-        );
-        let rate_limit_waits = counter(
-            "ghmetrics_rate_limit_waits_total",
-            "Waits imposed by GitHub's rate limit, by reason (pacing, exhausted, refused).",
-            &["reason"],
-        );
-        let rate_limit_wait_seconds = counter(
-            "ghmetrics_rate_limit_wait_seconds_total",
-            "Whole seconds spent waiting for GitHub's rate limit, by reason.",
-            &["reason"],
-        );
-        let events_stored = counter(
-            "ghmetrics_events_stored_total",
-            "New events stored by the poller, by type.",
-            &["type"],
-        );
-        let plain = |name: &str, help: &str| {
-            register(
-                &registry,
-                IntCounter::new(name, help).expect("valid metric name"),
-            )
-        };
-        let gauge = |name: &str, help: &str| {
-            register(
-                &registry,
-                Gauge::new(name, help).expect("valid metric name"),
-            )
-        };
-        let events_duplicate = plain(
-            "ghmetrics_events_duplicate_total",
-            "Polled events that were already stored.",
-        );
-        let events_malformed = plain(
-            "ghmetrics_events_malformed_total",
-            "Polled events of a tracked type skipped because they could not be parsed.",
-        );
-        let retention_deleted = plain(
-            "ghmetrics_retention_deleted_total",
-            "Events deleted because they were older than --retention.",
-        );
-        let global_feed_seen = plain(
-            "ghmetrics_global_feed_events_seen_total",
-            "Events of the global feed seen for the first time (newer than the previous poll's newest).",
-        );
-        let global_feed_missed = plain(
-            "ghmetrics_global_feed_events_missed_estimate_total",
-            "Upper bound on global-feed events that went by between two polls unseen (from event id ranges).",
-        );
-        let global_feed_gaps = plain(
-            "ghmetrics_global_feed_polls_with_gap_total",
-            "Polls of the global feed that did not reach back to the previous poll's newest event.",
-        );
-        let events_in_database = gauge(
-            "ghmetrics_events_in_database",
-            "Events stored in the database (set at each scrape, from the day rollup).",
-        );
-        let poll_lag = gauge(
-            "ghmetrics_poll_lag_seconds",
-            "Now minus the created_at of the newest stored event (NaN when none is stored).",
-        );
-        let archive_newest_hour = gauge(
-            "ghmetrics_gharchive_newest_hour_timestamp_seconds",
-            "Start of the newest GH Archive hour imported whole by --follow-gharchive (NaN when not following).",
-        );
-        let archive_hours_behind = gauge(
-            "ghmetrics_gharchive_hours_behind",
-            "Hours that have ended and --follow-gharchive has not imported yet (NaN when not following).",
-        );
-        let archive_hours_given_up = gauge(
-            "ghmetrics_gharchive_hours_given_up",
-            "Hours GH Archive still did not have a day after they ended (NaN when not following).",
-        );
-        let live_feed_share = gauge(
-            "ghmetrics_live_feed_share_last_complete_hour",
-            "Of the newest complete GH Archive hour's tracked events, the share the live feeds had stored before (NaN without one in the last two days).",
-        );
-        let archive_late_arrivals = gauge(
-            "ghmetrics_archive_late_arrivals",
-            "Events stored for an hour after it was settled: answers said to be final that moved.",
-        );
-        let archive_files_beyond_lag = gauge(
-            "ghmetrics_archive_files_beyond_lag",
-            "Archive files filed by crawl hour whose events are later than --archive-lag allows.",
-        );
-        let archive_max_lag = gauge(
-            "ghmetrics_archive_max_lag_hours",
-            "The largest lag seen in any archive file read: hours from an event's hour to its file's.",
-        );
-        let http_requests = counter(
-            "ghmetrics_http_requests_total",
-            "HTTP requests answered, by route, method and status.",
-            &["route", "method", "status"],
-        );
-        let http_latency = register(
-            &registry,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "ghmetrics_http_request_duration_seconds",
-                    "Time from receiving a request to its response headers, by route and method.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["route", "method"],
-            )
-            .expect("valid histogram"),
-        );
+        let r = Registrar(Registry::new());
         Telemetry {
-            registry,
-            polls,
-            poll_errors,
-            rate_limit_waits,
-            rate_limit_wait_seconds,
-            events_stored,
-            events_duplicate,
-            events_malformed,
-            retention_deleted,
-            global_feed_seen,
-            global_feed_missed,
-            global_feed_gaps,
-            events_in_database,
-            poll_lag,
-            archive_newest_hour,
-            archive_hours_behind,
-            archive_hours_given_up,
-            live_feed_share,
-            archive_late_arrivals,
-            archive_files_beyond_lag,
-            archive_max_lag,
-            http_requests,
-            http_latency,
+            polls: r.counters(
+                "ghmetrics_polls_total",
+                "Polls of a GitHub event feed, by feed and outcome (not_modified: a 304 for our ETag).",
+                &["feed", "outcome"],
+            ),
+            poll_errors: r.counters(
+                "ghmetrics_poll_errors_total",
+                "Failed polls by kind of failure.",
+                &["kind"],
+            ),
+            rate_limit_waits: r.counters(
+                "ghmetrics_rate_limit_waits_total",
+                "Waits imposed by GitHub's rate limit, by reason (pacing, exhausted, refused).",
+                &["reason"],
+            ),
+            rate_limit_wait_seconds: r.counters(
+                "ghmetrics_rate_limit_wait_seconds_total",
+                "Whole seconds spent waiting for GitHub's rate limit, by reason.",
+                &["reason"],
+            ),
+            events_stored: r.counters(
+                "ghmetrics_events_stored_total",
+                "New events stored by the poller, by type.",
+                &["type"],
+            ),
+            events_duplicate: r.counter(
+                "ghmetrics_events_duplicate_total",
+                "Polled events that were already stored.",
+            ),
+            events_malformed: r.counter(
+                "ghmetrics_events_malformed_total",
+                "Polled events of a tracked type skipped because they could not be parsed.",
+            ),
+            retention_deleted: r.counter(
+                "ghmetrics_retention_deleted_total",
+                "Events deleted because they were older than --retention.",
+            ),
+            global_feed_seen: r.counter(
+                "ghmetrics_global_feed_events_seen_total",
+                "Events of the global feed seen for the first time (newer than the previous poll's newest).",
+            ),
+            global_feed_missed: r.counter(
+                "ghmetrics_global_feed_events_missed_estimate_total",
+                "Upper bound on global-feed events that went by between two polls unseen (from event id ranges).",
+            ),
+            global_feed_gaps: r.counter(
+                "ghmetrics_global_feed_polls_with_gap_total",
+                "Polls of the global feed that did not reach back to the previous poll's newest event.",
+            ),
+            events_in_database: r.gauge(
+                "ghmetrics_events_in_database",
+                "Events stored in the database (set at each scrape, from the day rollup).",
+            ),
+            poll_lag: r.gauge(
+                "ghmetrics_poll_lag_seconds",
+                "Now minus the created_at of the newest stored event (NaN when none is stored).",
+            ),
+            archive_newest_hour: r.gauge(
+                "ghmetrics_gharchive_newest_hour_timestamp_seconds",
+                "Start of the newest GH Archive hour imported whole by --follow-gharchive (NaN when not following).",
+            ),
+            archive_hours_behind: r.gauge(
+                "ghmetrics_gharchive_hours_behind",
+                "Hours that have ended and --follow-gharchive has not imported yet (NaN when not following).",
+            ),
+            archive_hours_given_up: r.gauge(
+                "ghmetrics_gharchive_hours_given_up",
+                "Hours GH Archive still did not have a day after they ended (NaN when not following).",
+            ),
+            live_feed_share: r.gauge(
+                "ghmetrics_live_feed_share_last_complete_hour",
+                "Of the newest complete GH Archive hour's tracked events, the share the live feeds had stored before (NaN without one in the last two days).",
+            ),
+            archive_late_arrivals: r.gauge(
+                "ghmetrics_archive_late_arrivals",
+                "Events stored for an hour after it was settled: answers said to be final that moved.",
+            ),
+            archive_files_beyond_lag: r.gauge(
+                "ghmetrics_archive_files_beyond_lag",
+                "Archive files filed by crawl hour whose events are later than --archive-lag allows.",
+            ),
+            archive_max_lag: r.gauge(
+                "ghmetrics_archive_max_lag_hours",
+                "The largest lag seen in any archive file read: hours from an event's hour to its file's.",
+            ),
+            http_requests: r.counters(
+                "ghmetrics_http_requests_total",
+                "HTTP requests answered, by route, method and status.",
+                &["route", "method", "status"],
+            ),
+            http_latency: r.add(
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "ghmetrics_http_request_duration_seconds",
+                        "Time from receiving a request to its response headers, by route and method.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["route", "method"],
+                )
+                .expect("valid histogram"),
+            ),
+            registry: r.0,
         }
     }
 
@@ -257,8 +216,8 @@ impl Telemetry {
             .inc_by(wait.as_secs());
     }
 
-    pub fn events_stored(&self, inserted_by_type: [u64; 3], duplicates: u64, malformed: u64) {
-        for (event_type, inserted) in EventType::ALL.iter().zip(inserted_by_type) {
+    pub fn events_stored(&self, inserted_by_type: PerType<u64>, duplicates: u64, malformed: u64) {
+        for (event_type, inserted) in inserted_by_type.iter() {
             if inserted > 0 {
                 self.events_stored
                     .with_label_values(&[event_type.as_str()])
@@ -327,11 +286,28 @@ impl Telemetry {
 }
 
 /// Adds `metric` to `registry` and hands it back for updating.
-fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once, under its own name");
-    metric
+/// Makes metrics, each registered under its own name.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn add<M: Collector + Clone + 'static>(&self, metric: M) -> M {
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("each metric is registered once, under its own name");
+        metric
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help).expect("valid metric name"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Gauge {
+        self.add(Gauge::new(name, help).expect("valid metric name"))
+    }
 }
 
 /// What a scrape reads from the database.
@@ -368,7 +344,7 @@ mod tests {
         telemetry.poll(true, "not_modified");
         telemetry.poll(true, "not_modified");
         telemetry.poll(false, "ok");
-        telemetry.events_stored([3, 0, 2], 7, 1);
+        telemetry.events_stored(PerType([3, 0, 2]), 7, 1);
         telemetry.rate_limit_wait(RateLimitWait::Refused, Duration::from_secs(60));
         telemetry.http_request("/health", "GET", StatusCode::OK, Duration::from_micros(300));
         telemetry.http_request("/health", "GET", StatusCode::OK, Duration::from_millis(20));

@@ -1,9 +1,9 @@
 //! The events ghmetrics keeps, and the tolerant parser that turns one GitHub event
 //! (from `/events` or a GH Archive line: the same JSON shape) into a row.
 //!
-//! Tolerant on purpose: GitHub trimmed payloads in October 2025 and adds new
-//! `action` values over time, so only the fields we store are read, `action`
-//! stays a plain string, and a field that is absent becomes `None`.
+//! Tolerant on purpose: GitHub trims payloads and adds new `action` values
+//! over time, so only the fields we store are read, `action` stays a plain
+//! string, and a field that is absent becomes `None`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,7 +12,7 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 /// The event types ghmetrics stores; every other type is skipped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
     Watch,
     PullRequest,
@@ -54,6 +54,52 @@ impl EventType {
     /// The tracked type with GitHub's name `name`, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// One value per tracked event type, indexed by [`EventType`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PerType<T>(pub [T; 3]);
+
+impl<T: Copy> PerType<T> {
+    /// Each type with its value, in [`EventType::ALL`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (EventType, T)> + '_ {
+        EventType::ALL.into_iter().zip(self.0)
+    }
+}
+
+impl PerType<u64> {
+    /// The values of every type together.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl<T> std::ops::Index<EventType> for PerType<T> {
+    type Output = T;
+
+    fn index(&self, event_type: EventType) -> &T {
+        &self.0[event_type.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<EventType> for PerType<T> {
+    fn index_mut(&mut self, event_type: EventType) -> &mut T {
+        &mut self.0[event_type.index()]
+    }
+}
+
+impl std::ops::AddAssign for PerType<u64> {
+    fn add_assign(&mut self, other: Self) {
+        for (total, more) in self.0.iter_mut().zip(other.0) {
+            *total += more;
+        }
+    }
+}
+
+impl<T: PartialEq> PartialEq<[T; 3]> for PerType<T> {
+    fn eq(&self, other: &[T; 3]) -> bool {
+        self.0 == *other
     }
 }
 

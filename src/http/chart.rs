@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
-use crate::core::event::EventType;
+use crate::core::event::{EventType, PerType};
 use crate::store::EventCounts;
 
 /// Chart size in pixels: readable on a laptop screen, a few tens of KB as PNG.
@@ -65,8 +65,8 @@ pub struct Timeline {
     /// Start of the first bucket, epoch seconds.
     pub start: i64,
     pub bucket_seconds: i64,
-    /// Per bucket, the counts in [`EventType::ALL`] order.
-    pub buckets: Vec<[u64; 3]>,
+    /// Per bucket, the counts per type.
+    pub buckets: Vec<PerType<u64>>,
 }
 
 /// Why a chart could not be drawn.
@@ -407,7 +407,7 @@ impl Chart for TimelineChart<'_> {
         let tallest = timeline
             .buckets
             .iter()
-            .flat_map(|counts| counts.iter().copied())
+            .flat_map(|counts| counts.0)
             .max()
             .unwrap_or(0);
         // A quarter of headroom keeps the legend (top left) clear of the lines.
@@ -451,7 +451,7 @@ impl Chart for TimelineChart<'_> {
                     .map_or(String::new(), |at| at.format(label_format).to_string())
             })
             .draw()?;
-        for (type_index, event_type) in EventType::ALL.iter().enumerate() {
+        for (type_index, &event_type) in EventType::ALL.iter().enumerate() {
             let colour = BAR_COLOURS[type_index % BAR_COLOURS.len()];
             chart
                 .draw_series(LineSeries::new(
@@ -459,7 +459,7 @@ impl Chart for TimelineChart<'_> {
                         .buckets
                         .iter()
                         .enumerate()
-                        .map(|(i, counts)| (i, counts[type_index])),
+                        .map(|(i, counts)| (i, counts[event_type])),
                     colour.stroke_width(2),
                 ))?
                 .label(event_type.as_str())
@@ -628,7 +628,7 @@ mod tests {
         let timeline = Timeline {
             start: 1_700_000_000,
             bucket_seconds: 600,
-            buckets: buckets.clone(),
+            buckets: buckets.iter().copied().map(PerType).collect(),
         };
         let svg = String::from_utf8(
             render_timeline(&timeline, "the last 50 minutes", ImageFormat::Svg).unwrap(),

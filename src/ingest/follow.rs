@@ -48,14 +48,7 @@ pub async fn run(
             continue;
         }
         let summary = {
-            let store = store.clone();
-            let mut archive = ArchiveImport::new(
-                config.urls.clone(),
-                HourRange {
-                    first: hour,
-                    last: hour,
-                },
-            );
+            let mut archive = ArchiveImport::new(config.urls.clone(), HourRange::one(hour));
             archive.jobs = 1;
             archive.attempts = config.attempts;
             archive.backoff = config.backoff;
@@ -65,21 +58,14 @@ pub async fn run(
                 archive_lag_hours: config.archive_lag_hours,
                 ..ImportOptions::default()
             };
-            let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || {
-                let _entered = span.enter();
-                import_archive(&store, &archive, &options)
-            })
-            .await
+            import_archive(&store, &archive, &options).await
         };
         if shutdown.is_cancelled() {
             return;
         }
         let name = file_name(hour);
         match summary {
-            Ok(Ok(summary))
-                if summary.hours_imported + summary.hours_already == config.urls.len() =>
-            {
+            Ok(summary) if summary.hours_imported + summary.hours_already == config.urls.len() => {
                 if summary.hours_imported > 0 {
                     tracing::info!(hour = %name, stored = summary.stored.inserted(), duplicates = summary.stored.duplicates, "archive hour imported");
                 }
@@ -87,7 +73,7 @@ pub async fn run(
                 hour += 1;
                 continue;
             }
-            Ok(Ok(summary)) if !summary.hours_missing.is_empty() => {
+            Ok(summary) if !summary.hours_missing.is_empty() => {
                 let age = now - (hour + 1) * SECONDS_PER_HOUR;
                 if age > config.give_up_after.as_secs() as i64 {
                     tracing::warn!(hour = %name, "GH Archive still does not have this hour a day after it ended; going on without it");
@@ -97,11 +83,10 @@ pub async fn run(
                 }
                 tracing::debug!(hour = %name, "not published yet");
             }
-            Ok(Ok(summary)) => {
+            Ok(summary) => {
                 tracing::warn!(hour = %name, failures = ?summary.files_failed, "archive hour failed; trying again later");
             }
-            Ok(Err(error)) => tracing::error!(hour = %name, %error, "archive import failed"),
-            Err(error) => tracing::error!(hour = %name, %error, "archive import task failed"),
+            Err(error) => tracing::error!(hour = %name, %error, "archive import failed"),
         }
         if sleep(config.retry_every, &shutdown).await {
             return;

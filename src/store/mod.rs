@@ -21,7 +21,7 @@ use std::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreLocation;
-use crate::core::event::{Event, EventType};
+use crate::core::event::{Event, EventType, PerType};
 use crate::core::time::{HourRange, Window};
 
 pub use clickhouse::{ClickHouse, ClickHouseError};
@@ -195,7 +195,7 @@ impl Store {
         first_minute: i64,
         bucket_minutes: i64,
         buckets: usize,
-    ) -> Result<Vec<[u64; 3]>, StoreError> {
+    ) -> Result<Vec<PerType<u64>>, StoreError> {
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::metrics::timeline(c, first_minute, bucket_minutes, buckets))
@@ -531,8 +531,8 @@ pub struct ArchiveFile {
     pub source: SourceId,
     /// The hour in the file's name (since the epoch).
     pub hour: i64,
-    /// Tracked events in the file per type, in [`EventType::ALL`] order.
-    pub events_by_type: [u64; 3],
+    /// Tracked events in the file per type.
+    pub events_by_type: PerType<u64>,
     /// Tracked events per lag: hours from their `created_at` hour to the
     /// file's (0: created in the file's own hour).
     pub lags: std::collections::BTreeMap<i64, u64>,
@@ -541,7 +541,7 @@ pub struct ArchiveFile {
 impl ArchiveFile {
     /// Tracked events in the file.
     pub fn events_read(&self) -> u64 {
-        self.events_by_type.iter().sum()
+        self.events_by_type.total()
     }
 
     /// The largest lag of its events, in hours (0 for a file without any).
@@ -650,21 +650,21 @@ impl Settling {
 }
 
 /// What one hour's events say about the archives and the live feeds, per
-/// type in [`EventType::ALL`] order, counted by event id.
+/// type, counted by event id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HourCoverage {
     /// Hours since the epoch (of `created_at`).
     pub hour: i64,
     /// Events that at least one archive file holds.
-    pub archive_events: [u64; 3],
+    pub archive_events: PerType<u64>,
     /// Of them, those a live feed (global or watched) had stored first.
-    pub live_events: [u64; 3],
+    pub live_events: PerType<u64>,
     /// Events the live feeds stored that no archive file holds.
-    pub live_only: [u64; 3],
+    pub live_only: PerType<u64>,
     /// Per archive source: of `archive_events`, those its files hold.
-    pub by_source: Vec<(SourceId, [u64; 3])>,
+    pub by_source: Vec<(SourceId, PerType<u64>)>,
     /// Events stored after the hour was settled.
-    pub late_arrivals: [u64; 3],
+    pub late_arrivals: PerType<u64>,
     pub settled: bool,
 }
 
@@ -672,17 +672,14 @@ pub struct HourCoverage {
 /// what [`HourCoverage`] is summed from, whatever the store.
 pub(crate) fn add_to_coverage(
     coverage: &mut HourCoverage,
-    event_type: usize,
+    event_type: EventType,
     origin: u8,
     archives: u32,
     events: u64,
 ) {
-    let Some(slot) = coverage.archive_events.get_mut(event_type) else {
-        return;
-    };
     let live = origin == Origin::GlobalFeed.code() || origin == Origin::Watched.code();
     if archives != 0 {
-        *slot += events;
+        coverage.archive_events[event_type] += events;
         if live {
             coverage.live_events[event_type] += events;
         }
@@ -693,7 +690,7 @@ pub(crate) fn add_to_coverage(
             match coverage.by_source.iter_mut().find(|(s, _)| *s == source) {
                 Some((_, counts)) => counts[event_type] += events,
                 None => {
-                    let mut counts = [0; 3];
+                    let mut counts = PerType::default();
                     counts[event_type] = events;
                     coverage.by_source.push((source, counts));
                     coverage.by_source.sort_unstable_by_key(|(s, _)| *s);
@@ -716,7 +713,7 @@ pub const SUSPECT_NEIGHBOURS: i64 = 12;
 /// archive events than [`SUSPECT_SHARE`] of the median of the archive hours
 /// within [`SUSPECT_NEIGHBOURS`] of them, or a file some source does not have.
 pub fn suspect_hours(hours: &[HourCoverage], files: &[FileRecord]) -> Vec<i64> {
-    let total = |h: &HourCoverage| h.archive_events.iter().sum::<u64>();
+    let total = |h: &HourCoverage| h.archive_events.total();
     let by_hour: std::collections::BTreeMap<i64, u64> =
         hours.iter().map(|h| (h.hour, total(h))).collect();
     let mut suspect: Vec<i64> = by_hour
@@ -884,8 +881,8 @@ impl PrGapSummary {
 /// What one batch insert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InsertStats {
-    /// Rows that were new, per type in [`EventType::ALL`] order.
-    pub inserted_by_type: [u64; 3],
+    /// Rows that were new, per type.
+    pub inserted_by_type: PerType<u64>,
     /// Events already stored (or repeated within the batch), left untouched.
     pub duplicates: u64,
 }
@@ -893,16 +890,14 @@ pub struct InsertStats {
 impl InsertStats {
     /// Rows that were new.
     pub fn inserted(&self) -> u64 {
-        self.inserted_by_type.iter().sum()
+        self.inserted_by_type.total()
     }
 }
 
 impl std::ops::AddAssign for InsertStats {
     fn add_assign(&mut self, other: Self) {
         self.duplicates += other.duplicates;
-        for (total, more) in self.inserted_by_type.iter_mut().zip(other.inserted_by_type) {
-            *total += more;
-        }
+        self.inserted_by_type += other.inserted_by_type;
     }
 }
 
@@ -1095,7 +1090,7 @@ mod tests {
     fn a_thin_or_missing_hour_is_suspect() {
         let hour = |hour: i64, events: u64| HourCoverage {
             hour,
-            archive_events: [events, 0, 0],
+            archive_events: PerType([events, 0, 0]),
             ..HourCoverage::default()
         };
         // 100 events an hour; hour 5 has 9 (under a tenth), hour 7 has 10.
@@ -1124,13 +1119,17 @@ mod tests {
         let mut hour = HourCoverage::default();
         let live = Origin::GlobalFeed.code();
         let import = Origin::Import.code();
-        add_to_coverage(&mut hour, 0, live, 0b01, 3);
-        add_to_coverage(&mut hour, 0, import, 0b11, 5);
-        add_to_coverage(&mut hour, 0, live, 0, 2);
-        add_to_coverage(&mut hour, 1, import, 0, 7);
+        let (watch, pr) = (EventType::Watch, EventType::PullRequest);
+        add_to_coverage(&mut hour, watch, live, 0b01, 3);
+        add_to_coverage(&mut hour, watch, import, 0b11, 5);
+        add_to_coverage(&mut hour, watch, live, 0, 2);
+        add_to_coverage(&mut hour, pr, import, 0, 7);
         assert_eq!(hour.archive_events, [8, 0, 0]);
         assert_eq!(hour.live_events, [3, 0, 0]);
         assert_eq!(hour.live_only, [2, 0, 0]);
-        assert_eq!(hour.by_source, [(0, [8, 0, 0]), (1, [5, 0, 0])]);
+        assert_eq!(
+            hour.by_source,
+            [(0, PerType([8, 0, 0])), (1, PerType([5, 0, 0]))]
+        );
     }
 }

@@ -182,14 +182,11 @@ fn quick(url: &str, range: &str) -> ArchiveImport {
 }
 
 async fn run(store: &Store, archive: ArchiveImport) -> ImportSummary {
-    let store = store.clone();
     let options = ImportOptions {
         batch_size: 37,
         ..ImportOptions::default()
     };
-    tokio::task::spawn_blocking(move || import_archive(&store, &archive, &options).unwrap())
-        .await
-        .unwrap()
+    import_archive(store, &archive, &options).await.unwrap()
 }
 
 #[tokio::test]
@@ -679,7 +676,7 @@ async fn interleaved_hours_each_record_what_they_stored() {
         ArchiveFile {
             source: 0,
             hour: archive_hour(name).unwrap(),
-            events_by_type,
+            events_by_type: ghmetrics::core::event::PerType(events_by_type),
             lags: [(0, events.len() as u64)].into(),
         }
     };
@@ -741,7 +738,8 @@ async fn interleaved_hours_each_record_what_they_stored() {
         let figures: Vec<(i64, u64, u64, bool)> = coverage
             .iter()
             .map(|h| {
-                let sum = |counts: [u64; 3]| counts.iter().sum::<u64>();
+                let sum =
+                    |counts: ghmetrics::core::event::PerType<u64>| counts.0.iter().sum::<u64>();
                 (h.hour, sum(h.archive_events), sum(h.live_events), h.settled)
             })
             .collect();
@@ -913,8 +911,9 @@ async fn two_archives_are_united_and_each_ones_share_is_exact() {
         let sum = |f: &dyn Fn(&ghmetrics::store::HourCoverage) -> u64| -> u64 {
             coverage.iter().map(f).sum()
         };
-        assert_eq!(sum(&|h| h.archive_events.iter().sum()), union);
-        let of_source = |i: usize| sum(&|h| h.by_source.get(i).map_or(0, |(_, n)| n.iter().sum()));
+        assert_eq!(sum(&|h| h.archive_events.0.iter().sum()), union);
+        let of_source =
+            |i: usize| sum(&|h| h.by_source.get(i).map_or(0, |(_, n)| n.0.iter().sum()));
         assert_eq!((of_source(0), of_source(1)), (expected_a, expected_b));
     }
 }

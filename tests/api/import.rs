@@ -62,16 +62,12 @@ fn small_batches() -> ImportOptions {
     }
 }
 
-/// `import` on a blocking thread, as the CLI runs it.
+/// `import` in small batches.
 async fn import_on_thread(
     store: &Store,
     inputs: Vec<PathBuf>,
 ) -> ghmetrics::ingest::import::ImportSummary {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || import(&store, &inputs, &small_batches()))
-        .await
-        .unwrap()
-        .unwrap()
+    import(store, &inputs, &small_batches()).await.unwrap()
 }
 
 #[tokio::test]
@@ -161,8 +157,8 @@ fn truncated_copy(dir: &std::path::Path) -> PathBuf {
     path
 }
 
-#[test]
-fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
+#[tokio::test]
+async fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
     let good: Vec<Value> = fixture_file_events("events-2019-11-27-first100.json.gz");
     let plain = dir.path().join("mixed.ndjson");
@@ -191,6 +187,7 @@ fn bad_lines_and_broken_files_are_reported_and_the_rest_kept() {
         &[plain, truncated, missing],
         &small_batches(),
     )
+    .await
     .unwrap();
     assert_eq!(summary.bad_lines, 3);
     assert_eq!(summary.files_complete, 1);
@@ -254,8 +251,8 @@ fn the_import_command_reports_and_fails_on_a_broken_file() {
     );
 }
 
-#[test]
-fn a_repository_filter_keeps_only_those_repositories() {
+#[tokio::test]
+async fn a_repository_filter_keeps_only_those_repositories() {
     let events = fixture_file_events("events-2021-07-21-sample.json.gz");
     let wanted = ["gabrieldonadel/pull-requests-limits", "weseek/growi"];
     let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
@@ -268,6 +265,7 @@ fn a_repository_filter_keeps_only_those_repositories() {
         &[fixture_path("events-2021-07-21-sample.json.gz")],
         &options,
     )
+    .await
     .unwrap();
     let expected = Expected::of(
         events
@@ -337,8 +335,8 @@ fn overlong_lines_are_skipped_and_files_without_events_fail() {
 
 /// Lines just under and just over the limit, around normal lines: every
 /// normal line survives, in order, and only the long one is dropped.
-#[test]
-fn the_line_limit_is_exact_and_keeps_the_neighbours() {
+#[tokio::test]
+async fn the_line_limit_is_exact_and_keeps_the_neighbours() {
     let dir = tempfile::tempdir().unwrap();
     let events = fixture_file_events("events-2019-11-27-first100.json.gz");
     let path = dir.path().join("mixed.ndjson");
@@ -365,15 +363,17 @@ fn the_line_limit_is_exact_and_keeps_the_neighbours() {
         max_line_bytes: limit,
         ..small_batches()
     };
-    let summary = import(&Store::Sqlite(db.clone()), &[path], &options).unwrap();
+    let summary = import(&Store::Sqlite(db.clone()), &[path], &options)
+        .await
+        .unwrap();
     assert_eq!(summary.bad_lines, 1);
     assert_eq!(summary.lines, kept.len() as u64 + 1);
     assert_eq!(summary.stored.inserted(), Expected::of(&kept).total());
 }
 
 /// A file with a byte-order mark and CRLF line ends loses no event.
-#[test]
-fn a_byte_order_mark_and_crlf_line_ends_lose_nothing() {
+#[tokio::test]
+async fn a_byte_order_mark_and_crlf_line_ends_lose_nothing() {
     let lines = fixture_lines("events-2021-07-21-sample.json.gz");
     let tracked = tracked_events(&lines);
     let dir = tempfile::tempdir().unwrap();
@@ -385,21 +385,25 @@ fn a_byte_order_mark_and_crlf_line_ends_lose_nothing() {
     }
     std::fs::write(&path, text).unwrap();
     let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
-    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default()).unwrap();
+    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default())
+        .await
+        .unwrap();
     assert_eq!(summary.files_complete, 1);
     assert_eq!(summary.bad_lines, 0);
     assert_eq!(summary.stored.inserted(), tracked);
 }
 
 /// A file holding one JSON array is refused in words a user can act on.
-#[test]
-fn a_json_array_file_says_what_is_wrong() {
+#[tokio::test]
+async fn a_json_array_file_says_what_is_wrong() {
     let lines = fixture_lines("events-2021-07-21-sample.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("array.json");
     std::fs::write(&path, format!("[{}]", lines[..20].join(","))).unwrap();
     let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
-    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default()).unwrap();
+    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default())
+        .await
+        .unwrap();
     let [failure] = &summary.files_failed[..] else {
         panic!("{:?}", summary.files_failed)
     };
@@ -411,14 +415,16 @@ fn a_json_array_file_says_what_is_wrong() {
     assert!(!failure.contains("untagged"), "{failure}");
 }
 
-#[test]
-fn a_gz_file_that_is_not_gzip_says_so() {
+#[tokio::test]
+async fn a_gz_file_that_is_not_gzip_says_so() {
     let lines = fixture_lines("events-2021-07-21-sample.json.gz");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.json.gz");
     std::fs::write(&path, lines[..20].join("\n")).unwrap();
     let db = Sqlite::open(&SqliteLocation::Memory).unwrap();
-    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default()).unwrap();
+    let summary = import(&Store::Sqlite(db), &[path], &ImportOptions::default())
+        .await
+        .unwrap();
     let [failure] = &summary.files_failed[..] else {
         panic!("{:?}", summary.files_failed)
     };
@@ -447,15 +453,11 @@ async fn events_with_impossible_repository_names_are_bad_lines() {
     std::fs::write(&path, text).unwrap();
     for store in every_store() {
         let handle = store.open().await;
-        let (summary, handle) = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || {
-                (
-                    import(&handle, &[path], &ImportOptions::default()).unwrap(),
-                    handle,
-                )
-            }
-        })
+        let summary = import(
+            &handle,
+            std::slice::from_ref(&path),
+            &ImportOptions::default(),
+        )
         .await
         .unwrap();
         assert_eq!(
@@ -475,8 +477,8 @@ async fn events_with_impossible_repository_names_are_bad_lines() {
 
 /// The README's SQL recipes run as written on imported events and return
 /// rows, and those that filter `events` read it through an index, not a scan.
-#[test]
-fn the_readmes_sql_recipes_run_and_use_the_indexes() {
+#[tokio::test]
+async fn the_readmes_sql_recipes_run_and_use_the_indexes() {
     let readme = include_str!("../../README.md");
     let block = readme
         .split("### Queries to start from")
@@ -499,6 +501,7 @@ fn the_readmes_sql_recipes_run_and_use_the_indexes() {
         &files,
         &ImportOptions::default(),
     )
+    .await
     .unwrap();
     let conn = db.get().unwrap();
     for statement in statements {

@@ -410,11 +410,9 @@ async fn the_import_measures_the_lag_and_names_the_suspect_hours() {
             ..Default::default()
         };
         let inputs = files.clone();
-        let summary = tokio::task::spawn_blocking(move || {
-            ghmetrics::ingest::import::import(&db, &inputs, &options).unwrap()
-        })
-        .await
-        .unwrap();
+        let summary = ghmetrics::ingest::import::import(&db, &inputs, &options)
+            .await
+            .unwrap();
         assert_eq!(summary.max_lag_hours, largest);
         let beyond: Vec<String> = file_lag
             .iter()

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
-use std::task::Poll;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::spool::Spooled;
 use crate::http::error::AppError;
 use crate::store::DataVersion;
 
@@ -48,7 +48,9 @@ impl Stamp {
     /// For an answer that depends on the stored data only.
     pub async fn of_data(state: &AppState) -> Result<Stamp, AppError> {
         Ok(Stamp {
-            data: bounded(state, async { Ok(state.store.data_version().await?) }).await?,
+            data: state
+                .within_store_timeout(async { Ok(state.store.data_version().await?) })
+                .await?,
             ..Stamp::default()
         })
     }
@@ -63,32 +65,84 @@ impl Stamp {
     }
 }
 
-/// One cached answer: its content type and body.
-#[derive(Clone)]
+/// An answer of any endpoint: its content type, its body (in memory, or
+/// spooled to a temporary file when large), and how complete it is.
 pub struct Answer {
     pub content_type: &'static str,
-    pub body: Bytes,
-    /// `X-Complete-Until`: where the run of complete GH Archive hours that
+    pub body: Spooled,
+    /// `X-Complete-Until`: where the run of settled GH Archive hours that
     /// starts at the window's first hour ends (epoch seconds).
     pub complete_until: Option<i64>,
 }
 
-/// The header saying how far an answer rests on complete archive hours.
-pub const COMPLETE_UNTIL: &str = "x-complete-until";
+impl Answer {
+    /// An answer held in memory, with no `X-Complete-Until`.
+    pub fn new(content_type: &'static str, body: Bytes) -> Answer {
+        Answer {
+            content_type,
+            body: Spooled::Memory(body),
+            complete_until: None,
+        }
+    }
 
-/// The `X-Complete-Until` value for epoch second `at`.
-pub fn complete_until_value(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    /// What the cache keeps of it: answers in memory only.
+    fn kept(&self) -> Option<Kept> {
+        match &self.body {
+            Spooled::Memory(body) => Some(Kept {
+                content_type: self.content_type,
+                body: body.clone(),
+                complete_until: self.complete_until,
+            }),
+            Spooled::File(..) => None,
+        }
+    }
 }
+
+/// An answer as the cache keeps it.
+#[derive(Clone)]
+struct Kept {
+    content_type: &'static str,
+    body: Bytes,
+    complete_until: Option<i64>,
+}
+
+impl From<Kept> for Answer {
+    fn from(kept: Kept) -> Answer {
+        Answer {
+            complete_until: kept.complete_until,
+            ..Answer::new(kept.content_type, kept.body)
+        }
+    }
+}
+
+/// The header saying how far an answer rests on settled archive hours.
+pub const COMPLETE_UNTIL: &str = "x-complete-until";
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response();
-        if let Some(at) = self.complete_until
-            && let Ok(value) = header::HeaderValue::from_str(&complete_until_value(at))
-        {
+        let mut response = match self.body {
+            Spooled::Memory(body) => {
+                ([(header::CONTENT_TYPE, self.content_type)], body).into_response()
+            }
+            Spooled::File(file, length) => {
+                let stream = tokio_util::io::ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(file),
+                    64 * 1024,
+                );
+                (
+                    [(header::CONTENT_TYPE, self.content_type)],
+                    [(header::CONTENT_LENGTH, length.to_string())],
+                    Body::from_stream(stream),
+                )
+                    .into_response()
+            }
+        };
+        let at = self.complete_until.and_then(|at| {
+            let at = chrono::DateTime::from_timestamp(at, 0)?;
+            header::HeaderValue::from_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .ok()
+        });
+        if let Some(value) = at {
             response.headers_mut().insert(COMPLETE_UNTIL, value);
         }
         response
@@ -114,7 +168,7 @@ pub struct AnswerCache {
 }
 
 /// What [`AnswerCache::lookup`] found.
-pub enum Lookup<'a> {
+enum Lookup<'a> {
     Kept(Answer),
     /// No answer yet: compute it while holding this.
     Turn(tokio::sync::MutexGuard<'a, ()>),
@@ -154,14 +208,16 @@ impl AnswerCache {
             Lookup::Turn(turn) => turn,
         };
         let answer = compute().await?;
-        self.put(key, stamp, answer.clone());
+        if let Some(kept) = answer.kept() {
+            self.put(key, stamp, kept);
+        }
         Ok(answer)
     }
 
     /// The answer kept for `key` at `stamp`, or the turn to compute it: held
     /// while computing, others asking meanwhile wait for it, then find the
     /// answer (one stripe of [`AnswerCache::turns`] per key).
-    pub async fn lookup(&self, key: &Key, stamp: Stamp) -> Lookup<'_> {
+    async fn lookup(&self, key: &Key, stamp: Stamp) -> Lookup<'_> {
         if let Some(hit) = self.get(key, stamp) {
             return Lookup::Kept(hit);
         }
@@ -176,12 +232,12 @@ impl AnswerCache {
     fn get(&self, key: &Key, stamp: Stamp) -> Option<Answer> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         match answers.kept.get(key) {
-            Some((at, answer)) if *at == stamp => Some(answer.clone()),
+            Some((at, kept)) if *at == stamp => Some(kept.clone().into()),
             _ => None,
         }
     }
 
-    pub fn put(&self, key: Key, stamp: Stamp, answer: Answer) {
+    fn put(&self, key: Key, stamp: Stamp, answer: Kept) {
         let size = Answers::size(&key, &answer);
         if size > MAX_CACHED_ANSWER_BYTES {
             return;
@@ -202,14 +258,14 @@ impl AnswerCache {
 /// The answers kept and their bytes.
 #[derive(Default)]
 struct Answers {
-    kept: HashMap<Key, (Stamp, Answer)>,
+    kept: HashMap<Key, (Stamp, Kept)>,
     bytes: usize,
 }
 
 impl Answers {
     /// What an answer costs to keep, roughly: its body and key.
-    fn size(key: &Key, answer: &Answer) -> usize {
-        answer.body.len() + key.params.len() + std::mem::size_of::<(Key, Stamp, Answer)>()
+    fn size(key: &Key, answer: &Kept) -> usize {
+        answer.body.len() + key.params.len() + std::mem::size_of::<(Key, Stamp, Kept)>()
     }
 }
 
@@ -226,26 +282,8 @@ where
 {
     state
         .answers
-        .get_or_compute(key, stamp, || bounded(state, compute()))
+        .get_or_compute(key, stamp, || state.within_store_timeout(compute()))
         .await
-}
-
-/// `work` (which asks the store), given up after the state's store timeout:
-/// a store that does not answer is unavailable, and the client hears so at
-/// once instead of after the request timeout. Work that is done at its first
-/// poll (SQLite's data version, a read of shared memory) takes no timer.
-pub async fn bounded<T>(
-    state: &AppState,
-    work: impl Future<Output = Result<T, AppError>>,
-) -> Result<T, AppError> {
-    let mut work = std::pin::pin!(work);
-    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await
-    {
-        return done;
-    }
-    tokio::time::timeout(state.store_timeout, work)
-        .await
-        .unwrap_or(Err(AppError::StoreNotAnswering(state.store_timeout)))
 }
 
 /// A JSON answer from a serializable value.
@@ -254,22 +292,25 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<Answer, AppError> {
         tracing::error!(%error, "cannot serialize an answer");
         AppError::Internal("cannot serialize the answer")
     })?;
-    Ok(Answer {
-        content_type: "application/json",
-        body: Bytes::from(body),
-        complete_until: None,
-    })
+    Ok(Answer::new("application/json", Bytes::from(body)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn answer(text: &'static str) -> Answer {
-        Answer {
+    fn answer(text: &'static str) -> Kept {
+        Kept {
             content_type: "text/plain",
             body: Bytes::from_static(text.as_bytes()),
             complete_until: None,
+        }
+    }
+
+    fn body(answer: Answer) -> Bytes {
+        match answer.body {
+            Spooled::Memory(body) => body,
+            Spooled::File(..) => panic!("a file"),
         }
     }
 
@@ -286,7 +327,7 @@ mod tests {
             clock: 100,
         };
         cache.put(key.clone(), at, answer("x"));
-        assert_eq!(cache.get(&key, at).unwrap().body, "x");
+        assert_eq!(body(cache.get(&key, at).unwrap()), "x");
         for other in [
             Stamp {
                 data: DataVersion::from_counters(&[2]),
@@ -321,11 +362,11 @@ mod tests {
                     .get_or_compute(key, stamp, || async {
                         computed.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        Ok(answer("x"))
+                        Ok(answer("x").into())
                     })
                     .await
+                    .map(body)
                     .unwrap()
-                    .body
             })
         };
         let at = Stamp::default();
@@ -359,7 +400,7 @@ mod tests {
     #[test]
     fn large_answers_cannot_grow_it_past_its_bytes() {
         let cache = AnswerCache::default();
-        let big = |n: usize| Answer {
+        let big = |n: usize| Kept {
             content_type: "application/json",
             body: Bytes::from(vec![b'x'; n]),
             complete_until: None,

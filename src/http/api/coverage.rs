@@ -124,8 +124,8 @@ fn hour_share(
     files: &[&FileRecord],
     source_name: &dyn Fn(SourceId) -> String,
 ) -> ArchiveHourShare {
-    let archive_events = hour.archive_events.iter().sum();
-    let live_events = hour.live_events.iter().sum();
+    let archive_events = hour.archive_events.total();
+    let live_events = hour.live_events.total();
     ArchiveHourShare {
         hour: at(hour.hour),
         settled: hour.settled,
@@ -133,21 +133,20 @@ fn hour_share(
         archive_events,
         live_events,
         share: share(live_events, archive_events),
-        live_only: hour.live_only.iter().sum(),
-        late_arrivals: hour.late_arrivals.iter().sum(),
+        live_only: hour.live_only.total(),
+        late_arrivals: hour.late_arrivals.total(),
         by_type: EventType::ALL
             .iter()
-            .map(|t| {
-                let i = t.index();
-                let (archive, live) = (hour.archive_events[i], hour.live_events[i]);
+            .map(|&t| {
+                let (archive, live) = (hour.archive_events[t], hour.live_events[t]);
                 (
                     t.as_str(),
                     TypeShare {
                         archive_events: archive,
                         live_events: live,
                         share: share(live, archive),
-                        live_only: hour.live_only[i],
-                        late_arrivals: hour.late_arrivals[i],
+                        live_only: hour.live_only[t],
+                        late_arrivals: hour.late_arrivals[t],
                     },
                 )
             })
@@ -156,7 +155,7 @@ fn hour_share(
             .by_source
             .iter()
             .map(|(source, counts)| {
-                let events = counts.iter().sum();
+                let events = counts.total();
                 (
                     source_name(*source),
                     SourceShare {
@@ -276,7 +275,7 @@ pub async fn last_day_share(state: &AppState, now: i64) -> Result<Option<f64>, A
             last,
         })
         .await?;
-    let archive: u64 = hours.iter().flat_map(|h| h.archive_events).sum();
-    let live: u64 = hours.iter().flat_map(|h| h.live_events).sum();
+    let archive: u64 = hours.iter().map(|h| h.archive_events.total()).sum();
+    let live: u64 = hours.iter().map(|h| h.live_events.total()).sum();
     Ok(share(live, archive))
 }

@@ -1,9 +1,7 @@
 //! `GET /metrics/...`: the four metrics and two charts, each asked of the [`Store`].
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,9 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::cache::{self, Answer, Key, Lookup, Stamp};
+use super::cache::{self, Answer, Key, Stamp};
 use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, WindowParam};
-use super::spool::{Spool, Spooled};
+use super::spool::Spool;
 use crate::core::time::{
     HourRange, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, Window, ceil_div, minute_of,
 };
@@ -293,10 +291,7 @@ async fn event_counts(
         (status = 422, description = "`limit` not an integer >= 1, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
-async fn pr_counts(
-    State(state): State<AppState>,
-    params: QueryParams,
-) -> Result<Response, AppError> {
+async fn pr_counts(State(state): State<AppState>, params: QueryParams) -> Result<Answer, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
     let now = Utc::now().timestamp();
     let window = params.window(now)?;
@@ -309,48 +304,19 @@ async fn pr_counts(
             window.map_or_else(String::new, WindowParam::key)
         ),
     };
-    let _turn = match state.answers.lookup(&key, stamp).await {
-        Lookup::Kept(answer) => return Ok(answer.into_response()),
-        Lookup::Turn(turn) => turn,
-    };
     // The whole answer is written out in one read (one consistent answer, in
     // well under a second for a million repositories) before the first byte
     // goes to the client, so a slow reader pins no connection or transaction
     // (which on SQLite would also stop WAL checkpoints).
-    let span = window.map(|window| window.at(now));
-    let answer = cache::bounded(&state, write_pr_counts(&state.store, limit, span))
-        .await?
-        .finish()?;
-    let complete_until = cache::bounded(&state, complete_until(&state, window, now)).await?;
-    Ok(match answer {
-        Spooled::Memory(body) => {
-            let answer = Answer {
-                content_type: "application/json",
-                body,
-                complete_until,
-            };
-            state.answers.put(key, stamp, answer.clone());
-            answer.into_response()
-        }
-        Spooled::File(file, length) => {
-            let stream = tokio_util::io::ReaderStream::with_capacity(
-                tokio::fs::File::from_std(file),
-                64 * 1024,
-            );
-            let mut response = (
-                [(header::CONTENT_TYPE, "application/json")],
-                [(header::CONTENT_LENGTH, length.to_string())],
-                Body::from_stream(stream),
-            )
-                .into_response();
-            if let Some(value) = complete_until
-                .and_then(|at| header::HeaderValue::from_str(&cache::complete_until_value(at)).ok())
-            {
-                response.headers_mut().insert(cache::COMPLETE_UNTIL, value);
-            }
-            response
-        }
+    cache::answer(&state, key, stamp, || async {
+        let span = window.map(|window| window.at(now));
+        Ok(Answer {
+            content_type: "application/json",
+            body: write_pr_counts(&state.store, limit, span).await?.finish()?,
+            complete_until: complete_until(&state, window, now).await?,
+        })
     })
+    .await
 }
 
 /// The pr-counts JSON object, written to a [`Spool`].
@@ -450,9 +416,8 @@ async fn visualization(
         let body = render_off_runtime(move || shared.charts.get_or_render(&counts, &title, format))
             .await?;
         Ok(Answer {
-            content_type: format.content_type(),
-            body,
             complete_until: complete_until(&state, Some(window), now).await?,
+            ..Answer::new(format.content_type(), body)
         })
     })
     .await
@@ -549,9 +514,8 @@ async fn visualization_timeline(
         })
         .await?;
         Ok(Answer {
-            content_type: format.content_type(),
-            body,
             complete_until: complete_until(&state, Some(window), now).await?,
+            ..Answer::new(format.content_type(), body)
         })
     })
     .await

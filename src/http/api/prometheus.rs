@@ -24,21 +24,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn exposition(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     let now = chrono::Utc::now().timestamp();
-    let (totals, hours, archive) = super::cache::bounded(&state, async {
-        let last = now / 3600 - 1;
-        Ok(tokio::try_join!(
-            state.store.totals(),
-            state.store.hour_coverage(crate::core::time::HourRange {
-                first: last - 47,
-                last,
-            }),
-            state.store.archive_summary(state.archive_lag_hours),
-        )?)
-    })
-    .await?;
+    let (totals, hours, archive) = state
+        .within_store_timeout(async {
+            let last = now / 3600 - 1;
+            Ok(tokio::try_join!(
+                state.store.totals(),
+                state.store.hour_coverage(crate::core::time::HourRange {
+                    first: last - 47,
+                    last,
+                }),
+                state.store.archive_summary(state.archive_lag_hours),
+            )?)
+        })
+        .await?;
     let live_share_last_hour = hours.iter().rev().find(|h| h.settled).and_then(|hour| {
-        let archive: u64 = hour.archive_events.iter().sum();
-        let live: u64 = hour.live_events.iter().sum();
+        let archive = hour.archive_events.total();
+        let live = hour.live_events.total();
         (archive > 0).then(|| live as f64 / archive as f64)
     });
     let database = DatabaseGauges {

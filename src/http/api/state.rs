@@ -2,11 +2,14 @@
 //! their own settings from [`crate::config::HttpConfig`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use super::cache::AnswerCache;
 use crate::http::chart::ChartCache;
+use crate::http::error::AppError;
 use crate::ingest::github::PollStatus;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
@@ -20,6 +23,26 @@ pub struct AppState(Arc<Shared>);
 impl AppState {
     pub fn new(shared: Shared) -> AppState {
         AppState(Arc::new(shared))
+    }
+
+    /// `work` (which asks the store), given up after `--store-timeout`: a
+    /// store that does not answer is unavailable, and the client hears so at
+    /// once instead of after the request timeout. Work that is done at its
+    /// first poll (SQLite's data version, a read of shared memory) takes no
+    /// timer.
+    pub async fn within_store_timeout<T>(
+        &self,
+        work: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        let mut work = std::pin::pin!(work);
+        if let Poll::Ready(done) =
+            std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await
+        {
+            return done;
+        }
+        tokio::time::timeout(self.store_timeout, work)
+            .await
+            .unwrap_or(Err(AppError::StoreNotAnswering(self.store_timeout)))
     }
 }
 

@@ -18,6 +18,7 @@ use super::outcome::{Outcome, PollError, PollOutcome};
 use super::page::parse_page;
 use super::status::PollStatus;
 use crate::config::PollerConfig;
+use crate::core::event::Event;
 use crate::store::{FeedPoll, InsertStats, Origin, Store};
 
 /// Most pages followed in one poll. GitHub serves 3 today; the cap only guards
@@ -34,6 +35,15 @@ pub struct Poller {
     gone_retry: Duration,
     /// The first gap in the global feed is worth a warning; later ones are counted.
     gap_warned: bool,
+}
+
+/// What one poll's pages gave: their events, the outcome so far, the first
+/// page's ETag, and the failure that ended it early, if one did.
+struct Fetched {
+    events: Vec<Event>,
+    outcome: PollOutcome,
+    first_etag: Option<String>,
+    failure: Option<PollError>,
 }
 
 impl Poller {
@@ -151,66 +161,12 @@ impl Poller {
         self.client
             .wait_for_budget(self.feeds[index].pages_last_poll)
             .await;
-        let first = self.client.endpoint(&self.feeds[index].path());
-        let mut outcome = PollOutcome::empty();
-        let mut events = Vec::new();
-        let mut next = Some(first);
-        let mut first_etag = None;
-        let mut failure = None;
-        let mut visited: Vec<Url> = Vec::new();
-
-        while let Some(url) = next.take() {
-            let page_number = outcome.pages + 1;
-            let etag = if page_number == 1 {
-                self.feeds[index].etag.as_deref()
-            } else {
-                None
-            };
-            let page = match self.client.fetch_page(&url, etag).await {
-                Ok(PageResponse::NotModified(hints)) => {
-                    outcome.next_poll_in = hints.next_poll_in();
-                    break;
-                }
-                Ok(PageResponse::Modified(page)) => page,
-                Err(source) => {
-                    failure = Some(PollError::Fetch {
-                        page: page_number,
-                        source,
-                        stored: InsertStats::default(),
-                    });
-                    break;
-                }
-            };
-            outcome.pages = page_number;
-            if page_number == 1 {
-                first_etag = page.etag.clone();
-                outcome.next_poll_in = page.hints.next_poll_in();
-            }
-            if let Err(source) = parse_page(&page.body, &mut events, &mut outcome) {
-                failure = Some(PollError::Fetch {
-                    page: page_number,
-                    source,
-                    stored: InsertStats::default(),
-                });
-                break;
-            }
-            visited.push(url);
-            next = page.next.filter(|next| !visited.contains(next));
-            if page.hints.rate_limit_wait.is_some() && next.is_some() {
-                // Asking for the next page now would only earn a 403.
-                outcome.next_poll_in = outcome.next_poll_in.max(page.hints.next_poll_in());
-                tracing::warn!(
-                    "rate limit exhausted in the middle of a poll; the rest waits for the next one"
-                );
-                first_etag = None;
-                break;
-            }
-            if outcome.pages >= MAX_PAGES {
-                tracing::warn!(pages = MAX_PAGES, "stopped following Link headers");
-                break;
-            }
-        }
-
+        let Fetched {
+            events,
+            mut outcome,
+            first_etag,
+            failure,
+        } = self.fetch_pages(index).await;
         if !events.is_empty() {
             let origin = match self.feeds[index].kind {
                 FeedKind::Global => Origin::GlobalFeed,
@@ -235,6 +191,70 @@ impl Poller {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Fetches the feed's pages, following `Link: rel="next"` (never to a
+    /// page twice, at most [`MAX_PAGES`]), until the last, a 304, a failure,
+    /// or a spent rate limit.
+    async fn fetch_pages(&self, index: usize) -> Fetched {
+        let mut fetched = Fetched {
+            events: Vec::new(),
+            outcome: PollOutcome::empty(),
+            first_etag: None,
+            failure: None,
+        };
+        let outcome = &mut fetched.outcome;
+        let mut next = Some(self.client.endpoint(&self.feeds[index].path()));
+        let mut visited: Vec<Url> = Vec::new();
+        while let Some(url) = next.take() {
+            let page_number = outcome.pages + 1;
+            let etag = if page_number == 1 {
+                self.feeds[index].etag.as_deref()
+            } else {
+                None
+            };
+            let failed = |source| PollError::Fetch {
+                page: page_number,
+                source,
+                stored: InsertStats::default(),
+            };
+            let page = match self.client.fetch_page(&url, etag).await {
+                Ok(PageResponse::NotModified(hints)) => {
+                    outcome.next_poll_in = hints.next_poll_in();
+                    break;
+                }
+                Ok(PageResponse::Modified(page)) => page,
+                Err(source) => {
+                    fetched.failure = Some(failed(source));
+                    break;
+                }
+            };
+            outcome.pages = page_number;
+            if page_number == 1 {
+                fetched.first_etag = page.etag.clone();
+                outcome.next_poll_in = page.hints.next_poll_in();
+            }
+            if let Err(source) = parse_page(&page.body, &mut fetched.events, outcome) {
+                fetched.failure = Some(failed(source));
+                break;
+            }
+            visited.push(url);
+            next = page.next.filter(|next| !visited.contains(next));
+            if page.hints.rate_limit_wait.is_some() && next.is_some() {
+                // Asking for the next page now would only earn a 403.
+                outcome.next_poll_in = outcome.next_poll_in.max(page.hints.next_poll_in());
+                tracing::warn!(
+                    "rate limit exhausted in the middle of a poll; the rest waits for the next one"
+                );
+                fetched.first_etag = None;
+                break;
+            }
+            if outcome.pages >= MAX_PAGES {
+                tracing::warn!(pages = MAX_PAGES, "stopped following Link headers");
+                break;
+            }
+        }
+        fetched
     }
 
     /// Polls every feed, each when it is due, until `cancel` fires. A write

@@ -75,45 +75,30 @@ pub(super) struct Job {
 /// an hour the source does not have (recorded so once the hour and its lag
 /// have passed); anything else that fails is tried again from the hour's
 /// start (ids make that safe), up to `attempts` times, then reported as failed.
-/// Blocking, like [`super::import`]: the downloads run on the runtime's
-/// workers, the reading and parsing on this thread and the readers' own.
-pub fn import_archive(
+/// The downloads run on the runtime, the inflating and parsing on threads
+/// of their own.
+pub async fn import_archive(
+    store: &Store,
+    archive: &ArchiveImport,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let (store, archive, options) = (store.clone(), archive.clone(), options.clone());
+    off_runtime(move || import_hours(&store, &archive, &options)).await
+}
+
+/// [`import_archive`], on the blocking thread it runs on.
+fn import_hours(
     store: &Store,
     archive: &ArchiveImport,
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
     let lookups = Lookups::new(store)?;
-    let names: Vec<String> = archive.urls.iter().map(source_name).collect();
-    let sources = register_sources(&lookups, &names)?;
-    let ids: Vec<SourceId> = names
-        .iter()
-        .filter_map(|n| sources.get(n).copied())
-        .collect();
-    let read_before = if archive.force {
-        Vec::new()
-    } else {
-        let range = archive.range;
-        lookups.ask(|store| async move { store.archive_files(range).await })?
-    };
-    let mut wanted = Vec::new();
-    let mut already = 0;
-    for hour in archive.range.hours() {
-        for (url, &source) in ids.iter().enumerate() {
-            let read = read_before
-                .iter()
-                .any(|f| f.hour == hour && f.source == source && !f.missing);
-            if read {
-                already += 1;
-            } else {
-                wanted.push(Job { hour, url, source });
-            }
-        }
-    }
-    if wanted.is_empty() {
+    let plan = Plan::make(&lookups, archive)?;
+    if plan.wanted.is_empty() {
         // Nothing to download: no writer.
         return Ok(ImportSummary {
-            hours_already: already,
+            hours_already: plan.already,
             elapsed: started.elapsed(),
             ..ImportSummary::default()
         });
@@ -121,189 +106,21 @@ pub fn import_archive(
     let downloader = gharchive::Downloader::new(runtime()?, archive.timeout, archive.hour_deadline)
         .map_err(|error| ImportError::Download(error.to_string()))?;
     let progress = Progress::new(0, false);
-    let hours_bar = HoursBar::new(wanted.len() as u64, options.progress_bar);
-    let mut failed: Vec<(i64, String)> = Vec::new();
-    let mut missing = Vec::new();
-    // Sources that gave an answer: one that cannot be reached before it
-    // has will not be, for any hour.
-    let mut answered: Vec<bool> = vec![false; archive.urls.len()];
-    let mut unreachable: Option<String> = None;
     let settling = Settling {
         lag_hours: options.archive_lag_hours,
-        sources: ids.clone(),
+        sources: plan.ids.clone(),
     };
-    let several = archive.urls.len() > 1;
-    let label = |job: &Job| {
-        let name = gharchive::file_name(job.hour);
-        if several {
-            format!("{}{name}", names[job.url])
-        } else {
-            name
-        }
-    };
+    let mut hours = Hours::new(archive, options, &plan, &downloader, &progress);
     let mut summary = run_pipeline(store, options, &progress, settling, |parser| {
-        // `jobs` hours download at once; as many of them as there are cores
-        // are inflated, each by a thread of its own, into one queue, and the
-        // parser takes their pieces as they come, so that inflating (the
-        // largest cost) keeps every core busy.
-        let jobs = archive.jobs.max(1);
-        let readers = thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(jobs);
-        let (news_tx, news) = sync_channel::<HourNews>(QUEUE_DEPTH);
-        let download = |job: Job, delay: Duration| {
-            gharchive::hour_url(&archive.urls[job.url], job.hour)
-                .map(|url| downloader.start_after(url, delay))
-        };
-        let inflate = |key: usize, attempt: u32, download| {
-            let news = news_tx.clone();
-            read_hour(
-                key,
-                attempt,
-                download,
-                options.max_line_bytes,
-                &progress,
-                news,
-            )
-        };
-        let mut next = wanted.iter().copied().enumerate();
-        let mut downloading = std::collections::VecDeque::new();
-        let mut active: HashMap<usize, HourRead> = HashMap::new();
-        loop {
-            while active.len() + downloading.len() < jobs
-                && let Some((key, job)) = next.next()
-            {
-                downloading.push_back((key, job, download(job, Duration::ZERO)));
-            }
-            while active.len() < readers
-                && let Some((key, job, started)) = downloading.pop_front()
-            {
-                let name = label(&job);
-                match inflate(key, 1, started) {
-                    Ok(()) => {
-                        let reading = parser.open_file(name, Some((job.source, job.hour)));
-                        active.insert(
-                            key,
-                            HourRead {
-                                job,
-                                attempt: 1,
-                                reading,
-                            },
-                        );
-                    }
-                    Err(why) => failed.push((job.hour, format!("{name}: {why}"))),
-                }
-            }
-            if active.is_empty() {
-                break;
-            }
-            let HourNews { key, attempt, news } = match news.recv_timeout(SHUTDOWN_CHECK) {
-                Ok(news) => news,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if archive.shutdown.as_ref().is_some_and(|s| s.is_cancelled()) {
-                        tracing::info!(
-                            files = active.len(),
-                            "stopping: the files being read are read again next time"
-                        );
-                        break;
-                    }
-                    continue;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            let Some(read) = active.get_mut(&key).filter(|read| read.attempt == attempt) else {
-                // What is left of an attempt given up.
-                continue;
-            };
-            let mut worth_retrying = true;
-            if !matches!(news, News::Unavailable(Unavailable::Unreachable(_))) {
-                answered[read.job.url] = true;
-            }
-            let mut outcome = match news {
-                News::Piece(piece) => match parser.take_piece(&mut read.reading, piece)? {
-                    Ok(()) => continue,
-                    Err(why) => Err(why),
-                },
-                News::End => parser.finish(&read.reading).map(|()| true),
-                News::Unavailable(Unavailable::Missing) => Ok(false),
-                News::Unavailable(Unavailable::Retry(why)) => Err(why),
-                News::Unavailable(Unavailable::Unreachable(why)) => {
-                    if !answered[read.job.url] {
-                        let host = archive.urls[read.job.url]
-                            .host_str()
-                            .unwrap_or("?")
-                            .to_owned();
-                        unreachable = Some(format!(
-                            "cannot reach {host}: {why}. Check the network, or give a mirror with --gharchive-url"
-                        ));
-                        break;
-                    }
-                    Err(why)
-                }
-                News::Unavailable(Unavailable::Failed(why)) => {
-                    worth_retrying = false;
-                    Err(why)
-                }
-            };
-            if let Err(why) = &outcome
-                && worth_retrying
-                && read.attempt < archive.attempts
-            {
-                // What was read stays stored; the next try skips it.
-                parser.flush(&mut read.reading)?;
-                let wait = archive.backoff * 2u32.saturating_pow(read.attempt - 1);
-                tracing::warn!(hour = %read.reading.name, attempt = read.attempt, "{why}; trying again in {wait:?}");
-                read.attempt += 1;
-                read.reading.restart();
-                match inflate(key, read.attempt, download(read.job, wait)) {
-                    Ok(()) => continue,
-                    Err(why) => {
-                        worth_retrying = false;
-                        outcome = Err(why);
-                    }
-                }
-            }
-            let Some(HourRead {
-                job,
-                attempt,
-                reading,
-            }) = active.remove(&key)
-            else {
-                continue;
-            };
-            let whole = match outcome {
-                Ok(true) => {
-                    parser.summary.files_complete += 1;
-                    tracing::info!(hour = %reading.name, events = reading.tracked.iter().sum::<u64>(), "imported");
-                    true
-                }
-                Ok(false) => {
-                    tracing::warn!(hour = %reading.name, "the archive does not have this hour (404)");
-                    missing.push((job.hour, reading.name.clone()));
-                    // Once the hour and its lag have passed, it will not come.
-                    let now = chrono::Utc::now().timestamp();
-                    if now >= (job.hour + 1 + options.archive_lag_hours) * SECONDS_PER_HOUR {
-                        parser.missing(job.source, job.hour)?;
-                    }
-                    false
-                }
-                Err(why) => {
-                    let why = if worth_retrying {
-                        format!("{why} ({attempt} tries)")
-                    } else {
-                        why
-                    };
-                    tracing::error!(hour = %reading.name, "{why}");
-                    failed.push((job.hour, format!("{}: {why}", reading.name)));
-                    false
-                }
-            };
-            parser.end_file(reading, whole)?;
-            hours_bar.advance(&parser.summary, &progress);
-        }
-        Ok(())
+        hours.read_all(parser)
     })?;
-    hours_bar.finish();
+    hours.bar.finish();
+    let Hours {
+        mut failed,
+        mut missing,
+        unreachable,
+        ..
+    } = hours;
     if let Some(why) = unreachable {
         return Err(ImportError::Unreachable(why));
     }
@@ -313,10 +130,345 @@ pub fn import_archive(
     summary.files_failed = failed.into_iter().map(|(_, why)| why).collect();
     summary.hours_missing = missing.into_iter().map(|(_, name)| name).collect();
     summary.hours_imported = summary.files_complete;
-    summary.hours_already = already;
+    summary.hours_already = plan.already;
     find_suspects(&lookups, &mut summary, options.archive_lag_hours)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Which files an import reads: every hour of the range from every source,
+/// but those a source has given whole before (unless forced).
+struct Plan {
+    /// The sources' recorded names and numbers, in `--gharchive-url` order.
+    names: Vec<String>,
+    ids: Vec<SourceId>,
+    wanted: Vec<Job>,
+    /// Files read whole before, skipped.
+    already: usize,
+}
+
+impl Plan {
+    fn make(lookups: &Lookups, archive: &ArchiveImport) -> Result<Plan, ImportError> {
+        let names: Vec<String> = archive.urls.iter().map(source_name).collect();
+        let sources = register_sources(lookups, &names)?;
+        let ids: Vec<SourceId> = names
+            .iter()
+            .filter_map(|n| sources.get(n).copied())
+            .collect();
+        let read_before = if archive.force {
+            Vec::new()
+        } else {
+            let range = archive.range;
+            lookups.ask(|store| async move { store.archive_files(range).await })?
+        };
+        let mut wanted = Vec::new();
+        let mut already = 0;
+        for hour in archive.range.hours() {
+            for (url, &source) in ids.iter().enumerate() {
+                let read = read_before
+                    .iter()
+                    .any(|f| f.hour == hour && f.source == source && !f.missing);
+                if read {
+                    already += 1;
+                } else {
+                    wanted.push(Job { hour, url, source });
+                }
+            }
+        }
+        Ok(Plan {
+            names,
+            ids,
+            wanted,
+            already,
+        })
+    }
+}
+
+/// How one try at an hour ended.
+enum Outcome {
+    /// Read whole.
+    Read,
+    /// The source does not have it (404).
+    Missing,
+    /// Worth another try (a 5xx, a timeout, a body cut short).
+    Retry(String),
+    /// Not worth another (a 4xx other than 404, a file that is not events).
+    Failed(String),
+    /// No connection to the source at all.
+    Unreachable(String),
+}
+
+/// The hours of an import being read: `jobs` download at once; as many of
+/// them as there are cores are inflated, each by a thread of its own, into
+/// one queue, and the parser takes their pieces as they come, so that
+/// inflating (the largest cost) keeps every core busy.
+struct Hours<'a> {
+    archive: &'a ArchiveImport,
+    options: &'a ImportOptions,
+    names: &'a [String],
+    downloader: &'a gharchive::Downloader,
+    progress: &'a Progress,
+    bar: HoursBar,
+    jobs: usize,
+    readers: usize,
+    /// The jobs not started, keyed by their position.
+    next: std::iter::Enumerate<std::vec::IntoIter<Job>>,
+    /// Started downloads waiting for a reader.
+    downloading: std::collections::VecDeque<(usize, Job, Result<gharchive::Pending, String>)>,
+    /// Hours being inflated and parsed, by key.
+    active: HashMap<usize, HourRead>,
+    news_tx: SyncSender<HourNews>,
+    news: Receiver<HourNews>,
+    /// Sources that gave an answer: one that cannot be reached before it
+    /// has will not be, for any hour.
+    answered: Vec<bool>,
+    failed: Vec<(i64, String)>,
+    missing: Vec<(i64, String)>,
+    unreachable: Option<String>,
+}
+
+impl<'a> Hours<'a> {
+    fn new(
+        archive: &'a ArchiveImport,
+        options: &'a ImportOptions,
+        plan: &'a Plan,
+        downloader: &'a gharchive::Downloader,
+        progress: &'a Progress,
+    ) -> Hours<'a> {
+        let jobs = archive.jobs.max(1);
+        let (news_tx, news) = sync_channel::<HourNews>(QUEUE_DEPTH);
+        Hours {
+            archive,
+            options,
+            names: &plan.names,
+            downloader,
+            progress,
+            bar: HoursBar::new(plan.wanted.len() as u64, options.progress_bar),
+            jobs,
+            readers: thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(jobs),
+            next: plan.wanted.clone().into_iter().enumerate(),
+            downloading: Default::default(),
+            active: HashMap::new(),
+            news_tx,
+            news,
+            answered: vec![false; archive.urls.len()],
+            failed: Vec::new(),
+            missing: Vec::new(),
+            unreachable: None,
+        }
+    }
+
+    /// Reads every hour, until done, cancelled or a source is unreachable.
+    fn read_all(&mut self, parser: &mut Parser<'_>) -> Result<(), WriterGone> {
+        loop {
+            self.start_hours(parser);
+            if self.active.is_empty() {
+                return Ok(());
+            }
+            let Some(HourNews { key, attempt, news }) = self.next_news() else {
+                return Ok(());
+            };
+            let Some(read) = self.active.get_mut(&key).filter(|r| r.attempt == attempt) else {
+                // What is left of an attempt given up.
+                continue;
+            };
+            let url = read.job.url;
+            let outcome = match news {
+                News::Piece(piece) => match parser.take_piece(&mut read.reading, piece) {
+                    Ok(()) => continue,
+                    Err(Stop::File(why)) => Outcome::Retry(why),
+                    Err(Stop::WriterGone) => return Err(WriterGone),
+                },
+                News::End => match parser.finish(&read.reading) {
+                    Ok(()) => Outcome::Read,
+                    Err(why) => Outcome::Retry(why),
+                },
+                News::Unavailable(Unavailable::Missing) => Outcome::Missing,
+                News::Unavailable(Unavailable::Retry(why)) => Outcome::Retry(why),
+                News::Unavailable(Unavailable::Failed(why)) => Outcome::Failed(why),
+                News::Unavailable(Unavailable::Unreachable(why)) => Outcome::Unreachable(why),
+            };
+            if let Outcome::Unreachable(why) = &outcome
+                && !self.answered[url]
+            {
+                let host = self.archive.urls[url].host_str().unwrap_or("?");
+                self.unreachable = Some(format!(
+                    "cannot reach {host}: {why}. Check the network, or give a mirror with --gharchive-url"
+                ));
+                return Ok(());
+            }
+            self.answered[url] = true;
+            let outcome = match outcome {
+                Outcome::Retry(why) | Outcome::Unreachable(why) => {
+                    if self.try_again(parser, key, &why)? {
+                        continue;
+                    }
+                    Outcome::Retry(why)
+                }
+                outcome => outcome,
+            };
+            self.end_hour(parser, key, outcome)?;
+        }
+    }
+
+    /// Starts downloads up to `jobs` and readers up to `readers`.
+    fn start_hours(&mut self, parser: &mut Parser<'_>) {
+        while self.active.len() + self.downloading.len() < self.jobs
+            && let Some((key, job)) = self.next.next()
+        {
+            let started = self.download(job, Duration::ZERO);
+            self.downloading.push_back((key, job, started));
+        }
+        while self.active.len() < self.readers
+            && let Some((key, job, started)) = self.downloading.pop_front()
+        {
+            let name = self.label(&job);
+            match self.inflate(key, 1, started) {
+                Ok(()) => {
+                    let reading = parser.open_file(name, Some((job.source, job.hour)));
+                    let read = HourRead {
+                        job,
+                        attempt: 1,
+                        reading,
+                    };
+                    self.active.insert(key, read);
+                }
+                Err(why) => self.failed.push((job.hour, format!("{name}: {why}"))),
+            }
+        }
+    }
+
+    /// The next news of any hour being read; `None` when cancelled.
+    fn next_news(&self) -> Option<HourNews> {
+        loop {
+            match self.news.recv_timeout(SHUTDOWN_CHECK) {
+                Ok(news) => return Some(news),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if self
+                        .archive
+                        .shutdown
+                        .as_ref()
+                        .is_some_and(|s| s.is_cancelled())
+                    {
+                        tracing::info!(
+                            files = self.active.len(),
+                            "stopping: the files being read are read again next time"
+                        );
+                        return None;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Starts the next try at the hour `key` after its backoff, when it has
+    /// tries left: false when it has none. What was read stays stored; the
+    /// next try skips it.
+    fn try_again(
+        &mut self,
+        parser: &mut Parser<'_>,
+        key: usize,
+        why: &str,
+    ) -> Result<bool, WriterGone> {
+        let attempts = self.archive.attempts;
+        let Some(read) = self.active.get_mut(&key).filter(|r| r.attempt < attempts) else {
+            return Ok(false);
+        };
+        parser.flush(&mut read.reading)?;
+        let wait = self.archive.backoff * 2u32.saturating_pow(read.attempt - 1);
+        tracing::warn!(hour = %read.reading.name, attempt = read.attempt, "{why}; trying again in {wait:?}");
+        read.attempt += 1;
+        read.reading.restart();
+        let (job, attempt) = (read.job, read.attempt);
+        let started = self.download(job, wait);
+        if let Err(why) = self.inflate(key, attempt, started) {
+            self.end_hour(parser, key, Outcome::Failed(why))?;
+        }
+        Ok(true)
+    }
+
+    /// Ends the hour `key` with `outcome`: recorded read, missing, or failed.
+    fn end_hour(
+        &mut self,
+        parser: &mut Parser<'_>,
+        key: usize,
+        outcome: Outcome,
+    ) -> Result<(), WriterGone> {
+        let Some(HourRead {
+            job,
+            attempt,
+            reading,
+        }) = self.active.remove(&key)
+        else {
+            return Ok(());
+        };
+        let whole = match outcome {
+            Outcome::Read => {
+                parser.summary.files_complete += 1;
+                tracing::info!(hour = %reading.name, events = reading.tracked.total(), "imported");
+                true
+            }
+            Outcome::Missing => {
+                tracing::warn!(hour = %reading.name, "the archive does not have this hour (404)");
+                self.missing.push((job.hour, reading.name.clone()));
+                // Once the hour and its lag have passed, it will not come.
+                let now = chrono::Utc::now().timestamp();
+                let lag = self.options.archive_lag_hours;
+                if now >= (job.hour + 1 + lag) * SECONDS_PER_HOUR {
+                    parser.missing(job.source, job.hour)?;
+                }
+                false
+            }
+            Outcome::Retry(why) | Outcome::Unreachable(why) => {
+                self.fail(&reading, job, format!("{why} ({attempt} tries)"))
+            }
+            Outcome::Failed(why) => self.fail(&reading, job, why),
+        };
+        parser.end_file(reading, whole)?;
+        self.bar.advance(&parser.summary, self.progress);
+        Ok(())
+    }
+
+    fn fail(&mut self, reading: &Reading, job: Job, why: String) -> bool {
+        tracing::error!(hour = %reading.name, "{why}");
+        self.failed
+            .push((job.hour, format!("{}: {why}", reading.name)));
+        false
+    }
+
+    fn download(&self, job: Job, delay: Duration) -> Result<gharchive::Pending, String> {
+        gharchive::hour_url(&self.archive.urls[job.url], job.hour)
+            .map(|url| self.downloader.start_after(url, delay))
+    }
+
+    fn inflate(
+        &self,
+        key: usize,
+        attempt: u32,
+        download: Result<gharchive::Pending, String>,
+    ) -> Result<(), String> {
+        read_hour(
+            key,
+            attempt,
+            download,
+            self.options.max_line_bytes,
+            self.progress,
+            self.news_tx.clone(),
+        )
+    }
+
+    /// The hour's name in messages: with its source when there are several.
+    fn label(&self, job: &Job) -> String {
+        let name = gharchive::file_name(job.hour);
+        if self.archive.urls.len() > 1 {
+            format!("{}{name}", self.names[job.url])
+        } else {
+            name
+        }
+    }
 }
 
 /// A file of `import --gharchive` being read: which, which try, and what

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::core::event::{Event, parse_event};
+use crate::core::event::{Event, PerType, parse_event};
 use crate::core::time::SECONDS_PER_HOUR;
 use crate::ingest::gharchive::{self, HourRange, Unavailable};
 use crate::store::{ArchiveFile, InsertStats, Load, Settling, SourceId, Store, StoreError};
@@ -164,6 +164,8 @@ pub enum ImportError {
     Unreachable(String),
     #[error("an import runs on a thread of the async runtime (spawn_blocking)")]
     NoRuntime,
+    #[error("the import stopped unexpectedly: {0}")]
+    Stopped(String),
 }
 
 /// The files `inputs` name: files as given, directories expanded to their
@@ -203,10 +205,33 @@ fn is_importable(path: &Path) -> bool {
 
 /// Imports every file `inputs` names into `db`. Files named as archive
 /// hours (`YYYY-MM-DD-H.json.gz`) are an archive's, one source per
-/// directory; the hours they settle are recorded so. Blocking: call it on
-/// a blocking thread of the async runtime (`spawn_blocking`), whose workers
-/// run its store calls.
-pub fn import(
+/// directory; the hours they settle are recorded so. The files are read
+/// and parsed on threads of their own; the store is asked on the runtime.
+pub async fn import(
+    store: &Store,
+    inputs: &[PathBuf],
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let (store, inputs, options) = (store.clone(), inputs.to_vec(), options.clone());
+    off_runtime(move || import_files(&store, &inputs, &options)).await
+}
+
+/// Runs `work` (an import) on a blocking thread of the runtime, in the
+/// caller's span.
+async fn off_runtime(
+    work: impl FnOnce() -> Result<ImportSummary, ImportError> + Send + 'static,
+) -> Result<ImportSummary, ImportError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        work()
+    })
+    .await
+    .map_err(|error| ImportError::Stopped(error.to_string()))?
+}
+
+/// [`import`], on the blocking thread it runs on.
+fn import_files(
     store: &Store,
     inputs: &[PathBuf],
     options: &ImportOptions,
@@ -267,8 +292,8 @@ pub fn import(
                 .and_then(|(directory, hour)| Some((*sources.get(&directory)?, hour)));
             let mut reading = parser.open_file(file.display().to_string(), archive);
             let read = match start_reader(source, gzipped, options.max_line_bytes, &progress) {
-                Ok(pieces) => parser.take_all(&mut reading, pieces)?,
-                Err(why) => Err(why),
+                Ok(pieces) => parser.take_all(&mut reading, pieces),
+                Err(why) => Err(Stop::File(why)),
             };
             let whole = match read {
                 Ok(()) => {
@@ -276,10 +301,11 @@ pub fn import(
                     true
                 }
                 // Reported once, in the summary; the lines read before are kept.
-                Err(reason) => {
+                Err(Stop::File(reason)) => {
                     files_failed.push(format!("{}: {reason}", file.display()));
                     false
                 }
+                Err(Stop::WriterGone) => return Err(WriterGone),
             };
             parser.end_file(reading, whole)?;
         }

@@ -44,6 +44,20 @@ pub(super) fn run_pipeline(
 /// The writer hung up (it failed; its error comes from `join`).
 pub(super) struct WriterGone;
 
+/// Why a file was not read to its end.
+pub(super) enum Stop {
+    /// The file: truncated, unreadable, not events. Why, for the summary.
+    File(String),
+    /// The writer: the whole import stops.
+    WriterGone,
+}
+
+impl From<WriterGone> for Stop {
+    fn from(_: WriterGone) -> Stop {
+        Stop::WriterGone
+    }
+}
+
 pub(super) struct Parser<'a> {
     pub(super) options: &'a ImportOptions,
     pub(super) batch_tx: SyncSender<Load>,
@@ -68,7 +82,7 @@ pub(super) struct Reading {
     /// holds no event at all.
     pub(super) first_problem: Option<String>,
     /// Tracked events read, per type.
-    pub(super) tracked: [u64; 3],
+    pub(super) tracked: PerType<u64>,
     /// The archive source and hour of an archive hour file.
     pub(super) archive: Option<(SourceId, i64)>,
     /// Tracked events per lag (hours from their hour to the file's).
@@ -83,7 +97,7 @@ impl Reading {
         self.line_number = 0;
         self.events_seen = 0;
         self.first_problem = None;
-        self.tracked = [0; 3];
+        self.tracked = PerType::default();
         self.lags.clear();
     }
 }
@@ -98,35 +112,32 @@ impl Parser<'_> {
             line_number: 0,
             events_seen: 0,
             first_problem: None,
-            tracked: [0; 3],
+            tracked: PerType::default(),
             archive: archive.filter(|_| self.options.repos.is_empty()),
             lags: Default::default(),
             batch: Vec::with_capacity(self.options.batch_size),
         }
     }
 
-    /// Parses every piece a reader thread sends for `file`; `Err` says why
-    /// it could not be read to the end.
+    /// Parses every piece a reader thread sends for `file`, to its end.
     pub(super) fn take_all(
         &mut self,
         file: &mut Reading,
         pieces: Receiver<io::Result<Piece>>,
-    ) -> Result<Result<(), String>, WriterGone> {
+    ) -> Result<(), Stop> {
         for piece in pieces {
-            if let Err(why) = self.take_piece(file, piece)? {
-                return Ok(Err(why));
-            }
+            self.take_piece(file, piece)?;
         }
-        Ok(self.finish(file))
+        self.finish(file).map_err(Stop::File)
     }
 
-    /// Parses the next piece of `file`; `Err` when it is the read error
-    /// that ends it.
+    /// Parses the next piece of `file`; [`Stop::File`] when it is the read
+    /// error that ends it.
     pub(super) fn take_piece(
         &mut self,
         file: &mut Reading,
         piece: io::Result<Piece>,
-    ) -> Result<Result<(), String>, WriterGone> {
+    ) -> Result<(), Stop> {
         let chunk = match piece {
             Ok(Piece::Lines(chunk)) => chunk,
             Ok(Piece::Oversized) => {
@@ -134,16 +145,16 @@ impl Parser<'_> {
                 self.summary.lines += 1;
                 let why = format!("longer than {} bytes", self.options.max_line_bytes);
                 self.bad_line(file, &why);
-                return Ok(Ok(()));
+                return Ok(());
             }
             Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
-                return Ok(Err(format!(
+                return Err(Stop::File(format!(
                     "truncated after line {} ({error})",
                     file.line_number
                 )));
             }
             Err(error) => {
-                return Ok(Err(format!(
+                return Err(Stop::File(format!(
                     "read failed after line {}: {error}",
                     file.line_number
                 )));
@@ -157,7 +168,7 @@ impl Parser<'_> {
             start = end + 1;
         }
         self.progress.update(&self.summary);
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Whether `file`, read to its end, was a file of events.
@@ -201,7 +212,7 @@ impl Parser<'_> {
         }
         match parsed {
             Ok(Some(event)) if self.wanted(&event) => {
-                file.tracked[event.event_type.index()] += 1;
+                file.tracked[event.event_type] += 1;
                 if let Some((_, hour)) = file.archive {
                     let lag = hour - event.created_at.div_euclid(SECONDS_PER_HOUR);
                     *file.lags.entry(lag).or_default() += 1;

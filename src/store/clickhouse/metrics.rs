@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::text::{bad, fields, number, quote, read_tsv, type_index};
+use super::text::{bad, event_type, fields, number, quote, read_tsv};
 use super::{ClickHouse, ClickHouseError, top};
+use crate::core::event::PerType;
 use crate::core::time::{SECONDS_PER_MINUTE, ceil_div};
 use crate::store::{DataVersion, EventCounts, PrGapSummary, Totals};
 
@@ -83,12 +84,12 @@ impl ClickHouse {
                 minutes = self.layout.table("event_counts_by_minute"),
             ))
             .await?;
-        let mut counts = [0u64; 3];
+        let mut counts = PerType::default();
         for line in answer.lines() {
             let [code, count] = fields::<2>(line)?;
-            counts[type_index(code)?] = number(count, line)?;
+            counts[event_type(code)?] = number(count, line)?;
         }
-        let [watch, pull_request, issues] = counts;
+        let PerType([watch, pull_request, issues]) = counts;
         Ok(EventCounts {
             watch,
             pull_request,
@@ -101,9 +102,9 @@ impl ClickHouse {
         first_minute: i64,
         bucket_minutes: i64,
         buckets: usize,
-    ) -> Result<Vec<[u64; 3]>, ClickHouseError> {
+    ) -> Result<Vec<PerType<u64>>, ClickHouseError> {
         let end = first_minute + bucket_minutes * buckets as i64;
-        let mut counts = vec![[0u64; 3]; buckets];
+        let mut counts = vec![PerType::default(); buckets];
         if end <= 0 {
             return Ok(counts);
         }
@@ -122,7 +123,7 @@ impl ClickHouse {
             let [code, bucket, count] = fields::<3>(line)?;
             let bucket: usize = number(bucket, line)?;
             let slot = counts.get_mut(bucket).ok_or_else(|| bad(line))?;
-            slot[type_index(code)?] = number(count, line)?;
+            slot[event_type(code)?] = number(count, line)?;
         }
         Ok(counts)
     }

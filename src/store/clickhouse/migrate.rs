@@ -46,28 +46,50 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
 
 /// Applies the migrations `layout.main` has not recorded.
 pub async fn run(layout: &Layout) -> Result<(), ClickHouseError> {
-    let db = &layout.database;
-    for target in layout.ddl_targets() {
-        target
-            .run(
-                &format!("CREATE DATABASE IF NOT EXISTS {db}{}", layout.on_cluster()),
-                &[],
-                None,
-            )
-            .await?;
+    let applied = prepare(layout).await?;
+    for &(version, name, sql) in MIGRATIONS {
+        if applied.contains(&version) {
+            continue;
+        }
+        let failed = |error| ClickHouseError::Migration(format!("V{version}__{name}: {error}"));
+        for statement in statements(sql) {
+            for (target, rendered) in render(layout, &statement)? {
+                if let Some(rendered) = without_added_column(target, rendered)
+                    .await
+                    .map_err(failed)?
+                {
+                    target
+                        .run(&rendered, layout.insert_settings(), None)
+                        .await
+                        .map_err(failed)?;
+                }
+            }
+        }
+        let db = &layout.database;
+        let record = format!(
+            "INSERT INTO {db}.ghmetrics_migrations (version, name, applied_at) VALUES ({version}, {}, now())",
+            quote(name)
+        );
+        layout.main.run(&record, &[], None).await?;
+        tracing::info!(migration = %format!("V{version}__{name}"), "applied ClickHouse migration");
     }
-    layout
-        .main
-        .run(
-            &format!(
-                "CREATE TABLE IF NOT EXISTS {db}.ghmetrics_migrations (
-                    version UInt32, name String, applied_at DateTime('UTC')
-                 ) ENGINE = MergeTree ORDER BY version"
-            ),
-            &[],
-            None,
-        )
-        .await?;
+    Ok(())
+}
+
+/// Makes the database (on every DDL target) and the table of applied
+/// migrations; returns the versions applied.
+async fn prepare(layout: &Layout) -> Result<Vec<u32>, ClickHouseError> {
+    let db = &layout.database;
+    let create = format!("CREATE DATABASE IF NOT EXISTS {db}{}", layout.on_cluster());
+    for target in layout.ddl_targets() {
+        target.run(&create, &[], None).await?;
+    }
+    let table = format!(
+        "CREATE TABLE IF NOT EXISTS {db}.ghmetrics_migrations (
+            version UInt32, name String, applied_at DateTime('UTC')
+         ) ENGINE = MergeTree ORDER BY version"
+    );
+    layout.main.run(&table, &[], None).await?;
     let applied = layout
         .main
         .run(
@@ -76,61 +98,34 @@ pub async fn run(layout: &Layout) -> Result<(), ClickHouseError> {
             None,
         )
         .await?;
-    let applied: Vec<u32> = applied.lines().filter_map(|v| v.parse().ok()).collect();
-    for &(version, name, sql) in MIGRATIONS {
-        if applied.contains(&version) {
-            continue;
-        }
-        for statement in statements(sql) {
-            for (target, rendered) in render(layout, &statement)? {
-                let failed =
-                    |error| ClickHouseError::Migration(format!("V{version}__{name}: {error}"));
-                // 18.16 has no `ADD COLUMN IF NOT EXISTS`: the column is
-                // looked up instead, and the statement sent without it.
-                let rendered = match added_column(&rendered) {
-                    Some((table, column)) => {
-                        let (db, table) = table.split_once('.').unwrap_or(("", table));
-                        let found = target
-                            .run(
-                                &format!(
-                                    "SELECT count() FROM system.columns WHERE database = {} AND table = {} AND name = {} FORMAT TabSeparated",
-                                    quote(db),
-                                    quote(table),
-                                    quote(column)
-                                ),
-                                &[],
-                                None,
-                            )
-                            .await
-                            .map_err(failed)?;
-                        if found.trim() != "0" {
-                            continue;
-                        }
-                        rendered.replacen(" ADD COLUMN IF NOT EXISTS ", " ADD COLUMN ", 1)
-                    }
-                    None => rendered,
-                };
-                let settings = layout.insert_settings();
-                target
-                    .run(&rendered, settings, None)
-                    .await
-                    .map_err(failed)?;
-            }
-        }
-        layout
-            .main
-            .run(
-                &format!(
-                    "INSERT INTO {db}.ghmetrics_migrations (version, name, applied_at) VALUES ({version}, {}, now())",
-                    quote(name)
-                ),
-                &[],
-                None,
-            )
-            .await?;
-        tracing::info!(migration = %format!("V{version}__{name}"), "applied ClickHouse migration");
-    }
-    Ok(())
+    Ok(applied.lines().filter_map(|v| v.parse().ok()).collect())
+}
+
+/// `rendered`, to run on `target`; for `ADD COLUMN IF NOT EXISTS`, which
+/// 18.16 does not have, the statement without it, or `None` when the
+/// column is there already.
+async fn without_added_column(
+    target: &Endpoint,
+    rendered: String,
+) -> Result<Option<String>, ClickHouseError> {
+    let Some((table, column)) = added_column(&rendered) else {
+        return Ok(Some(rendered));
+    };
+    let (db, table) = table.split_once('.').unwrap_or(("", table));
+    let found = target
+        .run(
+            &format!(
+                "SELECT count() FROM system.columns WHERE database = {} AND table = {} AND name = {} FORMAT TabSeparated",
+                quote(db),
+                quote(table),
+                quote(column)
+            ),
+            &[],
+            None,
+        )
+        .await?;
+    Ok((found.trim() == "0")
+        .then(|| rendered.replacen(" ADD COLUMN IF NOT EXISTS ", " ADD COLUMN ", 1)))
 }
 
 /// `(db.table, column)` of an `ALTER TABLE db.table [ON CLUSTER c] ADD

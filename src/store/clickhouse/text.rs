@@ -95,11 +95,10 @@ pub fn fields<const N: usize>(line: &str) -> Result<[&str; N], ClickHouseError> 
 }
 
 /// The [`EventType::index`] of a stored type code.
-pub fn type_index(code: &str) -> Result<usize, ClickHouseError> {
+pub fn event_type(code: &str) -> Result<EventType, ClickHouseError> {
     EventType::ALL
-        .iter()
+        .into_iter()
         .find(|t| t.code().to_string() == code)
-        .map(|t| t.index())
         .ok_or_else(|| bad(code))
 }
 
@@ -154,7 +153,7 @@ mod tests {
         assert_eq!(fields::<2>("a\tb").unwrap(), ["a", "b"]);
         assert!(fields::<2>("a").is_err());
         assert!(fields::<2>("a\tb\tc").is_err());
-        assert_eq!(type_index("2").unwrap(), EventType::PullRequest.index());
-        assert!(type_index("9").is_err());
+        assert_eq!(event_type("2").unwrap(), EventType::PullRequest);
+        assert!(event_type("9").is_err());
     }
 }

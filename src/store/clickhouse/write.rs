@@ -91,7 +91,7 @@ impl ClickHouse {
                 continue;
             }
             new.push(event);
-            stats.inserted_by_type[event.event_type.index()] += 1;
+            stats.inserted_by_type[event.event_type] += 1;
             let number = event.number.map(|n| n.to_string());
             let _ = write!(
                 rows,
@@ -451,7 +451,8 @@ impl ClickHouse {
     ) -> Result<Vec<HourCoverage>, ClickHouseError> {
         let (first, last) = hour_range(first, last);
         let (from, to) = (first * SECONDS_PER_HOUR, (last + 1) * SECONDS_PER_HOUR);
-        let mut counts: std::collections::BTreeMap<(i64, usize, u8, u32), i64> = Default::default();
+        let mut counts: std::collections::BTreeMap<(i64, EventType, u8, u32), i64> =
+            Default::default();
         let answer = self
             .query(&format!(
                 "SELECT intDiv(toUInt32(created_at), 3600) AS hour, CAST(type AS Int8) AS code, origin,
@@ -466,7 +467,7 @@ impl ClickHouse {
             let [hour, code, origin, archives, n] = super::text::fields::<5>(line)?;
             let key = (
                 number(hour, line)?,
-                super::text::type_index(code)?,
+                super::text::event_type(code)?,
                 number(origin, line)?,
                 number(archives, line)?,
             );
@@ -483,17 +484,17 @@ impl ClickHouse {
             .await?;
         for line in answer.lines() {
             let [hour, code, origin, from_mask, to_mask, n] = super::text::fields::<6>(line)?;
-            let (hour, index, origin) = (
+            let (hour, event_type, origin) = (
                 number(hour, line)?,
-                super::text::type_index(code)?,
+                super::text::event_type(code)?,
                 number(origin, line)?,
             );
             let n: i64 = number(n, line)?;
             *counts
-                .entry((hour, index, origin, number(from_mask, line)?))
+                .entry((hour, event_type, origin, number(from_mask, line)?))
                 .or_default() -= n;
             *counts
-                .entry((hour, index, origin, number(to_mask, line)?))
+                .entry((hour, event_type, origin, number(to_mask, line)?))
                 .or_default() += n;
         }
         let mut hours: std::collections::BTreeMap<i64, HourCoverage> = Default::default();
@@ -503,11 +504,11 @@ impl ClickHouse {
                 ..HourCoverage::default()
             });
         };
-        for ((hour, index, origin, archives), n) in counts {
+        for ((hour, event_type, origin, archives), n) in counts {
             if n > 0 {
                 at(&mut hours, hour);
                 if let Some(coverage) = hours.get_mut(&hour) {
-                    add_to_coverage(coverage, index, origin, archives, n as u64);
+                    add_to_coverage(coverage, event_type, origin, archives, n as u64);
                 }
             }
         }
@@ -523,7 +524,7 @@ impl ClickHouse {
             let hour = number(hour, line)?;
             at(&mut hours, hour);
             if let Some(coverage) = hours.get_mut(&hour) {
-                coverage.late_arrivals[super::text::type_index(code)?] += number::<u64>(n, line)?;
+                coverage.late_arrivals[super::text::event_type(code)?] += number::<u64>(n, line)?;
             }
         }
         let answer = self
@@ -541,7 +542,7 @@ impl ClickHouse {
         }
         Ok(hours
             .into_values()
-            .filter(|h| h.settled || h.archive_events.iter().any(|&n| n > 0))
+            .filter(|h| h.settled || h.archive_events.total() > 0)
             .collect())
     }
 

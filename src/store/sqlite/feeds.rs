@@ -1,4 +1,4 @@
-//! Bookkeeping of the feeds (migration V5): one `feed_polls` row per poll, the
+//! Bookkeeping of the feeds: one `feed_polls` row per poll, the
 //! coverage of the global feed computed from them, and `watched_repos`.
 
 use std::collections::HashMap;

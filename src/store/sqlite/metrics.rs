@@ -4,7 +4,7 @@
 use crate::store::{EventCounts, PrGapSummary};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::core::event::EventType;
+use crate::core::event::{EventType, PerType};
 use crate::core::time::{MINUTES_PER_HOUR, WindowParts, ceil_div};
 
 /// Events per type in a window, from its [`WindowParts`]: the raw events of
@@ -128,8 +128,8 @@ pub fn timeline(
     first_minute: i64,
     bucket_minutes: i64,
     buckets: usize,
-) -> Result<Vec<[u64; 3]>, rusqlite::Error> {
-    let mut counts = vec![[0u64; 3]; buckets];
+) -> Result<Vec<PerType<u64>>, rusqlite::Error> {
+    let mut counts = vec![PerType::default(); buckets];
     let end = first_minute + bucket_minutes * buckets as i64;
     let bucket_of = |minute: i64| ((minute - first_minute) / bucket_minutes) as usize;
     // Hours wholly inside the window, [first_hour, end_hour); with buckets
@@ -171,19 +171,18 @@ pub fn timeline(
     let mut minutes = conn.prepare_cached(TIMELINE_SQL)?;
     let mut hours = conn.prepare_cached(TIMELINE_HOURS_SQL)?;
     for event_type in EventType::ALL {
-        let column = event_type.index();
         for &(from, to) in minute_ranges.iter().filter(|(from, to)| from < to) {
             let mut rows = minutes.query(params![event_type.as_str(), from, to])?;
             while let Some(row) = rows.next()? {
                 let (minute, events): (i64, u64) = (row.get(0)?, row.get(1)?);
-                counts[bucket_of(minute)][column] += events;
+                counts[bucket_of(minute)][event_type] += events;
             }
         }
         let mut rows = hours.query(params![event_type.as_str(), first_hour, end_hour])?;
         while let Some(row) = rows.next()? {
             let (hour, events): (i64, u64) = (row.get(0)?, row.get(1)?);
             if hour_fits(hour) {
-                counts[bucket_of(hour * MINUTES_PER_HOUR)][column] += events;
+                counts[bucket_of(hour * MINUTES_PER_HOUR)][event_type] += events;
             }
         }
     }
@@ -675,11 +674,11 @@ mod tests {
             (base / 60 + 6 * 60 - 100 * 525_600, 525_600, 100),
         ] {
             let got = timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
-            let mut expected = vec![[0u64; 3]; buckets];
+            let mut expected = vec![PerType::default(); buckets];
             for e in &events {
                 let offset = e.created_at / 60 - first_minute;
                 if offset >= 0 && offset < bucket_minutes * buckets as i64 {
-                    expected[(offset / bucket_minutes) as usize][e.event_type.index()] += 1;
+                    expected[(offset / bucket_minutes) as usize][e.event_type] += 1;
                 }
             }
             assert_eq!(got, expected, "{first_minute} {bucket_minutes} {buckets}");
@@ -889,7 +888,7 @@ mod tests {
     }
 
     /// The codes in `EventType::code` and the CASE of the generated `type`
-    /// column (migration V4) must name the same types.
+    /// column of `events` must name the same types.
     #[test]
     fn type_column_reads_back_each_code() {
         let events: Vec<Event> = EventType::ALL

@@ -202,7 +202,7 @@ pub fn insert_events(
                 bit,
             ])?;
             if changed == 1 {
-                stats.inserted_by_type[event.event_type.index()] += 1;
+                stats.inserted_by_type[event.event_type] += 1;
                 rollups.add(event, origin.code(), bit);
                 let hour = event.created_at / SECONDS_PER_HOUR;
                 let settled = match settled.get(&hour) {
@@ -482,7 +482,7 @@ pub fn hour_coverage(
         let hour = row.get(0)?;
         add_to_coverage(
             coverage_of(&mut hours, hour),
-            event_type.index(),
+            event_type,
             row.get(2)?,
             row.get(3)?,
             row.get(4)?,
@@ -494,7 +494,7 @@ pub fn hour_coverage(
     let mut rows = select.query([first, last])?;
     while let Some(row) = rows.next()? {
         if let Some(event_type) = EventType::from_code(row.get(1)?) {
-            coverage_of(&mut hours, row.get(0)?).late_arrivals[event_type.index()] +=
+            coverage_of(&mut hours, row.get(0)?).late_arrivals[event_type] +=
                 row.get::<_, u64>(2)?;
         }
     }
@@ -506,7 +506,7 @@ pub fn hour_coverage(
     }
     Ok(hours
         .into_values()
-        .filter(|h| h.settled || h.archive_events.iter().any(|&n| n > 0))
+        .filter(|h| h.settled || h.archive_events.total() > 0)
         .collect())
 }
 

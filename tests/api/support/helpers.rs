@@ -43,19 +43,16 @@ pub fn rfc3339(second: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// `import` of `files` into `store` on a blocking thread, as the CLI runs
-/// it, keeping only `repos` when some are given.
+/// `import` of `files` into `store`, keeping only `repos` when some are
+/// given.
 pub async fn import_files(store: &Store, files: Vec<std::path::PathBuf>, repos: &[&str]) {
-    let store = store.clone();
     let options = ghmetrics::ingest::import::ImportOptions {
         repos: repos.iter().map(|r| (*r).to_owned()).collect(),
         ..Default::default()
     };
-    tokio::task::spawn_blocking(move || {
-        ghmetrics::ingest::import::import(&store, &files, &options).unwrap()
-    })
-    .await
-    .unwrap();
+    ghmetrics::ingest::import::import(store, &files, &options)
+        .await
+        .unwrap();
 }
 
 /// The recorded GH Archive files in `tests/fixtures/`.
