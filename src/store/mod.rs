@@ -156,7 +156,7 @@ impl Store {
     /// are. Over every stored event (read from the rollup), or only those
     /// created in `window` when there is one (read from the window's events:
     /// its cost grows with them).
-    pub async fn for_each_pr_count<S: PrCountSink>(
+    pub async fn for_each_pr_count<S: RepoCountSink>(
         &self,
         limit: Option<u64>,
         window: Option<Window>,
@@ -183,6 +183,42 @@ impl Store {
                         ch.for_each_pr_count_between(from, to, limit, visit).await?
                     }
                 }
+                Ok(sink)
+            }
+        }
+    }
+
+    /// Hands `sink` the repositories with events of `event_type` created in
+    /// `window`, and how many, most first (ties by name), at most `limit`,
+    /// until it returns false; then hands it back. Read from the window's
+    /// events: its cost grows with them.
+    pub async fn for_each_repo_count<S: RepoCountSink>(
+        &self,
+        event_type: EventType,
+        limit: u64,
+        window: Window,
+        mut sink: S,
+    ) -> Result<S, StoreError> {
+        let Window { from, to } = window;
+        match self {
+            Store::Sqlite(db) => Ok(db
+                .run(move |c| {
+                    let visit = |repo: &str, n| sink.accept(repo, n);
+                    sqlite::metrics::for_each_repo_count_between(
+                        c,
+                        event_type,
+                        from,
+                        to,
+                        Some(limit),
+                        visit,
+                    )?;
+                    Ok(sink)
+                })
+                .await?),
+            Store::ClickHouse(ch) => {
+                let visit = |repo: &str, n| sink.accept(repo, n);
+                ch.for_each_repo_count_between(event_type, from, to, Some(limit), visit)
+                    .await?;
                 Ok(sink)
             }
         }
@@ -435,8 +471,9 @@ impl Store {
     }
 }
 
-/// Takes the rows of [`Store::for_each_pr_count`] one by one.
-pub trait PrCountSink: Send + 'static {
+/// Takes the rows of [`Store::for_each_pr_count`] and
+/// [`Store::for_each_repo_count`] one by one.
+pub trait RepoCountSink: Send + 'static {
     /// One repository and its PullRequestEvents; false stops the walk.
     fn accept(&mut self, repo_name: &str, count: u64) -> bool;
 }

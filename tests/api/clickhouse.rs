@@ -812,7 +812,7 @@ async fn pr_ranking(
     window: Option<(i64, i64)>,
 ) -> Vec<(String, u64)> {
     struct Collect(Vec<(String, u64)>);
-    impl ghmetrics::store::PrCountSink for Collect {
+    impl ghmetrics::store::RepoCountSink for Collect {
         fn accept(&mut self, repo: &str, count: u64) -> bool {
             self.0.push((repo.to_owned(), count));
             true

@@ -11,10 +11,11 @@ use crate::helpers::{
 };
 use crate::stores::every_store;
 
-/// The five endpoints that take a window, with what else each needs.
-const WINDOWED: [&str; 5] = [
+/// The endpoints that take a window, with what else each needs.
+const WINDOWED: [&str; 6] = [
     "/metrics/event-counts?",
     "/metrics/pr-counts?",
+    "/metrics/top?type=IssuesEvent&",
     "/metrics/average-pr-time?repo_name=a/b&",
     "/metrics/visualization?",
     "/metrics/visualization/timeline?",
@@ -265,6 +266,7 @@ async fn every_window_rule_is_a_422_naming_its_parameter() {
         assert!(body["detail"].as_str().unwrap().contains("offset_minutes"));
         for path in [
             "/metrics/pr-counts",
+            "/metrics/top",
             "/metrics/average-pr-time?repo_name=a/b",
             "/metrics/visualization",
             "/metrics/visualization/timeline",
@@ -374,4 +376,58 @@ async fn long_fractions_and_dates_are_answered_exactly() {
     assert_eq!(status, 200, "{by_date}");
     assert_eq!(total(&by_date), count_from(second - second % 86_400));
     app.stop().await;
+}
+
+/// top, for every type and several limits, over windows that cut minutes
+/// and hours: the repositories by their events of the type counted from the
+/// raw events, most first, ties by name; and its own bounds.
+#[tokio::test]
+async fn top_ranks_every_type_exactly_in_any_window() {
+    let events = all_events();
+    let windows = windows(&events);
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        let files = FIXTURE_FILES
+            .iter()
+            .map(|name| fixture_path(name))
+            .collect();
+        import_files(&app.store, files, &[]).await;
+        let mut ranked_repos = 0;
+        for &(from, to) in &windows {
+            let expected = expected_in(&events, from, to);
+            let window = format!("from={}&to={}", rfc3339(from), rfc3339(to));
+            for (event_type, ranking) in &expected.ranked {
+                ranked_repos += ranking.len();
+                for limit in [1, 7, 10_000] {
+                    let path = format!("/metrics/top?type={event_type}&limit={limit}&{window}");
+                    let response = app.get(&path).await;
+                    assert_eq!(response.status(), 200, "{path}");
+                    let body = response.text().await.unwrap();
+                    let top = &ranking[..ranking.len().min(limit)];
+                    assert_eq!(body, ranked(top), "{path}");
+                }
+            }
+            // WatchEvent and 100 are the defaults.
+            let (_, default) = app.get_json(&format!("/metrics/top?{window}")).await;
+            let (_, stars) = app
+                .get_json(&format!("/metrics/top?type=WatchEvent&limit=100&{window}"))
+                .await;
+            assert_eq!(default, stars);
+        }
+        assert!(
+            ranked_repos > 1_000,
+            "the windows rank {ranked_repos} repositories"
+        );
+        for (query, says) in [
+            ("type=PushEvent", "type must be one of WatchEvent"),
+            ("limit=0", "limit must be an integer from 1 to 10000"),
+            ("limit=10001", "limit must be an integer from 1 to 10000"),
+        ] {
+            let (status, body) = app.get_json(&format!("/metrics/top?{query}")).await;
+            assert_eq!(status, 422, "{query}: {body}");
+            assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
+        }
+        app.stop().await;
+    }
 }

@@ -12,7 +12,7 @@ from ghmetrics_client.api.charts import (
     visualization, visualization_timeline, visualization_timeline_v1, visualization_v1)
 from ghmetrics_client.api.metrics import (
     average_pr_time, average_pr_time_v1, coverage, coverage_v1, event_counts, event_counts_v1,
-    pr_counts, pr_counts_v1)
+    pr_counts, pr_counts_v1, top, top_v1)
 from ghmetrics_client.api.operations import health
 import ghmetrics_client.models as models
 from ghmetrics_client.models import ErrorBody, Health
@@ -53,6 +53,13 @@ for counts, pr, average in [(event_counts, pr_counts, average_pr_time),
     refused = counts.sync(client=client, offset_minutes=0)
     assert isinstance(refused, ErrorBody) and "offset_minutes" in refused.detail, refused
     checked += 1
+
+# top, for every type, through the generated enum of `type`.
+for rank, prefix, type_model in [(top, "", "TopType"), (top_v1, "/v1", "TopV1Type")]:
+    kind = getattr(models, type_model)
+    for event_type in ["WatchEvent", "PullRequestEvent", "IssuesEvent"]:
+        same(rank.sync(client=client, type_=kind(event_type), limit=5, offset_minutes=minutes),
+             f"{prefix}/metrics/top?type={event_type}&limit=5&offset_minutes={minutes}")
 
 assert isinstance(health.sync(client=client), Health)
 checked += 1

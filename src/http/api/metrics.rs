@@ -10,8 +10,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
-use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, WindowParam};
+use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, TOP_LIMIT, WindowParam};
 use super::spool::Spool;
+use crate::core::event::EventType;
 use crate::core::time::{
     HourRange, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, Window, ceil_div, minute_of,
 };
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(average_pr_time))
         .routes(routes!(event_counts))
         .routes(routes!(pr_counts))
+        .routes(routes!(top))
         .routes(routes!(visualization))
         .routes(routes!(visualization_timeline))
 }
@@ -319,38 +321,97 @@ async fn pr_counts(State(state): State<AppState>, params: QueryParams) -> Result
     .await
 }
 
+/// The default window of top: the last day, like GitHub's Trending page.
+const DEFAULT_TOP_MINUTES: i64 = 24 * 60;
+/// How many repositories top ranks by default.
+const DEFAULT_TOP_LIMIT: i64 = 100;
+
+/// Repositories by how many events of one type they had in the window, most
+/// first (ties by name): with `type=WatchEvent` (the default), the trending
+/// repositories by stars, of any window.
+#[utoipa::path(
+    get,
+    path = "/metrics/top",
+    tag = "metrics",
+    params(
+        ("type" = Option<String>, Query, description = "The events counted: `WatchEvent` (stars; the default), `PullRequestEvent` or `IssuesEvent`"),
+        ("limit" = Option<i64>, Query, description = "At most this many repositories (default 100)"),
+        ("offset_minutes" = Option<i64>, Query, description = "The last N minutes (default 1440, the last day; not with `from`/`to`)"),
+        ("from" = Option<String>, Query, description = WINDOW_FROM),
+        ("to" = Option<String>, Query, description = WINDOW_TO),
+    ),
+    responses(
+        (status = 200, description = "Repository name -> its events of the type in the window, most first, ties by name", body = BTreeMap<String, u64>,
+            example = json!({"rust-lang/rust": 42, "tokio-rs/axum": 7})),
+        (status = 422, description = "A bad `type` or `limit`, or a window that breaks a rule above", body = ErrorBody),
+    )
+)]
+async fn top(State(state): State<AppState>, params: QueryParams) -> Result<Answer, AppError> {
+    let event_type = params.event_type(EventType::Watch)?;
+    let limit = params.int(&TOP_LIMIT)?.unwrap_or(DEFAULT_TOP_LIMIT) as u64;
+    let now = Utc::now().timestamp();
+    let window = params.window(now)?.unwrap_or(WindowParam::Last {
+        minutes: DEFAULT_TOP_MINUTES,
+    });
+    let stamp = stamp_for(&state, Some(window), now).await?;
+    let key = Key {
+        route: "top",
+        params: format!("{} {limit} {}", event_type.as_str(), window.key()),
+    };
+    cache::answer(&state, key, stamp, || async {
+        let ranking = state
+            .store
+            .for_each_repo_count(event_type, limit, window.at(now), RankingJson::default())
+            .await?;
+        Ok(Answer {
+            content_type: "application/json",
+            body: ranking.finish()?.finish()?,
+            complete_until: complete_until(&state, Some(window), now).await?,
+        })
+    })
+    .await
+}
+
 /// The pr-counts JSON object, written to a [`Spool`].
 async fn write_pr_counts(
     store: &Store,
     limit: Option<u64>,
     window: Option<Window>,
 ) -> Result<Spool, AppError> {
-    use std::io::Write;
-    let PrCountsJson {
-        mut out,
-        first,
-        failure,
-    } = store
-        .for_each_pr_count(limit, window, PrCountsJson::default())
-        .await?;
-    let closing: &[u8] = if first { b"{}" } else { b"}" };
-    if let Some(error) = failure.or_else(|| out.write_all(closing).err()) {
-        tracing::error!(%error, "cannot write the pr-counts answer");
-        return Err(AppError::Internal("cannot buffer the answer"));
-    }
-    Ok(out)
+    store
+        .for_each_pr_count(limit, window, RankingJson::default())
+        .await?
+        .finish()
 }
 
 /// Writes each repository as a member of one JSON object.
-struct PrCountsJson {
+struct RankingJson {
     out: Spool,
     first: bool,
     failure: Option<std::io::Error>,
 }
 
-impl Default for PrCountsJson {
+impl RankingJson {
+    /// The object closed, or why it could not be written.
+    fn finish(self) -> Result<Spool, AppError> {
+        use std::io::Write;
+        let RankingJson {
+            mut out,
+            first,
+            failure,
+        } = self;
+        let closing: &[u8] = if first { b"{}" } else { b"}" };
+        if let Some(error) = failure.or_else(|| out.write_all(closing).err()) {
+            tracing::error!(%error, "cannot write a ranking");
+            return Err(AppError::Internal("cannot buffer the answer"));
+        }
+        Ok(out)
+    }
+}
+
+impl Default for RankingJson {
     fn default() -> Self {
-        PrCountsJson {
+        RankingJson {
             out: Spool::default(),
             first: true,
             failure: None,
@@ -358,7 +419,7 @@ impl Default for PrCountsJson {
     }
 }
 
-impl store::PrCountSink for PrCountsJson {
+impl store::RepoCountSink for RankingJson {
     fn accept(&mut self, repo_name: &str, count: u64) -> bool {
         use std::io::Write;
         let separator: &[u8] = if self.first { b"{" } else { b"," };

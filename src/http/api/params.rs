@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{OpenApi, RefOr};
 
-use crate::core::event::{MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_name, shorten};
+use crate::core::event::{EventType, MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_name, shorten};
 use crate::core::time::Window;
 use crate::http::chart::ImageFormat;
 use crate::http::error::AppError;
@@ -48,6 +48,16 @@ pub const LIMIT: IntParam = IntParam {
     min: 1,
     max: i64::MAX,
 };
+
+/// `limit` of top: how many repositories it ranks.
+pub const TOP_LIMIT: IntParam = IntParam {
+    name: "limit",
+    min: 1,
+    max: 10_000,
+};
+
+/// `type`: the event type a ranking counts, by GitHub's name.
+pub const EVENT_TYPE: &str = "type";
 
 /// `repo_name`: `owner/name` as GitHub allows it ([`is_repo_name`]).
 pub const REPO_NAME: &str = "repo_name";
@@ -244,6 +254,21 @@ impl QueryParams {
     }
 
     /// The optional `format` of a chart: `png` (the default) or `svg`.
+    /// `type`, a tracked event type by GitHub's name; `default` without one.
+    pub fn event_type(&self, default: EventType) -> Result<EventType, AppError> {
+        match self.0.get(EVENT_TYPE) {
+            None => Ok(default),
+            Some(name) => EventType::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                AppError::InvalidParameter(format!(
+                    "{EVENT_TYPE} must be one of {}, got {:?}",
+                    names.join(", "),
+                    shorten(name)
+                ))
+            }),
+        }
+    }
+
     pub fn image_format(&self) -> Result<ImageFormat, AppError> {
         match self.0.get(FORMAT) {
             None => Ok(ImageFormat::Png),
@@ -336,7 +361,13 @@ impl Precise {
 /// definition for (a test keeps that empty).
 pub fn document(spec: &mut OpenApi) -> Vec<String> {
     let mut unknown = Vec::new();
-    for item in spec.paths.paths.values_mut() {
+    for (path, item) in spec.paths.paths.iter_mut() {
+        // `limit` is bounded differently on top (a ranking in one answer).
+        let limit = if path.ends_with("/top") {
+            &TOP_LIMIT
+        } else {
+            &LIMIT
+        };
         for operation in [&mut item.get, &mut item.head].into_iter().flatten() {
             for parameter in operation.parameters.iter_mut().flatten() {
                 let RefOr::T(parameter) = parameter else {
@@ -347,7 +378,7 @@ pub fn document(spec: &mut OpenApi) -> Vec<String> {
                     unknown.push(parameter.name.clone());
                     continue;
                 };
-                let int = [&OFFSET_MINUTES, &BUCKET_MINUTES, &LIMIT]
+                let int = [&OFFSET_MINUTES, &BUCKET_MINUTES, limit]
                     .into_iter()
                     .find(|param| param.name == parameter.name);
                 if let Some(param) = int {
@@ -361,6 +392,13 @@ pub fn document(spec: &mut OpenApi) -> Vec<String> {
                     schema.format = Some(utoipa::openapi::SchemaFormat::KnownFormat(
                         utoipa::openapi::KnownFormat::DateTime,
                     ));
+                } else if parameter.name == EVENT_TYPE {
+                    schema.enum_values = Some(
+                        EventType::ALL
+                            .iter()
+                            .map(|t| serde_json::Value::from(t.as_str()))
+                            .collect(),
+                    );
                 } else if parameter.name == FORMAT {
                     schema.enum_values = Some(
                         ImageFormat::NAMES

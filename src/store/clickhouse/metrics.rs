@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::text::{bad, event_type, fields, number, quote, read_tsv};
 use super::{ClickHouse, ClickHouseError, top};
-use crate::core::event::PerType;
+use crate::core::event::{EventType, PerType};
 use crate::core::time::{SECONDS_PER_MINUTE, ceil_div};
 use crate::store::{DataVersion, EventCounts, PrGapSummary, Totals};
 
@@ -265,13 +265,29 @@ impl ClickHouse {
             }
             return Ok(());
         }
+        self.for_each_repo_count_between(EventType::PullRequest, from, to, limit, visit)
+            .await
+    }
+
+    /// The repositories with events of `event_type` in `[from, to)`, by how
+    /// many, most first (ties by name), at most `limit`: the window's events
+    /// counted per repository (one range of the `(type, created_at)` key).
+    pub(crate) async fn for_each_repo_count_between(
+        &self,
+        event_type: EventType,
+        from: i64,
+        to: i64,
+        limit: Option<u64>,
+        mut visit: impl FnMut(&str, u64) -> bool,
+    ) -> Result<(), ClickHouseError> {
         let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
         let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let sql = format!(
-            "SELECT repo_name, count() AS n FROM {} WHERE type = 'PullRequestEvent'
+            "SELECT repo_name, count() AS n FROM {} WHERE type = {}
              AND created_at >= toDateTime({}) AND created_at < toDateTime({})
              GROUP BY repo_name ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
             self.layout.table("events"),
+            quote(event_type.as_str()),
             clamp(from),
             clamp(to),
         );

@@ -276,24 +276,23 @@ pub fn pr_counts(
 /// PullRequestEvents (an index range) counted per repository.
 /// `?1`..`?2`: the repository of each PullRequestEvent in the window, from
 /// the covering index alone.
-const PR_EVENTS_WINDOW_SQL: &str = "SELECT repo_name FROM events INDEXED BY pr_events_by_time
-    WHERE type_code = 2 AND created_at >= ?1 AND created_at < ?2";
+const TYPE_EVENTS_WINDOW_SQL: &str =
+    "SELECT repo_name FROM events INDEXED BY events_by_type_time_repo
+    WHERE type_code = ?1 AND created_at >= ?2 AND created_at < ?3";
 
 /// The same ranking grouped and sorted by SQLite, which spills to disk: for
 /// windows with more repositories than [`MAX_COUNTED_REPOSITORIES`].
-const PR_COUNTS_WINDOW_SQL: &str =
-    "SELECT repo_name, count(*) AS n FROM events INDEXED BY pr_events_by_time
-    WHERE type_code = 2 AND created_at >= ?1 AND created_at < ?2
-    GROUP BY repo_name ORDER BY n DESC, repo_name LIMIT ?3";
+const REPO_COUNTS_WINDOW_SQL: &str =
+    "SELECT repo_name, count(*) AS n FROM events INDEXED BY events_by_type_time_repo
+    WHERE type_code = ?1 AND created_at >= ?2 AND created_at < ?3
+    GROUP BY repo_name ORDER BY n DESC, repo_name LIMIT ?4";
 
 /// Most repositories a window's ranking counts in memory (about 100 MB);
 /// a window with more is ranked by SQLite's own sort instead.
 const MAX_COUNTED_REPOSITORIES: usize = 1_000_000;
 
 /// Like [`for_each_pr_count`], over the PullRequestEvents with
-/// `from <= created_at < to` only: the window's rows of one index, counted
-/// per repository in memory (SQLite's GROUP BY sorts, several times slower),
-/// at most [`MAX_COUNTED_REPOSITORIES`] of them.
+/// `from <= created_at < to` only: see [`for_each_repo_count_between`].
 pub fn for_each_pr_count_between(
     conn: &Connection,
     from: i64,
@@ -301,26 +300,43 @@ pub fn for_each_pr_count_between(
     limit: Option<u64>,
     visit: impl FnMut(&str, u64) -> bool,
 ) -> Result<(), rusqlite::Error> {
-    rank_window(conn, (from, to), limit, MAX_COUNTED_REPOSITORIES, visit)
+    for_each_repo_count_between(conn, EventType::PullRequest, from, to, limit, visit)
 }
 
-/// [`for_each_pr_count_between`], counting at most `max_counted`
+/// Hands `visit` the repositories with events of `event_type` with
+/// `from <= created_at < to`, and how many, most first (ties by name), at
+/// most `limit`, until it returns false: the window's rows of one index,
+/// counted per repository in memory (SQLite's GROUP BY sorts, several times
+/// slower), at most [`MAX_COUNTED_REPOSITORIES`] of them.
+pub fn for_each_repo_count_between(
+    conn: &Connection,
+    event_type: EventType,
+    from: i64,
+    to: i64,
+    limit: Option<u64>,
+    visit: impl FnMut(&str, u64) -> bool,
+) -> Result<(), rusqlite::Error> {
+    let window = (event_type, from, to);
+    rank_window(conn, window, limit, MAX_COUNTED_REPOSITORIES, visit)
+}
+
+/// [`for_each_repo_count_between`], counting at most `max_counted`
 /// repositories in memory.
 fn rank_window(
     conn: &Connection,
-    (from, to): (i64, i64),
+    (event_type, from, to): (EventType, i64, i64),
     limit: Option<u64>,
     max_counted: usize,
     mut visit: impl FnMut(&str, u64) -> bool,
 ) -> Result<(), rusqlite::Error> {
     let mut counts = RepoCounts::default();
     {
-        let mut stmt = conn.prepare_cached(PR_EVENTS_WINDOW_SQL)?;
-        let mut rows = stmt.query(params![from, to])?;
+        let mut stmt = conn.prepare_cached(TYPE_EVENTS_WINDOW_SQL)?;
+        let mut rows = stmt.query(params![event_type.code(), from, to])?;
         while let Some(row) = rows.next()? {
             if !counts.add(row.get_ref(0)?.as_str()?, max_counted) {
                 drop(rows);
-                return for_each_pr_count_sorted_by_sqlite(conn, from, to, limit, visit);
+                return sorted_by_sqlite(conn, (event_type, from, to), limit, visit);
             }
         }
     }
@@ -399,17 +415,16 @@ impl RepoCounts {
     }
 }
 
-/// [`for_each_pr_count_between`] by SQLite's GROUP BY.
-fn for_each_pr_count_sorted_by_sqlite(
+/// [`for_each_repo_count_between`] by SQLite's GROUP BY.
+fn sorted_by_sqlite(
     conn: &Connection,
-    from: i64,
-    to: i64,
+    (event_type, from, to): (EventType, i64, i64),
     limit: Option<u64>,
     mut visit: impl FnMut(&str, u64) -> bool,
 ) -> Result<(), rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(PR_COUNTS_WINDOW_SQL)?;
+    let mut stmt = conn.prepare_cached(REPO_COUNTS_WINDOW_SQL)?;
     let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let mut rows = stmt.query(params![from, to, limit])?;
+    let mut rows = stmt.query(params![event_type.code(), from, to, limit])?;
     while let Some(row) = rows.next()? {
         let repo: String = row.get(0)?;
         if !visit(&repo, row.get(1)?) {
@@ -835,7 +850,7 @@ mod tests {
             .collect();
         let db = db_with(&events);
         let conn = db.get().unwrap();
-        let rank = |window: (i64, i64), limit: Option<u64>, max_counted: usize| {
+        let rank = |window: (EventType, i64, i64), limit: Option<u64>, max_counted: usize| {
             let mut out = Vec::new();
             rank_window(&conn, window, limit, max_counted, |repo, n| {
                 out.push((repo.to_owned(), n));
@@ -844,12 +859,17 @@ mod tests {
             .unwrap();
             out
         };
-        for window in [(0, 20_000), (3_333, 3_400), (7_000, 15_001), (5, 5)] {
+        let windows = [(0, 20_000), (3_333, 3_400), (7_000, 15_001), (5, 5)];
+        for (event_type, (from, to)) in EventType::ALL
+            .into_iter()
+            .flat_map(|t| windows.map(|w| (t, w)))
+        {
+            let window = (event_type, from, to);
             let mut truth: std::collections::HashMap<String, u64> = Default::default();
-            for e in events.iter().filter(|e| {
-                e.event_type == EventType::PullRequest
-                    && (window.0..window.1).contains(&e.created_at)
-            }) {
+            for e in events
+                .iter()
+                .filter(|e| e.event_type == event_type && (from..to).contains(&e.created_at))
+            {
                 *truth.entry(e.repo_name.clone()).or_default() += 1;
             }
             let mut truth: Vec<(String, u64)> = truth.into_iter().collect();

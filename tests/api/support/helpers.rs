@@ -90,6 +90,9 @@ pub fn fixture_events() -> Vec<Value> {
 pub struct Expected {
     pub by_type: BTreeMap<String, u64>,
     pub pr_counts: Vec<(String, u64)>,
+    /// Type -> repositories by their events of the type, most first, ties
+    /// by name.
+    pub ranked: BTreeMap<String, Vec<(String, u64)>>,
     /// Repository -> its PR opening times (epoch seconds), sorted.
     pub openings: BTreeMap<String, Vec<i64>>,
 }
@@ -99,7 +102,7 @@ impl Expected {
         let mut seen = HashSet::new();
         let mut by_type: BTreeMap<String, u64> =
             TRACKED.iter().map(|t| (t.to_string(), 0)).collect();
-        let mut prs: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_repo: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut openings: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for event in events {
             let kind = event["type"].as_str().unwrap();
@@ -108,21 +111,28 @@ impl Expected {
             }
             *by_type.get_mut(kind).unwrap() += 1;
             let repo = event["repo"]["name"].as_str().unwrap().to_owned();
-            if kind == "PullRequestEvent" {
-                *prs.entry(repo.clone()).or_default() += 1;
-                if event["payload"]["action"] == "opened" {
-                    openings.entry(repo).or_default().push(created_at(event));
-                }
+            *by_repo.entry((kind.to_owned(), repo.clone())).or_default() += 1;
+            if kind == "PullRequestEvent" && event["payload"]["action"] == "opened" {
+                openings.entry(repo).or_default().push(created_at(event));
             }
         }
         for times in openings.values_mut() {
             times.sort();
         }
-        let mut pr_counts: Vec<(String, u64)> = prs.into_iter().collect();
-        pr_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut ranked: BTreeMap<String, Vec<(String, u64)>> = TRACKED
+            .iter()
+            .map(|t| (t.to_string(), Vec::new()))
+            .collect();
+        for ((kind, repo), n) in by_repo {
+            ranked.get_mut(&kind).unwrap().push((repo, n));
+        }
+        for ranking in ranked.values_mut() {
+            ranking.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
         Expected {
             by_type,
-            pr_counts,
+            pr_counts: ranked["PullRequestEvent"].clone(),
+            ranked,
             openings,
         }
     }
