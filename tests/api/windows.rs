@@ -6,8 +6,8 @@ use chrono::{DateTime, SecondsFormat};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Expected, FIXTURE_FILES, TestApp, created_at, fixture_file_events, fixture_path, import_files,
-    rfc3339,
+    Expected, FIXTURE_FILES, TRACKED, TestApp, created_at, fixture_file_events, fixture_path,
+    import_files, rfc3339,
 };
 use crate::stores::every_store;
 
@@ -428,6 +428,101 @@ async fn top_ranks_every_type_exactly_in_any_window() {
             assert_eq!(status, 422, "{query}: {body}");
             assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
         }
+        app.stop().await;
+    }
+}
+
+/// The timeline as data (`format=json`): each point's counts are the events
+/// created in its bucket, counted from the raw events; with `cumulative=true`
+/// each point is the running total from the first; and the 422s of both.
+#[tokio::test]
+async fn timeline_points_are_each_buckets_events() {
+    let events = all_events();
+    let windows = windows(&events);
+    let mut seen: std::collections::HashSet<String> = Default::default();
+    let events: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            TRACKED.contains(&e["type"].as_str().unwrap())
+                && seen.insert(e["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let app = TestApp::spawn(store.location.clone(), None).await;
+        let files = FIXTURE_FILES
+            .iter()
+            .map(|name| fixture_path(name))
+            .collect();
+        import_files(&app.store, files, &[]).await;
+        let mut counted = 0;
+        for &(from, to) in windows.iter().step_by(3) {
+            for bucket_minutes in [7, 60] {
+                let query = format!(
+                    "from={}&to={}&bucket_minutes={bucket_minutes}&format=json",
+                    rfc3339(from),
+                    rfc3339(to)
+                );
+                let (status, plain) = app
+                    .get_json(&format!("/metrics/visualization/timeline?{query}"))
+                    .await;
+                assert_eq!(status, 200, "{query}: {plain}");
+                let (_, running) = app
+                    .get_json(&format!(
+                        "/metrics/visualization/timeline?{query}&cumulative=true"
+                    ))
+                    .await;
+                let points = plain["points"].as_array().unwrap();
+                assert_eq!(plain["cumulative"], false);
+                assert_eq!(running["cumulative"], true);
+                let width = plain["bucket_minutes"].as_i64().unwrap() * 60;
+                // The last bucket ends with the window's last minute.
+                let last_start =
+                    DateTime::parse_from_rfc3339(points.last().unwrap()["start"].as_str().unwrap())
+                        .unwrap()
+                        .timestamp();
+                assert_eq!(last_start + width, (to + 59).div_euclid(60) * 60, "{query}");
+                let mut totals = [0u64; 3];
+                for (point, total_point) in points.iter().zip(running["points"].as_array().unwrap())
+                {
+                    let start = DateTime::parse_from_rfc3339(point["start"].as_str().unwrap())
+                        .unwrap()
+                        .timestamp();
+                    for (i, kind) in TRACKED.iter().enumerate() {
+                        let expected = events
+                            .iter()
+                            .filter(|e| {
+                                e["type"] == *kind
+                                    && (start..start + width).contains(&created_at(e))
+                            })
+                            .count() as u64;
+                        assert_eq!(point[*kind], expected, "{query} {start} {kind}");
+                        totals[i] += expected;
+                        counted += expected;
+                        assert_eq!(
+                            total_point[*kind], totals[i],
+                            "{query} {start} {kind} running"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(counted > 1_000, "the buckets hold {counted} events");
+        for (query, says) in [
+            ("format=csv", "format must be one of png, svg, json"),
+            ("cumulative=yes", "cumulative must be true or false"),
+        ] {
+            let (status, body) = app
+                .get_json(&format!("/metrics/visualization/timeline?{query}"))
+                .await;
+            assert_eq!(status, 422, "{query}: {body}");
+            assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
+        }
+        // A running total is drawn too.
+        let png = app
+            .get("/metrics/visualization/timeline?offset_minutes=60&cumulative=true")
+            .await;
+        assert_eq!(png.headers()["content-type"], "image/png");
         app.stop().await;
     }
 }

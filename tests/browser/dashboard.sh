@@ -35,6 +35,9 @@ average=$(sqlite3 "$db" "SELECT avg(gap) FROM (
     FROM events WHERE type = 'PullRequestEvent' AND action = 'opened' AND repo_name = '$repo')")
 top_repo=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'PullRequestEvent'
     GROUP BY repo_name ORDER BY count(*) DESC, repo_name LIMIT 1")
+# The trending panel's rows: the ten most starred, most first, ties by name.
+trending=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'WatchEvent'
+    GROUP BY repo_name ORDER BY count(*) DESC, repo_name LIMIT 10" | paste -sd ' ')
 
 serve_fixture "$db" "$out/service.log"
 curl -fsS "http://$address/health" >/dev/null
@@ -68,6 +71,10 @@ check "average PR gap of $repo is $average (got '$shown_average')" \
     awk -v a="$average" -v b="$shown_average" 'BEGIN { exit !(b != "" && (a - b) < 0.001 && (b - a) < 0.001) }'
 check "lookup shows $repo" grep -q "id=\"repo-shown\">$repo<" "$dom"
 check "top repositories list $top_repo" grep -q ">$top_repo</a>" "$dom"
+shown_trending=$(python3 -c 'import re, sys
+table = re.search(r"<tbody id=\"trending\">(.*?)</tbody>", open(sys.argv[1]).read(), re.S)
+print(" ".join(re.findall(r"<a href=\"#\">([^<]*)</a>", table.group(1) if table else "")))' "$dom")
+check "trending lists the ten most starred in order (got '$shown_trending')" test "$shown_trending" = "$trending"
 check "the page refreshed itself" grep -q 'data-refreshed="2"' "$dom"
 check "no error shown" bash -c "! grep -q 'class=\"error\" id=\"[a-z-]*\">[^<]' '$dom'"
 check "screenshot saved" bash -c "[ \$(stat -c %s '$out/dashboard.png') -gt 20000 ]"

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::cache::{self, Answer, Key, Stamp};
-use super::params::{BUCKET_MINUTES, LIMIT, QueryParams, TOP_LIMIT, WindowParam};
+use super::params::{BUCKET_MINUTES, CUMULATIVE, LIMIT, QueryParams, TOP_LIMIT, WindowParam};
 use super::spool::Spool;
 use crate::core::event::EventType;
 use crate::core::time::{
@@ -519,11 +519,12 @@ const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
         ("bucket_minutes" = Option<i64>, Query, minimum = 1, description = "Minutes per point (default: the window / 60, rounded up). A bucket wider than the window is the window; one that would give more than 1,000 points is widened to give 1,000"),
-        ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
+        ("format" = Option<String>, Query, description = "`png` (default), `svg`, or `json`: the points as data, for a chart of your own"),
+        ("cumulative" = Option<bool>, Query, description = "`true`: each point is the running total from the window's start (stars over time); default `false`"),
     ),
     responses(
-        (status = 200, description = "The chart; the last bucket ends with the window's last minute (UTC)", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
-        (status = 422, description = "A bad `offset_minutes`, `bucket_minutes` or `format`, or a window that breaks a rule above", body = ErrorBody),
+        (status = 200, description = "The chart, or its points; the last bucket ends with the window's last minute (UTC)", content(([u8] = "image/png"), ([u8] = "image/svg+xml"), (TimelinePoints = "application/json"))),
+        (status = 422, description = "A bad `offset_minutes`, `bucket_minutes`, `format` or `cumulative`, or a window that breaks a rule above", body = ErrorBody),
     )
 )]
 async fn visualization_timeline(
@@ -546,40 +547,102 @@ async fn visualization_timeline(
     let requested = params
         .int(&BUCKET_MINUTES)?
         .unwrap_or_else(|| ceil_div(window_minutes, DEFAULT_TIMELINE_BUCKETS));
-    let format = params.image_format()?;
+    let format = params.timeline_format()?;
+    let cumulative = params.flag(CUMULATIVE)?;
     let bucket_minutes = fit_bucket(window_minutes, requested);
     let buckets = ceil_div(window_minutes, bucket_minutes);
+    let content_type = format.map_or("application/json", chart::ImageFormat::content_type);
     let key = Key {
         route: "timeline",
         params: format!(
-            "{} {bucket_minutes} {}",
-            window.key(),
-            format.content_type()
+            "{} {bucket_minutes} {content_type} {cumulative}",
+            window.key()
         ),
     };
     let stamp = stamp_for(&state, Some(window), end_minute).await?;
     cache::answer(&state, key, stamp, || async {
         let first_minute = end_minute - buckets * bucket_minutes;
-        let counts = state
+        let mut counts = state
             .store
             .timeline(first_minute, bucket_minutes, buckets as usize)
             .await?;
+        if cumulative {
+            for i in 1..counts.len() {
+                let before = counts[i - 1];
+                counts[i] += before;
+            }
+        }
         let timeline = chart::Timeline {
             start: first_minute * SECONDS_PER_MINUTE,
             bucket_seconds: bucket_minutes * SECONDS_PER_MINUTE,
             buckets: counts,
         };
-        let title = describe(window, now);
+        let complete_until = complete_until(&state, Some(window), now).await?;
+        let Some(format) = format else {
+            return Ok(Answer {
+                complete_until,
+                ..cache::json(&TimelinePoints::of(&timeline, cumulative))?
+            });
+        };
+        let mut title = describe(window, now);
+        if cumulative {
+            title.push_str(", running totals");
+        }
         let body = render_off_runtime(move || {
             chart::render_timeline(&timeline, &title, format).map(Bytes::from)
         })
         .await?;
         Ok(Answer {
-            complete_until: complete_until(&state, Some(window), now).await?,
+            complete_until,
             ..Answer::new(format.content_type(), body)
         })
     })
     .await
+}
+
+/// The timeline as data (`format=json`).
+#[derive(Serialize, ToSchema)]
+struct TimelinePoints {
+    /// Minutes per point.
+    bucket_minutes: i64,
+    /// Whether each point is the running total from the window's start.
+    cumulative: bool,
+    /// The points, oldest first.
+    points: Vec<TimelinePoint>,
+}
+
+/// One bucket: when it starts, and its events per type.
+#[derive(Serialize, ToSchema)]
+struct TimelinePoint {
+    start: DateTime<Utc>,
+    #[serde(rename = "WatchEvent")]
+    watch: u64,
+    #[serde(rename = "PullRequestEvent")]
+    pull_request: u64,
+    #[serde(rename = "IssuesEvent")]
+    issues: u64,
+}
+
+impl TimelinePoints {
+    fn of(timeline: &chart::Timeline, cumulative: bool) -> TimelinePoints {
+        let points = timeline
+            .buckets
+            .iter()
+            .zip(0..)
+            .map(|(counts, i)| TimelinePoint {
+                start: DateTime::from_timestamp(timeline.start + i * timeline.bucket_seconds, 0)
+                    .unwrap_or_default(),
+                watch: counts[EventType::Watch],
+                pull_request: counts[EventType::PullRequest],
+                issues: counts[EventType::Issues],
+            })
+            .collect();
+        TimelinePoints {
+            bucket_minutes: timeline.bucket_seconds / SECONDS_PER_MINUTE,
+            cumulative,
+            points,
+        }
+    }
 }
 
 /// The bucket width actually drawn: at most the window (one point), and at

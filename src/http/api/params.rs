@@ -56,6 +56,9 @@ pub const TOP_LIMIT: IntParam = IntParam {
     max: 10_000,
 };
 
+/// `cumulative`: the timeline's running totals.
+pub const CUMULATIVE: &str = "cumulative";
+
 /// `type`: the event type a ranking counts, by GitHub's name.
 pub const EVENT_TYPE: &str = "type";
 
@@ -67,8 +70,10 @@ fn repo_name_pattern() -> String {
     format!("^[A-Za-z0-9_.-]{{1,{MAX_OWNER_LEN}}}/[A-Za-z0-9_.-]{{1,{MAX_REPOSITORY_LEN}}}$")
 }
 
-/// `format`: a chart's image format.
+/// `format`: a chart's image format (or the timeline's points as JSON).
 pub const FORMAT: &str = "format";
+/// The timeline's `format` for its points as data.
+pub const TIMELINE_JSON: &str = "json";
 
 /// `from` and `to`: an absolute window `[from, to)`, RFC 3339 timestamps.
 pub const FROM: &str = "from";
@@ -269,6 +274,32 @@ impl QueryParams {
         }
     }
 
+    /// A `true`/`false` parameter; false without it.
+    pub fn flag(&self, name: &str) -> Result<bool, AppError> {
+        match self.0.get(name).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(AppError::InvalidParameter(format!(
+                "{name} must be true or false, got {:?}",
+                shorten(other)
+            ))),
+        }
+    }
+
+    /// The timeline's `format`: an image format, or `None` for `json`.
+    pub fn timeline_format(&self) -> Result<Option<ImageFormat>, AppError> {
+        if self.0.get(FORMAT).is_some_and(|f| f == TIMELINE_JSON) {
+            return Ok(None);
+        }
+        self.image_format().map(Some).map_err(|_| {
+            AppError::InvalidParameter(format!(
+                "{FORMAT} must be one of {}, {TIMELINE_JSON}, got {:?}",
+                ImageFormat::NAMES.join(", "),
+                shorten(self.0.get(FORMAT).map_or("", String::as_str))
+            ))
+        })
+    }
+
     pub fn image_format(&self) -> Result<ImageFormat, AppError> {
         match self.0.get(FORMAT) {
             None => Ok(ImageFormat::Png),
@@ -400,12 +431,14 @@ pub fn document(spec: &mut OpenApi) -> Vec<String> {
                             .collect(),
                     );
                 } else if parameter.name == FORMAT {
-                    schema.enum_values = Some(
-                        ImageFormat::NAMES
-                            .iter()
-                            .map(|name| serde_json::Value::from(*name))
-                            .collect(),
-                    );
+                    let mut names = ImageFormat::NAMES.to_vec();
+                    if path.ends_with("/timeline") {
+                        names.push(TIMELINE_JSON);
+                    }
+                    schema.enum_values =
+                        Some(names.into_iter().map(serde_json::Value::from).collect());
+                } else if parameter.name == CUMULATIVE {
+                    // A boolean: its schema says so already.
                 } else {
                     unknown.push(parameter.name.clone());
                 }
