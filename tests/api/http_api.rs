@@ -415,8 +415,8 @@ async fn every_window_has_the_same_documented_maximum() {
             }
         }
         assert_eq!(
-            documented, 12,
-            "the five windowed endpoints and coverage, plain and /v1"
+            documented, 14,
+            "the six windowed endpoints and coverage, plain and /v1"
         );
         let stored = app
             .get_json("/metrics/event-counts?offset_minutes=60000000")
@@ -427,6 +427,7 @@ async fn every_window_has_the_same_documented_maximum() {
             "/metrics/visualization?",
             "/metrics/visualization/timeline?",
             "/metrics/pr-counts?",
+            "/metrics/top?",
             "/metrics/average-pr-time?repo_name=a/b&",
             "/coverage?",
         ] {
