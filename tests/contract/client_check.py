@@ -43,9 +43,9 @@ for counts, pr, average in [(event_counts, pr_counts, average_pr_time),
          f"{prefix}/metrics/event-counts?offset_minutes={minutes}")
     ranking = pr.sync(client=client, limit=3)
     same(ranking, f"{prefix}/metrics/pr-counts?limit=3")
-    top = next(iter(ranking.to_dict()))
-    same(average.sync(client=client, repo_name=top),
-         f"{prefix}/metrics/average-pr-time?repo_name={top}")
+    busiest = next(iter(ranking.to_dict()))
+    same(average.sync(client=client, repo_name=busiest),
+         f"{prefix}/metrics/average-pr-time?repo_name={busiest}")
     # An absolute window, as datetimes.
     start, end = datetime(2021, 7, 21, 6, tzinfo=timezone.utc), datetime(2021, 7, 21, 10, tzinfo=timezone.utc)
     same(counts.sync(client=client, from_=start, to=end),
