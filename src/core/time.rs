@@ -58,6 +58,28 @@ impl Window {
     }
 }
 
+/// Consecutive buckets of whole minutes: `count` buckets of `minutes` each,
+/// the first starting at minute `first_minute` since the epoch (a timeline's
+/// points).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buckets {
+    pub first_minute: i64,
+    pub minutes: i64,
+    pub count: usize,
+}
+
+impl Buckets {
+    /// The first bucket's start, in epoch seconds.
+    pub fn start(self) -> i64 {
+        self.first_minute * SECONDS_PER_MINUTE
+    }
+
+    /// A bucket's width, in seconds.
+    pub fn seconds(self) -> i64 {
+        self.minutes * SECONDS_PER_MINUTE
+    }
+}
+
 /// Hours since the epoch, `first..=last`: the hours of archive files, or of
 /// events' `created_at`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreLocation;
 use crate::core::event::{Event, EventType, PerType};
-use crate::core::time::{HourRange, Window};
+use crate::core::time::{Buckets, HourRange, Window};
 
 pub use clickhouse::{ClickHouse, ClickHouseError};
 pub use sqlite::{Sqlite, SqliteError};
@@ -224,14 +224,13 @@ impl Store {
         }
     }
 
-    /// Events per type in `buckets` consecutive buckets of `bucket_minutes`,
-    /// the first starting at minute `first_minute` since the epoch.
-    pub async fn timeline(
-        &self,
-        first_minute: i64,
-        bucket_minutes: i64,
-        buckets: usize,
-    ) -> Result<Vec<PerType<u64>>, StoreError> {
+    /// Events per type in each of `buckets`, oldest first.
+    pub async fn timeline(&self, buckets: Buckets) -> Result<Vec<PerType<u64>>, StoreError> {
+        let Buckets {
+            first_minute,
+            minutes: bucket_minutes,
+            count: buckets,
+        } = buckets;
         Ok(match self {
             Store::Sqlite(db) => {
                 db.run(move |c| sqlite::metrics::timeline(c, first_minute, bucket_minutes, buckets))

@@ -423,7 +423,14 @@ async fn both_stores_answer_every_question_alike() {
         ] {
             say(format!(
                 "timeline {start} {width} {buckets}: {:?}",
-                store.timeline(start, width, buckets).await.unwrap()
+                store
+                    .timeline(ghmetrics::core::time::Buckets {
+                        first_minute: start,
+                        minutes: width,
+                        count: buckets,
+                    })
+                    .await
+                    .unwrap()
             ));
         }
         for repo in repos

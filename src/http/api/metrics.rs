@@ -14,7 +14,7 @@ use super::params::{BUCKET_MINUTES, CUMULATIVE, LIMIT, QueryParams, TOP_LIMIT, W
 use super::spool::Spool;
 use crate::core::event::EventType;
 use crate::core::time::{
-    HourRange, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, Window, ceil_div, minute_of,
+    Buckets, HourRange, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, Window, ceil_div, minute_of,
 };
 use crate::http::chart;
 use crate::http::error::{AppError, ErrorBody};
@@ -561,11 +561,12 @@ async fn visualization_timeline(
     };
     let stamp = stamp_for(&state, Some(window), end_minute).await?;
     cache::answer(&state, key, stamp, || async {
-        let first_minute = end_minute - buckets * bucket_minutes;
-        let mut counts = state
-            .store
-            .timeline(first_minute, bucket_minutes, buckets as usize)
-            .await?;
+        let buckets = Buckets {
+            first_minute: end_minute - buckets * bucket_minutes,
+            minutes: bucket_minutes,
+            count: buckets as usize,
+        };
+        let mut counts = state.store.timeline(buckets).await?;
         if cumulative {
             for i in 1..counts.len() {
                 let before = counts[i - 1];
@@ -573,8 +574,8 @@ async fn visualization_timeline(
             }
         }
         let timeline = chart::Timeline {
-            start: first_minute * SECONDS_PER_MINUTE,
-            bucket_seconds: bucket_minutes * SECONDS_PER_MINUTE,
+            start: buckets.start(),
+            bucket_seconds: buckets.seconds(),
             buckets: counts,
         };
         let complete_until = complete_until(&state, Some(window), now).await?;
