@@ -68,6 +68,17 @@ fn windows(events: &[Value]) -> Vec<(i64, i64)> {
     windows
 }
 
+/// A service on a fresh `store` holding every fixture file, imported.
+async fn with_fixtures(store: &crate::stores::TestStore) -> TestApp {
+    let app = TestApp::spawn(store.location.clone(), None).await;
+    let files = FIXTURE_FILES
+        .iter()
+        .map(|name| fixture_path(name))
+        .collect();
+    import_files(&app.store, files, &[]).await;
+    app
+}
+
 /// The expected answers over `[from, to)`, computed from the raw events.
 fn expected_in(events: &[Value], from: i64, to: i64) -> Expected {
     let inside: Vec<&Value> = events
@@ -99,12 +110,7 @@ async fn windows_answer_exactly_whatever_their_boundaries() {
     let windows = windows(&events);
     for store in every_store() {
         eprintln!("store: {}", store.name);
-        let app = TestApp::spawn(store.location.clone(), None).await;
-        let files = FIXTURE_FILES
-            .iter()
-            .map(|name| fixture_path(name))
-            .collect();
-        import_files(&app.store, files, &[]).await;
+        let app = with_fixtures(&store).await;
         let mut repos_checked = 0;
         for &(from, to) in &windows {
             let expected = expected_in(&events, from, to);
@@ -387,12 +393,7 @@ async fn top_ranks_every_type_exactly_in_any_window() {
     let windows = windows(&events);
     for store in every_store() {
         eprintln!("store: {}", store.name);
-        let app = TestApp::spawn(store.location.clone(), None).await;
-        let files = FIXTURE_FILES
-            .iter()
-            .map(|name| fixture_path(name))
-            .collect();
-        import_files(&app.store, files, &[]).await;
+        let app = with_fixtures(&store).await;
         let mut ranked_repos = 0;
         for &(from, to) in &windows {
             let expected = expected_in(&events, from, to);
@@ -449,12 +450,7 @@ async fn timeline_points_are_each_buckets_events() {
         .collect();
     for store in every_store() {
         eprintln!("store: {}", store.name);
-        let app = TestApp::spawn(store.location.clone(), None).await;
-        let files = FIXTURE_FILES
-            .iter()
-            .map(|name| fixture_path(name))
-            .collect();
-        import_files(&app.store, files, &[]).await;
+        let app = with_fixtures(&store).await;
         let mut counted = 0;
         for &(from, to) in windows.iter().step_by(3) {
             for bucket_minutes in [7, 60] {
