@@ -63,7 +63,7 @@ fn small_batches() -> ImportOptions {
 }
 
 /// `import` in small batches.
-async fn import_on_thread(
+async fn import_small_batches(
     store: &Store,
     inputs: Vec<PathBuf>,
 ) -> ghmetrics::ingest::import::ImportSummary {
@@ -82,7 +82,7 @@ async fn imports_real_archives_once_however_often_they_are_imported() {
             .map(|f| fixture_file_events(f).len() as u64)
             .sum();
 
-        let first = import_on_thread(&db, vec![data.path().to_path_buf()]).await;
+        let first = import_small_batches(&db, vec![data.path().to_path_buf()]).await;
         if let Store::ClickHouse(_) = &db {
             // Many small batches, many parts; the import merges the rollup.
             let (parts, shards) = rollup_parts(&store).await;
@@ -98,7 +98,7 @@ async fn imports_real_archives_once_however_often_they_are_imported() {
         );
         assert_eq!(first.bad_lines, 0);
 
-        let again = import_on_thread(&db, vec![data.path().join(FIXTURE_FILES[2])]).await;
+        let again = import_small_batches(&db, vec![data.path().join(FIXTURE_FILES[2])]).await;
         assert_eq!(again.stored.inserted(), 0);
         assert_eq!(
             again.stored.duplicates,
@@ -128,7 +128,7 @@ async fn import_adds_only_what_the_poller_has_not_stored() {
         // The service keeps running (and polling) while the import writes.
         let db = store.open().await;
         let file = fixture_path("events-2021-07-21-sample.json.gz");
-        let summary = import_on_thread(&db, vec![file]).await;
+        let summary = import_small_batches(&db, vec![file]).await;
         let expected = Expected::of(&raw);
         let total = expected.total();
         assert_eq!(summary.stored.inserted(), total - polled);

@@ -93,7 +93,7 @@ fn import_hours(
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
-    let lookups = Lookups::new(store)?;
+    let lookups = Lookups::new(store);
     let plan = Plan::make(&lookups, archive)?;
     if plan.wanted.is_empty() {
         // Nothing to download: no writer.
@@ -103,7 +103,7 @@ fn import_hours(
             ..ImportSummary::default()
         });
     }
-    let downloader = gharchive::Downloader::new(runtime()?, archive.timeout, archive.hour_deadline)
+    let downloader = gharchive::Downloader::new(runtime(), archive.timeout, archive.hour_deadline)
         .map_err(|error| ImportError::Download(error.to_string()))?;
     let progress = Progress::new(0, false);
     let settling = Settling {

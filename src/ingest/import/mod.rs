@@ -162,8 +162,6 @@ pub enum ImportError {
     Download(String),
     #[error("{0}")]
     Unreachable(String),
-    #[error("an import runs on a thread of the async runtime (spawn_blocking)")]
-    NoRuntime,
     #[error("the import stopped unexpectedly: {0}")]
     Stopped(String),
 }
@@ -261,7 +259,7 @@ fn import_files(
         .collect();
     names.sort_unstable();
     names.dedup();
-    let lookups = Lookups::new(store)?;
+    let lookups = Lookups::new(store);
     let sources = register_sources(&lookups, &names)?;
     let settling = Settling {
         lag_hours: options.archive_lag_hours,
@@ -325,11 +323,11 @@ struct Lookups {
 }
 
 impl Lookups {
-    fn new(store: &Store) -> Result<Lookups, ImportError> {
-        Ok(Lookups {
-            runtime: runtime()?,
+    fn new(store: &Store) -> Lookups {
+        Lookups {
+            runtime: runtime(),
             store: store.clone(),
-        })
+        }
     }
 
     fn ask<T, F: std::future::Future<Output = Result<T, StoreError>>>(
@@ -342,9 +340,9 @@ impl Lookups {
 
 /// The process's runtime, which the import's downloads and store calls run
 /// on; the import itself (reading, inflating, parsing) runs on a blocking
-/// thread of it.
-fn runtime() -> Result<tokio::runtime::Handle, ImportError> {
-    tokio::runtime::Handle::try_current().map_err(|_| ImportError::NoRuntime)
+/// thread of it ([`off_runtime`]), so there always is one.
+fn runtime() -> tokio::runtime::Handle {
+    tokio::runtime::Handle::current()
 }
 
 /// Whether `path` begins as a gzip file does (an empty file does not).

@@ -16,7 +16,7 @@ pub(super) fn run_pipeline(
 ) -> Result<ImportSummary, ImportError> {
     let (batch_tx, batch_rx) = sync_channel::<Load>(QUEUE_DEPTH);
     let writer_store = store.clone();
-    let runtime = runtime()?;
+    let runtime = runtime();
     let writer = runtime.spawn_blocking(move || writer_store.bulk_load(batch_rx, settling));
     let mut parser = Parser {
         options,
