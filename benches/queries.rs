@@ -11,10 +11,11 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ghmetrics::config::SqliteLocation;
+use ghmetrics::core::event::EventType;
 use ghmetrics::core::time::END_OF_TIME;
 use ghmetrics::ingest::synthetic::{Generator, SyntheticSettings};
 use ghmetrics::store::sqlite::{
-    Sqlite, event_counts, for_each_pr_count_between, insert_events, pr_counts, pr_gaps,
+    Sqlite, event_counts, for_each_repo_count_between, insert_events, pr_counts, pr_gaps,
     pr_gaps_by_window,
 };
 
@@ -141,10 +142,17 @@ fn metric_queries(c: &mut Criterion) {
         b.iter(|| {
             let from = *next.next().unwrap();
             let mut ranked = 0;
-            for_each_pr_count_between(&conn, black_box(from), from + 86_400, Some(100), |_, _| {
-                ranked += 1;
-                true
-            })
+            for_each_repo_count_between(
+                &conn,
+                EventType::PullRequest,
+                black_box(from),
+                from + 86_400,
+                Some(100),
+                |_, _| {
+                    ranked += 1;
+                    true
+                },
+            )
             .unwrap();
             ranked
         })

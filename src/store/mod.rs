@@ -154,35 +154,29 @@ impl Store {
     /// most first (ties by name), at most `limit`, until it returns false;
     /// then hands it back. Memory stays flat however many repositories there
     /// are. Over every stored event (read from the rollup), or only those
-    /// created in `window` when there is one (read from the window's events:
-    /// its cost grows with them).
+    /// created in `window` when there is one (as [`Store::for_each_repo_count`]
+    /// ranks them).
     pub async fn for_each_pr_count<S: RepoCountSink>(
         &self,
         limit: Option<u64>,
         window: Option<Window>,
         mut sink: S,
     ) -> Result<S, StoreError> {
+        if let Some(window) = window {
+            return self
+                .for_each_repo_count(EventType::PullRequest, limit, window, sink)
+                .await;
+        }
         match self {
             Store::Sqlite(db) => Ok(db
                 .run(move |c| {
-                    let visit = |repo: &str, n| sink.accept(repo, n);
-                    match window {
-                        None => sqlite::metrics::for_each_pr_count(c, limit, visit)?,
-                        Some(Window { from, to }) => {
-                            sqlite::metrics::for_each_pr_count_between(c, from, to, limit, visit)?
-                        }
-                    }
+                    sqlite::metrics::for_each_pr_count(c, limit, |repo, n| sink.accept(repo, n))?;
                     Ok(sink)
                 })
                 .await?),
             Store::ClickHouse(ch) => {
-                let visit = |repo: &str, n| sink.accept(repo, n);
-                match window {
-                    None => ch.for_each_pr_count(limit, visit).await?,
-                    Some(Window { from, to }) => {
-                        ch.for_each_pr_count_between(from, to, limit, visit).await?
-                    }
-                }
+                ch.for_each_pr_count(limit, |repo, n| sink.accept(repo, n))
+                    .await?;
                 Ok(sink)
             }
         }
@@ -191,11 +185,12 @@ impl Store {
     /// Hands `sink` the repositories with events of `event_type` created in
     /// `window`, and how many, most first (ties by name), at most `limit`,
     /// until it returns false; then hands it back. Read from the window's
-    /// events: its cost grows with them.
+    /// events, so its cost grows with them (ClickHouse first tries a short
+    /// PullRequestEvent ranking from its hours' summaries).
     pub async fn for_each_repo_count<S: RepoCountSink>(
         &self,
         event_type: EventType,
-        limit: u64,
+        limit: Option<u64>,
         window: Window,
         mut sink: S,
     ) -> Result<S, StoreError> {
@@ -205,19 +200,14 @@ impl Store {
                 .run(move |c| {
                     let visit = |repo: &str, n| sink.accept(repo, n);
                     sqlite::metrics::for_each_repo_count_between(
-                        c,
-                        event_type,
-                        from,
-                        to,
-                        Some(limit),
-                        visit,
+                        c, event_type, from, to, limit, visit,
                     )?;
                     Ok(sink)
                 })
                 .await?),
             Store::ClickHouse(ch) => {
                 let visit = |repo: &str, n| sink.accept(repo, n);
-                ch.for_each_repo_count_between(event_type, from, to, Some(limit), visit)
+                ch.for_each_repo_count_between(event_type, from, to, limit, visit)
                     .await?;
                 Ok(sink)
             }

@@ -1,4 +1,4 @@
-//! `GET /metrics/...`: the four metrics and two charts, each asked of the [`Store`].
+//! `GET /metrics/...`: the metrics and the two charts, each asked of the [`Store`].
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -361,7 +361,12 @@ async fn top(State(state): State<AppState>, params: QueryParams) -> Result<Answe
     cache::answer(&state, key, stamp, || async {
         let ranking = state
             .store
-            .for_each_repo_count(event_type, limit, window.at(now), RankingJson::default())
+            .for_each_repo_count(
+                event_type,
+                Some(limit),
+                window.at(now),
+                RankingJson::default(),
+            )
             .await?;
         Ok(Answer {
             content_type: "application/json",

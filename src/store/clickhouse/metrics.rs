@@ -243,19 +243,21 @@ impl ClickHouse {
             .await
     }
 
-    /// Repositories by PullRequestEvents with `from <= created_at < to`,
-    /// most first. A short ranking is first tried from the hours' summaries
-    /// ([`ClickHouse::top_pr_counts_between`]); otherwise the window's PR
-    /// events are counted per repository (one range of the `(type,
-    /// created_at)` key).
-    pub(crate) async fn for_each_pr_count_between(
+    /// The repositories with events of `event_type` in `[from, to)`, by how
+    /// many, most first (ties by name), at most `limit`. A short ranking of
+    /// PullRequestEvents is first tried from the hours' summaries
+    /// ([`ClickHouse::top_pr_counts_between`]); otherwise the window's events
+    /// are counted per repository (one range of the `(type, created_at)` key).
+    pub(crate) async fn for_each_repo_count_between(
         &self,
+        event_type: EventType,
         from: i64,
         to: i64,
         limit: Option<u64>,
         mut visit: impl FnMut(&str, u64) -> bool,
     ) -> Result<(), ClickHouseError> {
-        if let Some(k) = limit
+        if event_type == EventType::PullRequest
+            && let Some(k) = limit
             && let Some(top) = self.top_pr_counts_between(from, to, k).await?
         {
             for (repo, count) in top {
@@ -265,21 +267,6 @@ impl ClickHouse {
             }
             return Ok(());
         }
-        self.for_each_repo_count_between(EventType::PullRequest, from, to, limit, visit)
-            .await
-    }
-
-    /// The repositories with events of `event_type` in `[from, to)`, by how
-    /// many, most first (ties by name), at most `limit`: the window's events
-    /// counted per repository (one range of the `(type, created_at)` key).
-    pub(crate) async fn for_each_repo_count_between(
-        &self,
-        event_type: EventType,
-        from: i64,
-        to: i64,
-        limit: Option<u64>,
-        mut visit: impl FnMut(&str, u64) -> bool,
-    ) -> Result<(), ClickHouseError> {
         let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
         let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
         let sql = format!(

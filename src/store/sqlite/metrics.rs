@@ -291,18 +291,6 @@ const REPO_COUNTS_WINDOW_SQL: &str =
 /// a window with more is ranked by SQLite's own sort instead.
 const MAX_COUNTED_REPOSITORIES: usize = 1_000_000;
 
-/// Like [`for_each_pr_count`], over the PullRequestEvents with
-/// `from <= created_at < to` only: see [`for_each_repo_count_between`].
-pub fn for_each_pr_count_between(
-    conn: &Connection,
-    from: i64,
-    to: i64,
-    limit: Option<u64>,
-    visit: impl FnMut(&str, u64) -> bool,
-) -> Result<(), rusqlite::Error> {
-    for_each_repo_count_between(conn, EventType::PullRequest, from, to, limit, visit)
-}
-
 /// Hands `visit` the repositories with events of `event_type` with
 /// `from <= created_at < to`, and how many, most first (ties by name), at
 /// most `limit`, until it returns false: the window's rows of one index,

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use feeds::{global_feed_coverage, newest_seen_id, record_feed_poll, start_watching};
 pub use metrics::{
-    event_counts, for_each_pr_count, for_each_pr_count_between, newest_event_at, pr_counts,
+    event_counts, for_each_pr_count, for_each_repo_count_between, newest_event_at, pr_counts,
     pr_gaps, pr_gaps_by_window, timeline,
 };
 pub use write::{
