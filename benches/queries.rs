@@ -13,11 +13,13 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ghmetrics::config::SqliteLocation;
 use ghmetrics::core::event::EventType;
 use ghmetrics::core::time::END_OF_TIME;
+use ghmetrics::core::time::{Buckets, Window};
 use ghmetrics::ingest::synthetic::{Generator, SyntheticSettings};
 use ghmetrics::store::sqlite::{
     Sqlite, event_counts, for_each_repo_count_between, insert_events, pr_counts, pr_gaps,
-    pr_gaps_by_window,
+    pr_gaps_by_window, timeline,
 };
+use ghmetrics::store::{Filter, Ranking};
 
 fn fixture_lines() -> Vec<String> {
     let path = concat!(
@@ -80,7 +82,9 @@ fn metric_queries(c: &mut Criterion) {
     let busiest = repository("count(*) DESC");
     let thousand = repository("abs(count(*) - 1000)");
     for repo in [&busiest, &thousand] {
-        let openings = pr_gaps(&conn, repo, 0, END_OF_TIME).unwrap().openings;
+        let openings = pr_gaps(&conn, repo, 0, END_OF_TIME, false)
+            .unwrap()
+            .openings;
         eprintln!("repository {repo}: {openings} PR openings");
     }
 
@@ -102,7 +106,15 @@ fn metric_queries(c: &mut Criterion) {
         ("all", 10_000_000),
     ] {
         group.bench_function(label, |b| {
-            b.iter(|| event_counts(&conn, black_box(now - minutes * 60), END_OF_TIME).unwrap())
+            b.iter(|| {
+                event_counts(
+                    &conn,
+                    black_box(now - minutes * 60),
+                    END_OF_TIME,
+                    &Filter::ALL,
+                )
+                .unwrap()
+            })
         });
     }
     // One day anywhere in the last 30: ragged at both ends, so every rollup
@@ -114,18 +126,43 @@ fn metric_queries(c: &mut Criterion) {
     group.bench_function("1d_anywhere", |b| {
         b.iter(|| {
             let from = *next.next().unwrap();
-            event_counts(&conn, black_box(from), from + 86_400).unwrap()
+            event_counts(&conn, black_box(from), from + 86_400, &Filter::ALL).unwrap()
+        })
+    });
+    // The same without the bots' events: less their count, from their index.
+    let humans = Filter {
+        repo_name: None,
+        exclude_bots: true,
+    };
+    let mut next = days.iter().cycle();
+    group.bench_function("1d_anywhere_without_bots", |b| {
+        b.iter(|| {
+            let from = *next.next().unwrap();
+            event_counts(&conn, black_box(from), from + 86_400, &humans).unwrap()
         })
     });
     group.finish();
+    // The busiest repository's timeline over the last 30 days, 30 buckets.
+    let one_repo = Filter {
+        repo_name: Some(busiest.clone()),
+        exclude_bots: false,
+    };
+    let month = Buckets {
+        first_minute: now / 60 - 30 * 1440,
+        minutes: 1440,
+        count: 30,
+    };
+    c.bench_function("timeline/busiest_repository_30d", |b| {
+        b.iter(|| timeline(&conn, black_box(month), &one_repo).unwrap())
+    });
     c.bench_function("pr_gaps/busiest", |b| {
-        b.iter(|| pr_gaps(&conn, black_box(&busiest), 0, END_OF_TIME).unwrap())
+        b.iter(|| pr_gaps(&conn, black_box(&busiest), 0, END_OF_TIME, false).unwrap())
     });
     c.bench_function("pr_gaps/about_1000_openings", |b| {
-        b.iter(|| pr_gaps(&conn, black_box(&thousand), 0, END_OF_TIME).unwrap())
+        b.iter(|| pr_gaps(&conn, black_box(&thousand), 0, END_OF_TIME, false).unwrap())
     });
     c.bench_function("pr_gaps/unknown", |b| {
-        b.iter(|| pr_gaps(&conn, black_box("no/such-repo"), 0, END_OF_TIME).unwrap())
+        b.iter(|| pr_gaps(&conn, black_box("no/such-repo"), 0, END_OF_TIME, false).unwrap())
     });
     // The LAG() form the handler does not use, for the comparison.
     c.bench_function("pr_gaps_by_window/busiest", |b| {
@@ -142,17 +179,19 @@ fn metric_queries(c: &mut Criterion) {
         b.iter(|| {
             let from = *next.next().unwrap();
             let mut ranked = 0;
-            for_each_repo_count_between(
-                &conn,
-                EventType::PullRequest,
-                black_box(from),
-                from + 86_400,
-                Some(100),
-                |_, _| {
-                    ranked += 1;
-                    true
+            let ranking = Ranking {
+                event_type: EventType::PullRequest,
+                window: Window {
+                    from: black_box(from),
+                    to: from + 86_400,
                 },
-            )
+                limit: Some(100),
+                exclude_bots: false,
+            };
+            for_each_repo_count_between(&conn, ranking, |_, _| {
+                ranked += 1;
+                true
+            })
             .unwrap();
             ranked
         })

@@ -35,6 +35,13 @@ impl App {
         let store = Store::open(&config.store)
             .await
             .with_context(|| format!("opening the store {}", config.store))?;
+        let remarked = store
+            .use_bot_logins(config.bot_logins.clone())
+            .await
+            .context("applying the bot logins")?;
+        if remarked > 0 {
+            tracing::info!(remarked, "bot marks brought up to date");
+        }
         let telemetry = Arc::new(Telemetry::new());
         let poll_status = Arc::new(PollStatus::new(telemetry.clone()));
         let watched_names: Vec<String> = config

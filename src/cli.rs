@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
+use crate::core::bots::{BotLogin, BotLogins};
+
 use crate::config::{
     Config, ConnectionLimits, DEFAULT_API_URL, GithubToken, HttpConfig, PollerConfig, RepoName,
     SqliteLocation, StoreLocation, read_watch_file,
@@ -230,6 +232,18 @@ pub struct ServeArgs {
     )]
     pub watch_repos: Vec<RepoName>,
 
+    /// Count this login's events as a bot's (`exclude_bots=true` leaves them
+    /// out), besides every GitHub App's (`...[bot]`); repeatable, the
+    /// environment variable takes a comma-separated list. When the list
+    /// changes, start-up re-marks the stored events of the logins it adds or drops.
+    #[arg(
+        long = "bot-login",
+        env = "GHMETRICS_BOT_LOGINS",
+        value_name = "LOGIN",
+        value_delimiter = ','
+    )]
+    pub bot_logins: Vec<BotLogin>,
+
     /// A file of repositories to watch: one `owner/name` per line, `#` comments.
     #[arg(long, value_name = "PATH")]
     pub watch_file: Option<std::path::PathBuf>,
@@ -410,6 +424,7 @@ impl ServeArgs {
             }),
             retention: self.retention,
             archive_lag_hours: self.archive_lag as i64,
+            bot_logins: BotLogins::new(self.bot_logins)?,
         })
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::core::bots::BotLogins;
+
 /// Where the SQLite database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SqliteLocation {
@@ -377,6 +379,8 @@ pub struct Config {
     /// `--archive-lag`: how many hours after its own an archive may file an
     /// event; an hour settles once those files are read.
     pub archive_lag_hours: i64,
+    /// `--bot-login`: the logins counted as bots besides the GitHub Apps'.
+    pub bot_logins: BotLogins,
 }
 
 /// The limits every connection is held to.

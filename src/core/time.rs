@@ -78,6 +78,22 @@ impl Buckets {
     pub fn seconds(self) -> i64 {
         self.minutes * SECONDS_PER_MINUTE
     }
+
+    /// The seconds the buckets cover, first to last.
+    pub fn window(self) -> Window {
+        Window {
+            from: self.start(),
+            to: self.start() + self.seconds() * self.count as i64,
+        }
+    }
+
+    /// The bucket second `at` falls in, if any.
+    pub fn index_of(self, at: i64) -> Option<usize> {
+        if !self.window().contains(at) {
+            return None;
+        }
+        usize::try_from((at - self.start()) / self.seconds()).ok()
+    }
 }
 
 /// Hours since the epoch, `first..=last`: the hours of archive files, or of

@@ -21,6 +21,7 @@ use std::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreLocation;
+use crate::core::bots::BotLogins;
 use crate::core::event::{Event, EventType, PerType};
 use crate::core::time::{Buckets, HourRange, Window};
 
@@ -89,33 +90,38 @@ impl Store {
         })
     }
 
-    /// Events of each tracked type created in `window`, exact to the second
-    /// whatever its boundaries.
-    pub async fn event_counts(&self, window: Window) -> Result<EventCounts, StoreError> {
+    /// Events of each tracked type created in `window` that `filter`
+    /// keeps, exact to the second whatever its boundaries.
+    pub async fn event_counts(
+        &self,
+        window: Window,
+        filter: Filter,
+    ) -> Result<EventCounts, StoreError> {
         let Window { from, to } = window;
         Ok(match self {
             Store::Sqlite(db) => {
-                db.run(move |c| sqlite::metrics::event_counts(c, from, to))
+                db.run(move |c| sqlite::metrics::event_counts(c, from, to, &filter))
                     .await?
             }
-            Store::ClickHouse(ch) => ch.event_counts(from, to).await?,
+            Store::ClickHouse(ch) => ch.event_counts(from, to, &filter).await?,
         })
     }
 
     /// The gaps between consecutive PR openings of `repo_name` created in
-    /// `window`.
+    /// `window`; without the bots' openings with `exclude_bots`.
     pub async fn pr_gaps(
         &self,
         repo_name: String,
         window: Window,
+        exclude_bots: bool,
     ) -> Result<PrGapSummary, StoreError> {
         let Window { from, to } = window;
         Ok(match self {
             Store::Sqlite(db) => {
-                db.run(move |c| sqlite::metrics::pr_gaps(c, &repo_name, from, to))
+                db.run(move |c| sqlite::metrics::pr_gaps(c, &repo_name, from, to, exclude_bots))
                     .await?
             }
-            Store::ClickHouse(ch) => ch.pr_gaps(&repo_name, from, to).await?,
+            Store::ClickHouse(ch) => ch.pr_gaps(&repo_name, from, to, exclude_bots).await?,
         })
     }
 
@@ -139,14 +145,20 @@ impl Store {
         &self,
         repo_name: String,
         window: Window,
+        exclude_bots: bool,
     ) -> Result<u64, StoreError> {
         let Window { from, to } = window;
         Ok(match self {
             Store::Sqlite(db) => {
-                db.run(move |c| sqlite::metrics::openings_from_files(c, &repo_name, from, to))
+                db.run(move |c| {
+                    sqlite::metrics::openings_from_files(c, &repo_name, from, to, exclude_bots)
+                })
+                .await?
+            }
+            Store::ClickHouse(ch) => {
+                ch.openings_from_files(&repo_name, from, to, exclude_bots)
                     .await?
             }
-            Store::ClickHouse(ch) => ch.openings_from_files(&repo_name, from, to).await?,
         })
     }
 
@@ -155,16 +167,18 @@ impl Store {
     /// then hands it back. Memory stays flat however many repositories there
     /// are. Over every stored event (read from the rollup), or only those
     /// created in `window` when there is one (as [`Store::for_each_repo_count`]
-    /// ranks them).
+    /// ranks them, which also ranks every event without the bots').
     pub async fn for_each_pr_count<S: RepoCountSink>(
         &self,
         limit: Option<u64>,
         window: Option<Window>,
+        exclude_bots: bool,
         mut sink: S,
     ) -> Result<S, StoreError> {
-        if let Some(window) = window {
+        if window.is_some() || exclude_bots {
+            let window = window.unwrap_or(Window::EVER);
             return self
-                .for_each_repo_count(EventType::PullRequest, limit, window, sink)
+                .for_each_repo_count(EventType::PullRequest, limit, window, exclude_bots, sink)
                 .await;
         }
         match self {
@@ -184,49 +198,71 @@ impl Store {
 
     /// Hands `sink` the repositories with events of `event_type` created in
     /// `window`, and how many, most first (ties by name), at most `limit`,
-    /// until it returns false; then hands it back. Read from the window's
-    /// events, so its cost grows with them (ClickHouse first tries a short
-    /// PullRequestEvent ranking from its hours' summaries).
+    /// until it returns false; then hands it back; without the bots' events
+    /// with `exclude_bots`. Read from the window's events, so its cost grows
+    /// with them (ClickHouse first tries a short PullRequestEvent ranking
+    /// from its hours' summaries).
     pub async fn for_each_repo_count<S: RepoCountSink>(
         &self,
         event_type: EventType,
         limit: Option<u64>,
         window: Window,
+        exclude_bots: bool,
         mut sink: S,
     ) -> Result<S, StoreError> {
-        let Window { from, to } = window;
+        let ranking = Ranking {
+            event_type,
+            window,
+            limit,
+            exclude_bots,
+        };
         match self {
             Store::Sqlite(db) => Ok(db
                 .run(move |c| {
                     let visit = |repo: &str, n| sink.accept(repo, n);
-                    sqlite::metrics::for_each_repo_count_between(
-                        c, event_type, from, to, limit, visit,
-                    )?;
+                    sqlite::metrics::for_each_repo_count_between(c, ranking, visit)?;
                     Ok(sink)
                 })
                 .await?),
             Store::ClickHouse(ch) => {
                 let visit = |repo: &str, n| sink.accept(repo, n);
-                ch.for_each_repo_count_between(event_type, from, to, limit, visit)
-                    .await?;
+                ch.for_each_repo_count_between(ranking, visit).await?;
                 Ok(sink)
             }
         }
     }
 
-    /// Events per type in each of `buckets`, oldest first.
-    pub async fn timeline(&self, buckets: Buckets) -> Result<Vec<PerType<u64>>, StoreError> {
-        let Buckets {
-            first_minute,
-            minutes: bucket_minutes,
-            count: buckets,
-        } = buckets;
+    /// Events per type in each of `buckets` that `filter` keeps, oldest first.
+    pub async fn timeline(
+        &self,
+        buckets: Buckets,
+        filter: Filter,
+    ) -> Result<Vec<PerType<u64>>, StoreError> {
         Ok(match self {
             Store::Sqlite(db) => {
-                db.run(move |c| sqlite::metrics::timeline(c, first_minute, bucket_minutes, buckets))
+                db.run(move |c| sqlite::metrics::timeline(c, buckets, &filter))
                     .await?
             }
-            Store::ClickHouse(ch) => ch.timeline(first_minute, bucket_minutes, buckets).await?,
+            Store::ClickHouse(ch) => ch.timeline(buckets, &filter).await?,
+        })
+    }
+
+    /// Makes `bots` the list of logins counted as bots besides the GitHub
+    /// Apps', and brings what depends on it up to date: on SQLite, the mark
+    /// each stored event carries, for the events of every login added to or
+    /// taken from the list since it was last given (one pass over the
+    /// events, with a progress line in the log); ClickHouse asks the logins
+    /// at query time. Returns how many events were marked anew.
+    pub async fn use_bot_logins(&self, bots: BotLogins) -> Result<u64, StoreError> {
+        Ok(match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| sqlite::write::use_bot_logins(c, &bots))
+                    .await?
+            }
+            Store::ClickHouse(ch) => {
+                ch.use_bot_logins(bots);
+                0
+            }
         })
     }
 
@@ -467,10 +503,45 @@ pub trait RepoCountSink: Send + 'static {
     fn accept(&mut self, repo_name: &str, count: u64) -> bool;
 }
 
+/// Which events a question counts: all, or one repository's (its name
+/// matched as GitHub matches names, ignoring case), with or without the
+/// bots' (an actor whose login ends in `[bot]` or is named by
+/// [`Store::use_bot_logins`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub repo_name: Option<String>,
+    pub exclude_bots: bool,
+}
+
+impl Filter {
+    /// Every event.
+    pub const ALL: Filter = Filter {
+        repo_name: None,
+        exclude_bots: false,
+    };
+
+    pub fn is_all(&self) -> bool {
+        *self == Filter::ALL
+    }
+}
+
+/// A ranking asked of [`Store::for_each_repo_count`]: the repositories
+/// with events of `event_type` in `window` (without the bots' with
+/// `exclude_bots`), at most `limit` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ranking {
+    pub event_type: EventType,
+    pub window: Window,
+    pub limit: Option<u64>,
+    pub exclude_bots: bool,
+}
+
 /// How much is stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub events: u64,
+    /// Of them, the bots' (see [`Filter`]).
+    pub bot_events: u64,
     /// Events per [`Origin`], by [`Origin::code`].
     pub by_origin: [u64; 4],
     /// `created_at` (epoch seconds) of the oldest event; `None` when empty.
@@ -838,6 +909,16 @@ pub struct EventCounts {
     pub watch: u64,
     pub pull_request: u64,
     pub issues: u64,
+}
+
+impl From<PerType<u64>> for EventCounts {
+    fn from(PerType([watch, pull_request, issues]): PerType<u64>) -> Self {
+        EventCounts {
+            watch,
+            pull_request,
+            issues,
+        }
+    }
 }
 
 impl EventCounts {

@@ -109,7 +109,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         eprintln!("store: {}", store.name);
         let handle = store.open_with(events.clone()).await;
         let first = handle
-            .event_counts(ghmetrics::core::time::Window::EVER)
+            .event_counts(ghmetrics::core::time::Window::EVER, Default::default())
             .await
             .unwrap();
         // Alone in its batch, a copy's time range holds no other event.
@@ -127,7 +127,7 @@ async fn an_id_is_stored_once_whatever_its_copy_carries() {
         assert_eq!(handle.totals().await.unwrap().events, expected.total());
         assert_eq!(
             handle
-                .event_counts(ghmetrics::core::time::Window::EVER)
+                .event_counts(ghmetrics::core::time::Window::EVER, Default::default())
                 .await
                 .unwrap(),
             first
@@ -410,7 +410,10 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "counts since {since}: {:?}",
                 store
-                    .event_counts(ghmetrics::core::time::Window::since(since))
+                    .event_counts(
+                        ghmetrics::core::time::Window::since(since),
+                        Default::default()
+                    )
                     .await
                     .unwrap()
             ));
@@ -424,11 +427,14 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "timeline {start} {width} {buckets}: {:?}",
                 store
-                    .timeline(ghmetrics::core::time::Buckets {
-                        first_minute: start,
-                        minutes: width,
-                        count: buckets,
-                    })
+                    .timeline(
+                        ghmetrics::core::time::Buckets {
+                            first_minute: start,
+                            minutes: width,
+                            count: buckets,
+                        },
+                        Default::default(),
+                    )
                     .await
                     .unwrap()
             ));
@@ -441,7 +447,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "{repo}: {:?}",
                 store
-                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window::EVER)
+                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window::EVER, false)
                     .await
                     .unwrap()
             ));
@@ -527,7 +533,7 @@ async fn both_stores_answer_every_question_alike() {
         say(format!(
             "counts: {:?}",
             store
-                .event_counts(ghmetrics::core::time::Window::EVER)
+                .event_counts(ghmetrics::core::time::Window::EVER, Default::default())
                 .await
                 .unwrap()
         ));
@@ -535,7 +541,7 @@ async fn both_stores_answer_every_question_alike() {
             say(format!(
                 "{repo}: {:?}",
                 store
-                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window::EVER)
+                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window::EVER, false)
                     .await
                     .unwrap()
             ));
@@ -829,6 +835,7 @@ async fn pr_ranking(
         .for_each_pr_count(
             limit,
             window.map(|(from, to)| ghmetrics::core::time::Window { from, to }),
+            false,
             Collect(Vec::new()),
         )
         .await
@@ -1173,10 +1180,13 @@ async fn event_counts_are_exact_for_any_window() {
         let handle = store.open_with(events.clone()).await;
         for &window in &windows {
             let counts = handle
-                .event_counts(ghmetrics::core::time::Window {
-                    from: window.0,
-                    to: window.1,
-                })
+                .event_counts(
+                    ghmetrics::core::time::Window {
+                        from: window.0,
+                        to: window.1,
+                    },
+                    Default::default(),
+                )
                 .await
                 .unwrap();
             let got = counts.by_type().map(|(_, n)| n);
@@ -1221,7 +1231,11 @@ async fn pr_gaps_take_the_openings_inside_the_window() {
                     .filter(|t| from <= *t && *t < to)
                     .collect();
                 let summary = handle
-                    .pr_gaps(repo.clone(), ghmetrics::core::time::Window { from, to })
+                    .pr_gaps(
+                        repo.clone(),
+                        ghmetrics::core::time::Window { from, to },
+                        false,
+                    )
                     .await
                     .unwrap();
                 let what = format!("{} {repo} {from}..{to}", store.name);

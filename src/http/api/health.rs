@@ -33,6 +33,10 @@ struct Health {
     #[schema(value_type = String, example = "ok")]
     store: &'static str,
     events_stored: Option<u64>,
+    /// The share of the stored events that are bots' (`exclude_bots`
+    /// leaves them out), from 0 to 1; null with no event stored.
+    #[schema(example = 0.12)]
+    bot_share: Option<f64>,
     /// Events stored per origin: how each arrived (`global_feed`, `watched`,
     /// `import`; `unknown` for events stored before origins were recorded).
     #[schema(example = json!({"global_feed": 9120, "watched": 310, "import": 4583, "unknown": 0}))]
@@ -252,6 +256,9 @@ fn report(state: &AppState, now: i64, store: Result<StoreFigures, &'static str>)
         },
         store: store_status,
         events_stored: totals.map(|t| t.events),
+        bot_share: totals
+            .filter(|t| t.events > 0)
+            .map(|t| t.bot_events as f64 / t.events as f64),
         events_by_origin: totals.map(|t| {
             Origin::ALL
                 .iter()

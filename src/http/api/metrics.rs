@@ -18,7 +18,8 @@ use crate::core::time::{
 };
 use crate::http::chart;
 use crate::http::error::{AppError, ErrorBody};
-use crate::store::{self, Store};
+use crate::store;
+use crate::store::Filter;
 
 /// The chart's window when `offset_minutes` is not given.
 const DEFAULT_CHART_WINDOW_MINUTES: i64 = 60;
@@ -78,6 +79,7 @@ struct AveragePrTime {
         ("offset_minutes" = Option<i64>, Query, description = "Only the openings of the last N minutes (not with `from`/`to`)"),
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
+        ("exclude_bots" = Option<bool>, Query, description = EXCLUDE_BOTS),
     ),
     responses(
         (status = 200, description = "The gaps' figures; each is null with fewer than two openings. Without a window, over every stored opening", body = AveragePrTime),
@@ -89,27 +91,29 @@ async fn average_pr_time(
     params: QueryParams,
 ) -> Result<Answer, AppError> {
     let repo_name = params.repo_name()?.to_owned();
+    let exclude_bots = params.exclude_bots()?;
     let now = Utc::now().timestamp();
     let window = params.window(now)?;
     let stamp = stamp_for(&state, window, now).await?;
     let key = Key {
         route: "average-pr-time",
         params: format!(
-            "{repo_name} {}",
+            "{repo_name} {exclude_bots} {}",
             window.map_or_else(String::new, WindowParam::key)
         ),
     };
     cache::answer(&state, key, stamp, || async {
         let span = window.map_or(Window::EVER, |window| window.at(now));
         let mut repo_name = repo_name;
-        let mut summary = state.store.pr_gaps(repo_name.clone(), span).await?;
+        let gaps = |repo: String| state.store.pr_gaps(repo, span, exclude_bots);
+        let mut summary = gaps(repo_name.clone()).await?;
         // GitHub's names ignore case: a name with no opening as written is
         // answered under the spelling stored, if there is one.
         if summary.openings == 0
             && let Some(stored) = state.store.repo_spelling(repo_name.clone()).await?
             && stored != repo_name
         {
-            summary = state.store.pr_gaps(stored.clone(), span).await?;
+            summary = gaps(stored.clone()).await?;
             repo_name = stored;
         }
         let message = summary.average_seconds.is_none().then(|| {
@@ -133,7 +137,7 @@ async fn average_pr_time(
                     "archive"
                 } else if state
                     .store
-                    .openings_from_files(repo_name.clone(), span)
+                    .openings_from_files(repo_name.clone(), span, exclude_bots)
                     .await?
                     > 0
                 {
@@ -186,6 +190,21 @@ impl From<store::EventCounts> for EventCounts {
     }
 }
 
+/// The description of `exclude_bots`, the same on every endpoint.
+pub(super) const EXCLUDE_BOTS: &str = "`true`: leave out the events of bots, actors whose login ends in `[bot]` (GitHub Apps) or that the service was told are bots (`--bot-login`); default `false`";
+/// The description of `repo_name` where it narrows an answer to one repository.
+const ONE_REPO: &str =
+    "Only this repository's events, `owner/name`, matched as GitHub matches names (ignoring case)";
+
+/// The cache key's part for `filter`.
+fn filter_key(filter: &Filter) -> String {
+    format!(
+        "{} {}",
+        filter.repo_name.as_deref().unwrap_or(""),
+        filter.exclude_bots
+    )
+}
+
 /// The description of `from`, the same on every endpoint.
 pub(super) const WINDOW_FROM: &str = "The window's start, RFC 3339 (`2015-01-01T03:00:00Z`; an offset such as `+02:00`, written `%2B02:00` in a URL, is converted to UTC; a fraction of any length is exact), or a date (`2015-01-01`, its 00:00 UTC): \
 events with `created_at` in [`from`, `to`). From 2008-01-01T00:00:00Z to a day ahead of now; before `to`; not with `offset_minutes`";
@@ -230,8 +249,9 @@ async fn counts_in(
     state: &AppState,
     window: WindowParam,
     now: i64,
+    filter: Filter,
 ) -> Result<store::EventCounts, AppError> {
-    Ok(state.store.event_counts(window.at(now)).await?)
+    Ok(state.store.event_counts(window.at(now), filter).await?)
 }
 
 /// Stored events per type created in the window: the last `offset_minutes`
@@ -244,6 +264,8 @@ async fn counts_in(
         ("offset_minutes" = Option<i64>, Query, description = "The window: events with `created_at` in the last N minutes. Required unless `from` is given", example = 60),
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
+        ("repo_name" = Option<String>, Query, description = ONE_REPO),
+        ("exclude_bots" = Option<bool>, Query, description = EXCLUDE_BOTS),
     ),
     responses(
         (status = 200, description = "Counts per event type (zeros included)", body = EventCounts),
@@ -260,13 +282,15 @@ async fn event_counts(
             "offset_minutes (the last N minutes) or from (and to) is required".to_owned(),
         )
     })?;
+    let filter = params.filter()?;
     let key = Key {
         route: "event-counts",
-        params: window.key(),
+        params: format!("{} {}", window.key(), filter_key(&filter)),
     };
     let stamp = stamp_for(&state, Some(window), now).await?;
     cache::answer(&state, key, stamp, || async {
-        let mut answer = cache::json(&EventCounts::from(counts_in(&state, window, now).await?))?;
+        let counts = counts_in(&state, window, now, filter).await?;
+        let mut answer = cache::json(&EventCounts::from(counts))?;
         answer.complete_until = complete_until(&state, Some(window), now).await?;
         Ok(answer)
     })
@@ -286,6 +310,7 @@ async fn event_counts(
         ("offset_minutes" = Option<i64>, Query, description = "Only the PR events of the last N minutes (not with `from`/`to`)"),
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
+        ("exclude_bots" = Option<bool>, Query, description = EXCLUDE_BOTS),
     ),
     responses(
         (status = 200, description = "Repository name -> PullRequestEvent count in the window (without one, every stored event)", body = BTreeMap<String, u64>,
@@ -295,13 +320,14 @@ async fn event_counts(
 )]
 async fn pr_counts(State(state): State<AppState>, params: QueryParams) -> Result<Answer, AppError> {
     let limit = params.int(&LIMIT)?.map(|n| n as u64);
+    let exclude_bots = params.exclude_bots()?;
     let now = Utc::now().timestamp();
     let window = params.window(now)?;
     let stamp = stamp_for(&state, window, now).await?;
     let key = Key {
         route: "pr-counts",
         params: format!(
-            "{} {}",
+            "{} {exclude_bots} {}",
             limit.map_or_else(String::new, |n| n.to_string()),
             window.map_or_else(String::new, WindowParam::key)
         ),
@@ -314,7 +340,12 @@ async fn pr_counts(State(state): State<AppState>, params: QueryParams) -> Result
         let span = window.map(|window| window.at(now));
         Ok(Answer {
             content_type: "application/json",
-            body: write_pr_counts(&state.store, limit, span).await?.finish()?,
+            body: state
+                .store
+                .for_each_pr_count(limit, span, exclude_bots, RankingJson::default())
+                .await?
+                .finish()?
+                .finish()?,
             complete_until: complete_until(&state, window, now).await?,
         })
     })
@@ -339,6 +370,7 @@ const DEFAULT_TOP_LIMIT: i64 = 100;
         ("offset_minutes" = Option<i64>, Query, description = "The last N minutes (default 1440, the last day; not with `from`/`to`)"),
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
+        ("exclude_bots" = Option<bool>, Query, description = EXCLUDE_BOTS),
     ),
     responses(
         (status = 200, description = "Repository name -> its events of the type in the window, most first, ties by name", body = BTreeMap<String, u64>,
@@ -349,6 +381,7 @@ const DEFAULT_TOP_LIMIT: i64 = 100;
 async fn top(State(state): State<AppState>, params: QueryParams) -> Result<Answer, AppError> {
     let event_type = params.event_type(EventType::Watch)?;
     let limit = params.int(&TOP_LIMIT)?.unwrap_or(DEFAULT_TOP_LIMIT) as u64;
+    let exclude_bots = params.exclude_bots()?;
     let now = Utc::now().timestamp();
     let window = params.window(now)?.unwrap_or(WindowParam::Last {
         minutes: DEFAULT_TOP_MINUTES,
@@ -356,7 +389,11 @@ async fn top(State(state): State<AppState>, params: QueryParams) -> Result<Answe
     let stamp = stamp_for(&state, Some(window), now).await?;
     let key = Key {
         route: "top",
-        params: format!("{} {limit} {}", event_type.as_str(), window.key()),
+        params: format!(
+            "{} {limit} {exclude_bots} {}",
+            event_type.as_str(),
+            window.key()
+        ),
     };
     cache::answer(&state, key, stamp, || async {
         let ranking = state
@@ -365,6 +402,7 @@ async fn top(State(state): State<AppState>, params: QueryParams) -> Result<Answe
                 event_type,
                 Some(limit),
                 window.at(now),
+                exclude_bots,
                 RankingJson::default(),
             )
             .await?;
@@ -378,17 +416,6 @@ async fn top(State(state): State<AppState>, params: QueryParams) -> Result<Answe
 }
 
 /// The pr-counts JSON object, written to a [`Spool`].
-async fn write_pr_counts(
-    store: &Store,
-    limit: Option<u64>,
-    window: Option<Window>,
-) -> Result<Spool, AppError> {
-    store
-        .for_each_pr_count(limit, window, RankingJson::default())
-        .await?
-        .finish()
-}
-
 /// Writes each repository as a member of one JSON object.
 struct RankingJson {
     out: Spool,
@@ -457,6 +484,7 @@ impl store::RepoCountSink for RankingJson {
         ("from" = Option<String>, Query, description = WINDOW_FROM),
         ("to" = Option<String>, Query, description = WINDOW_TO),
         ("format" = Option<String>, Query, description = "`png` (default) or `svg`"),
+        ("exclude_bots" = Option<bool>, Query, description = EXCLUDE_BOTS),
     ),
     responses(
         (status = 200, description = "The chart", content(([u8] = "image/png"), ([u8] = "image/svg+xml"))),
@@ -470,14 +498,23 @@ async fn visualization(
     let now = Utc::now().timestamp();
     let window = chart_window(&params, now)?;
     let format = params.image_format()?;
+    let filter = Filter {
+        repo_name: None,
+        exclude_bots: params.exclude_bots()?,
+    };
     let key = Key {
         route: "visualization",
-        params: format!("{} {}", window.key(), format.content_type()),
+        params: format!(
+            "{} {} {}",
+            window.key(),
+            format.content_type(),
+            filter_key(&filter)
+        ),
     };
     let stamp = stamp_for(&state, Some(window), now).await?;
     cache::answer(&state, key, stamp, || async {
-        let counts = counts_in(&state, window, now).await?;
-        let title = describe(window, now);
+        let title = title(window, now, &filter);
+        let counts = counts_in(&state, window, now, filter).await?;
         let shared = state.clone();
         let body = render_off_runtime(move || shared.charts.get_or_render(&counts, &title, format))
             .await?;
@@ -497,14 +534,22 @@ fn chart_window(params: &QueryParams, now: i64) -> Result<WindowParam, AppError>
 }
 
 /// A chart's title for its window: "the last 3 hours", or the range.
-fn describe(window: WindowParam, now: i64) -> String {
-    match window {
+/// A chart's title: its window, and whose events it counts.
+fn title(window: WindowParam, now: i64, filter: &Filter) -> String {
+    let mut title = match window {
         WindowParam::Last { minutes } => chart::describe_window(minutes),
         WindowParam::Between { .. } => {
             let Window { from, to } = window.at(now);
             chart::describe_range(from, to)
         }
+    };
+    if let Some(repo) = &filter.repo_name {
+        title = format!("{repo}: {title}");
     }
+    if filter.exclude_bots {
+        title.push_str(", without bots");
+    }
+    title
 }
 
 /// Most points on a timeline: more would be thinner than a pixel.
@@ -526,6 +571,8 @@ const DEFAULT_TIMELINE_BUCKETS: i64 = 60;
         ("bucket_minutes" = Option<i64>, Query, minimum = 1, description = "Minutes per point (default: the window / 60, rounded up). A bucket wider than the window is the window; one that would give more than 1,000 points is widened to give 1,000"),
         ("format" = Option<String>, Query, description = "`png` (default), `svg`, or `json`: the points as data, for a chart of your own"),
         ("cumulative" = Option<bool>, Query, description = "`true`: each point is the running total from the window's start (stars over time); default `false`"),
+        ("repo_name" = Option<String>, Query, description = ONE_REPO),
+        ("exclude_bots" = Option<bool>, Query, description = EXCLUDE_BOTS),
     ),
     responses(
         (status = 200, description = "The chart, or its points; the last bucket ends with the window's last minute (UTC)", content(([u8] = "image/png"), ([u8] = "image/svg+xml"), (TimelinePoints = "application/json"))),
@@ -557,11 +604,13 @@ async fn visualization_timeline(
     let bucket_minutes = fit_bucket(window_minutes, requested);
     let buckets = ceil_div(window_minutes, bucket_minutes);
     let content_type = format.map_or("application/json", chart::ImageFormat::content_type);
+    let filter = params.filter()?;
     let key = Key {
         route: "timeline",
         params: format!(
-            "{} {bucket_minutes} {content_type} {cumulative}",
-            window.key()
+            "{} {bucket_minutes} {content_type} {cumulative} {}",
+            window.key(),
+            filter_key(&filter)
         ),
     };
     let stamp = stamp_for(&state, Some(window), end_minute).await?;
@@ -571,7 +620,8 @@ async fn visualization_timeline(
             minutes: bucket_minutes,
             count: buckets as usize,
         };
-        let mut counts = state.store.timeline(buckets).await?;
+        let mut title = title(window, now, &filter);
+        let mut counts = state.store.timeline(buckets, filter).await?;
         if cumulative {
             for i in 1..counts.len() {
                 let before = counts[i - 1];
@@ -590,7 +640,6 @@ async fn visualization_timeline(
                 ..cache::json(&TimelinePoints::of(&timeline, cumulative))?
             });
         };
-        let mut title = describe(window, now);
         if cumulative {
             title.push_str(", running totals");
         }

@@ -15,6 +15,7 @@ use crate::core::event::{EventType, MAX_OWNER_LEN, MAX_REPOSITORY_LEN, is_repo_n
 use crate::core::time::Window;
 use crate::http::chart::ImageFormat;
 use crate::http::error::AppError;
+use crate::store::Filter;
 
 /// The longest window any endpoint accepts, in minutes: 100 years, reaching
 /// back past the first GitHub event, and small enough that the window's
@@ -58,6 +59,8 @@ pub const TOP_LIMIT: IntParam = IntParam {
 
 /// `cumulative`: the timeline's running totals.
 pub const CUMULATIVE: &str = "cumulative";
+/// `exclude_bots`: leave the bots' events out (see [`crate::store::Filter`]).
+pub const EXCLUDE_BOTS: &str = "exclude_bots";
 
 /// `type`: the event type a ranking counts, by GitHub's name.
 pub const EVENT_TYPE: &str = "type";
@@ -181,6 +184,24 @@ impl QueryParams {
                 shorten(value)
             )))
         }
+    }
+
+    /// `exclude_bots`.
+    pub fn exclude_bots(&self) -> Result<bool, AppError> {
+        self.flag(EXCLUDE_BOTS)
+    }
+
+    /// The events asked about: one repository's when `repo_name` is given,
+    /// without the bots' with `exclude_bots=true`.
+    pub fn filter(&self) -> Result<Filter, AppError> {
+        let repo_name = match self.0.contains_key(REPO_NAME) {
+            true => Some(self.repo_name()?.to_owned()),
+            false => None,
+        };
+        Ok(Filter {
+            repo_name,
+            exclude_bots: self.exclude_bots()?,
+        })
     }
 
     /// The window asked for: `from`/`to` (as of epoch second `now`),
@@ -437,7 +458,7 @@ pub fn document(spec: &mut OpenApi) -> Vec<String> {
                     }
                     schema.enum_values =
                         Some(names.into_iter().map(serde_json::Value::from).collect());
-                } else if parameter.name == CUMULATIVE {
+                } else if parameter.name == CUMULATIVE || parameter.name == EXCLUDE_BOTS {
                     // A boolean: its schema says so already.
                 } else {
                     unknown.push(parameter.name.clone());

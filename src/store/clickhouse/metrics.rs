@@ -6,9 +6,24 @@ use std::collections::HashMap;
 
 use super::text::{bad, event_type, fields, number, quote, read_tsv};
 use super::{ClickHouse, ClickHouseError, top};
+use crate::core::bots::APP_SUFFIX;
 use crate::core::event::{EventType, PerType};
-use crate::core::time::{SECONDS_PER_MINUTE, ceil_div};
-use crate::store::{DataVersion, EventCounts, PrGapSummary, Totals};
+use crate::core::time::{Buckets, SECONDS_PER_MINUTE, Window, ceil_div};
+use crate::store::{DataVersion, EventCounts, Filter, PrGapSummary, Ranking, Totals};
+
+/// A time in seconds as a `DateTime` bound, within its range.
+fn at(seconds: i64) -> String {
+    format!("toDateTime({})", seconds.clamp(0, i64::from(u32::MAX)))
+}
+
+/// The condition on `created_at` that keeps `window`.
+fn within(window: Window) -> String {
+    format!(
+        "created_at >= {} AND created_at < {}",
+        at(window.from),
+        at(window.to)
+    )
+}
 
 /// The longest pr-counts `limit` tried from the top rows of the rollup.
 const TOP_K_MAX: u64 = 10_000;
@@ -51,10 +66,56 @@ impl ClickHouse {
         Ok(DataVersion::from_counters(&counters))
     }
 
-    /// Events per type in `[from, to)`: the raw events of the partial
-    /// minutes at each end, and the whole minutes between from the minute
-    /// rollup (a few thousand rows a month, however many events).
-    pub async fn event_counts(&self, from: i64, to: i64) -> Result<EventCounts, ClickHouseError> {
+    /// Whether the event's actor is a bot (see [`Filter`]), as SQL.
+    fn bot_sql(&self) -> String {
+        let bots = self.bots.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let login = "lower(ifNull(actor_login, ''))";
+        let mut sql = format!("(endsWith({login}, {})", quote(APP_SUFFIX));
+        if !bots.is_empty() {
+            let named: Vec<String> = bots.iter().map(quote).collect();
+            sql += &format!(" OR {login} IN ({})", named.join(", "));
+        }
+        sql + ")"
+    }
+
+    /// The conditions (each after `AND`) that keep the events `filter` keeps.
+    fn filter_sql(&self, filter: &Filter) -> String {
+        let mut sql = String::new();
+        if let Some(repo) = &filter.repo_name {
+            sql += &format!(" AND lower(repo_name) = lower({})", quote(repo));
+        }
+        if filter.exclude_bots {
+            sql += &format!(" AND NOT {}", self.bot_sql());
+        }
+        sql
+    }
+
+    /// Events per type in `[from, to)` that `filter` keeps. For every
+    /// event: the raw events of the partial minutes at each end, and the
+    /// whole minutes between from the minute rollup (a few thousand rows a
+    /// month, however many events); otherwise the window's events, filtered.
+    pub async fn event_counts(
+        &self,
+        from: i64,
+        to: i64,
+        filter: &Filter,
+    ) -> Result<EventCounts, ClickHouseError> {
+        if !filter.is_all() {
+            let answer = self
+                .query(&format!(
+                    "SELECT toUInt8(type), count() FROM {} WHERE {}{} GROUP BY type FORMAT TabSeparated",
+                    self.layout.table("events"),
+                    within(Window { from, to }),
+                    self.filter_sql(filter),
+                ))
+                .await?;
+            let mut counts = PerType::default();
+            for line in answer.lines() {
+                let [code, count] = fields::<2>(line)?;
+                counts[event_type(code)?] = number(count, line)?;
+            }
+            return Ok(counts.into());
+        }
         let (from, to) = (
             from.clamp(0, i64::from(u32::MAX)),
             to.clamp(0, i64::from(u32::MAX)),
@@ -89,23 +150,49 @@ impl ClickHouse {
             let [code, count] = fields::<2>(line)?;
             counts[event_type(code)?] = number(count, line)?;
         }
-        let PerType([watch, pull_request, issues]) = counts;
-        Ok(EventCounts {
-            watch,
-            pull_request,
-            issues,
-        })
+        Ok(counts.into())
     }
 
+    /// Events per type in each of `buckets` that `filter` keeps: for every
+    /// event from the minute rollup, otherwise from the window's events.
     pub async fn timeline(
         &self,
-        first_minute: i64,
-        bucket_minutes: i64,
-        buckets: usize,
+        buckets: Buckets,
+        filter: &Filter,
     ) -> Result<Vec<PerType<u64>>, ClickHouseError> {
+        let Buckets {
+            first_minute,
+            minutes: bucket_minutes,
+            count: buckets,
+        } = buckets;
         let end = first_minute + bucket_minutes * buckets as i64;
         let mut counts = vec![PerType::default(); buckets];
         if end <= 0 {
+            return Ok(counts);
+        }
+        if !filter.is_all() {
+            let span = Buckets {
+                first_minute,
+                minutes: bucket_minutes,
+                count: buckets,
+            };
+            let answer = self
+                .query(&format!(
+                    "SELECT toUInt8(type), intDiv(toInt64(toUInt32(created_at)) - ({}), {}) AS bucket, count()
+                     FROM {} WHERE {}{} GROUP BY type, bucket FORMAT TabSeparated",
+                    span.start(),
+                    span.seconds(),
+                    self.layout.table("events"),
+                    within(span.window()),
+                    self.filter_sql(filter),
+                ))
+                .await?;
+            for line in answer.lines() {
+                let [code, bucket, count] = fields::<3>(line)?;
+                let bucket: usize = number(bucket, line)?;
+                let slot = counts.get_mut(bucket).ok_or_else(|| bad(line))?;
+                slot[event_type(code)?] = number(count, line)?;
+            }
             return Ok(counts);
         }
         // Whole minutes from the minute rollup (buckets are whole minutes).
@@ -134,25 +221,34 @@ impl ClickHouse {
     /// gap). Each opening counts once by id, even before the
     /// ReplacingMergeTree has folded a second copy. Only the openings with
     /// `from <= created_at < to`: one range of the `(repo_name, created_at)` key.
+    /// Without the bots' openings, from the window's events instead (the
+    /// openings table does not keep the actor).
     pub async fn pr_gaps(
         &self,
         repo_name: &str,
         from: i64,
         to: i64,
+        exclude_bots: bool,
     ) -> Result<PrGapSummary, ClickHouseError> {
-        let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
+        let (table, only_openings) = if exclude_bots {
+            let only = format!(
+                " AND type = 'PullRequestEvent' AND action = 'opened' AND NOT {}",
+                self.bot_sql()
+            );
+            (self.layout.table("events"), only)
+        } else {
+            (self.layout.table("pr_openings"), String::new())
+        };
         let answer = self
             .query(&format!(
                 "SELECT length(times), arrayDifference(times), if(empty(times), NULL, times[-1])
                  FROM (SELECT arraySort(groupArray(at)) AS times FROM (
-                     SELECT any(toInt64(toUInt32(created_at))) AS at FROM {}
-                     WHERE repo_name = {} AND created_at >= toDateTime({}) AND created_at < toDateTime({})
+                     SELECT any(toInt64(toUInt32(created_at))) AS at FROM {table}
+                     WHERE repo_name = {} AND {}{only_openings}
                      GROUP BY id))
                  FORMAT TabSeparated",
-                self.layout.table("pr_openings"),
                 quote(repo_name),
-                clamp(from),
-                clamp(to),
+                within(Window { from, to }),
             ))
             .await?;
         let line = answer.trim_end();
@@ -194,18 +290,26 @@ impl ClickHouse {
         repo_name: &str,
         from: i64,
         to: i64,
+        exclude_bots: bool,
     ) -> Result<u64, ClickHouseError> {
-        let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
+        let events = self.layout.table("events");
+        let window = within(Window { from, to });
+        let repo = quote(repo_name);
+        let humans = if exclude_bots {
+            format!(
+                " AND id GLOBAL NOT IN (SELECT id FROM {events} WHERE type = 'PullRequestEvent'
+                   AND repo_name = {repo} AND {window} AND {})",
+                self.bot_sql()
+            )
+        } else {
+            String::new()
+        };
         let answer = self
             .query(&format!(
                 "SELECT uniqExact(id) FROM {}
-                 WHERE repo_name = {} AND created_at >= toDateTime({}) AND created_at < toDateTime({})
-                   AND origin = {} AND archives = 0
+                 WHERE repo_name = {repo} AND {window} AND origin = {} AND archives = 0{humans}
                  FORMAT TabSeparated",
                 self.layout.table("pr_openings"),
-                quote(repo_name),
-                clamp(from),
-                clamp(to),
                 crate::store::Origin::Import.code(),
             ))
             .await?;
@@ -250,13 +354,18 @@ impl ClickHouse {
     /// are counted per repository (one range of the `(type, created_at)` key).
     pub(crate) async fn for_each_repo_count_between(
         &self,
-        event_type: EventType,
-        from: i64,
-        to: i64,
-        limit: Option<u64>,
+        ranking: Ranking,
         mut visit: impl FnMut(&str, u64) -> bool,
     ) -> Result<(), ClickHouseError> {
+        let Ranking {
+            event_type,
+            window,
+            limit,
+            exclude_bots,
+        } = ranking;
+        let Window { from, to } = window;
         if event_type == EventType::PullRequest
+            && !exclude_bots
             && let Some(k) = limit
             && let Some(top) = self.top_pr_counts_between(from, to, k).await?
         {
@@ -267,16 +376,18 @@ impl ClickHouse {
             }
             return Ok(());
         }
-        let clamp = |at: i64| at.clamp(0, i64::from(u32::MAX));
         let limit = limit.map_or_else(String::new, |n| format!("LIMIT {n}"));
+        let filter = Filter {
+            repo_name: None,
+            exclude_bots,
+        };
         let sql = format!(
-            "SELECT repo_name, count() AS n FROM {} WHERE type = {}
-             AND created_at >= toDateTime({}) AND created_at < toDateTime({})
+            "SELECT repo_name, count() AS n FROM {} WHERE type = {} AND {}{}
              GROUP BY repo_name ORDER BY n DESC, repo_name {limit} FORMAT TabSeparated",
             self.layout.table("events"),
             quote(event_type.as_str()),
-            clamp(from),
-            clamp(to),
+            within(window),
+            self.filter_sql(&filter),
         );
         self.layout
             .main
@@ -412,20 +523,24 @@ impl ClickHouse {
         };
         let answer = self
             .query(&format!(
-                "SELECT origin, count() FROM {} GROUP BY origin FORMAT TabSeparated",
+                "SELECT origin, count(), countIf({}) FROM {} GROUP BY origin FORMAT TabSeparated",
+                self.bot_sql(),
                 self.layout.table("events")
             ))
             .await?;
         let mut by_origin = [0u64; 4];
+        let mut bot_events = 0;
         for line in answer.lines() {
-            let [origin, count] = fields::<2>(line)?;
+            let [origin, count, bots] = fields::<3>(line)?;
             let origin: usize = number(origin, line)?;
             if let Some(slot) = by_origin.get_mut(origin) {
                 *slot = number(count, line)?;
             }
+            bot_events += number::<u64>(bots, line)?;
         }
         Ok(Totals {
             events: span.events,
+            bot_events,
             by_origin,
             oldest_event_at: span.oldest,
             newest_event_at: span.newest,

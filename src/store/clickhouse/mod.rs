@@ -37,6 +37,7 @@ use http::Endpoint;
 use layout::Layout;
 
 use crate::config::ClickHouseSettings;
+use crate::core::bots::BotLogins;
 use crate::core::event::Event;
 use crate::store::{
     BulkWriter, FileRecord, InsertStats, Load, Origin, Settling, SourceId, StoreError,
@@ -49,6 +50,9 @@ pub struct ClickHouse {
     layout: Arc<Layout>,
     /// One writer at a time within this process (poller, retention).
     local_writer: Arc<tokio::sync::Mutex<()>>,
+    /// The logins counted as bots besides the GitHub Apps': asked at query
+    /// time, so nothing stored depends on them.
+    bots: Arc<std::sync::RwLock<Arc<BotLogins>>>,
 }
 
 /// How long start-up waits for an unreachable ClickHouse server.
@@ -84,7 +88,13 @@ impl ClickHouse {
         Ok(ClickHouse {
             layout: Arc::new(layout),
             local_writer: Arc::default(),
+            bots: Arc::default(),
         })
+    }
+
+    /// See [`crate::store::Store::use_bot_logins`].
+    pub fn use_bot_logins(&self, bots: BotLogins) {
+        *self.bots.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(bots);
     }
 
     async fn query(&self, sql: &str) -> Result<String, ClickHouseError> {

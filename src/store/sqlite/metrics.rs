@@ -1,11 +1,11 @@
 //! The metric queries: one SQL statement per metric, each answered from an index
 //! (see `migrations/sqlite/`; the tests check `EXPLAIN QUERY PLAN`).
 
-use crate::store::{EventCounts, PrGapSummary};
+use crate::store::{EventCounts, Filter, PrGapSummary, Ranking};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::event::{EventType, PerType};
-use crate::core::time::{MINUTES_PER_HOUR, WindowParts, ceil_div};
+use crate::core::time::{Buckets, MINUTES_PER_HOUR, Window, WindowParts, ceil_div};
 
 /// Events per type in a window, from its [`WindowParts`]: the raw events of
 /// the seconds at each end (`?1`..`?2`, `?13`..`?14`), the minute rollup for
@@ -30,14 +30,35 @@ const EVENT_COUNTS_SQL: &str = "SELECT
     FROM (SELECT 1 AS code, 'WatchEvent' AS type
           UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t";
 
-/// `?1`: repository name, `?2`..`?3`: the window. Its PR openings in time
-/// order, read in order from the partial index of openings
-/// (`pr_openings_by_repo_time`): no sort, no table row touched. The gaps
-/// between them are taken in Rust.
+/// `?1`: repository name, `?2`..`?3`: the window, `?4`: 0 without the
+/// bots' events, 1 with them. Its PR openings in time order, read in order
+/// from the partial index of openings (`pr_openings_by_repo_time`): no sort,
+/// no table row touched. The gaps between them are taken in Rust.
 const PR_OPENINGS_SQL: &str = "SELECT created_at FROM events
     WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1
-      AND created_at >= ?2 AND created_at < ?3
+      AND created_at >= ?2 AND created_at < ?3 AND bot <= ?4
     ORDER BY created_at, id";
+
+/// `?1`: repository name (any case), `?2`..`?3`: the window, `?4` as in
+/// [`PR_OPENINGS_SQL`]. The repository's events, from `events_by_repo_time` alone.
+const REPO_EVENTS_SQL: &str =
+    "SELECT created_at, type_code FROM events INDEXED BY events_by_repo_time
+    WHERE repo_name = ?1 COLLATE NOCASE AND created_at >= ?2 AND created_at < ?3 AND bot <= ?4";
+
+/// `?1` type code, `?2`..`?3` the window: the bots' events of one type
+/// (`created_at`, repository), from the partial index of bots' events alone.
+const BOT_EVENTS_SQL: &str =
+    "SELECT created_at, repo_name FROM events INDEXED BY bot_events_by_type_time
+    WHERE bot = 1 AND type_code = ?1 AND created_at >= ?2 AND created_at < ?3";
+
+/// [`BOT_EVENTS_SQL`] counted.
+const BOT_EVENT_COUNT_SQL: &str = "SELECT count(*) FROM events INDEXED BY bot_events_by_type_time
+    WHERE bot = 1 AND type_code = ?1 AND created_at >= ?2 AND created_at < ?3";
+
+/// `?4` for a filter: 0 keeps only the humans' events (`bot <= 0`).
+fn bot_bound(exclude_bots: bool) -> i64 {
+    i64::from(!exclude_bots)
+}
 
 /// `?1`: repository name. The definition itself: the gaps that `LAG()` finds
 /// between consecutive openings (as in the `pr_gaps` view), in time order.
@@ -73,8 +94,84 @@ const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
 const TIMELINE_HOURS_SQL: &str = "SELECT hour, events FROM event_counts_by_hour
     WHERE type = ?1 AND hour >= ?2 AND hour < ?3";
 
-/// Events of each tracked type with `from <= created_at < to` (epoch seconds).
-pub fn event_counts(conn: &Connection, from: i64, to: i64) -> Result<EventCounts, rusqlite::Error> {
+/// Events of each tracked type with `from <= created_at < to` (epoch
+/// seconds) that `filter` keeps: one repository's from its index; all, or
+/// all but the bots', from the rollups (less the bots' events, from theirs).
+pub fn event_counts(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+    filter: &Filter,
+) -> Result<EventCounts, rusqlite::Error> {
+    let window = Window { from, to };
+    let mut counts = PerType::default();
+    if let Some(repo) = &filter.repo_name {
+        for_each_repo_event(conn, repo, window, filter.exclude_bots, |_, event_type| {
+            counts[event_type] += 1;
+        })?;
+        return Ok(counts.into());
+    }
+    let counts = rollup_event_counts(conn, from, to)?;
+    if !filter.exclude_bots {
+        return Ok(counts);
+    }
+    let mut bots = conn.prepare_cached(BOT_EVENT_COUNT_SQL)?;
+    let mut humans = PerType::default();
+    for (event_type, all) in counts.by_type() {
+        let bot: u64 = bots.query_row(params![event_type.code(), from, to], |row| row.get(0))?;
+        humans[event_type] = all.saturating_sub(bot);
+    }
+    Ok(humans.into())
+}
+
+/// Hands `visit` the `created_at` and type of each event of `repo` (any
+/// case) in `window`, without the bots' with `exclude_bots`.
+fn for_each_repo_event(
+    conn: &Connection,
+    repo: &str,
+    window: Window,
+    exclude_bots: bool,
+    mut visit: impl FnMut(i64, EventType),
+) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(REPO_EVENTS_SQL)?;
+    let mut rows = stmt.query(params![
+        repo,
+        window.from,
+        window.to,
+        bot_bound(exclude_bots)
+    ])?;
+    while let Some(row) = rows.next()? {
+        if let Some(event_type) = EventType::from_code(row.get(1)?) {
+            visit(row.get(0)?, event_type);
+        }
+    }
+    Ok(())
+}
+
+/// Hands `visit` the `created_at` and repository of each bot's event of
+/// `event_type` in `window`.
+fn for_each_bot_event(
+    conn: &Connection,
+    event_type: EventType,
+    window: Window,
+    mut visit: impl FnMut(i64, &str) -> bool,
+) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(BOT_EVENTS_SQL)?;
+    let mut rows = stmt.query(params![event_type.code(), window.from, window.to])?;
+    while let Some(row) = rows.next()? {
+        if !visit(row.get(0)?, row.get_ref(1)?.as_str()?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Every event of each tracked type with `from <= created_at < to`, from the rollups.
+fn rollup_event_counts(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+) -> Result<EventCounts, rusqlite::Error> {
     // No event is older than 1970 (the parser rejects it), so clamping keeps the
     // bucket arithmetic free of negative-number rounding.
     let parts = WindowParts::of(from.max(0), to.max(0));
@@ -117,13 +214,50 @@ pub fn oldest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error
         .query_row([], |row| row.get(0))
 }
 
-/// Events per type in `buckets` consecutive buckets of `bucket_minutes`, the
-/// first starting at minute `first_minute` (minutes since the epoch). Hours
-/// that lie wholly inside one bucket are read from the hour rollup, every other
-/// minute from the minute rollup, so a 30-day window of hour-sized or larger
-/// buckets reads about 720 hour rows and a few thousand minute rows per type
-/// instead of 43,200 minute rows.
+/// Events per type in each of `buckets` that `filter` keeps: one
+/// repository's from its index; all, or all but the bots', from the rollups
+/// (less the bots' events, from theirs).
 pub fn timeline(
+    conn: &Connection,
+    buckets: Buckets,
+    filter: &Filter,
+) -> Result<Vec<PerType<u64>>, rusqlite::Error> {
+    if let Some(repo) = &filter.repo_name {
+        let mut counts = vec![PerType::default(); buckets.count];
+        for_each_repo_event(
+            conn,
+            repo,
+            buckets.window(),
+            filter.exclude_bots,
+            |at, event_type| {
+                if let Some(i) = buckets.index_of(at) {
+                    counts[i][event_type] += 1;
+                }
+            },
+        )?;
+        return Ok(counts);
+    }
+    let mut counts = rollup_timeline(conn, buckets.first_minute, buckets.minutes, buckets.count)?;
+    if filter.exclude_bots {
+        for event_type in EventType::ALL {
+            for_each_bot_event(conn, event_type, buckets.window(), |at, _| {
+                if let Some(i) = buckets.index_of(at) {
+                    counts[i][event_type] = counts[i][event_type].saturating_sub(1);
+                }
+                true
+            })?;
+        }
+    }
+    Ok(counts)
+}
+
+/// Every event per type in `buckets` consecutive buckets of
+/// `bucket_minutes`, the first starting at minute `first_minute` (minutes
+/// since the epoch). Hours that lie wholly inside one bucket are read from
+/// the hour rollup, every other minute from the minute rollup, so a 30-day
+/// window of hour-sized or larger buckets reads about 720 hour rows and a few
+/// thousand minute rows per type instead of 43,200 minute rows.
+fn rollup_timeline(
     conn: &Connection,
     first_minute: i64,
     bucket_minutes: i64,
@@ -190,7 +324,8 @@ pub fn timeline(
 }
 
 /// The gaps between consecutive PR openings of `repo_name` with
-/// `from <= created_at < to`, in time order.
+/// `from <= created_at < to`, in time order; without the bots' openings
+/// with `exclude_bots`.
 ///
 /// The same answer as [`pr_gaps_by_window`], the `LAG()` form: read in
 /// order and differenced here instead, because SQLite's window machinery
@@ -200,10 +335,14 @@ pub fn pr_gaps(
     repo_name: &str,
     from: i64,
     to: i64,
+    exclude_bots: bool,
 ) -> Result<PrGapSummary, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(PR_OPENINGS_SQL)?;
     let times = stmt
-        .query_map(params![repo_name, from, to], |row| row.get(0))?
+        .query_map(
+            params![repo_name, from, to, bot_bound(exclude_bots)],
+            |row| row.get(0),
+        )?
         .collect::<Result<Vec<i64>, _>>()?;
     Ok(PrGapSummary::from_times(&times))
 }
@@ -229,13 +368,18 @@ pub fn openings_from_files(
     repo_name: &str,
     from: i64,
     to: i64,
+    exclude_bots: bool,
 ) -> Result<u64, rusqlite::Error> {
     conn.prepare_cached(
         "SELECT count(*) FROM events
          WHERE type_code = 2 AND action = 'opened' AND repo_name = ?1
-           AND created_at >= ?2 AND created_at < ?3 AND origin = 3 AND archives = 0",
+           AND created_at >= ?2 AND created_at < ?3 AND bot <= ?4
+           AND origin = 3 AND archives = 0",
     )?
-    .query_row(params![repo_name, from, to], |row| row.get(0))
+    .query_row(
+        params![repo_name, from, to, bot_bound(exclude_bots)],
+        |row| row.get(0),
+    )
 }
 
 /// [`pr_gaps`] by its definition, `LAG()` over the openings: for the tests
@@ -284,51 +428,61 @@ const TYPE_EVENTS_WINDOW_SQL: &str =
 /// windows with more repositories than [`MAX_COUNTED_REPOSITORIES`].
 const REPO_COUNTS_WINDOW_SQL: &str =
     "SELECT repo_name, count(*) AS n FROM events INDEXED BY events_by_type_time_repo
-    WHERE type_code = ?1 AND created_at >= ?2 AND created_at < ?3
+    WHERE type_code = ?1 AND created_at >= ?2 AND created_at < ?3 AND bot <= ?5
     GROUP BY repo_name ORDER BY n DESC, repo_name LIMIT ?4";
 
 /// Most repositories a window's ranking counts in memory (about 100 MB);
 /// a window with more is ranked by SQLite's own sort instead.
 const MAX_COUNTED_REPOSITORIES: usize = 1_000_000;
 
-/// Hands `visit` the repositories with events of `event_type` with
-/// `from <= created_at < to`, and how many, most first (ties by name), at
-/// most `limit`, until it returns false: the window's rows of one index,
-/// counted per repository in memory (SQLite's GROUP BY sorts, several times
-/// slower), at most [`MAX_COUNTED_REPOSITORIES`] of them.
+/// Hands `visit` the repositories of `ranking`, and how many events each,
+/// most first (ties by name), until it returns false: the window's rows of
+/// one index, counted per repository in memory (SQLite's GROUP BY sorts,
+/// several times slower), at most [`MAX_COUNTED_REPOSITORIES`] of them;
+/// without bots, less the window's bots' events (their own index's rows).
 pub fn for_each_repo_count_between(
     conn: &Connection,
-    event_type: EventType,
-    from: i64,
-    to: i64,
-    limit: Option<u64>,
+    ranking: Ranking,
     visit: impl FnMut(&str, u64) -> bool,
 ) -> Result<(), rusqlite::Error> {
-    let window = (event_type, from, to);
-    rank_window(conn, window, limit, MAX_COUNTED_REPOSITORIES, visit)
+    rank_window(conn, ranking, MAX_COUNTED_REPOSITORIES, visit)
 }
 
 /// [`for_each_repo_count_between`], counting at most `max_counted`
 /// repositories in memory.
 fn rank_window(
     conn: &Connection,
-    (event_type, from, to): (EventType, i64, i64),
-    limit: Option<u64>,
+    ranking: Ranking,
     max_counted: usize,
     mut visit: impl FnMut(&str, u64) -> bool,
 ) -> Result<(), rusqlite::Error> {
+    let Ranking {
+        event_type,
+        window,
+        limit,
+        exclude_bots,
+    } = ranking;
     let mut counts = RepoCounts::default();
     {
         let mut stmt = conn.prepare_cached(TYPE_EVENTS_WINDOW_SQL)?;
-        let mut rows = stmt.query(params![event_type.code(), from, to])?;
+        let mut rows = stmt.query(params![event_type.code(), window.from, window.to])?;
         while let Some(row) = rows.next()? {
             if !counts.add(row.get_ref(0)?.as_str()?, max_counted) {
                 drop(rows);
-                return sorted_by_sqlite(conn, (event_type, from, to), limit, visit);
+                return sorted_by_sqlite(conn, ranking, visit);
             }
         }
     }
-    let mut ranked: Vec<usize> = (0..counts.entries.len()).collect();
+    if exclude_bots {
+        // Every bot's event was counted above, so each finds its repository.
+        for_each_bot_event(conn, event_type, window, |_, repo| {
+            counts.remove(repo);
+            true
+        })?;
+    }
+    let mut ranked: Vec<usize> = (0..counts.entries.len())
+        .filter(|&i| counts.entries[i].count > 0)
+        .collect();
     let order = |&a: &usize, &b: &usize| {
         let (x, y) = (&counts.entries[a], &counts.entries[b]);
         y.count
@@ -373,20 +527,27 @@ impl RepoCounts {
         &self.names[entry.name.clone()]
     }
 
+    /// `repo`'s hash, and its entry if it has one.
+    fn find(&self, repo: &str) -> (u64, Option<usize>) {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(repo);
+        let (entries, names) = (&self.entries, &self.names);
+        let found = self
+            .table
+            .find(hash, |&i| &names[entries[i].name.clone()] == repo);
+        (hash, found.copied())
+    }
+
     /// Counts one event of `repo`; false, counting nothing, when that would
     /// make more than `max` repositories.
     fn add(&mut self, repo: &str, max: usize) -> bool {
         use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(repo);
-        let (entries, names) = (&mut self.entries, &self.names);
-        if let Some(&i) = self
-            .table
-            .find(hash, |&i| &names[entries[i].name.clone()] == repo)
-        {
-            entries[i].count += 1;
+        let (hash, found) = self.find(repo);
+        if let Some(i) = found {
+            self.entries[i].count += 1;
             return true;
         }
-        if entries.len() >= max {
+        if self.entries.len() >= max {
             return false;
         }
         let start = self.names.len();
@@ -401,18 +562,29 @@ impl RepoCounts {
         });
         true
     }
+
+    /// Takes one event of `repo` back, if it was counted.
+    fn remove(&mut self, repo: &str) {
+        if let (_, Some(i)) = self.find(repo) {
+            self.entries[i].count = self.entries[i].count.saturating_sub(1);
+        }
+    }
 }
 
 /// [`for_each_repo_count_between`] by SQLite's GROUP BY.
 fn sorted_by_sqlite(
     conn: &Connection,
-    (event_type, from, to): (EventType, i64, i64),
-    limit: Option<u64>,
+    ranking: Ranking,
     mut visit: impl FnMut(&str, u64) -> bool,
 ) -> Result<(), rusqlite::Error> {
     let mut stmt = conn.prepare_cached(REPO_COUNTS_WINDOW_SQL)?;
-    let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let mut rows = stmt.query(params![event_type.code(), from, to, limit])?;
+    let limit = ranking
+        .limit
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let Window { from, to } = ranking.window;
+    let code = ranking.event_type.code();
+    let bots = bot_bound(ranking.exclude_bots);
+    let mut rows = stmt.query(params![code, from, to, limit, bots])?;
     while let Some(row) = rows.next()? {
         let repo: String = row.get(0)?;
         if !visit(&repo, row.get(1)?) {
@@ -482,7 +654,7 @@ mod tests {
     /// The served answer, after checking it equals the LAG() definition.
     fn checked_average(db: &Sqlite, repo: &str) -> PrGapSummary {
         let conn = db.get().unwrap();
-        let served = pr_gaps(&conn, repo, 0, END_OF_TIME).unwrap();
+        let served = pr_gaps(&conn, repo, 0, END_OF_TIME, false).unwrap();
         assert_eq!(served, pr_gaps_by_window(&conn, repo).unwrap(), "{repo}");
         served
     }
@@ -562,7 +734,7 @@ mod tests {
                     .filter(|e| e.event_type == t && e.created_at >= since)
                     .count() as u64
             };
-            let counts = event_counts(&conn, since, END_OF_TIME).unwrap();
+            let counts = event_counts(&conn, since, END_OF_TIME, &Filter::ALL).unwrap();
             assert_eq!(
                 counts.by_type().map(|(_, n)| n),
                 EventType::ALL.map(expected),
@@ -570,8 +742,8 @@ mod tests {
             );
         }
         assert_eq!(
-            event_counts(&conn, i64::MIN, END_OF_TIME).unwrap(),
-            event_counts(&conn, 0, END_OF_TIME).unwrap()
+            event_counts(&conn, i64::MIN, END_OF_TIME, &Filter::ALL).unwrap(),
+            event_counts(&conn, 0, END_OF_TIME, &Filter::ALL).unwrap()
         );
     }
 
@@ -634,12 +806,17 @@ mod tests {
             crate::store::sqlite::stored_event_count(&conn).unwrap() as usize,
             survivors.len()
         );
-        let everything = event_counts(&conn, 0, END_OF_TIME).unwrap();
+        let everything = event_counts(&conn, 0, END_OF_TIME, &Filter::ALL).unwrap();
         assert_eq!(
             everything.by_type().map(|(_, n)| n),
             EventType::ALL.map(|t| survivors.iter().filter(|e| e.event_type == t).count() as u64)
         );
-        assert_eq!(pr_gaps(&conn, "x/x", 0, END_OF_TIME).unwrap().openings, 0);
+        assert_eq!(
+            pr_gaps(&conn, "x/x", 0, END_OF_TIME, false)
+                .unwrap()
+                .openings,
+            0
+        );
         for repo in repos {
             checked_average(&db, repo);
         }
@@ -676,7 +853,7 @@ mod tests {
             (base / 60 + 6 * 60 - 100 * 525_600 + 7, 876_013, 60),
             (base / 60 + 6 * 60 - 100 * 525_600, 525_600, 100),
         ] {
-            let got = timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
+            let got = rollup_timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
             let mut expected = vec![PerType::default(); buckets];
             for e in &events {
                 let offset = e.created_at / 60 - first_minute;
@@ -779,7 +956,7 @@ mod tests {
                     .filter(|e| e.event_type == t && e.created_at >= since)
                     .count() as u64
             };
-            let counts = event_counts(&conn, since, END_OF_TIME).unwrap();
+            let counts = event_counts(&conn, since, END_OF_TIME, &Filter::ALL).unwrap();
             assert_eq!(
                 counts,
                 EventCounts {
@@ -819,28 +996,31 @@ mod tests {
 
     /// A window's ranking counted in memory equals SQLite's GROUP BY (the
     /// path past the memory bound) and a count of the raw events, with and
-    /// without a limit.
+    /// without a limit, with and without the bots' events.
     #[test]
     fn window_rankings_agree_in_memory_and_in_sqlite() {
         let mut rng = Lcg(11);
+        let logins = ["alice", "dependabot[bot]", "Renovate[BOT]", "bob"];
         let events: Vec<Event> = (1..=3000)
             .map(|id| {
                 let event_type = EventType::ALL[rng.below(3) as usize];
                 let repo = format!("r/{}", rng.below(40));
-                event(
+                let mut event = event(
                     id,
                     event_type,
                     &repo,
                     Some("opened"),
                     rng.below(20_000) as i64,
-                )
+                );
+                event.actor_login = Some(logins[rng.below(4) as usize].to_owned());
+                event
             })
             .collect();
         let db = db_with(&events);
         let conn = db.get().unwrap();
-        let rank = |window: (EventType, i64, i64), limit: Option<u64>, max_counted: usize| {
+        let rank = |ranking: Ranking, max_counted: usize| {
             let mut out = Vec::new();
-            rank_window(&conn, window, limit, max_counted, |repo, n| {
+            rank_window(&conn, ranking, max_counted, |repo, n| {
                 out.push((repo.to_owned(), n));
                 true
             })
@@ -848,16 +1028,17 @@ mod tests {
             out
         };
         let windows = [(0, 20_000), (3_333, 3_400), (7_000, 15_001), (5, 5)];
-        for (event_type, (from, to)) in EventType::ALL
+        for (event_type, (from, to), exclude_bots) in EventType::ALL
             .into_iter()
             .flat_map(|t| windows.map(|w| (t, w)))
+            .flat_map(|(t, w)| [(t, w, false), (t, w, true)])
         {
-            let window = (event_type, from, to);
             let mut truth: std::collections::HashMap<String, u64> = Default::default();
-            for e in events
-                .iter()
-                .filter(|e| e.event_type == event_type && (from..to).contains(&e.created_at))
-            {
+            for e in events.iter().filter(|e| {
+                e.event_type == event_type
+                    && (from..to).contains(&e.created_at)
+                    && !(exclude_bots && e.actor_login.as_ref().unwrap().ends_with("]"))
+            }) {
                 *truth.entry(e.repo_name.clone()).or_default() += 1;
             }
             let mut truth: Vec<(String, u64)> = truth.into_iter().collect();
@@ -865,16 +1046,14 @@ mod tests {
             for limit in [None, Some(1), Some(7), Some(1000)] {
                 let expected =
                     &truth[..limit.map_or(truth.len(), |n| (n as usize).min(truth.len()))];
-                assert_eq!(
-                    rank(window, limit, 1_000_000),
-                    expected,
-                    "{window:?} {limit:?}"
-                );
-                assert_eq!(
-                    rank(window, limit, 3),
-                    expected,
-                    "{window:?} {limit:?} past the bound"
-                );
+                let ranking = Ranking {
+                    event_type,
+                    window: Window { from, to },
+                    limit,
+                    exclude_bots,
+                };
+                assert_eq!(rank(ranking, 1_000_000), expected, "{ranking:?}");
+                assert_eq!(rank(ranking, 3), expected, "{ranking:?} past the bound");
             }
         }
     }
@@ -943,6 +1122,9 @@ mod tests {
             NEWEST_EVENT_SQL,
             TIMELINE_SQL,
             TIMELINE_HOURS_SQL,
+            REPO_EVENTS_SQL,
+            BOT_EVENTS_SQL,
+            BOT_EVENT_COUNT_SQL,
             crate::store::sqlite::write::OLDEST_EVENTS_SQL,
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

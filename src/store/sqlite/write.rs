@@ -1,7 +1,7 @@
 //! Writing events: one transaction per batch, deduplicated by event id, with the
 //! rollup tables (see `migrations/sqlite/V2__rollups.sql`) updated in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::store::{
     ArchiveSummary, CRAWL_HOUR_FILES_FROM, FileRecord, HourCoverage, InsertStats, Origin, SourceId,
@@ -9,6 +9,7 @@ use crate::store::{
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::core::bots::BotLogins;
 use crate::core::event::{Event, EventType};
 use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
@@ -161,6 +162,11 @@ impl RollupDeltas {
     }
 }
 
+/// Whether the login `?5` is a bot's: a GitHub App's (`[bot]` at the end,
+/// any case: LIKE ignores ASCII case) or one of `bot_logins` (lower case).
+const IS_BOT_SQL: &str =
+    "coalesce(?5 LIKE '%[bot]' OR lower(?5) IN (SELECT login FROM bot_logins), 0)";
+
 /// Stores `events` in one transaction, arrived by `origin`; an event whose id
 /// is already stored is skipped. With `archive`, the events are that archive
 /// source's: its bit is set in each event's `archives`, stored or not.
@@ -179,9 +185,9 @@ pub fn insert_events(
     let mut late: HashMap<(i64, i64), u64> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number, origin, archives)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (id) DO NOTHING",
+            &format!("INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number, origin, archives, bot)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, {IS_BOT_SQL})
+             ON CONFLICT (id) DO NOTHING"),
         )?;
         let mut mark = tx.prepare_cached(
             "UPDATE events SET archives = archives | ?2 WHERE id = ?1 AND archives & ?2 = 0
@@ -334,11 +340,81 @@ pub fn delete_feed_polls_before(conn: &Connection, cutoff: i64) -> Result<u64, r
 pub fn totals(conn: &Connection) -> Result<Totals, rusqlite::Error> {
     Ok(Totals {
         events: stored_event_count(conn)?,
+        bot_events: conn
+            .prepare_cached(
+                "SELECT count(*) FROM events INDEXED BY bot_events_by_type_time WHERE bot = 1",
+            )?
+            .query_row([], |row| row.get(0))?,
         by_origin: events_by_origin(conn)?,
         oldest_event_at: super::metrics::oldest_event_at(conn)?,
         newest_event_at: super::metrics::newest_event_at(conn)?,
     })
 }
+
+/// See [`crate::store::Store::use_bot_logins`]: in one transaction, so an
+/// interrupted run leaves the old list and its marks, and the next start
+/// does it again. The events are walked by id in [`REMARK_STEPS`] ranges, a
+/// progress line for each.
+pub fn use_bot_logins(conn: &mut Connection, bots: &BotLogins) -> Result<u64, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stored: BTreeSet<String> = tx
+        .prepare("SELECT login FROM bot_logins")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let wanted: BTreeSet<String> = bots.iter().map(str::to_owned).collect();
+    let changed: Vec<&String> = stored.symmetric_difference(&wanted).collect();
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    tx.execute("DELETE FROM bot_logins", [])?;
+    let mut add = tx.prepare("INSERT INTO bot_logins (login) VALUES (?1)")?;
+    for login in &wanted {
+        add.execute([login])?;
+    }
+    drop(add);
+    tx.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS changed_logins (login TEXT PRIMARY KEY)",
+        [],
+    )?;
+    tx.execute("DELETE FROM temp.changed_logins", [])?;
+    let mut add = tx.prepare("INSERT INTO temp.changed_logins (login) VALUES (?1)")?;
+    for login in &changed {
+        add.execute([login])?;
+    }
+    drop(add);
+    let (first, last): (Option<i64>, Option<i64>) =
+        tx.query_row("SELECT min(id), max(id) FROM events", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let mut remarked = 0;
+    if let (Some(first), Some(last)) = (first, last) {
+        tracing::info!(
+            logins = changed.len(),
+            "the bot logins changed: re-marking their events"
+        );
+        let step = (last - first) / REMARK_STEPS + 1;
+        let mut remark = tx.prepare(&format!(
+            "UPDATE events SET bot = {}
+             WHERE id >= ?1 AND id < ?2 AND lower(actor_login) IN (SELECT login FROM temp.changed_logins)",
+            IS_BOT_SQL.replace("?5", "actor_login")
+        ))?;
+        for k in 0..REMARK_STEPS {
+            let from = first + k * step;
+            remarked += remark.execute(params![from, from.saturating_add(step)])? as u64;
+            tracing::info!(
+                done = format!("{}%", (k + 1) * 100 / REMARK_STEPS),
+                remarked,
+                "re-marking bot events"
+            );
+        }
+    }
+    tx.execute("DROP TABLE temp.changed_logins", [])?;
+    tx.commit()?;
+    Ok(remarked)
+}
+
+/// How many id ranges [`use_bot_logins`] walks, each with a progress line.
+const REMARK_STEPS: i64 = 10;
 
 /// How many events are stored in all (from the day rollup: no table scan).
 pub fn stored_event_count(conn: &Connection) -> Result<u64, rusqlite::Error> {

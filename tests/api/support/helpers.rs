@@ -144,7 +144,7 @@ impl Expected {
     /// Asserts that `store` counts, over all time, these events per type.
     pub async fn assert_counted_by(&self, store: &ghmetrics::store::Store) {
         let counts = store
-            .event_counts(ghmetrics::core::time::Window::EVER)
+            .event_counts(ghmetrics::core::time::Window::EVER, Default::default())
             .await
             .unwrap();
         for (event_type, n) in counts.by_type() {
@@ -535,6 +535,7 @@ impl TestApp {
             retention: None,
             follow: None,
             archive_lag_hours: ghmetrics::config::DEFAULT_ARCHIVE_LAG_HOURS,
+            bot_logins: Default::default(),
         };
         adjust(&mut config);
         let app = App::build(&config, listener).await.unwrap();
