@@ -677,6 +677,33 @@ mod tests {
     }
 
     #[test]
+    fn bot_logins_come_from_repeated_flags_and_lists() {
+        let args = parse(&[
+            "ghmetrics",
+            "--bot-login",
+            "Renovate-Bot",
+            "--bot-login",
+            "k8s-ci-robot,my-app[bot]",
+        ])
+        .unwrap();
+        let config = args.into_config(None, None).unwrap();
+        let logins: Vec<&str> = config.bot_logins.iter().collect();
+        assert_eq!(logins, ["k8s-ci-robot", "my-app[bot]", "renovate-bot"]);
+        let error = parse(&["ghmetrics", "--bot-login", "a b"]).unwrap_err();
+        assert!(error.to_string().contains("not a GitHub login"), "{error}");
+        let many = (0..=crate::core::bots::MAX_BOT_LOGINS)
+            .map(|i| format!("bot-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let args = parse(&["ghmetrics", "--bot-login", &many]).unwrap();
+        assert!(
+            args.into_config(None, None)
+                .unwrap_err()
+                .contains("at most")
+        );
+    }
+
+    #[test]
     fn limits_retention_and_origins_parse() {
         let defaults = parse(&["ghmetrics"])
             .unwrap()

@@ -522,3 +522,240 @@ async fn timeline_points_are_each_buckets_events() {
         app.stop().await;
     }
 }
+
+/// Whether the fixture event's actor is a bot: a GitHub App's login (ends
+/// in `[bot]`, any case) or one of `named` (any case).
+fn by_bot(event: &Value, named: &[String]) -> bool {
+    let login = event["actor"]["login"]
+        .as_str()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    login.ends_with("[bot]") || named.contains(&login)
+}
+
+/// `exclude_bots=true` on every metric, and `repo_name` on event-counts and
+/// the timeline, over windows that cut minutes and hours: each answer equals
+/// a count of the raw events without the bots' (GitHub Apps and the logins
+/// named at start-up) or of one repository's (asked in another case); and
+/// after a restart with another list of bot logins, the answers follow it.
+#[tokio::test]
+async fn answers_without_bots_and_for_one_repository_are_exact_in_any_window() {
+    let events = all_events();
+    let windows = windows(&events);
+    // The two busiest human actors are named as bots; the next run names
+    // another. Repositories: the three with the most events.
+    let mut actors: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut repos: std::collections::BTreeMap<String, usize> = Default::default();
+    for event in events
+        .iter()
+        .filter(|e| TRACKED.contains(&e["type"].as_str().unwrap()))
+    {
+        *repos
+            .entry(event["repo"]["name"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        if !by_bot(event, &[]) {
+            let login = event["actor"]["login"]
+                .as_str()
+                .unwrap()
+                .to_ascii_lowercase();
+            *actors.entry(login).or_default() += 1;
+        }
+    }
+    let busiest = |counts: &std::collections::BTreeMap<String, usize>, n: usize| {
+        let mut ranked: Vec<(&String, &usize)> = counts.iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        ranked
+            .into_iter()
+            .take(n)
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()
+    };
+    let named_first = busiest(&actors, 2);
+    let named_then = busiest(&actors, 3)[2..].to_vec();
+    let repos = busiest(&repos, 3);
+    let bots_in = |named: &[String]| events.iter().filter(|e| by_bot(e, named)).count();
+    assert!(
+        bots_in(&[]) > 50,
+        "the fixtures hold {} bots' events",
+        bots_in(&[])
+    );
+    for store in every_store() {
+        eprintln!("store: {}", store.name);
+        let logins = |named: &[String]| {
+            let named: Vec<ghmetrics::core::bots::BotLogin> = named
+                .iter()
+                .map(|login| login.to_uppercase().parse().unwrap())
+                .collect();
+            ghmetrics::core::bots::BotLogins::new(named).unwrap()
+        };
+        let first = logins(&named_first);
+        let app = TestApp::spawn_with(store.location.clone(), None, |config| {
+            config.bot_logins = first;
+        })
+        .await;
+        let files = FIXTURE_FILES
+            .iter()
+            .map(|name| fixture_path(name))
+            .collect();
+        import_files(&app.store, files, &[]).await;
+        for &(from, to) in windows.iter().step_by(2) {
+            let humans: Vec<Value> = events
+                .iter()
+                .filter(|e| (from..to).contains(&created_at(e)) && !by_bot(e, &named_first))
+                .cloned()
+                .collect();
+            let expected = Expected::of(&humans);
+            let window = format!("from={}&to={}", rfc3339(from), rfc3339(to));
+            let (status, counts) = app
+                .get_json(&format!("/metrics/event-counts?{window}&exclude_bots=true"))
+                .await;
+            assert_eq!(status, 200, "{counts}");
+            assert_eq!(counts, json!(expected.by_type), "{window}");
+            for (event_type, ranking) in &expected.ranked {
+                let path = format!(
+                    "/metrics/top?type={event_type}&limit=10000&{window}&exclude_bots=true"
+                );
+                assert_eq!(
+                    app.get(&path).await.text().await.unwrap(),
+                    ranked(ranking),
+                    "{path}"
+                );
+            }
+            let path = format!("/v1/metrics/pr-counts?{window}&exclude_bots=true");
+            let prs = expected
+                .ranked
+                .get("PullRequestEvent")
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                app.get(&path).await.text().await.unwrap(),
+                ranked(&prs),
+                "{path}"
+            );
+            for repo in &repos {
+                let asked = repo.to_uppercase();
+                for exclude_bots in [false, true] {
+                    let mine: Vec<&Value> = events
+                        .iter()
+                        .filter(|e| {
+                            e["repo"]["name"] == repo.as_str()
+                                && (from..to).contains(&created_at(e))
+                                && !(exclude_bots && by_bot(e, &named_first))
+                        })
+                        .collect();
+                    let expected = Expected::of(mine.iter().copied());
+                    let query = format!("{window}&repo_name={asked}&exclude_bots={exclude_bots}");
+                    let (_, counts) = app
+                        .get_json(&format!("/metrics/event-counts?{query}"))
+                        .await;
+                    assert_eq!(counts, json!(expected.by_type), "{query}");
+                    let (_, timeline) = app
+                        .get_json(&format!(
+                            "/metrics/visualization/timeline?{query}&format=json&bucket_minutes=13"
+                        ))
+                        .await;
+                    // The buckets cover whole minutes around the window.
+                    let points = timeline["points"].as_array().unwrap();
+                    let start_of = |point: &Value| {
+                        DateTime::parse_from_rfc3339(point["start"].as_str().unwrap())
+                            .unwrap()
+                            .timestamp()
+                    };
+                    let span = start_of(&points[0])
+                        ..start_of(points.last().unwrap())
+                            + timeline["bucket_minutes"].as_i64().unwrap() * 60;
+                    let expected = Expected::of(events.iter().filter(|e| {
+                        e["repo"]["name"] == repo.as_str()
+                            && span.contains(&created_at(e))
+                            && !(exclude_bots && by_bot(e, &named_first))
+                    }));
+                    let mut drawn = std::collections::BTreeMap::new();
+                    for point in points {
+                        for kind in TRACKED {
+                            *drawn.entry(kind.to_string()).or_insert(0) +=
+                                point[kind].as_u64().unwrap();
+                        }
+                    }
+                    assert_eq!(drawn, expected.by_type, "{query} timeline");
+                }
+            }
+        }
+        // PR gaps without the bots' openings, for every repository with some.
+        let humans: Vec<Value> = events
+            .iter()
+            .filter(|e| !by_bot(e, &named_first))
+            .cloned()
+            .collect();
+        let expected = Expected::of(&humans);
+        let everyone = Expected::of(&events);
+        let mut differ = 0;
+        for (repo, times) in &everyone.openings {
+            let mine = expected.openings.get(repo).map_or(0, Vec::len);
+            differ += usize::from(mine != times.len());
+            let (_, gaps) = app
+                .get_json(&format!(
+                    "/metrics/average-pr-time?repo_name={repo}&exclude_bots=true"
+                ))
+                .await;
+            assert_eq!(gaps["pr_count"], mine, "{repo}: {gaps}");
+        }
+        assert!(differ > 0, "no repository has a bot's opening");
+        // /health's share, and a restart with another list re-marks.
+        let (_, health) = app.get_json("/health").await;
+        let total = everyone.by_type.values().sum::<u64>() as f64;
+        let bots = total - expected.by_type.values().sum::<u64>() as f64;
+        assert!(
+            (health["bot_share"].as_f64().unwrap() - bots / total).abs() < 1e-9,
+            "{health}"
+        );
+        // Both charts draw without bots; a bad flag or name is a 422.
+        for path in [
+            "/metrics/visualization?exclude_bots=true&from=2015-01-01",
+            "/metrics/visualization/timeline?exclude_bots=true&from=2015-01-01&repo_name=a/b",
+        ] {
+            assert_eq!(app.get(path).await.status(), 200, "{path}");
+        }
+        for endpoint in WINDOWED {
+            let path = format!("{endpoint}exclude_bots=yes&from=2015-01-01");
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, 422, "{path}");
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("exclude_bots must be true or false")
+            );
+        }
+        for endpoint in ["/metrics/event-counts?", "/metrics/visualization/timeline?"] {
+            let path = format!("{endpoint}repo_name=a/b/c&from=2015-01-01");
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, 422, "{path}");
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("repo_name must be owner/name")
+            );
+        }
+        app.stop().await;
+        let then = logins(&named_then);
+        let app = TestApp::spawn_with(store.location.clone(), None, |config| {
+            config.bot_logins = then;
+        })
+        .await;
+        let humans: Vec<Value> = events
+            .iter()
+            .filter(|e| !by_bot(e, &named_then))
+            .cloned()
+            .collect();
+        let (_, counts) = app
+            .get_json("/metrics/event-counts?from=2008-01-01&exclude_bots=true")
+            .await;
+        assert_eq!(
+            counts,
+            json!(Expected::of(&humans).by_type),
+            "after the restart"
+        );
+        app.stop().await;
+    }
+}
