@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The dashboard in a real headless browser: import known events, serve them,
-# load `/` in Chromium, and check that the numbers, both charts, the top-repository
-# table and a repository lookup appear and match answers computed with sqlite3
-# straight from the events table; then save a screenshot. Then an absolute range
+# load `/` in Chromium, and check that the numbers, both charts, the trending and
+# top-repository tables and a repository's view appear and match answers computed
+# with sqlite3 straight from the events table; then save a screenshot. Then the
+# bots switch (one busy stargazer named a bot) on every panel, an absolute range
 # from the URL, a window holding nothing (the notice and its one-click jump to the
 # newest data), and an empty store whose polls fail (why, and how to get data).
 #
@@ -39,7 +40,11 @@ top_repo=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'PullRequest
 trending=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'WatchEvent'
     GROUP BY repo_name ORDER BY count(*) DESC, repo_name LIMIT 10" | paste -sd ' ')
 
-serve_fixture "$db" "$out/service.log"
+# One busy stargazer is named a bot, so that the bots switch changes the page.
+bot=$(sqlite3 "$db" "SELECT lower(actor_login) FROM events WHERE type = 'WatchEvent'
+    GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+human="lower(actor_login) IS NOT '$bot'"
+serve_fixture "$db" "$out/service.log" --no-poll --bot-login "$bot"
 curl -fsS "http://$address/health" >/dev/null
 
 # The fixture is from 2015: a window of 10,000,000 minutes (19 years) holds it all.
@@ -76,8 +81,42 @@ table = re.search(r"<tbody id=\"trending\">(.*?)</tbody>", open(sys.argv[1]).rea
 print(" ".join(re.findall(r"<a href=\"#\">([^<]*)</a>", table.group(1) if table else "")))' "$dom")
 check "trending lists the ten most starred in order (got '$shown_trending')" test "$shown_trending" = "$trending"
 check "the page refreshed itself" grep -q 'data-refreshed="2"' "$dom"
+# A repository's events as its view writes them: "1 WatchEvent, 2 PullRequestEvent, 0 IssuesEvent".
+repo_counts() { # repository, condition
+    for type in WatchEvent PullRequestEvent IssuesEvent; do
+        echo "$(sqlite3 "$db" "SELECT count(*) FROM events WHERE type = '$type' AND repo_name = '$1' AND $2") $type"
+    done | paste -sd ',' | sed 's/,/, /g'
+}
+shown_repo_counts() { sed -n 's/.*id="repo-counts"[^>]*>\([^<]*\)<.*/\1/p' "$dom"; }
+expected=$(repo_counts "$repo" 1)
+check "the repository's view counts its events ($expected; got '$(shown_repo_counts)')" test "$(shown_repo_counts)" = "$expected"
+for chart in repo-timeline repo-stars; do
+    check "$chart loaded" grep -q "id=\"$chart\"[^>]*data-state=\"loaded\"\|data-state=\"loaded\"[^>]*id=\"$chart\"" "$dom"
+done
 check "no error shown" bash -c "! grep -q 'class=\"error\" id=\"[a-z-]*\">[^<]' '$dom'"
 check "screenshot saved" bash -c "[ \$(stat -c %s '$out/dashboard.png') -gt 20000 ]"
+
+# The bots switch, from the URL: every panel leaves the named bot's events out.
+bot_repo=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE lower(actor_login) = '$bot' ORDER BY id LIMIT 1")
+url="http://$address/?offset_minutes=10000000&exclude_bots=true&repo=$bot_repo"
+"${browser[@]}" --dump-dom "$url" >"$out/without-bots.html" 2>>"$out/chromium.log"
+dom="$out/without-bots.html"
+check "without bots: the switch is on" grep -q 'id="exclude-bots"[^>]*checked\|checked[^>]*id="exclude-bots"' "$dom"
+for type in WatchEvent PullRequestEvent IssuesEvent; do
+    expected=$(sqlite3 "$db" "SELECT count(*) FROM events WHERE type = '$type' AND $human")
+    check "without bots: $type count shows $expected (got '$(shown_count "$type")')" test "$(shown_count "$type")" = "$expected"
+done
+trending=$(sqlite3 "$db" "SELECT repo_name FROM events WHERE type = 'WatchEvent' AND $human
+    GROUP BY repo_name ORDER BY count(*) DESC, repo_name LIMIT 10" | paste -sd ' ')
+shown_trending=$(python3 -c 'import re, sys
+table = re.search(r"<tbody id=\"trending\">(.*?)</tbody>", open(sys.argv[1]).read(), re.S)
+print(" ".join(re.findall(r"<a href=\"#\">([^<]*)</a>", table.group(1) if table else "")))' "$dom")
+check "without bots: trending leaves the bot's stars out (got '$shown_trending')" test "$shown_trending" = "$trending"
+expected=$(repo_counts "$bot_repo" "$human")
+check "without bots: $bot_repo's view leaves the bot out ($expected, not $(repo_counts "$bot_repo" 1); got '$(shown_repo_counts)')" \
+    test "$(shown_repo_counts)" = "$expected" -a "$expected" != "$(repo_counts "$bot_repo" 1)"
+check "without bots: the bot share is shown" grep -q "% by bots" "$dom"
+"${browser[@]}" --window-size=1280,1700 --screenshot="$out/without-bots.png" "$url" >>"$out/chromium.log" 2>&1
 
 # An absolute range from the URL: the middle third of the fixture's time.
 read -r first last < <(sqlite3 -separator ' ' "$db" "SELECT min(created_at), max(created_at) FROM events")

@@ -2,6 +2,7 @@
 openapi-python-client generated from its OpenAPI document (tests/contract/client.sh)."""
 
 import inspect
+import json
 import sys
 from datetime import datetime, timezone
 
@@ -50,6 +51,15 @@ for counts, pr, average in [(event_counts, pr_counts, average_pr_time),
     start, end = datetime(2021, 7, 21, 6, tzinfo=timezone.utc), datetime(2021, 7, 21, 10, tzinfo=timezone.utc)
     same(counts.sync(client=client, from_=start, to=end),
          f"{prefix}/metrics/event-counts?from=2021-07-21T06:00:00Z&to=2021-07-21T10:00:00Z")
+    # Without bots, and one repository (any case).
+    same(counts.sync(client=client, offset_minutes=minutes, exclude_bots=True),
+         f"{prefix}/metrics/event-counts?offset_minutes={minutes}&exclude_bots=true")
+    same(counts.sync(client=client, offset_minutes=minutes, repo_name=busiest.upper()),
+         f"{prefix}/metrics/event-counts?offset_minutes={minutes}&repo_name={busiest.upper()}")
+    same(pr.sync(client=client, limit=3, exclude_bots=True),
+         f"{prefix}/metrics/pr-counts?limit=3&exclude_bots=true")
+    same(average.sync(client=client, repo_name=busiest, exclude_bots=True),
+         f"{prefix}/metrics/average-pr-time?repo_name={busiest}&exclude_bots=true")
     refused = counts.sync(client=client, offset_minutes=0)
     assert isinstance(refused, ErrorBody) and "offset_minutes" in refused.detail, refused
     checked += 1
@@ -60,6 +70,9 @@ for rank, prefix, type_model in [(top, "", "TopType"), (top_v1, "/v1", "TopV1Typ
     for event_type in ["WatchEvent", "PullRequestEvent", "IssuesEvent"]:
         same(rank.sync(client=client, type_=kind(event_type), limit=5, offset_minutes=minutes),
              f"{prefix}/metrics/top?type={event_type}&limit=5&offset_minutes={minutes}")
+        same(rank.sync(client=client, type_=kind(event_type), limit=5, offset_minutes=minutes,
+                       exclude_bots=True),
+             f"{prefix}/metrics/top?type={event_type}&limit=5&offset_minutes={minutes}&exclude_bots=true")
 
 assert isinstance(health.sync(client=client), Health)
 checked += 1
@@ -83,5 +96,18 @@ for chart in [visualization, visualization_v1, visualization_timeline, visualiza
         body = chart.sync(client=client, offset_minutes=60, format_=format_type(name))
         assert isinstance(body, bytes) and body.startswith(signature), (chart.__name__, name, body[:20])
         checked += 1
+        body = chart.sync(client=client, offset_minutes=60, format_=format_type(name), exclude_bots=True)
+        assert isinstance(body, bytes) and body.startswith(signature), (chart.__name__, name, body[:20])
+        checked += 1
+# One repository's timeline as data, its running totals.
+for timeline, prefix, model in [(visualization_timeline, "", "VisualizationTimelineFormat"),
+                                (visualization_timeline_v1, "/v1", "VisualizationTimelineV1Format")]:
+    query = f"offset_minutes={minutes}&bucket_minutes=1000000&format=json&cumulative=true&repo_name={busiest}&exclude_bots=true"
+    answer = timeline.sync_detailed(client=client, offset_minutes=minutes, bucket_minutes=1_000_000,
+                                    format_=getattr(models, model)("json"), cumulative=True,
+                                    repo_name=busiest, exclude_bots=True)
+    assert answer.status_code == 200, answer
+    assert json.loads(answer.content) == raw.get(f"{prefix}/metrics/visualization/timeline?{query}").json()
+    checked += 1
 
 print(f"client_check: {checked} calls through the generated client answered as the API does")

@@ -16,10 +16,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The dashboard: event counts for a chosen window, the bar and timeline
-/// charts, the top repositories by PR events, and a repository lookup.
+/// charts, trending repositories (most stars) and the most PR events, one
+/// repository's view (its events, PR gaps, activity chart and running
+/// totals), and a switch that leaves the bots' events out of every panel.
 ///
-/// Query parameters preset the page: `offset_minutes` (the window) and
-/// `repo` (a repository to look up).
+/// Query parameters preset the page: `offset_minutes` or `from`/`to` (the
+/// window), `exclude_bots=true`, and `repo` (the repository shown).
 #[utoipa::path(
     get,
     path = "/",
