@@ -1,34 +1,42 @@
 //! The metric queries: one SQL statement per metric, each answered from an index
 //! (see `migrations/sqlite/`; the tests check `EXPLAIN QUERY PLAN`).
 
+use super::write::Counted;
 use crate::store::{EventCounts, Filter, PrGapSummary, Ranking};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::event::{EventType, PerType};
 use crate::core::time::{Buckets, MINUTES_PER_HOUR, Window, WindowParts, ceil_div};
 
-/// Events per type in a window, from its [`WindowParts`]: the raw events of
-/// the seconds at each end (`?1`..`?2`, `?13`..`?14`), the minute rollup for
-/// the minutes next to them (`?3`..`?4`, `?11`..`?12`), the hour rollup for
-/// the hours next to those (`?5`..`?6`, `?9`..`?10`) and the day rollup for
-/// the whole days (`?7`..`?8`). Each part is an index range of at most a
-/// minute of events, 59 minutes, 23 hours or the window's days, so the cost
-/// does not grow with the number of events; empty parts cost one probe.
-const EVENT_COUNTS_SQL: &str = "SELECT
-    (SELECT count(*) FROM events WHERE type_code = t.code AND created_at >= ?1 AND created_at < ?2)
-    + (SELECT count(*) FROM events WHERE type_code = t.code AND created_at >= ?13 AND created_at < ?14)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
+/// Events per type in a window that `counted` counts, from its
+/// [`WindowParts`]: the raw events of the seconds at each end (`?1`..`?2`,
+/// `?13`..`?14`), the minute rollup for the minutes next to them
+/// (`?3`..`?4`, `?11`..`?12`), the hour rollup for the hours next to those
+/// (`?5`..`?6`, `?9`..`?10`) and the day rollup for the whole days
+/// (`?7`..`?8`). Each part is an index range of at most a minute of events,
+/// 59 minutes, 23 hours or the window's days, so the cost does not grow with
+/// the number of events; empty parts cost one probe.
+fn event_counts_sql(counted: Counted) -> String {
+    let only = counted.events();
+    let [minutes, hours, days] = ["minute", "hour", "day"].map(|bucket| counted.table(bucket));
+    format!(
+        "SELECT
+    (SELECT count(*) FROM events WHERE {only}type_code = t.code AND created_at >= ?1 AND created_at < ?2)
+    + (SELECT count(*) FROM events WHERE {only}type_code = t.code AND created_at >= ?13 AND created_at < ?14)
+    + (SELECT coalesce(sum(events), 0) FROM {minutes}
        WHERE type = t.type AND minute >= ?3 AND minute < ?4)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_minute
+    + (SELECT coalesce(sum(events), 0) FROM {minutes}
        WHERE type = t.type AND minute >= ?11 AND minute < ?12)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_hour
+    + (SELECT coalesce(sum(events), 0) FROM {hours}
        WHERE type = t.type AND hour >= ?5 AND hour < ?6)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_hour
+    + (SELECT coalesce(sum(events), 0) FROM {hours}
        WHERE type = t.type AND hour >= ?9 AND hour < ?10)
-    + (SELECT coalesce(sum(events), 0) FROM event_counts_by_day
+    + (SELECT coalesce(sum(events), 0) FROM {days}
        WHERE type = t.type AND day >= ?7 AND day < ?8)
     FROM (SELECT 1 AS code, 'WatchEvent' AS type
-          UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t";
+          UNION ALL SELECT 2, 'PullRequestEvent' UNION ALL SELECT 3, 'IssuesEvent') AS t"
+    )
+}
 
 /// `?1`: repository name, `?2`..`?3`: the window, `?4`: 0 without the
 /// bots' events, 1 with them. Its PR openings in time order, read in order
@@ -49,10 +57,6 @@ const REPO_EVENTS_SQL: &str =
 /// (`created_at`, repository), from the partial index of bots' events alone.
 const BOT_EVENTS_SQL: &str =
     "SELECT created_at, repo_name FROM events INDEXED BY bot_events_by_type_time
-    WHERE bot = 1 AND type_code = ?1 AND created_at >= ?2 AND created_at < ?3";
-
-/// [`BOT_EVENTS_SQL`] counted.
-const BOT_EVENT_COUNT_SQL: &str = "SELECT count(*) FROM events INDEXED BY bot_events_by_type_time
     WHERE bot = 1 AND type_code = ?1 AND created_at >= ?2 AND created_at < ?3";
 
 /// `?4` for a filter: 0 keeps only the humans' events (`bot <= 0`).
@@ -86,13 +90,15 @@ const OLDEST_EVENT_SQL: &str = "SELECT min(oldest) FROM (
     UNION ALL SELECT (SELECT min(created_at) FROM events WHERE type_code = 2)
     UNION ALL SELECT (SELECT min(created_at) FROM events WHERE type_code = 3))";
 
-/// `?1` type, `?2`..`?3` a range of minutes: the minute rollup rows of a window.
-const TIMELINE_SQL: &str = "SELECT minute, events FROM event_counts_by_minute
-    WHERE type = ?1 AND minute >= ?2 AND minute < ?3";
-
-/// `?1` type, `?2`..`?3` a range of hours: the hour rollup rows of a window.
-const TIMELINE_HOURS_SQL: &str = "SELECT hour, events FROM event_counts_by_hour
-    WHERE type = ?1 AND hour >= ?2 AND hour < ?3";
+/// `?1` type, `?2`..`?3` a range of `bucket`s (`minute` or `hour`): the
+/// rows of a window in `counted`'s rollup of that bucket.
+fn timeline_sql(counted: Counted, bucket: &str) -> String {
+    format!(
+        "SELECT {bucket}, events FROM {}
+    WHERE type = ?1 AND {bucket} >= ?2 AND {bucket} < ?3",
+        counted.table(bucket)
+    )
+}
 
 /// Events of each tracked type with `from <= created_at < to` (epoch
 /// seconds) that `filter` keeps: one repository's from its index; all, or
@@ -111,15 +117,14 @@ pub fn event_counts(
         })?;
         return Ok(counts.into());
     }
-    let counts = rollup_event_counts(conn, from, to)?;
+    let every = rollup_event_counts(conn, from, to, Counted::Every)?;
     if !filter.exclude_bots {
-        return Ok(counts);
+        return Ok(every.into());
     }
-    let mut bots = conn.prepare_cached(BOT_EVENT_COUNT_SQL)?;
+    let bots = rollup_event_counts(conn, from, to, Counted::Bots)?;
     let mut humans = PerType::default();
-    for (event_type, all) in counts.by_type() {
-        let bot: u64 = bots.query_row(params![event_type.code(), from, to], |row| row.get(0))?;
-        humans[event_type] = all.saturating_sub(bot);
+    for event_type in EventType::ALL {
+        humans[event_type] = every[event_type].saturating_sub(bots[event_type]);
     }
     Ok(humans.into())
 }
@@ -166,12 +171,14 @@ fn for_each_bot_event(
     Ok(())
 }
 
-/// Every event of each tracked type with `from <= created_at < to`, from the rollups.
+/// The events `counted` counts of each tracked type with `from <= created_at
+/// < to`, from its rollups.
 fn rollup_event_counts(
     conn: &Connection,
     from: i64,
     to: i64,
-) -> Result<EventCounts, rusqlite::Error> {
+    counted: Counted,
+) -> Result<PerType<u64>, rusqlite::Error> {
     // No event is older than 1970 (the parser rejects it), so clamping keeps the
     // bucket arithmetic free of negative-number rounding.
     let parts = WindowParts::of(from.max(0), to.max(0));
@@ -185,21 +192,16 @@ fn rollup_event_counts(
         parts.tail_seconds,
     ];
     let bounds: Vec<i64> = ranges.iter().flat_map(|&(a, b)| [a, b]).collect();
-    let mut stmt = conn.prepare_cached(EVENT_COUNTS_SQL)?;
+    let mut stmt = conn.prepare_cached(&event_counts_sql(counted))?;
     let mut rows = stmt.query(rusqlite::params_from_iter(bounds))?;
-    let mut counts = [0u64; 3];
-    for count in &mut counts {
-        *count = rows
+    let mut counts = PerType::default();
+    for event_type in EventType::ALL {
+        counts[event_type] = rows
             .next()?
             .ok_or(rusqlite::Error::QueryReturnedNoRows)?
             .get(0)?;
     }
-    let [watch, pull_request, issues] = counts;
-    Ok(EventCounts {
-        watch,
-        pull_request,
-        issues,
-    })
+    Ok(counts)
 }
 
 /// The `created_at` (epoch seconds) of the newest stored event; `None` when empty.
@@ -237,32 +239,33 @@ pub fn timeline(
         )?;
         return Ok(counts);
     }
-    let mut counts = rollup_timeline(conn, buckets.first_minute, buckets.minutes, buckets.count)?;
+    let mut counts = rollup_timeline(conn, buckets, Counted::Every)?;
     if filter.exclude_bots {
-        for event_type in EventType::ALL {
-            for_each_bot_event(conn, event_type, buckets.window(), |at, _| {
-                if let Some(i) = buckets.index_of(at) {
-                    counts[i][event_type] = counts[i][event_type].saturating_sub(1);
-                }
-                true
-            })?;
+        let bots = rollup_timeline(conn, buckets, Counted::Bots)?;
+        for (all, bots) in counts.iter_mut().zip(bots) {
+            for event_type in EventType::ALL {
+                all[event_type] = all[event_type].saturating_sub(bots[event_type]);
+            }
         }
     }
     Ok(counts)
 }
 
-/// Every event per type in `buckets` consecutive buckets of
-/// `bucket_minutes`, the first starting at minute `first_minute` (minutes
-/// since the epoch). Hours that lie wholly inside one bucket are read from
-/// the hour rollup, every other minute from the minute rollup, so a 30-day
-/// window of hour-sized or larger buckets reads about 720 hour rows and a few
-/// thousand minute rows per type instead of 43,200 minute rows.
+/// The events `counted` counts per type in each of `buckets`, from its
+/// rollups. Hours that lie wholly inside one bucket are read from the hour
+/// rollup, every other minute from the minute rollup, so a 30-day window of
+/// hour-sized or larger buckets reads about 720 hour rows and a few thousand
+/// minute rows per type instead of 43,200 minute rows.
 fn rollup_timeline(
     conn: &Connection,
-    first_minute: i64,
-    bucket_minutes: i64,
-    buckets: usize,
+    buckets: Buckets,
+    counted: Counted,
 ) -> Result<Vec<PerType<u64>>, rusqlite::Error> {
+    let Buckets {
+        first_minute,
+        minutes: bucket_minutes,
+        count: buckets,
+    } = buckets;
     let mut counts = vec![PerType::default(); buckets];
     let end = first_minute + bucket_minutes * buckets as i64;
     let bucket_of = |minute: i64| ((minute - first_minute) / bucket_minutes) as usize;
@@ -302,8 +305,8 @@ fn rollup_timeline(
     } else {
         minute_ranges.push((first_minute, end));
     }
-    let mut minutes = conn.prepare_cached(TIMELINE_SQL)?;
-    let mut hours = conn.prepare_cached(TIMELINE_HOURS_SQL)?;
+    let mut minutes = conn.prepare_cached(&timeline_sql(counted, "minute"))?;
+    let mut hours = conn.prepare_cached(&timeline_sql(counted, "hour"))?;
     for event_type in EventType::ALL {
         for &(from, to) in minute_ranges.iter().filter(|(from, to)| from < to) {
             let mut rows = minutes.query(params![event_type.as_str(), from, to])?;
@@ -629,7 +632,15 @@ mod tests {
             event_type,
             created_at: at,
             repo_name: repo.to_owned(),
-            actor_login: Some("someone".to_owned()),
+            // Every third event a bot's: the bots' rollups are checked too.
+            actor_login: Some(
+                if id % 3 == 0 {
+                    "renovate[bot]"
+                } else {
+                    "someone"
+                }
+                .to_owned(),
+            ),
             action: action.map(str::to_owned),
             number: Some(id),
         }
@@ -853,7 +864,12 @@ mod tests {
             (base / 60 + 6 * 60 - 100 * 525_600 + 7, 876_013, 60),
             (base / 60 + 6 * 60 - 100 * 525_600, 525_600, 100),
         ] {
-            let got = rollup_timeline(&conn, first_minute, bucket_minutes, buckets).unwrap();
+            let span = Buckets {
+                first_minute,
+                minutes: bucket_minutes,
+                count: buckets,
+            };
+            let got = rollup_timeline(&conn, span, Counted::Every).unwrap();
             let mut expected = vec![PerType::default(); buckets];
             for e in &events {
                 let offset = e.created_at / 60 - first_minute;
@@ -1058,6 +1074,50 @@ mod tests {
         }
     }
 
+    /// A changed list of bot logins re-marks the stored events and recounts
+    /// the bots' rollups: answers without bots follow the list.
+    #[test]
+    fn changing_the_bot_logins_re_marks_and_recounts() {
+        use crate::core::bots::BotLogins;
+        let events: Vec<Event> = (1..=600)
+            .map(|id| {
+                let mut e = event(id, EventType::ALL[id as usize % 3], "a/b", None, id * 97);
+                e.actor_login =
+                    Some(["Alice", "bob", "carol[bot]"][id as usize % 5 % 3].to_owned());
+                e
+            })
+            .collect();
+        let db = db_with(&events);
+        let mut conn = db.get().unwrap();
+        let humans = Filter {
+            repo_name: None,
+            exclude_bots: true,
+        };
+        for (named, expected_remarked) in [(&["alice"][..], 240), (&["bob"], 480), (&[], 240)] {
+            let bots = BotLogins::new(named.iter().map(|l| l.parse().unwrap())).unwrap();
+            let remarked = crate::store::sqlite::write::use_bot_logins(&mut conn, &bots).unwrap();
+            assert_eq!(remarked, expected_remarked, "{named:?}");
+            assert_eq!(
+                crate::store::sqlite::rollup_disagreement(&conn).unwrap(),
+                None
+            );
+            let mut expected = PerType::default();
+            for e in events
+                .iter()
+                .filter(|e| !bots.is_bot(e.actor_login.as_ref().unwrap()))
+            {
+                expected[e.event_type] += 1;
+            }
+            let counts = event_counts(&conn, 0, END_OF_TIME, &humans).unwrap();
+            assert_eq!(counts, expected.into(), "{named:?}");
+            // Unchanged: nothing to do.
+            assert_eq!(
+                crate::store::sqlite::write::use_bot_logins(&mut conn, &bots).unwrap(),
+                0
+            );
+        }
+    }
+
     #[test]
     fn duplicate_ids_are_stored_once() {
         let first = event(1, EventType::Watch, "a/b", Some("started"), 10);
@@ -1112,21 +1172,28 @@ mod tests {
             "event_counts_by_minute",
             "event_counts_by_hour",
             "event_counts_by_day",
+            "bot_counts_by_minute",
+            "bot_counts_by_hour",
+            "bot_counts_by_day",
             "pr_counts",
         ];
-        for sql in [
-            EVENT_COUNTS_SQL,
+        let mut statements: Vec<String> = [
             PR_OPENINGS_SQL,
             PR_GAPS_WINDOW_SQL,
             PR_COUNTS_SQL,
             NEWEST_EVENT_SQL,
-            TIMELINE_SQL,
-            TIMELINE_HOURS_SQL,
             REPO_EVENTS_SQL,
             BOT_EVENTS_SQL,
-            BOT_EVENT_COUNT_SQL,
             crate::store::sqlite::write::OLDEST_EVENTS_SQL,
-        ] {
+        ]
+        .map(str::to_owned)
+        .into();
+        for counted in [Counted::Every, Counted::Bots] {
+            statements.push(event_counts_sql(counted));
+            statements.push(timeline_sql(counted, "minute"));
+            statements.push(timeline_sql(counted, "hour"));
+        }
+        for sql in statements {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let zeros = vec![0; stmt.parameter_count()];
             let plan: Vec<String> = stmt

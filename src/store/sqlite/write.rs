@@ -13,18 +13,50 @@ use crate::core::bots::BotLogins;
 use crate::core::event::{Event, EventType};
 use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
-/// The time-bucket rollup tables: table, bucket column, seconds per bucket.
-const TIME_ROLLUPS: [(&str, &str, i64); 3] = [
-    ("event_counts_by_minute", "minute", SECONDS_PER_MINUTE),
-    ("event_counts_by_hour", "hour", SECONDS_PER_HOUR),
-    ("event_counts_by_day", "day", SECONDS_PER_DAY),
+/// The time-bucket rollups: bucket column, seconds per bucket. Each is a
+/// table of every event's (`event_counts_by_<bucket>`) and one of the bots'
+/// (`bot_counts_by_<bucket>`), see [`Counted`].
+const TIME_ROLLUPS: [(&str, i64); 3] = [
+    ("minute", SECONDS_PER_MINUTE),
+    ("hour", SECONDS_PER_HOUR),
+    ("day", SECONDS_PER_DAY),
 ];
+
+/// Which events a family of time rollups counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    Every,
+    Bots,
+}
+
+impl Counted {
+    /// The family's table of `bucket` (`minute`, `hour`, `day`).
+    pub fn table(self, bucket: &str) -> String {
+        match self {
+            Counted::Every => format!("event_counts_by_{bucket}"),
+            Counted::Bots => format!("bot_counts_by_{bucket}"),
+        }
+    }
+
+    /// The condition (ending in `AND`) on `events` rows the family counts;
+    /// with `bot = 1` first, a range of the bots' own index.
+    pub fn events(self) -> &'static str {
+        match self {
+            Counted::Every => "",
+            Counted::Bots => "bot = 1 AND ",
+        }
+    }
+}
+
+/// Time-rollup increments: per [`TIME_ROLLUPS`] bucket, (type, bucket) -> events.
+type TimeDeltas = [HashMap<(EventType, i64), u64>; 3];
 
 /// Rollup increments for the rows one batch really inserted.
 #[derive(Default)]
 struct RollupDeltas {
-    /// Per [`TIME_ROLLUPS`] table: (type, bucket) -> events.
-    by_time: [HashMap<(EventType, i64), u64>; 3],
+    by_time: TimeDeltas,
+    /// The same for the bots' events alone.
+    bots_by_time: TimeDeltas,
     pr_counts: HashMap<String, u64>,
     /// Events per origin code.
     by_origin: [u64; 4],
@@ -34,7 +66,7 @@ struct RollupDeltas {
 }
 
 impl RollupDeltas {
-    fn add(&mut self, event: &Event, origin: u8, archives: u32) {
+    fn add(&mut self, event: &Event, origin: u8, archives: u32, bot: bool) {
         self.by_origin[usize::from(origin)] += 1;
         self.move_mask(
             event.created_at,
@@ -44,10 +76,17 @@ impl RollupDeltas {
             Some(archives),
         );
         // created_at is never negative (the parser rejects it), so `/` floors.
-        for (deltas, (_, _, seconds)) in self.by_time.iter_mut().zip(TIME_ROLLUPS) {
-            *deltas
-                .entry((event.event_type, event.created_at / seconds))
-                .or_default() += 1;
+        let families = if bot {
+            [Some(&mut self.by_time), Some(&mut self.bots_by_time)]
+        } else {
+            [Some(&mut self.by_time), None]
+        };
+        for family in families.into_iter().flatten() {
+            for (deltas, (_, seconds)) in family.iter_mut().zip(TIME_ROLLUPS) {
+                *deltas
+                    .entry((event.event_type, event.created_at / seconds))
+                    .or_default() += 1;
+            }
         }
         if event.event_type == EventType::PullRequest {
             *self.pr_counts.entry(event.repo_name.clone()).or_default() += 1;
@@ -98,17 +137,37 @@ impl RollupDeltas {
         Ok(())
     }
 
-    fn apply(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
-        self.apply_hour_sources(conn, 1)?;
-        for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
-            let mut add = conn.prepare_cached(&format!(
-                "INSERT INTO {table} (type, {column}, events) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (type, {column}) DO UPDATE SET events = events + excluded.events"
-            ))?;
-            for ((event_type, bucket), n) in deltas {
-                add.execute(params![event_type.as_str(), bucket, n])?;
+    /// Adds (`sign` 1) or takes away (-1) the time-rollup deltas of both
+    /// families; buckets that reach zero are removed.
+    fn apply_time(&self, conn: &Connection, sign: i64) -> Result<(), rusqlite::Error> {
+        let families = [
+            (&self.by_time, Counted::Every),
+            (&self.bots_by_time, Counted::Bots),
+        ];
+        for (family, counted) in families {
+            for (deltas, (column, _)) in family.iter().zip(TIME_ROLLUPS) {
+                let table = counted.table(column);
+                let mut add = conn.prepare_cached(&format!(
+                    "INSERT INTO {table} (type, {column}, events) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (type, {column}) DO UPDATE SET events = events + excluded.events"
+                ))?;
+                let mut remove_empty = conn.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE type = ?1 AND {column} = ?2 AND events <= 0"
+                ))?;
+                for ((event_type, bucket), &n) in deltas {
+                    add.execute(params![event_type.as_str(), bucket, sign * n as i64])?;
+                    if sign < 0 {
+                        remove_empty.execute(params![event_type.as_str(), bucket])?;
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    fn apply(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        self.apply_hour_sources(conn, 1)?;
+        self.apply_time(conn, 1)?;
         let mut prs = conn.prepare_cached(
             "INSERT INTO pr_counts (repo_name, events) VALUES (?1, ?2)
              ON CONFLICT (repo_name) DO UPDATE SET events = events + excluded.events",
@@ -131,18 +190,7 @@ impl RollupDeltas {
     /// reach zero are removed.
     fn subtract(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
         self.apply_hour_sources(conn, -1)?;
-        for (deltas, (table, column, _)) in self.by_time.iter().zip(TIME_ROLLUPS) {
-            let mut decrement = conn.prepare_cached(&format!(
-                "UPDATE {table} SET events = events - ?3 WHERE type = ?1 AND {column} = ?2"
-            ))?;
-            let mut remove_empty = conn.prepare_cached(&format!(
-                "DELETE FROM {table} WHERE type = ?1 AND {column} = ?2 AND events <= 0"
-            ))?;
-            for ((event_type, bucket), n) in deltas {
-                decrement.execute(params![event_type.as_str(), bucket, n])?;
-                remove_empty.execute(params![event_type.as_str(), bucket])?;
-            }
-        }
+        self.apply_time(conn, -1)?;
         let mut prs =
             conn.prepare_cached("UPDATE pr_counts SET events = events - ?2 WHERE repo_name = ?1")?;
         let mut prs_empty =
@@ -187,7 +235,7 @@ pub fn insert_events(
         let mut insert = tx.prepare_cached(
             &format!("INSERT INTO events (id, type_code, created_at, repo_name, actor_login, action, number, origin, archives, bot)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, {IS_BOT_SQL})
-             ON CONFLICT (id) DO NOTHING"),
+             ON CONFLICT (id) DO NOTHING RETURNING bot"),
         )?;
         let mut mark = tx.prepare_cached(
             "UPDATE events SET archives = archives | ?2 WHERE id = ?1 AND archives & ?2 = 0
@@ -196,20 +244,25 @@ pub fn insert_events(
         let mut is_settled = tx.prepare_cached("SELECT 1 FROM settled_hours WHERE hour = ?1")?;
         let mut settled: HashMap<i64, bool> = HashMap::new();
         for event in events {
-            let changed = insert.execute(params![
-                event.id,
-                event.event_type.code(),
-                event.created_at,
-                event.repo_name,
-                event.actor_login,
-                event.action,
-                event.number,
-                origin.code(),
-                bit,
-            ])?;
-            if changed == 1 {
+            let inserted = insert
+                .query_row(
+                    params![
+                        event.id,
+                        event.event_type.code(),
+                        event.created_at,
+                        event.repo_name,
+                        event.actor_login,
+                        event.action,
+                        event.number,
+                        origin.code(),
+                        bit,
+                    ],
+                    |row| row.get::<_, bool>(0),
+                )
+                .optional()?;
+            if let Some(bot) = inserted {
                 stats.inserted_by_type[event.event_type] += 1;
-                rollups.add(event, origin.code(), bit);
+                rollups.add(event, origin.code(), bit, bot);
                 let hour = event.created_at / SECONDS_PER_HOUR;
                 let settled = match settled.get(&hour) {
                     Some(&settled) => settled,
@@ -268,7 +321,7 @@ pub fn insert_events(
 
 /// `?1` type code, `?2` cutoff, `?3` limit: the oldest events of a type.
 pub(super) const OLDEST_EVENTS_SQL: &str =
-    "SELECT id, created_at, repo_name, action, origin, archives FROM events
+    "SELECT id, created_at, repo_name, action, origin, archives, bot FROM events
     WHERE type_code = ?1 AND created_at < ?2
     ORDER BY created_at LIMIT ?3";
 
@@ -303,7 +356,8 @@ pub fn delete_events_before(
                         action: row.get(3)?,
                         number: None,
                     };
-                    Ok((event, row.get::<_, u8>(4)?, row.get::<_, u32>(5)?))
+                    let (origin, archives, bot) = (row.get(4)?, row.get(5)?, row.get(6)?);
+                    Ok((event, origin, archives, bot))
                 })?;
             for event in rows {
                 doomed.push(event?);
@@ -315,8 +369,8 @@ pub fn delete_events_before(
         }
     }
     let mut rollups = RollupDeltas::default();
-    for (event, origin, archives) in &doomed {
-        rollups.add(event, *origin, *archives);
+    for (event, origin, archives, bot) in &doomed {
+        rollups.add(event, *origin, *archives, *bot);
     }
     rollups.subtract(&tx)?;
     // The hours retention has begun to forget are no longer whole: no
@@ -409,6 +463,19 @@ pub fn use_bot_logins(conn: &mut Connection, bots: &BotLogins) -> Result<u64, ru
         }
     }
     tx.execute("DROP TABLE temp.changed_logins", [])?;
+    // The bots' rollups, counted again from their index.
+    for (column, seconds) in TIME_ROLLUPS {
+        let table = Counted::Bots.table(column);
+        tx.execute(&format!("DELETE FROM {table}"), [])?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} (type, {column}, events)
+                 SELECT type, created_at / {seconds}, count(*) FROM events INDEXED BY bot_events_by_type_time
+                 WHERE bot = 1 GROUP BY type_code, created_at / {seconds}"
+            ),
+            [],
+        )?;
+    }
     tx.commit()?;
     Ok(remarked)
 }
@@ -634,22 +701,22 @@ pub fn events_by_origin(conn: &Connection) -> Result<[u64; 4], rusqlite::Error> 
 /// Checks that the rollup tables agree with `events`, returning the first
 /// disagreement. The tests run it after imports, polls and duplicate inserts.
 pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite::Error> {
-    let checks = [
-        (
-            "event_counts_by_minute",
-            "SELECT type, created_at / 60 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
-            "SELECT type, minute AS bucket, events AS n FROM event_counts_by_minute",
-        ),
-        (
-            "event_counts_by_hour",
-            "SELECT type, created_at / 3600 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
-            "SELECT type, hour AS bucket, events AS n FROM event_counts_by_hour",
-        ),
-        (
-            "event_counts_by_day",
-            "SELECT type, created_at / 86400 AS bucket, count(*) AS n FROM events GROUP BY 1, 2",
-            "SELECT type, day AS bucket, events AS n FROM event_counts_by_day",
-        ),
+    let mut checks: Vec<(String, String, String)> = Vec::new();
+    for counted in [Counted::Every, Counted::Bots] {
+        let only = match counted {
+            Counted::Every => "",
+            Counted::Bots => "WHERE bot = 1",
+        };
+        for (column, seconds) in TIME_ROLLUPS {
+            let table = counted.table(column);
+            checks.push((
+                table.clone(),
+                format!("SELECT type, created_at / {seconds} AS bucket, count(*) AS n FROM events {only} GROUP BY 1, 2"),
+                format!("SELECT type, {column} AS bucket, events AS n FROM {table}"),
+            ));
+        }
+    }
+    let others = [
         (
             "event_counts_by_origin",
             "SELECT 'origin', origin, count(*) FROM events GROUP BY 2",
@@ -661,6 +728,11 @@ pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite
             "SELECT 'PullRequestEvent', repo_name, events FROM pr_counts",
         ),
     ];
+    checks.extend(
+        others
+            .into_iter()
+            .map(|(table, truth, rollup)| (table.to_owned(), truth.to_owned(), rollup.to_owned())),
+    );
     for (table, truth, rollup) in checks {
         let sql = format!(
             "SELECT count(*) FROM (SELECT * FROM ({truth} EXCEPT {rollup}) UNION ALL SELECT * FROM ({rollup} EXCEPT {truth}))"
