@@ -101,8 +101,8 @@ fn timeline_sql(counted: Counted, bucket: &str) -> String {
 }
 
 /// Events of each tracked type with `from <= created_at < to` (epoch
-/// seconds) that `filter` keeps: one repository's from its index; all, or
-/// all but the bots', from the rollups (less the bots' events, from theirs).
+/// seconds) that `filter` keeps: one repository's from its index; every
+/// event's, or the humans', from their rollups.
 pub fn event_counts(
     conn: &Connection,
     from: i64,
@@ -117,16 +117,11 @@ pub fn event_counts(
         })?;
         return Ok(counts.into());
     }
-    let every = rollup_event_counts(conn, from, to, Counted::Every)?;
-    if !filter.exclude_bots {
-        return Ok(every.into());
-    }
-    let bots = rollup_event_counts(conn, from, to, Counted::Bots)?;
-    let mut humans = PerType::default();
-    for event_type in EventType::ALL {
-        humans[event_type] = every[event_type].saturating_sub(bots[event_type]);
-    }
-    Ok(humans.into())
+    let counted = match filter.exclude_bots {
+        true => Counted::Humans,
+        false => Counted::Every,
+    };
+    Ok(rollup_event_counts(conn, from, to, counted)?.into())
 }
 
 /// Hands `visit` the `created_at` and type of each event of `repo` (any
@@ -217,8 +212,8 @@ pub fn oldest_event_at(conn: &Connection) -> Result<Option<i64>, rusqlite::Error
 }
 
 /// Events per type in each of `buckets` that `filter` keeps: one
-/// repository's from its index; all, or all but the bots', from the rollups
-/// (less the bots' events, from theirs).
+/// repository's from its index; every event's, or the humans', from their
+/// rollups.
 pub fn timeline(
     conn: &Connection,
     buckets: Buckets,
@@ -239,16 +234,11 @@ pub fn timeline(
         )?;
         return Ok(counts);
     }
-    let mut counts = rollup_timeline(conn, buckets, Counted::Every)?;
-    if filter.exclude_bots {
-        let bots = rollup_timeline(conn, buckets, Counted::Bots)?;
-        for (all, bots) in counts.iter_mut().zip(bots) {
-            for event_type in EventType::ALL {
-                all[event_type] = all[event_type].saturating_sub(bots[event_type]);
-            }
-        }
-    }
-    Ok(counts)
+    let counted = match filter.exclude_bots {
+        true => Counted::Humans,
+        false => Counted::Every,
+    };
+    rollup_timeline(conn, buckets, counted)
 }
 
 /// The events `counted` counts per type in each of `buckets`, from its
@@ -1172,9 +1162,9 @@ mod tests {
             "event_counts_by_minute",
             "event_counts_by_hour",
             "event_counts_by_day",
-            "bot_counts_by_minute",
-            "bot_counts_by_hour",
-            "bot_counts_by_day",
+            "human_counts_by_minute",
+            "human_counts_by_hour",
+            "human_counts_by_day",
             "pr_counts",
         ];
         let mut statements: Vec<String> = [
@@ -1188,7 +1178,7 @@ mod tests {
         ]
         .map(str::to_owned)
         .into();
-        for counted in [Counted::Every, Counted::Bots] {
+        for counted in [Counted::Every, Counted::Humans] {
             statements.push(event_counts_sql(counted));
             statements.push(timeline_sql(counted, "minute"));
             statements.push(timeline_sql(counted, "hour"));

@@ -14,8 +14,8 @@ use crate::core::event::{Event, EventType};
 use crate::core::time::{SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_MINUTE};
 
 /// The time-bucket rollups: bucket column, seconds per bucket. Each is a
-/// table of every event's (`event_counts_by_<bucket>`) and one of the bots'
-/// (`bot_counts_by_<bucket>`), see [`Counted`].
+/// table of every event's (`event_counts_by_<bucket>`) and one of the
+/// humans' alone (`human_counts_by_<bucket>`), see [`Counted`].
 const TIME_ROLLUPS: [(&str, i64); 3] = [
     ("minute", SECONDS_PER_MINUTE),
     ("hour", SECONDS_PER_HOUR),
@@ -26,7 +26,8 @@ const TIME_ROLLUPS: [(&str, i64); 3] = [
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
     Every,
-    Bots,
+    /// The events of actors that are not bots (`bot = 0`).
+    Humans,
 }
 
 impl Counted {
@@ -34,16 +35,15 @@ impl Counted {
     pub fn table(self, bucket: &str) -> String {
         match self {
             Counted::Every => format!("event_counts_by_{bucket}"),
-            Counted::Bots => format!("bot_counts_by_{bucket}"),
+            Counted::Humans => format!("human_counts_by_{bucket}"),
         }
     }
 
-    /// The condition (ending in `AND`) on `events` rows the family counts;
-    /// with `bot = 1` first, a range of the bots' own index.
+    /// The condition (ending in `AND`) on `events` rows the family counts.
     pub fn events(self) -> &'static str {
         match self {
             Counted::Every => "",
-            Counted::Bots => "bot = 1 AND ",
+            Counted::Humans => "bot = 0 AND ",
         }
     }
 }
@@ -55,8 +55,8 @@ type TimeDeltas = [HashMap<(EventType, i64), u64>; 3];
 #[derive(Default)]
 struct RollupDeltas {
     by_time: TimeDeltas,
-    /// The same for the bots' events alone.
-    bots_by_time: TimeDeltas,
+    /// The same for the humans' events alone.
+    humans_by_time: TimeDeltas,
     pr_counts: HashMap<String, u64>,
     /// Events per origin code.
     by_origin: [u64; 4],
@@ -77,9 +77,9 @@ impl RollupDeltas {
         );
         // created_at is never negative (the parser rejects it), so `/` floors.
         let families = if bot {
-            [Some(&mut self.by_time), Some(&mut self.bots_by_time)]
-        } else {
             [Some(&mut self.by_time), None]
+        } else {
+            [Some(&mut self.by_time), Some(&mut self.humans_by_time)]
         };
         for family in families.into_iter().flatten() {
             for (deltas, (_, seconds)) in family.iter_mut().zip(TIME_ROLLUPS) {
@@ -142,7 +142,7 @@ impl RollupDeltas {
     fn apply_time(&self, conn: &Connection, sign: i64) -> Result<(), rusqlite::Error> {
         let families = [
             (&self.by_time, Counted::Every),
-            (&self.bots_by_time, Counted::Bots),
+            (&self.humans_by_time, Counted::Humans),
         ];
         for (family, counted) in families {
             for (deltas, (column, _)) in family.iter().zip(TIME_ROLLUPS) {
@@ -463,15 +463,21 @@ pub fn use_bot_logins(conn: &mut Connection, bots: &BotLogins) -> Result<u64, ru
         }
     }
     tx.execute("DROP TABLE temp.changed_logins", [])?;
-    // The bots' rollups, counted again from their index.
+    // The humans' rollups: every event's less the bots' (from their index).
     for (column, seconds) in TIME_ROLLUPS {
-        let table = Counted::Bots.table(column);
-        tx.execute(&format!("DELETE FROM {table}"), [])?;
+        let humans = Counted::Humans.table(column);
+        let every = Counted::Every.table(column);
+        tx.execute(&format!("DELETE FROM {humans}"), [])?;
         tx.execute(
             &format!(
-                "INSERT INTO {table} (type, {column}, events)
-                 SELECT type, created_at / {seconds}, count(*) FROM events INDEXED BY bot_events_by_type_time
-                 WHERE bot = 1 GROUP BY type_code, created_at / {seconds}"
+                "INSERT INTO {humans} (type, {column}, events)
+                 SELECT e.type, e.{column}, e.events - coalesce(b.events, 0) FROM {every} AS e
+                 LEFT JOIN (
+                     SELECT type, created_at / {seconds} AS {column}, count(*) AS events
+                     FROM events INDEXED BY bot_events_by_type_time
+                     WHERE bot = 1 GROUP BY type_code, created_at / {seconds}
+                 ) AS b USING (type, {column})
+                 WHERE e.events - coalesce(b.events, 0) > 0"
             ),
             [],
         )?;
@@ -702,10 +708,10 @@ pub fn events_by_origin(conn: &Connection) -> Result<[u64; 4], rusqlite::Error> 
 /// disagreement. The tests run it after imports, polls and duplicate inserts.
 pub fn rollup_disagreement(conn: &Connection) -> Result<Option<String>, rusqlite::Error> {
     let mut checks: Vec<(String, String, String)> = Vec::new();
-    for counted in [Counted::Every, Counted::Bots] {
+    for counted in [Counted::Every, Counted::Humans] {
         let only = match counted {
             Counted::Every => "",
-            Counted::Bots => "WHERE bot = 1",
+            Counted::Humans => "WHERE bot = 0",
         };
         for (column, seconds) in TIME_ROLLUPS {
             let table = counted.table(column);
