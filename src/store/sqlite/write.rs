@@ -463,24 +463,27 @@ pub fn use_bot_logins(conn: &mut Connection, bots: &BotLogins) -> Result<u64, ru
         }
     }
     tx.execute("DROP TABLE temp.changed_logins", [])?;
-    // The humans' rollups: every event's less the bots' (from their index).
+    // The humans' rollups: every event's less the bots' (from their index,
+    // into a keyed table so that the join is one lookup per bucket).
     for (column, seconds) in TIME_ROLLUPS {
         let humans = Counted::Humans.table(column);
         let every = Counted::Every.table(column);
-        tx.execute(&format!("DELETE FROM {humans}"), [])?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {humans} (type, {column}, events)
+        tx.execute_batch(&format!(
+            "DELETE FROM {humans};
+             CREATE TEMP TABLE bot_buckets (
+                 type TEXT NOT NULL, bucket INTEGER NOT NULL, events INTEGER NOT NULL,
+                 PRIMARY KEY (type, bucket)
+             ) WITHOUT ROWID;
+             INSERT INTO bot_buckets (type, bucket, events)
+                 SELECT type, created_at / {seconds}, count(*)
+                 FROM events INDEXED BY bot_events_by_type_time
+                 WHERE bot = 1 GROUP BY type_code, created_at / {seconds};
+             INSERT INTO {humans} (type, {column}, events)
                  SELECT e.type, e.{column}, e.events - coalesce(b.events, 0) FROM {every} AS e
-                 LEFT JOIN (
-                     SELECT type, created_at / {seconds} AS {column}, count(*) AS events
-                     FROM events INDEXED BY bot_events_by_type_time
-                     WHERE bot = 1 GROUP BY type_code, created_at / {seconds}
-                 ) AS b USING (type, {column})
-                 WHERE e.events - coalesce(b.events, 0) > 0"
-            ),
-            [],
-        )?;
+                 LEFT JOIN bot_buckets AS b ON b.type = e.type AND b.bucket = e.{column}
+                 WHERE e.events - coalesce(b.events, 0) > 0;
+             DROP TABLE bot_buckets;"
+        ))?;
     }
     tx.commit()?;
     Ok(remarked)
