@@ -2,8 +2,8 @@
 //! file, or ClickHouse) and answers metrics about them over HTTP. Rooms by
 //! job, arrows pointing down only:
 //!
-//! - [`core`]: the tracked event and its parser, time buckets, TLS: what
-//!   every room shares; it imports nothing else of the crate.
+//! - [`core`]: the tracked event and its parser, who is a bot, time
+//!   buckets, TLS: what every room shares; it imports nothing else of the crate.
 //! - [`store`]: the storage interface and its two stores, SQLite and
 //!   ClickHouse; it imports nothing from [`ingest`] or [`http`].
 //! - [`ingest`]: what brings events in (GitHub's feeds, imports, GH Archive

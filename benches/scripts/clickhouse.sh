@@ -7,7 +7,7 @@
 #     `clickhouse-client --query "INSERT ... FORMAT JSONEachRow"`); peak RSS.
 #  2. metrics at scale: EVENTS (default 100 M) generated inside ClickHouse with
 #     INSERT ... SELECT FROM numbers() (the generator's type/action mix and
-#     repository skew), on one server and on a two-shard cluster; then each
+#     repository skew; one actor in ten a bot), on one server and on a two-shard cluster; then each
 #     metric over HTTP, each request with parameters not asked before (so the
 #     answer cache cannot serve it): p50 and p90; pr-counts again once the writer
 #     (`serve` with polling) has merged the bulk load's rollup parts.
@@ -15,6 +15,8 @@
 #   benches/scripts/clickhouse.sh            # EVENTS=100000000 IMPORT_EVENTS=250000 SAMPLES=40
 #   EVENTS=0 benches/scripts/clickhouse.sh   # the imports only
 #   IMPORTS=0 benches/scripts/clickhouse.sh  # the metrics only
+#   IMPORTS=0 FILTERS=1 benches/scripts/clickhouse.sh
+#                                            # each metric with and without bots instead (filters.sh)
 #   OLD_BIN=/path/to/older/ghmetrics EVENTS=0 benches/scripts/clickhouse.sh
 #                                            # each ghmetrics import also with that build, alternating
 #
@@ -171,7 +173,8 @@ generate() { # port, database, events table, openings table, filter
     q "$1" "INSERT INTO $2.$3 (id, type, created_at, repo_name, actor_login, action, number)
     SELECT id, CAST(tupleElement(kind, 1) AS Enum8('WatchEvent' = 1, 'PullRequestEvent' = 2, 'IssuesEvent' = 3)),
            toDateTime($start + intDiv(number * $span, $events)), concat('org', toString(rank % 9973), '/repo', toString(rank)),
-           concat('user', toString(1 + intHash64(number * 13) % 1000000)), tupleElement(kind, 2), toInt64(1 + intHash64(number * 17) % 99999)
+           concat('user', toString(1 + intHash64(number * 13) % 1000000), if(number % 10 = 0, '[bot]', '')),
+           tupleElement(kind, 2), toInt64(1 + intHash64(number * 17) % 99999)
     FROM (SELECT number, 10000000000 + number AS id,
                  if(intHash64(number * 3) % 2 = 0,
                     greatest(1, least(1000000, toUInt64(pow(1000000, (intHash64(number * 7) % 1000000) / 1000000)))),
@@ -223,6 +226,14 @@ for layout in single cluster; do
     "$bin" serve --no-poll --listen "$listen" "${store[@]}" >"$work/serve-$layout.log" 2>&1 &
     pids+=($!)
     until curl -sf "http://$listen/health" >/dev/null; do sleep 0.2; done
+    if [ -n "${FILTERS:-}" ]; then
+        echo "== with and without bots, $layout"
+        for days in 1 30; do
+            SERVE_URL="http://$listen" FIRST=$start LAST=$((start + span)) REPO=${largest%%$'\n'*} \
+                DAYS=$days ROUNDS=$samples benches/scripts/filters.sh
+        done
+        continue
+    fi
     echo "== metrics over HTTP, $layout ($samples requests each, none answered from the cache)"
     # shellcheck disable=SC2086 # one argument per repository
     python3 benches/scripts/latency.py "http://$listen" "$samples" "$start" "$((start + span))" $largest

@@ -6,20 +6,27 @@
 # the ratio of the p50 without bots to the p50 with them.
 #
 #   benches/scripts/filters.sh DB [BIN]   # e.g. /tmp/10m.db from examples/generate_events
+#   SERVE_URL=http://HOST:PORT FIRST=T LAST=T REPO=R benches/scripts/filters.sh
+#                                         # a service already running (ClickHouse: clickhouse.sh)
 #
 # DAYS (default 1) is the window's width; REPO (default: the busiest) the repository.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 1 ] || { sed -n 2,10p "$0"; exit 2; }
-db=$1
-bin=${2:-target/release/ghmetrics}
 rounds=${ROUNDS:-15}
 days=${DAYS:-1}
-export RUST_LOG=warn,ghmetrics::app=info
-. tests/serve.sh
-serve_fixture "$db" "${TMPDIR:-/tmp}/filters.log"
-read -r first last < <(sqlite3 -readonly -separator ' ' "$db" "SELECT min(created_at), max(created_at) FROM events")
-repo=${REPO:-$(sqlite3 -readonly "$db" "SELECT repo_name FROM pr_counts ORDER BY events DESC LIMIT 1")}
+if [ -n "${SERVE_URL:-}" ]; then
+    address=${SERVE_URL#http://}
+    first=$FIRST last=$LAST repo=$REPO
+else
+    [ $# -ge 1 ] || { sed -n 2,12p "$0"; exit 2; }
+    db=$1
+    bin=${2:-target/release/ghmetrics}
+    export RUST_LOG=warn,ghmetrics::app=info
+    . tests/serve.sh
+    serve_fixture "$db" "${TMPDIR:-/tmp}/filters.log"
+    read -r first last < <(sqlite3 -readonly -separator ' ' "$db" "SELECT min(created_at), max(created_at) FROM events")
+    repo=${REPO:-$(sqlite3 -readonly "$db" "SELECT repo_name FROM pr_counts ORDER BY events DESC LIMIT 1")}
+fi
 iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 width=$((days * 86400))
 span=$((last - first - width))
