@@ -146,6 +146,31 @@ async fn source_says_watched_archive_or_global_feed() {
             )
         }
     };
+    // One repository's event counts and timeline points say it the same way
+    // (without `import`).
+    let counts_source = |app: &TestApp, window: &str| {
+        let paths = [
+            format!("/metrics/event-counts?repo_name={REPO}{window}"),
+            format!("/metrics/visualization/timeline?format=json&repo_name={REPO}{window}"),
+        ];
+        let http = app.http.clone();
+        let address = app.address;
+        async move {
+            let mut sources = Vec::new();
+            for path in paths {
+                let body: Value = http
+                    .get(format!("http://{address}{path}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                sources.push(body["source"].as_str().unwrap().to_owned());
+            }
+            sources
+        }
+    };
     let hour_1_only = "&from=2015-01-01T01:00:00Z&to=2015-01-01T02:00:00Z";
     let both_hours = "&from=2015-01-01T01:00:00Z&to=2015-01-01T03:00:00Z";
     for store in every_store() {
@@ -158,6 +183,14 @@ async fn source_says_watched_archive_or_global_feed() {
         let app = TestApp::spawn(store.location.clone(), None).await;
         import(&app.store, vec![hour_file.clone(), loose_file.clone()], &[]).await;
         assert_eq!(source(&app, hour_1_only).await, ("archive".into(), 3));
+        assert_eq!(
+            counts_source(&app, hour_1_only).await,
+            ["archive", "archive"]
+        );
+        assert_eq!(
+            counts_source(&app, both_hours).await,
+            ["global_feed", "global_feed"]
+        );
         // Hour 2's opening came from a file that is not an archive hour.
         assert_eq!(source(&app, both_hours).await, ("import".into(), 4));
         assert_eq!(source(&app, "").await, ("import".into(), 4));
@@ -169,6 +202,10 @@ async fn source_says_watched_archive_or_global_feed() {
         import(&app.store, vec![hour_2_file.clone()], &[]).await;
         assert_eq!(source(&app, both_hours).await, ("archive".into(), 4));
         assert_eq!(source(&app, "").await, ("archive".into(), 4));
+        assert_eq!(
+            counts_source(&app, both_hours).await,
+            ["archive", "archive"]
+        );
         app.stop().await;
 
         // Watched: over a window it was watched all along (and without a
@@ -177,6 +214,10 @@ async fn source_says_watched_archive_or_global_feed() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let since_start = format!("&from={}", rfc3339(chrono::Utc::now().timestamp() - 1));
         assert_eq!(source(&app, &since_start).await, ("watched".into(), 0));
+        assert_eq!(
+            counts_source(&app, &since_start).await,
+            ["watched", "watched"]
+        );
         assert_eq!(source(&app, "").await, ("watched".into(), 4));
         assert_eq!(source(&app, both_hours).await, ("archive".into(), 4));
         app.stop().await;

@@ -178,6 +178,11 @@ struct EventCounts {
     pull_request: u64,
     #[serde(rename = "IssuesEvent")]
     issues: u64,
+    /// With `repo_name` only: how complete the repository's counts are
+    /// (see [`repo_source`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "archive")]
+    source: Option<&'static str>,
 }
 
 impl From<store::EventCounts> for EventCounts {
@@ -186,8 +191,41 @@ impl From<store::EventCounts> for EventCounts {
             watch: counts.watch,
             pull_request: counts.pull_request,
             issues: counts.issues,
+            source: None,
         }
     }
+}
+
+/// How complete one repository's answer over `window` is: `watched` when
+/// its own feed was polled over the whole window (`--watch-repo`);
+/// `archive` when every hour of the window (up to now) is settled, every
+/// archive file that can hold its events read; `global_feed` otherwise,
+/// what the sampled live feeds, imported files and archive hours not settled
+/// yet happened to hold.
+async fn repo_source(
+    state: &AppState,
+    repo: &str,
+    window: Window,
+    now: i64,
+) -> Result<&'static str, AppError> {
+    let watched = state
+        .watched
+        .iter()
+        .any(|(name, &since)| name.eq_ignore_ascii_case(repo) && since <= window.from);
+    if watched {
+        return Ok("watched");
+    }
+    let end = window.to.min(now);
+    if end <= window.from {
+        return Ok("global_feed");
+    }
+    let hours = HourRange::of_seconds(window.from, end - 1);
+    let settled = state.store.settled_hours(hours).await?;
+    Ok(if settled == hours.len() as u64 {
+        "archive"
+    } else {
+        "global_feed"
+    })
 }
 
 /// The description of `exclude_bots`, the same on every endpoint.
@@ -289,8 +327,15 @@ async fn event_counts(
     };
     let stamp = stamp_for(&state, Some(window), now).await?;
     cache::answer(&state, key, stamp, || async {
+        let source = match &filter.repo_name {
+            Some(repo) => Some(repo_source(&state, repo, window.at(now), now).await?),
+            None => None,
+        };
         let counts = counts_in(&state, window, now, filter).await?;
-        let mut answer = cache::json(&EventCounts::from(counts))?;
+        let mut answer = cache::json(&EventCounts {
+            source,
+            ..EventCounts::from(counts)
+        })?;
         answer.complete_until = complete_until(&state, Some(window), now).await?;
         Ok(answer)
     })
@@ -621,6 +666,7 @@ async fn visualization_timeline(
             count: buckets as usize,
         };
         let mut title = title(window, now, &filter);
+        let repo = filter.repo_name.clone();
         let mut counts = state.store.timeline(buckets, filter).await?;
         if cumulative {
             for i in 1..counts.len() {
@@ -635,9 +681,16 @@ async fn visualization_timeline(
         };
         let complete_until = complete_until(&state, Some(window), now).await?;
         let Some(format) = format else {
+            let source = match repo {
+                Some(repo) => Some(repo_source(&state, &repo, window.at(now), now).await?),
+                None => None,
+            };
             return Ok(Answer {
                 complete_until,
-                ..cache::json(&TimelinePoints::of(&timeline, cumulative))?
+                ..cache::json(&TimelinePoints {
+                    source,
+                    ..TimelinePoints::of(&timeline, cumulative)
+                })?
             });
         };
         if cumulative {
@@ -664,6 +717,11 @@ struct TimelinePoints {
     cumulative: bool,
     /// The points, oldest first.
     points: Vec<TimelinePoint>,
+    /// With `repo_name` only: how complete the repository's points are:
+    /// `watched`, `archive` or `global_feed`, as in event-counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "global_feed")]
+    source: Option<&'static str>,
 }
 
 /// One bucket: when it starts, and its events per type.
@@ -696,6 +754,7 @@ impl TimelinePoints {
             bucket_minutes: timeline.bucket_seconds / SECONDS_PER_MINUTE,
             cumulative,
             points,
+            source: None,
         }
     }
 }
