@@ -6,10 +6,14 @@ use std::collections::HashMap;
 
 use super::text::{bad, event_type, fields, number, quote, read_tsv};
 use super::{ClickHouse, ClickHouseError, top};
-use crate::core::bots::APP_SUFFIX;
 use crate::core::event::{EventType, PerType};
 use crate::core::time::{Buckets, SECONDS_PER_MINUTE, Window, ceil_div};
 use crate::store::{DataVersion, EventCounts, Filter, PrGapSummary, Ranking, Totals};
+
+/// The actor's login in lower case, as SQL.
+const LOGIN_SQL: &str = "lower(ifNull(actor_login, ''))";
+/// Whether the actor is a GitHub App (its login ends in `[bot]`), as SQL.
+const APP_SQL: &str = "endsWith(lower(ifNull(actor_login, '')), '[bot]')";
 
 /// A time in seconds as a `DateTime` bound, within its range.
 fn at(seconds: i64) -> String {
@@ -68,14 +72,55 @@ impl ClickHouse {
 
     /// Whether the event's actor is a bot (see [`Filter`]), as SQL.
     fn bot_sql(&self) -> String {
-        let bots = self.bots.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let login = "lower(ifNull(actor_login, ''))";
-        let mut sql = format!("(endsWith({login}, {})", quote(APP_SUFFIX));
-        if !bots.is_empty() {
-            let named: Vec<String> = bots.iter().map(quote).collect();
-            sql += &format!(" OR {login} IN ({})", named.join(", "));
+        match self.named_bot_sql() {
+            Some(named) => format!("({APP_SQL} OR {named})"),
+            None => APP_SQL.to_owned(),
         }
-        sql + ")"
+    }
+
+    /// Whether the event's actor is one of the logins named as bots, as SQL;
+    /// `None` when none is named.
+    fn named_bot_sql(&self) -> Option<String> {
+        let bots = self.bots.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if bots.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = bots.iter().map(quote).collect();
+        Some(format!("{LOGIN_SQL} IN ({})", named.join(", ")))
+    }
+
+    /// Rows `(code, k, n)`: the events of each type in the whole minutes
+    /// `[m0, m1)`, grouped by `key` (an expression of `minute`), from the
+    /// minute rollup; with `exclude_bots`, less the GitHub Apps' (their own
+    /// rollup) and those of the logins named as bots (read from the events:
+    /// nothing when none is named).
+    fn minutes_sql(&self, m0: i64, m1: i64, key: &str, exclude_bots: bool) -> String {
+        let range = format!("minute >= {m0} AND minute < {m1}");
+        let rollup = |table: &str, sign: &str| {
+            format!(
+                "SELECT toUInt8(type) AS code, {key} AS k, {sign}sum(events) AS n FROM {}
+                 WHERE {range} GROUP BY type, k",
+                self.layout.table(table)
+            )
+        };
+        let mut sql = rollup("event_counts_by_minute", "");
+        if !exclude_bots {
+            return sql;
+        }
+        sql += &format!(" UNION ALL {}", rollup("app_bot_counts_by_minute", "-"));
+        if let Some(named) = self.named_bot_sql() {
+            let key = key.replace("minute", "toUInt32(intDiv(toUInt32(created_at), 60))");
+            sql += &format!(
+                " UNION ALL SELECT toUInt8(type) AS code, {key} AS k, -toInt64(count()) AS n FROM {}
+                 WHERE {} AND {named} AND NOT {APP_SQL} GROUP BY type, k",
+                self.layout.table("events"),
+                within(Window {
+                    from: m0 * SECONDS_PER_MINUTE,
+                    to: m1 * SECONDS_PER_MINUTE
+                }),
+            );
+        }
+        sql
     }
 
     /// The conditions (each after `AND`) that keep the events `filter` keeps.
@@ -91,16 +136,18 @@ impl ClickHouse {
     }
 
     /// Events per type in `[from, to)` that `filter` keeps. For every
-    /// event: the raw events of the partial minutes at each end, and the
-    /// whole minutes between from the minute rollup (a few thousand rows a
-    /// month, however many events); otherwise the window's events, filtered.
+    /// event, or without bots: the raw events of the partial minutes at each
+    /// end, and the whole minutes between from the minute rollups (a few
+    /// thousand rows a month, however many events; see
+    /// [`ClickHouse::minutes_sql`]); for one repository, its events in the
+    /// window.
     pub async fn event_counts(
         &self,
         from: i64,
         to: i64,
         filter: &Filter,
     ) -> Result<EventCounts, ClickHouseError> {
-        if !filter.is_all() {
+        if filter.repo_name.is_some() {
             let answer = self
                 .query(&format!(
                     "SELECT toUInt8(type), count() FROM {} WHERE {}{} GROUP BY type FORMAT TabSeparated",
@@ -132,17 +179,16 @@ impl ClickHouse {
         };
         let answer = self
             .query(&format!(
-                "SELECT code, sum(n) FROM (
-                     SELECT toUInt8(type) AS code, toInt64(count()) AS n FROM {events}
-                     WHERE (created_at >= toDateTime({from}) AND created_at < toDateTime({head_end}))
-                        OR (created_at >= toDateTime({tail_start}) AND created_at < toDateTime({to}))
+                "SELECT code, greatest(sum(n), 0) FROM (
+                     SELECT toUInt8(type) AS code, toUInt8(0) AS k, toInt64(count()) AS n FROM {events}
+                     WHERE ((created_at >= toDateTime({from}) AND created_at < toDateTime({head_end}))
+                        OR (created_at >= toDateTime({tail_start}) AND created_at < toDateTime({to}))){only}
                      GROUP BY type
-                     UNION ALL
-                     SELECT toUInt8(type) AS code, sum(events) AS n FROM {minutes}
-                     WHERE minute >= {m0} AND minute < {m1} GROUP BY type)
+                     UNION ALL {minutes})
                  GROUP BY code FORMAT TabSeparated",
                 events = self.layout.table("events"),
-                minutes = self.layout.table("event_counts_by_minute"),
+                only = self.filter_sql(filter),
+                minutes = self.minutes_sql(m0, m1, "toUInt8(0)", filter.exclude_bots),
             ))
             .await?;
         let mut counts = PerType::default();
@@ -154,7 +200,8 @@ impl ClickHouse {
     }
 
     /// Events per type in each of `buckets` that `filter` keeps: for every
-    /// event from the minute rollup, otherwise from the window's events.
+    /// event or without bots from the minute rollups (see
+    /// [`ClickHouse::minutes_sql`]), for one repository from its events.
     pub async fn timeline(
         &self,
         buckets: Buckets,
@@ -170,7 +217,7 @@ impl ClickHouse {
         if end <= 0 {
             return Ok(counts);
         }
-        if !filter.is_all() {
+        if filter.repo_name.is_some() {
             let span = Buckets {
                 first_minute,
                 minutes: bucket_minutes,
@@ -195,15 +242,18 @@ impl ClickHouse {
             }
             return Ok(counts);
         }
-        // Whole minutes from the minute rollup (buckets are whole minutes).
+        // Whole minutes from the minute rollups (buckets are whole minutes).
+        let key = format!("intDiv(toInt64(minute) - ({first_minute}), {bucket_minutes})");
+        let minutes = self.minutes_sql(
+            first_minute.max(0),
+            end.min(i64::from(u32::MAX)),
+            &key,
+            filter.exclude_bots,
+        );
         let answer = self
             .query(&format!(
-                "SELECT toUInt8(type), intDiv(toInt64(minute) - ({first_minute}), {bucket_minutes}) AS bucket, sum(events)
-                 FROM {} WHERE minute >= {} AND minute < {}
-                 GROUP BY type, bucket FORMAT TabSeparated",
-                self.layout.table("event_counts_by_minute"),
-                first_minute.max(0),
-                end.min(i64::from(u32::MAX)),
+                "SELECT code, k, greatest(sum(n), 0) FROM ({minutes})
+                 GROUP BY code, k FORMAT TabSeparated"
             ))
             .await?;
         for line in answer.lines() {

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "settled_hours",
         include_str!("../../../migrations/clickhouse/V6__settled_hours.sql"),
     ),
+    (
+        7,
+        "app_bot_counts",
+        include_str!("../../../migrations/clickhouse/V7__app_bot_counts.sql"),
+    ),
 ];
 
 /// Applies the migrations `layout.main` has not recorded.

@@ -684,6 +684,10 @@ impl ClickHouse {
                 "event_counts_by_minute",
                 format!("minute < {}", cutoff / SECONDS_PER_MINUTE),
             ),
+            (
+                "app_bot_counts_by_minute",
+                format!("minute < {}", cutoff / SECONDS_PER_MINUTE),
+            ),
             // The hours that lose events lose their summaries, and with
             // them their files, settling and late arrivals.
             (
