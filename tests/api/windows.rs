@@ -718,27 +718,20 @@ async fn answers_without_bots_and_for_one_repository_are_exact_in_any_window() {
         ] {
             assert_eq!(app.get(path).await.status(), 200, "{path}");
         }
-        for endpoint in WINDOWED {
-            let path = format!("{endpoint}exclude_bots=yes&from=2015-01-01");
+        let bad_flag = WINDOWED.map(|endpoint| {
+            (
+                endpoint,
+                "exclude_bots=yes",
+                "exclude_bots must be true or false",
+            )
+        });
+        let bad_name = ["/metrics/event-counts?", "/metrics/visualization/timeline?"]
+            .map(|endpoint| (endpoint, "repo_name=a/b/c", "repo_name must be owner/name"));
+        for (endpoint, query, says) in bad_flag.into_iter().chain(bad_name) {
+            let path = format!("{endpoint}{query}&from=2015-01-01");
             let (status, body) = app.get_json(&path).await;
             assert_eq!(status, 422, "{path}");
-            assert!(
-                body["detail"]
-                    .as_str()
-                    .unwrap()
-                    .contains("exclude_bots must be true or false")
-            );
-        }
-        for endpoint in ["/metrics/event-counts?", "/metrics/visualization/timeline?"] {
-            let path = format!("{endpoint}repo_name=a/b/c&from=2015-01-01");
-            let (status, body) = app.get_json(&path).await;
-            assert_eq!(status, 422, "{path}");
-            assert!(
-                body["detail"]
-                    .as_str()
-                    .unwrap()
-                    .contains("repo_name must be owner/name")
-            );
+            assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
         }
         app.stop().await;
         let then = logins(&named_then);

@@ -204,58 +204,45 @@ impl ClickHouse {
     /// [`ClickHouse::minutes_sql`]), for one repository from its events.
     pub async fn timeline(
         &self,
-        buckets: Buckets,
+        span: Buckets,
         filter: &Filter,
     ) -> Result<Vec<PerType<u64>>, ClickHouseError> {
         let Buckets {
             first_minute,
             minutes: bucket_minutes,
             count: buckets,
-        } = buckets;
+        } = span;
         let end = first_minute + bucket_minutes * buckets as i64;
         let mut counts = vec![PerType::default(); buckets];
         if end <= 0 {
             return Ok(counts);
         }
-        if filter.repo_name.is_some() {
-            let span = Buckets {
-                first_minute,
-                minutes: bucket_minutes,
-                count: buckets,
-            };
-            let answer = self
-                .query(&format!(
-                    "SELECT toUInt8(type), intDiv(toInt64(toUInt32(created_at)) - ({}), {}) AS bucket, count()
-                     FROM {} WHERE {}{} GROUP BY type, bucket FORMAT TabSeparated",
-                    span.start(),
-                    span.seconds(),
-                    self.layout.table("events"),
-                    within(span.window()),
-                    self.filter_sql(filter),
-                ))
-                .await?;
-            for line in answer.lines() {
-                let [code, bucket, count] = fields::<3>(line)?;
-                let bucket: usize = number(bucket, line)?;
-                let slot = counts.get_mut(bucket).ok_or_else(|| bad(line))?;
-                slot[event_type(code)?] = number(count, line)?;
-            }
-            return Ok(counts);
-        }
-        // Whole minutes from the minute rollups (buckets are whole minutes).
-        let key = format!("intDiv(toInt64(minute) - ({first_minute}), {bucket_minutes})");
-        let minutes = self.minutes_sql(
-            first_minute.max(0),
-            end.min(i64::from(u32::MAX)),
-            &key,
-            filter.exclude_bots,
-        );
-        let answer = self
-            .query(&format!(
+        // One repository's events in the buckets' seconds, or whole minutes
+        // from the minute rollups (buckets are whole minutes).
+        let sql = if filter.repo_name.is_some() {
+            format!(
+                "SELECT toUInt8(type), intDiv(toInt64(toUInt32(created_at)) - ({}), {}) AS bucket, count()
+                 FROM {} WHERE {}{} GROUP BY type, bucket FORMAT TabSeparated",
+                span.start(),
+                span.seconds(),
+                self.layout.table("events"),
+                within(span.window()),
+                self.filter_sql(filter),
+            )
+        } else {
+            let key = format!("intDiv(toInt64(minute) - ({first_minute}), {bucket_minutes})");
+            let minutes = self.minutes_sql(
+                first_minute.max(0),
+                end.min(i64::from(u32::MAX)),
+                &key,
+                filter.exclude_bots,
+            );
+            format!(
                 "SELECT code, k, greatest(sum(n), 0) FROM ({minutes})
                  GROUP BY code, k FORMAT TabSeparated"
-            ))
-            .await?;
+            )
+        };
+        let answer = self.query(&sql).await?;
         for line in answer.lines() {
             let [code, bucket, count] = fields::<3>(line)?;
             let bucket: usize = number(bucket, line)?;
