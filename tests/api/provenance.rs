@@ -127,50 +127,27 @@ async fn source_says_watched_archive_or_global_feed() {
     let filtered = write_gz(filtered_dir.path(), "2015-01-01-2.json.gz", &in_hour_2);
     let hour_2_file = write_gz(dir.path(), "2015-01-01-2.json.gz", &in_hour_2);
 
-    let source = |app: &TestApp, window: &str| {
+    async fn source(app: &TestApp, window: &str) -> (String, u64) {
         let path = format!("/metrics/average-pr-time?repo_name={REPO}{window}");
-        let http = app.http.clone();
-        let address = app.address;
-        async move {
-            let body: Value = http
-                .get(format!("http://{address}{path}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (
-                body["source"].as_str().unwrap().to_owned(),
-                body["pr_count"].as_u64().unwrap(),
-            )
-        }
-    };
+        let (_, body) = app.get_json(&path).await;
+        (
+            body["source"].as_str().unwrap().to_owned(),
+            body["pr_count"].as_u64().unwrap(),
+        )
+    }
     // One repository's event counts and timeline points say it the same way
     // (without `import`).
-    let counts_source = |app: &TestApp, window: &str| {
-        let paths = [
+    async fn counts_source(app: &TestApp, window: &str) -> Vec<String> {
+        let mut sources = Vec::new();
+        for path in [
             format!("/metrics/event-counts?repo_name={REPO}{window}"),
             format!("/metrics/visualization/timeline?format=json&repo_name={REPO}{window}"),
-        ];
-        let http = app.http.clone();
-        let address = app.address;
-        async move {
-            let mut sources = Vec::new();
-            for path in paths {
-                let body: Value = http
-                    .get(format!("http://{address}{path}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                sources.push(body["source"].as_str().unwrap().to_owned());
-            }
-            sources
+        ] {
+            let (_, body) = app.get_json(&path).await;
+            sources.push(body["source"].as_str().unwrap().to_owned());
         }
-    };
+        sources
+    }
     let hour_1_only = "&from=2015-01-01T01:00:00Z&to=2015-01-01T02:00:00Z";
     let both_hours = "&from=2015-01-01T01:00:00Z&to=2015-01-01T03:00:00Z";
     for store in every_store() {

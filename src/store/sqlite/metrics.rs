@@ -54,9 +54,8 @@ const REPO_EVENTS_SQL: &str =
     WHERE repo_name = ?1 COLLATE NOCASE AND created_at >= ?2 AND created_at < ?3 AND bot <= ?4";
 
 /// `?1` type code, `?2`..`?3` the window: the bots' events of one type
-/// (`created_at`, repository), from the partial index of bots' events alone.
-const BOT_EVENTS_SQL: &str =
-    "SELECT created_at, repo_name FROM events INDEXED BY bot_events_by_type_time
+/// (their repository), from the partial index of bots' events alone.
+const BOT_EVENTS_SQL: &str = "SELECT repo_name FROM events INDEXED BY bot_events_by_type_time
     WHERE bot = 1 AND type_code = ?1 AND created_at >= ?2 AND created_at < ?3";
 
 /// `?4` for a filter: 0 keeps only the humans' events (`bot <= 0`).
@@ -117,10 +116,7 @@ pub fn event_counts(
         })?;
         return Ok(counts.into());
     }
-    let counted = match filter.exclude_bots {
-        true => Counted::Humans,
-        false => Counted::Every,
-    };
+    let counted = Counted::kept(filter.exclude_bots);
     Ok(rollup_event_counts(conn, from, to, counted)?.into())
 }
 
@@ -143,24 +139,6 @@ fn for_each_repo_event(
     while let Some(row) = rows.next()? {
         if let Some(event_type) = EventType::from_code(row.get(1)?) {
             visit(row.get(0)?, event_type);
-        }
-    }
-    Ok(())
-}
-
-/// Hands `visit` the `created_at` and repository of each bot's event of
-/// `event_type` in `window`.
-fn for_each_bot_event(
-    conn: &Connection,
-    event_type: EventType,
-    window: Window,
-    mut visit: impl FnMut(i64, &str) -> bool,
-) -> Result<(), rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(BOT_EVENTS_SQL)?;
-    let mut rows = stmt.query(params![event_type.code(), window.from, window.to])?;
-    while let Some(row) = rows.next()? {
-        if !visit(row.get(0)?, row.get_ref(1)?.as_str()?) {
-            break;
         }
     }
     Ok(())
@@ -234,10 +212,7 @@ pub fn timeline(
         )?;
         return Ok(counts);
     }
-    let counted = match filter.exclude_bots {
-        true => Counted::Humans,
-        false => Counted::Every,
-    };
+    let counted = Counted::kept(filter.exclude_bots);
     rollup_timeline(conn, buckets, counted)
 }
 
@@ -468,10 +443,11 @@ fn rank_window(
     }
     if exclude_bots {
         // Every bot's event was counted above, so each finds its repository.
-        for_each_bot_event(conn, event_type, window, |_, repo| {
-            counts.remove(repo);
-            true
-        })?;
+        let mut stmt = conn.prepare_cached(BOT_EVENTS_SQL)?;
+        let mut rows = stmt.query(params![event_type.code(), window.from, window.to])?;
+        while let Some(row) = rows.next()? {
+            counts.remove(row.get_ref(0)?.as_str()?);
+        }
     }
     let mut ranked: Vec<usize> = (0..counts.entries.len())
         .filter(|&i| counts.entries[i].count > 0)

@@ -31,6 +31,15 @@ pub enum Counted {
 }
 
 impl Counted {
+    /// The family an answer reads: the humans' without bots, else every event's.
+    pub fn kept(exclude_bots: bool) -> Counted {
+        if exclude_bots {
+            Counted::Humans
+        } else {
+            Counted::Every
+        }
+    }
+
     /// The family's table of `bucket` (`minute`, `hour`, `day`).
     pub fn table(self, bucket: &str) -> String {
         match self {
